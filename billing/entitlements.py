@@ -1,0 +1,114 @@
+"""Admission: is this request allowed on the tenant's plan, and can the tenant afford it?
+
+Checked before any provider is called, in this order:
+    1. model and capability on the plan, and on the key's own allow-list   -> 403
+    2. request rate (django-ratelimit's core, key = API key, rate = plan)   -> 429 + Retry-After
+    3. the monthly spend cap: reserve the most the request can cost         -> 429 insufficient_quota
+The reservation is replaced by the actual cost at settlement (usage.recording).
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fnmatch import fnmatchcase
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django_ratelimit import ALL
+from django_ratelimit.core import get_usage
+
+from billing.models import Plan
+from providers.pricing import most_cost
+from usage import recording
+from usage.recording import Reservation
+
+
+class Refusal(Exception):
+    """The plan says no. Carries the status and envelope fields the client sees."""
+
+    def __init__(self, status: int, message: str, *, type: str, code: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: the parts of an authenticated key admission needs."""
+
+    tenant_id: int
+    tenant_slug: str
+    key_id: int
+    key_name: str
+    key_allowed_models: tuple[str, ...]
+    plan: Plan
+
+
+def upgrade_hint() -> str:
+    return f"upgrade at {settings.PUBLIC_BASE_URL}/billing"
+
+
+def check_model(caller: Caller, model) -> None:
+    plan = caller.plan
+    if not plan.allows_capability(model.capability):
+        raise Refusal(403, f"{model.capability} models are not on plan {plan.name}; {upgrade_hint()}.",
+                      type="permission_error", code="capability_not_on_plan")
+    if not plan.allows_model(model.public_id, model.group):
+        raise Refusal(403, f"model '{model.public_id}' is not on plan {plan.name}; {upgrade_hint()}. "
+                      "GET /v1/models lists the models your plan includes.",
+                      type="permission_error", code="model_not_on_plan")
+    allowed = caller.key_allowed_models
+    if allowed and not any(fnmatchcase(model.public_id, pattern) for pattern in allowed):
+        raise Refusal(403, f"API key '{caller.key_name}' may not use model '{model.public_id}'; it is limited "
+                      f"to {', '.join(allowed)}.", type="permission_error", code="model_not_allowed_for_key")
+
+
+def plan_rate(group, caller: Caller) -> str:
+    return f"{caller.plan.requests_per_minute}/m"
+
+
+def key_of(group, caller: Caller) -> str:
+    return str(caller.key_id)
+
+
+def check_rate(caller: Caller) -> None:
+    # django-ratelimit only reads the "request" through the key and rate callables, so the
+    # caller stands in for it; method=ALL skips its HTTP-method filter.
+    usage = get_usage(caller, group="v1", key=key_of, rate=plan_rate, method=ALL, increment=True)
+    if usage is not None and usage["should_limit"]:
+        retry_after = max(1, usage["time_left"])
+        raise Refusal(429, f"Rate limit reached: plan {caller.plan.name} allows "
+                      f"{caller.plan.requests_per_minute} requests per minute. Retry in {retry_after}s, "
+                      f"or {upgrade_hint()} for a higher limit.",
+                      type="rate_limit_error", code="rate_limit_exceeded", retry_after=retry_after)
+
+
+def estimate_input_tokens(text_chars: int, images: int) -> int:
+    """An upper estimate of prompt tokens without a tokenizer: no tokenizer we know produces
+    fewer than ~2 characters per token on text, and images are counted at a flat 1,600."""
+    return text_chars // 2 + 16 + images * 1600
+
+
+def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int) -> Reservation:
+    amount = most_cost(model.prices, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
+    cap = caller.plan.monthly_spend_limit
+    month = recording.reserve(caller.tenant_id, amount, cap)
+    if month is None:
+        raise Refusal(429, f"You exceeded your current quota: plan {caller.plan.name} allows ${cap} of spend per "
+                      f"month and this request could cost up to ${amount.quantize(Decimal('0.000001'))}. "
+                      f"Lower max_tokens, wait for next month, or {upgrade_hint()}.",
+                      type="insufficient_quota", code="insufficient_quota")
+    return Reservation(
+        request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
+        provider=model.provider, capability=model.capability, prices=model.prices, amount=amount, month=month,
+    )
+
+
+async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int) -> Reservation:
+    check_model(caller, model)
+    check_rate(caller)
+    return await sync_to_async(reserve_spend)(
+        caller, model, request_id=request_id, input_tokens=input_tokens, max_output_tokens=max_output_tokens
+    )

@@ -1,0 +1,55 @@
+from django.contrib import admin, messages
+
+from gateway.api_keys import revoke_api_key
+from gateway.models import ApiKey, Membership, Tenant
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "plan", "created_at"]
+    search_fields = ["slug", "name"]
+    list_filter = ["subscription__plan"]
+    inlines = [MembershipInline]
+
+    @admin.display(description="plan")
+    def plan(self, tenant):
+        subscription = getattr(tenant, "subscription", None)
+        return subscription.plan.name if subscription else "—"
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "user", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["tenant__slug", "user__email", "user__username"]
+    autocomplete_fields = ["tenant", "user"]
+
+
+@admin.action(description="Revoke selected keys")
+def revoke_keys(modeladmin, request, queryset):
+    for api_key in queryset:
+        revoke_api_key(api_key)
+    modeladmin.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are issued by their tenant (dashboard or create_api_key), never typed in here."""
+
+    list_display = ["name", "display_prefix", "tenant", "created_by", "created_at", "last_used_at", "expires_at",
+                    "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "tenant"]
+    search_fields = ["name", "prefix", "tenant__slug"]
+    readonly_fields = ["tenant", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    fields = ["tenant", "name", "prefix", "created_by", "created_at", "last_used_at", "expires_at", "revoked_at",
+              "allowed_models"]
+    actions = [revoke_keys]
+
+    def has_add_permission(self, request):
+        return False

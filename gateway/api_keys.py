@@ -1,0 +1,170 @@
+"""Issue, authenticate and revoke tenant API keys.
+
+A raw key is ``tg-<prefix>-<secret>``. The database keeps ``prefix`` (indexed, for lookup)
+and HMAC-SHA256(API_KEY_PEPPER, raw key), compared in constant time. The raw key exists
+only in the answer to whoever created it.
+
+Authentication serves a key's tenant and plan from process memory for KEY_CACHE_SECONDS, so
+the hot path costs no query after warm-up. A key revoked through revoke_api_key() stops
+working at once in this process and within KEY_CACHE_SECONDS in every other worker.
+"""
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from billing.models import Plan, SubscriptionStatus
+from gateway.models import ApiKey, Tenant
+from gateway.v1.errors import GatewayError
+
+KEY_PREFIX = "tg"
+CACHE_MAX_ENTRIES = 10_000
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class KeyLimitReached(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    api_key: ApiKey
+    raw: str  # show once, never store
+
+
+@dataclass(slots=True)
+class KeyContext:
+    """What the hot path needs about a key, its tenant and plan: a snapshot, not live rows."""
+
+    key_id: int
+    key_name: str
+    hashed: str
+    allowed_models: tuple[str, ...]
+    expires_at: datetime | None
+    revoked: bool
+    tenant_id: int
+    tenant_slug: str
+    plan: Plan
+    subscription_status: str
+    last_used_at: datetime | None
+
+
+def hash_key(raw: str) -> str:
+    return hmac.new(settings.API_KEY_PEPPER.encode(), raw.encode(), hashlib.sha256).hexdigest()
+
+
+def issue_api_key(tenant: Tenant, *, name: str, created_by=None, expires_at: datetime | None = None,
+                  allowed_models: list[str] | None = None) -> IssuedKey:
+    plan = tenant.subscription.plan
+    active = ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count()
+    if active >= plan.max_keys:
+        raise KeyLimitReached(
+            f"Tenant {tenant.slug} has {active} active keys, the most plan {plan.name} allows. "
+            "Revoke a key or upgrade the plan."
+        )
+    prefix = secrets.token_hex(6)
+    raw = f"{KEY_PREFIX}-{prefix}-{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(
+        tenant=tenant, name=name, prefix=prefix, hashed=hash_key(raw), created_by=created_by,
+        expires_at=expires_at, allowed_models=allowed_models or [],
+    )
+    return IssuedKey(api_key, raw)
+
+
+def revoke_api_key(api_key: ApiKey) -> None:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    _cache.pop(api_key.prefix, None)
+
+
+# prefix -> (monotonic expiry, context); LRU-bounded so random prefixes cannot grow it.
+_cache: OrderedDict[str, tuple[float, KeyContext]] = OrderedDict()
+
+
+def load_key_context(prefix: str) -> KeyContext | None:
+    row = (
+        ApiKey.objects.select_related("tenant__subscription__plan")
+        .filter(prefix=prefix)
+        .first()
+    )
+    if row is None:
+        return None
+    subscription = getattr(row.tenant, "subscription", None)
+    if subscription is None:
+        return None
+    return KeyContext(
+        key_id=row.pk, key_name=row.name, hashed=row.hashed, allowed_models=tuple(row.allowed_models or ()),
+        expires_at=row.expires_at, revoked=row.revoked_at is not None, tenant_id=row.tenant_id,
+        tenant_slug=row.tenant.slug, plan=subscription.plan, subscription_status=subscription.status,
+        last_used_at=row.last_used_at,
+    )
+
+
+def parse_bearer(request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    # Anthropic-style clients send the key in x-api-key.
+    return request.headers.get("x-api-key", "").strip()
+
+
+def unauthorized(message: str) -> GatewayError:
+    return GatewayError(401, message, type="invalid_request_error", code="invalid_api_key")
+
+
+async def authenticate(request) -> KeyContext:
+    raw = parse_bearer(request)
+    if not raw:
+        raise unauthorized(
+            "No API key provided. Send it as 'Authorization: Bearer tg-...'; create one in the dashboard "
+            "or with 'manage.py create_api_key'."
+        )
+    parts = raw.split("-", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        raise unauthorized("Incorrect API key provided: it is not a Tollgate key (they start with 'tg-').")
+    prefix = parts[1]
+    now = time.monotonic()
+    cached = _cache.get(prefix)
+    if cached is not None and cached[0] > now:
+        context = cached[1]
+        _cache.move_to_end(prefix)
+    else:
+        context = await sync_to_async(load_key_context)(prefix)
+        if context is None:
+            raise unauthorized("Incorrect API key provided.")
+        _cache[prefix] = (now + settings.KEY_CACHE_SECONDS, context)
+        if len(_cache) > CACHE_MAX_ENTRIES:
+            _cache.popitem(last=False)
+    if not hmac.compare_digest(context.hashed, hash_key(raw)):
+        raise unauthorized("Incorrect API key provided.")
+    if context.revoked:
+        raise unauthorized(f"API key '{context.key_name}' has been revoked. Create a new key in the dashboard.")
+    if context.expires_at is not None and context.expires_at <= timezone.now():
+        raise unauthorized(f"API key '{context.key_name}' expired at {context.expires_at:%Y-%m-%d %H:%M} UTC.")
+    if context.subscription_status == SubscriptionStatus.CANCELED:
+        raise GatewayError(403, f"Tenant {context.tenant_slug} has no active subscription. Choose a plan at "
+                           f"{settings.PUBLIC_BASE_URL}/billing.", type="permission_error", code="no_subscription")
+    return context
+
+
+def is_last_used_due(context: KeyContext) -> bool:
+    """last_used_at is written at most once a minute per key per process: a write per request
+    would cost more than the answer is worth."""
+    last = context.last_used_at
+    return last is None or timezone.now() - last >= LAST_USED_RESOLUTION
+
+
+def touch_last_used(context: KeyContext) -> None:
+    now = timezone.now()
+    context.last_used_at = now
+    ApiKey.objects.filter(pk=context.key_id).update(last_used_at=now)

@@ -1,0 +1,84 @@
+"""The one /v1 error envelope: ``{"error": {"message", "type", "param", "code"}}``.
+
+Statuses are the ones the OpenAI SDKs map to the right exception (400 BadRequest, 401
+Authentication, 403 PermissionDenied, 404 NotFound, 413, 429 RateLimit, 5xx InternalServer).
+Messages say what was wrong and what to do.
+"""
+
+import functools
+import logging
+import uuid
+
+from django.http import JsonResponse
+
+from billing.entitlements import Refusal
+from providers.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+
+def bad_request(message: str, *, param: str | None = None, code: str | None = "invalid_value") -> GatewayError:
+    return GatewayError(400, message, param=param, code=code)
+
+
+def error_body(message: str, *, type: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def as_gateway_error(exc: Exception) -> GatewayError:
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, Refusal):
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+        return GatewayError(exc.status, exc.message, type=exc.type, code=exc.code, headers=headers)
+    if isinstance(exc, ProviderError):
+        headers = {"Retry-After": str(int(exc.retry_after) + 1)} if exc.retry_after else {}
+        return GatewayError(exc.status, exc.message, type=exc.error_type, code=exc.code, headers=headers)
+    raise TypeError(exc)
+
+
+def error_response(error: GatewayError, *, request_id: str | None = None) -> JsonResponse:
+    response = JsonResponse(
+        error_body(error.message, type=error.type, param=error.param, code=error.code), status=error.status
+    )
+    for name, value in error.headers.items():
+        response[name] = value
+    if request_id:
+        response["x-request-id"] = request_id
+    return response
+
+
+def api_view(view):
+    """Wrap an async /v1 view: every failure leaves as the envelope, never as an HTML page."""
+
+    @functools.wraps(view)
+    async def wrapper(request, *args, **kwargs):
+        request.request_id = f"req_{uuid.uuid4().hex}"
+        try:
+            response = await view(request, *args, **kwargs)
+        except (GatewayError, Refusal, ProviderError) as exc:
+            return error_response(as_gateway_error(exc), request_id=request.request_id)
+        except Exception:
+            log.exception("unhandled error in %s (request %s)", request.path, request.request_id)
+            return error_response(
+                GatewayError(500, f"The gateway failed on this request ({request.request_id}). "
+                             "Retry, and report the request id if it persists.", type="server_error"),
+                request_id=request.request_id,
+            )
+        response["x-request-id"] = request.request_id
+        return response
+
+    wrapper.csrf_exempt = True
+    return wrapper

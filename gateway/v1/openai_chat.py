@@ -1,0 +1,288 @@
+"""OpenAI Chat Completions as a client protocol: decode a request, encode results and chunks.
+
+Decoding is strict: a wrong type or an unknown argument is a 400 that names the field, as
+OpenAI's own API answers, rather than a silently ignored setting.
+"""
+
+import json
+import time
+from typing import Any
+
+from gateway.v1.errors import bad_request
+from providers.types import (
+    ChatRequest,
+    ChatResult,
+    ContentPart,
+    Delta,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCall,
+    Usage,
+)
+
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+# Accepted and not forwarded: they change nothing a provider computes.
+IGNORED = {"store", "metadata", "service_tier", "prompt_cache_key", "safety_identifier", "parallel_tool_calls"}
+SUPPORTED = {
+    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
+    "top_p", "stop", "seed", "n", "tools", "tool_choice", "response_format", "reasoning_effort", "user",
+}
+REASONING_EFFORTS = {"none", "minimal", "low", "medium", "high", "xhigh", "max"}
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise bad_request(f"The request body is not valid JSON ({exc}). Send a JSON object.",
+                          code="invalid_json") from exc
+    if not isinstance(payload, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    return payload
+
+
+def expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
+    # bool is an int in Python; a JSON true is never a valid number here.
+    if isinstance(value, bool) and kind is not bool:
+        raise bad_request(f"'{param}' must be {what}, not a boolean.", param=param, code="invalid_type")
+    if not isinstance(value, kind):
+        raise bad_request(f"'{param}' must be {what}, not {json.dumps(value)[:60]}.", param=param,
+                          code="invalid_type")
+    return value
+
+
+def number_in(payload: dict, name: str, low: float, high: float) -> float | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    expect(value, (int, float), name, "a number")
+    if not low <= value <= high:
+        raise bad_request(f"'{name}' must be between {low:g} and {high:g}, not {value}.", param=name)
+    return float(value)
+
+
+def positive_int(payload: dict, name: str) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    expect(value, int, name, "an integer")
+    if value < 1:
+        raise bad_request(f"'{name}' must be at least 1, not {value}.", param=name)
+    return value
+
+
+def decode_content(value: Any, param: str) -> str | list[ContentPart] | None:
+    if value is None or isinstance(value, str):
+        return value
+    expect(value, list, param, "a string or a list of content parts")
+    parts: list[ContentPart] = []
+    for index, part in enumerate(value):
+        where = f"{param}[{index}]"
+        expect(part, dict, where, "an object")
+        kind = part.get("type")
+        if kind == "text":
+            parts.append(TextPart(expect(part.get("text"), str, f"{where}.text", "a string")))
+        elif kind == "image_url":
+            image = expect(part.get("image_url"), dict, f"{where}.image_url", "an object with 'url'")
+            url = expect(image.get("url"), str, f"{where}.image_url.url", "a URL string")
+            if not url.startswith(("https://", "http://", "data:image/")):
+                raise bad_request(f"'{where}.image_url.url' must be an http(s) URL or a data:image/... URL.",
+                                  param=f"{where}.image_url.url")
+            parts.append(ImagePart(url=url, detail=str(image.get("detail") or "auto")))
+        else:
+            raise bad_request(f"'{where}.type' must be 'text' or 'image_url', not {json.dumps(kind)}.",
+                              param=f"{where}.type")
+    return parts
+
+
+def decode_tool_calls(value: Any, param: str) -> list[ToolCall]:
+    if value is None:
+        return []
+    expect(value, list, param, "a list")
+    calls = []
+    for index, call in enumerate(value):
+        where = f"{param}[{index}]"
+        expect(call, dict, where, "an object")
+        function = expect(call.get("function"), dict, f"{where}.function", "an object")
+        calls.append(ToolCall(
+            id=expect(call.get("id"), str, f"{where}.id", "a string"),
+            name=expect(function.get("name"), str, f"{where}.function.name", "a string"),
+            arguments=expect(function.get("arguments", ""), str, f"{where}.function.arguments", "a JSON string"),
+        ))
+    return calls
+
+
+def decode_messages(value: Any) -> list[Message]:
+    expect(value, list, "messages", "a list of messages")
+    if not value:
+        raise bad_request("'messages' must contain at least one message.", param="messages")
+    messages = []
+    for index, raw in enumerate(value):
+        where = f"messages[{index}]"
+        expect(raw, dict, where, "an object with 'role' and 'content'")
+        role = raw.get("role")
+        if role not in ROLES:
+            raise bad_request(f"'{where}.role' must be one of {', '.join(sorted(ROLES))}, not {json.dumps(role)}.",
+                              param=f"{where}.role")
+        message = Message(
+            role=role,
+            content=decode_content(raw.get("content"), f"{where}.content"),
+            name=expect(raw["name"], str, f"{where}.name", "a string") if raw.get("name") is not None else None,
+            tool_calls=decode_tool_calls(raw.get("tool_calls"), f"{where}.tool_calls") if role == "assistant" else [],
+            tool_call_id=raw.get("tool_call_id") if role == "tool" else None,
+        )
+        if message.content is None and not message.tool_calls:
+            raise bad_request(f"'{where}.content' is required.", param=f"{where}.content")
+        if role == "tool" and not isinstance(message.tool_call_id, str):
+            raise bad_request(f"'{where}.tool_call_id' is required on tool messages.", param=f"{where}.tool_call_id")
+        messages.append(message)
+    return messages
+
+
+def decode(body: bytes) -> ChatRequest:
+    payload = parse_json_object(body)
+    unknown = sorted(set(payload) - SUPPORTED - IGNORED)
+    if unknown:
+        raise bad_request(f"Unrecognized request argument supplied: {', '.join(unknown)}.", param=unknown[0],
+                          code="unknown_parameter")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("'model' is required: a model id such as 'demo/echo' (GET /v1/models lists yours).",
+                          param="model", code="missing_required_parameter" if model is None else "invalid_type")
+    if "messages" not in payload:
+        raise bad_request("'messages' is required.", param="messages", code="missing_required_parameter")
+    stream = payload.get("stream") or False
+    expect(stream, bool, "stream", "true or false")
+    stream_options = payload.get("stream_options")
+    if stream_options is not None:
+        expect(stream_options, dict, "stream_options", "an object")
+        if not stream:
+            raise bad_request("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
+    include_usage = (stream_options or {}).get("include_usage", False)
+    expect(include_usage, bool, "stream_options.include_usage", "true or false")
+    n = positive_int(payload, "n")
+    if n not in (None, 1):
+        raise bad_request("'n' must be 1: the gateway returns one choice per request.", param="n")
+    stop = payload.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    if stop is not None:
+        expect(stop, list, "stop", "a string or a list of up to 4 strings")
+        if len(stop) > 4 or not all(isinstance(item, str) for item in stop):
+            raise bad_request("'stop' must be a string or a list of up to 4 strings.", param="stop")
+    max_completion = positive_int(payload, "max_completion_tokens")
+    max_tokens = positive_int(payload, "max_tokens")
+    seed = payload.get("seed")
+    if seed is not None:
+        expect(seed, int, "seed", "an integer")
+    tools = payload.get("tools")
+    if tools is not None:
+        expect(tools, list, "tools", "a list of function tools")
+        for index, tool in enumerate(tools):
+            expect(tool, dict, f"tools[{index}]", "an object")
+            if tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+                raise bad_request(f"'tools[{index}]' must be {{'type': 'function', 'function': {{...}}}}.",
+                                  param=f"tools[{index}]")
+    tool_choice = payload.get("tool_choice")
+    if tool_choice is not None and not (tool_choice in ("none", "auto", "required") or isinstance(tool_choice, dict)):
+        raise bad_request("'tool_choice' must be 'none', 'auto', 'required' or {'type': 'function', ...}.",
+                          param="tool_choice")
+    response_format = payload.get("response_format")
+    if response_format is not None:
+        expect(response_format, dict, "response_format", "an object")
+        if response_format.get("type") not in ("text", "json_object", "json_schema"):
+            raise bad_request("'response_format.type' must be 'text', 'json_object' or 'json_schema'.",
+                              param="response_format.type")
+    effort = payload.get("reasoning_effort")
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise bad_request(f"'reasoning_effort' must be one of {', '.join(sorted(REASONING_EFFORTS))}.",
+                          param="reasoning_effort")
+    user = payload.get("user")
+    if user is not None:
+        expect(user, str, "user", "a string")
+    return ChatRequest(
+        model=model,
+        messages=decode_messages(payload["messages"]),
+        stream=stream,
+        include_usage=include_usage,
+        max_output_tokens=max_completion or max_tokens,
+        temperature=number_in(payload, "temperature", 0, 2),
+        top_p=number_in(payload, "top_p", 0, 1),
+        stop=stop or [],
+        seed=seed,
+        tools=tools,
+        tool_choice=tool_choice,
+        response_format=response_format,
+        reasoning_effort=effort,
+        user=user,
+    )
+
+
+def encode_usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
+def encode_completion(result: ChatResult, *, completion_id: str, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.content, "refusal": None}
+    if result.reasoning:
+        message["reasoning_content"] = result.reasoning
+    if result.tool_calls:
+        message["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in result.tool_calls
+        ]
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
+        "usage": encode_usage(result.usage),
+    }
+
+
+class ChunkEncoder:
+    """Builds the chunks of one stream: same id, created and model on every chunk; ``usage``
+    null on each until the final usage chunk when the client asked for it."""
+
+    def __init__(self, *, completion_id: str, model: str, include_usage: bool):
+        self.head = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
+                     "model": model}
+        self.include_usage = include_usage
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        chunk = {**self.head, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                           "finish_reason": finish_reason}]}
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def role(self) -> dict[str, Any]:
+        return self._chunk({"role": "assistant", "content": ""}, None)
+
+    def delta(self, delta: Delta) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if delta.content is not None:
+            out["content"] = delta.content
+        if delta.reasoning is not None:
+            out["reasoning_content"] = delta.reasoning
+        if delta.tool_calls:
+            out["tool_calls"] = [
+                {"index": call.index, **({"id": call.id, "type": "function"} if call.id else {}),
+                 "function": {**({"name": call.name} if call.name else {}), "arguments": call.arguments}}
+                for call in delta.tool_calls
+            ]
+        return self._chunk(out, None)
+
+    def finish(self, reason: str) -> dict[str, Any]:
+        return self._chunk({}, reason)
+
+    def usage(self, usage: Usage) -> dict[str, Any]:
+        return {**self.head, "choices": [], "usage": encode_usage(usage)}

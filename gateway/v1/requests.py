@@ -1,0 +1,84 @@
+"""The steps every /v1 endpoint takes before a provider is called: method, key, body, model,
+admission. Each raises the envelope's GatewayError (or a billing Refusal) on failure."""
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+
+from billing import entitlements
+from billing.entitlements import Caller
+from gateway.api_keys import KeyContext, authenticate, is_last_used_due, touch_last_used
+from gateway.v1.errors import GatewayError, bad_request
+from providers import router
+from providers.router import Deployment, ModelInfo
+from usage.recording import Reservation
+
+CAPABILITY_ENDPOINTS = {
+    "chat": "/v1/chat/completions",
+    "image": "/v1/images/generations",
+    "video": "/v1/videos",
+    "speech": "/v1/audio/speech",
+    "transcription": "/v1/audio/transcriptions",
+    "embedding": "/v1/embeddings",
+}
+
+
+def too_large() -> GatewayError:
+    return GatewayError(413, f"The request body is larger than {settings.API_MAX_BODY_BYTES} bytes. Send a "
+                        "smaller request (shorter messages, fewer or smaller images).", code="request_too_large")
+
+
+def read_body(request) -> bytes:
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared and declared.isdigit() and int(declared) > settings.API_MAX_BODY_BYTES:
+        raise too_large()
+    try:
+        body = request.body
+    except RequestDataTooBig as exc:
+        raise too_large() from exc
+    if len(body) > settings.API_MAX_BODY_BYTES:
+        raise too_large()
+    return body
+
+
+def caller_of(key: KeyContext) -> Caller:
+    return Caller(tenant_id=key.tenant_id, tenant_slug=key.tenant_slug, key_id=key.key_id, key_name=key.key_name,
+                  key_allowed_models=key.allowed_models, plan=key.plan)
+
+
+async def authenticated_caller(request, *, method: str) -> Caller:
+    if request.method != method:
+        raise GatewayError(405, f"{request.path} accepts {method}, not {request.method}.", code="method_not_allowed",
+                           headers={"Allow": method})
+    key = await authenticate(request)
+    if is_last_used_due(key):
+        await sync_to_async(touch_last_used)(key)
+    return caller_of(key)
+
+
+async def find_model(public_id: str, *, capability: str) -> tuple[ModelInfo, Deployment]:
+    catalog = await router.get_catalog()
+    model = catalog.models.get(public_id)
+    if model is None:
+        raise GatewayError(404, f"The model '{public_id}' does not exist or is not enabled. GET /v1/models lists "
+                           "the models your plan includes.", param="model", code="model_not_found")
+    if model.capability != capability:
+        endpoint = CAPABILITY_ENDPOINTS.get(model.capability, "its own endpoint")
+        raise bad_request(f"'{public_id}' is a {model.capability} model; call it at {endpoint}.", param="model",
+                          code="wrong_endpoint")
+    return model, catalog.deployments[public_id][0]
+
+
+async def admit_request(request, caller: Caller, public_id: str, *, capability: str,
+                        requested_output: int | None, prompt_chars: int, images: int = 0,
+                        ) -> tuple[ModelInfo, Deployment, Reservation]:
+    model, deployment = await find_model(public_id, capability=capability)
+    if requested_output is not None and requested_output > model.max_output_tokens:
+        raise bad_request(f"max_tokens is too large: {requested_output}. '{public_id}' produces at most "
+                          f"{model.max_output_tokens} tokens per answer.", param="max_tokens")
+    reservation = await entitlements.admit(
+        caller, model, request_id=request.request_id,
+        input_tokens=entitlements.estimate_input_tokens(prompt_chars, images),
+        max_output_tokens=requested_output or model.max_output_tokens,
+    )
+    return model, deployment, reservation

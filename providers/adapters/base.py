@@ -1,0 +1,54 @@
+"""The adapter interface: canonical request in, canonical result or events out.
+
+An adapter translates and speaks HTTP, nothing else. It must NOT look at tenants, plans,
+prices, the database or Django requests, and must NOT retry (the router does). Every vendor
+failure leaves it as a providers.errors.ProviderError.
+"""
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from providers import errors
+from providers.types import ChatRequest, ChatResult, StreamEvent, Target
+
+
+class Adapter:
+    wire_format: str = ""
+
+    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
+        """One non-streamed chat completion. Usage must be the provider's own count."""
+        raise NotImplementedError
+
+    def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
+        """An async iterator of Delta, then one Finish, then one UsageReport when the provider
+        reports usage. Closing the iterator early must close the upstream connection."""
+        raise NotImplementedError
+
+
+def timeout_for(target: Target) -> httpx.Timeout:
+    return httpx.Timeout(connect=target.connect_timeout, read=target.read_timeout,
+                         write=target.read_timeout, pool=target.connect_timeout)
+
+
+def transport_error(exc: httpx.TransportError, target: Target) -> errors.ProviderError:
+    """An httpx transport failure as the gateway's own error (all retryable before output)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return errors.ProviderTimeout(
+            f"{target.provider} did not answer in time ({type(exc).__name__}).", provider=target.provider
+        )
+    return errors.ProviderUnavailable(
+        f"Could not reach {target.provider}: {type(exc).__name__}.", provider=target.provider
+    )
+
+
+def parse_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds form only)."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) / scale)
+            except ValueError:
+                continue
+    return None

@@ -1,0 +1,246 @@
+"""OpenAI Chat Completions wire format: OpenAI itself and the compatible family.
+
+One adapter for all of them; a provider's deviations are declared in its ``quirks``
+(catalog.yaml), never a copied module:
+- ``max_tokens_field``: "max_tokens" for APIs that predate ``max_completion_tokens``.
+- ``no_stream_options``: the API rejects ``stream_options`` (usage then comes unasked or not at all).
+Reasoning text is read from ``reasoning_content`` (DeepSeek, xAI, Qwen) or ``reasoning`` (Groq);
+usage from any chunk, including Groq's ``x_groq.usage``.
+"""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from providers import errors
+from providers.adapters.base import Adapter, parse_retry_after, timeout_for, transport_error
+from providers.http import get_client
+from providers.sse import decode_events
+from providers.types import (
+    ChatRequest,
+    ChatResult,
+    Delta,
+    Finish,
+    ImagePart,
+    Message,
+    StreamEvent,
+    Target,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
+
+
+class OpenAICompatibleAdapter(Adapter):
+    wire_format = "openai_compatible"
+
+    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
+        body = build_body(request, target, stream=False)
+        try:
+            response = await get_client().post(
+                url_for(target), json=body, headers=headers_for(target), timeout=timeout_for(target)
+            )
+            if response.status_code >= 400:
+                raise error_from_response(response.status_code, response.headers, response.content, target)
+            payload = response.json()
+        except httpx.TransportError as exc:
+            raise transport_error(exc, target) from exc
+        except ValueError as exc:
+            raise errors.ProviderUnavailable(
+                f"{target.provider} answered with a body that is not JSON.", provider=target.provider
+            ) from exc
+        return parse_completion(payload, target)
+
+    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
+        body = build_body(request, target, stream=True)
+        client = get_client()
+        finished = False
+        usage: Usage | None = None
+        try:
+            async with client.stream(
+                "POST", url_for(target), json=body, headers=headers_for(target), timeout=timeout_for(target)
+            ) as response:
+                if response.status_code >= 400:
+                    raise error_from_response(
+                        response.status_code, response.headers, await response.aread(), target
+                    )
+                async for sse in decode_events(response.aiter_lines()):
+                    if sse.data.startswith("[DONE]"):
+                        break
+                    chunk = json.loads(sse.data)
+                    if chunk.get("error"):
+                        raise error_from_body(chunk, target, status=None)
+                    usage = parse_usage(chunk) or usage
+                    for choice in chunk.get("choices") or ():
+                        if choice.get("index", 0) != 0:
+                            continue
+                        delta = parse_delta(choice.get("delta") or {})
+                        if delta is not None:
+                            yield delta
+                        if choice.get("finish_reason"):
+                            finished = True
+                            yield Finish(choice["finish_reason"])
+        except httpx.TransportError as exc:
+            raise transport_error(exc, target) from exc
+        except json.JSONDecodeError as exc:
+            raise errors.ProviderStreamBroken(
+                f"{target.provider} sent a stream event that is not JSON.", provider=target.provider
+            ) from exc
+        if not finished:
+            raise errors.ProviderStreamBroken(
+                f"{target.provider} ended the stream before a finish reason.", provider=target.provider
+            )
+        if usage is not None:
+            yield UsageReport(usage)
+
+
+def url_for(target: Target) -> str:
+    return target.base_url.rstrip("/") + "/chat/completions"
+
+
+def headers_for(target: Target) -> dict[str, str]:
+    return {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json"}
+
+
+def encode_message(message: Message) -> dict[str, Any]:
+    encoded: dict[str, Any] = {"role": message.role}
+    if isinstance(message.content, list):
+        encoded["content"] = [
+            {"type": "image_url", "image_url": {"url": part.url, "detail": part.detail}}
+            if isinstance(part, ImagePart)
+            else {"type": "text", "text": part.text}
+            for part in message.content
+        ]
+    else:
+        encoded["content"] = message.content
+    if message.name:
+        encoded["name"] = message.name
+    if message.tool_calls:
+        encoded["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id:
+        encoded["tool_call_id"] = message.tool_call_id
+    return encoded
+
+
+def build_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": target.upstream_model,
+        "messages": [encode_message(m) for m in request.messages],
+    }
+    if stream:
+        body["stream"] = True
+        if not target.quirks.get("no_stream_options"):
+            # Always ask for usage, whatever the client asked: it is what we bill.
+            body["stream_options"] = {"include_usage": True}
+    if request.max_output_tokens is not None:
+        body[target.quirks.get("max_tokens_field", "max_completion_tokens")] = request.max_output_tokens
+    optional = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "stop": request.stop or None,
+        "seed": request.seed,
+        "tools": request.tools,
+        "tool_choice": request.tool_choice,
+        "response_format": request.response_format,
+        "reasoning_effort": request.reasoning_effort,
+        "user": request.user,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    return body
+
+
+def parse_usage(payload: dict[str, Any]) -> Usage | None:
+    raw = payload.get("usage") or (payload.get("x_groq") or {}).get("usage")
+    if not raw:
+        return None
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    cached = prompt_details.get("cached_tokens") or raw.get("prompt_cache_hit_tokens") or 0
+    return Usage(
+        input_tokens=int(raw.get("prompt_tokens") or 0),
+        output_tokens=int(raw.get("completion_tokens") or 0),
+        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        cached_tokens=int(cached),
+    )
+
+
+def parse_completion(payload: dict[str, Any], target: Target) -> ChatResult:
+    try:
+        choice = payload["choices"][0]
+        message = choice["message"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise errors.ProviderUnavailable(
+            f"{target.provider} answered without a choice.", provider=target.provider
+        ) from exc
+    tool_calls = [
+        ToolCall(id=call.get("id", ""), name=call["function"]["name"], arguments=call["function"].get("arguments", ""))
+        for call in message.get("tool_calls") or ()
+    ]
+    return ChatResult(
+        id=payload.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
+        content=message.get("content"),
+        reasoning=message.get("reasoning_content") or message.get("reasoning"),
+        tool_calls=tool_calls,
+        finish_reason=choice.get("finish_reason") or "stop",
+        usage=parse_usage(payload) or Usage(),
+        upstream_model=payload.get("model") or target.upstream_model,
+    )
+
+
+def parse_delta(raw: dict[str, Any]) -> Delta | None:
+    content = raw.get("content")
+    reasoning = raw.get("reasoning_content") or raw.get("reasoning")
+    tool_calls = [
+        ToolCallDelta(
+            index=call.get("index", 0),
+            id=call.get("id"),
+            name=(call.get("function") or {}).get("name"),
+            arguments=(call.get("function") or {}).get("arguments") or "",
+        )
+        for call in raw.get("tool_calls") or ()
+    ]
+    if not content and not reasoning and not tool_calls:
+        return None
+    return Delta(content=content or None, reasoning=reasoning, tool_calls=tool_calls or None)
+
+
+def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = {"error": {"message": body[:200].decode(errors="replace")}}
+    error = error_from_body(payload if isinstance(payload, dict) else {}, target, status=status)
+    error.retry_after = parse_retry_after(headers)
+    return error
+
+
+def error_from_body(payload: dict[str, Any], target: Target, *, status: int | None) -> errors.ProviderError:
+    detail = payload.get("error")
+    if not isinstance(detail, dict):
+        detail = {"message": str(detail or "")}
+    message = detail.get("message") or "no message"
+    code = str(detail.get("code") or detail.get("type") or "")
+    text = f"{target.provider} returned {status or 'a stream error'}: {message}"
+    kwargs = {"provider": target.provider, "upstream_status": status}
+    if code == "context_length_exceeded":
+        return errors.ContextWindowExceeded(text, **kwargs)
+    if code in ("content_filter", "content_policy_violation"):
+        return errors.ContentFiltered(text, **kwargs)
+    if status is None:
+        return errors.ProviderStreamBroken(text, **kwargs)
+    if status == 429:
+        return errors.ProviderRateLimited(text, **kwargs)
+    if status in (401, 403):
+        return errors.ProviderAuthFailed(text, **kwargs)
+    if status == 404:
+        return errors.ProviderNotFound(text, **kwargs)
+    if status in (408, 409) or status >= 500:
+        return errors.ProviderUnavailable(text, **kwargs)
+    return errors.ProviderBadRequest(text, **kwargs)

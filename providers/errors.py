@@ -1,0 +1,84 @@
+"""Errors adapters raise. Vendor errors are mapped here, at the boundary; nothing from httpx
+reaches a view.
+
+    ProviderError                      status  retryable
+    ├── ProviderRateLimited              429     yes (honours Retry-After)
+    ├── ProviderUnavailable              502     yes: 5xx, 529 overloaded, connection failed
+    │   └── ProviderTimeout              504     yes: connect / first byte / between chunks / total
+    ├── ProviderStreamBroken             502     no: the stream broke after output began
+    ├── ProviderBadRequest               400     no: the provider refused the request as invalid
+    │   ├── ContextWindowExceeded        400     no (a larger-context fallback may help)
+    │   └── ContentFiltered              400     no
+    ├── ProviderAuthFailed               502     no: our credential was refused (operator's problem)
+    └── ProviderNotFound                 404     no: the upstream model does not exist
+
+``status`` is what the gateway answers its own client: an upstream 401 is our misconfiguration,
+not the client's, so it becomes a 502 that says so.
+"""
+
+
+class ProviderError(Exception):
+    status = 502
+    retryable = False
+    error_type = "upstream_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None,
+                 upstream_status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.retry_after = retry_after
+        self.upstream_status = upstream_status
+
+
+class ProviderRateLimited(ProviderError):
+    status = 429
+    retryable = True
+    error_type = "rate_limit_error"
+    code = "upstream_rate_limited"
+
+
+class ProviderUnavailable(ProviderError):
+    status = 502
+    retryable = True
+    error_type = "upstream_error"
+    code = "upstream_unavailable"
+
+
+class ProviderTimeout(ProviderUnavailable):
+    status = 504
+    error_type = "timeout"
+    code = "upstream_timeout"
+
+
+class ProviderStreamBroken(ProviderError):
+    status = 502
+    error_type = "upstream_error"
+    code = "upstream_stream_broken"
+
+
+class ProviderBadRequest(ProviderError):
+    status = 400
+    error_type = "invalid_request_error"
+    code = "upstream_bad_request"
+
+
+class ContextWindowExceeded(ProviderBadRequest):
+    code = "context_length_exceeded"
+
+
+class ContentFiltered(ProviderBadRequest):
+    code = "content_filter"
+
+
+class ProviderAuthFailed(ProviderError):
+    status = 502
+    error_type = "upstream_error"
+    code = "upstream_auth_failed"
+
+
+class ProviderNotFound(ProviderError):
+    status = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"

@@ -1,0 +1,83 @@
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+from providers import encryption
+from providers.registry import WIRE_FORMAT_CHOICES
+
+PRICE = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
+
+
+class Provider(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    wire_format = models.CharField(max_length=32, choices=WIRE_FORMAT_CHOICES)
+    base_url = models.URLField(max_length=300, blank=True)
+    enabled = models.BooleanField(default=False)
+    quirks = models.JSONField(default=dict, blank=True, help_text="Declared deviations of a compatible API.")
+    connect_timeout = models.FloatField(default=5.0, help_text="Seconds to open a connection.")
+    read_timeout = models.FloatField(default=60.0, help_text="Seconds to the first byte and between chunks.")
+    total_timeout = models.FloatField(default=600.0, help_text="Seconds for the whole call.")
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Credential(models.Model):
+    """A provider API key, encrypted at rest (Fernet with CREDENTIALS_KEY)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="credentials")
+    label = models.CharField(max_length=100, default="default")
+    secret_encrypted = models.TextField(editable=False)
+    hint = models.CharField(max_length=16, editable=False, help_text="Last four characters, for recognition.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "label"], name="unique_credential_label")]
+
+    def __str__(self) -> str:
+        return f"{self.provider.slug}/{self.label} (…{self.hint})"
+
+    def set_secret(self, raw: str) -> None:
+        self.secret_encrypted = encryption.encrypt(raw)
+        self.hint = raw[-4:]
+
+    def get_secret(self) -> str:
+        return encryption.decrypt(self.secret_encrypted)
+
+
+class Capability(models.TextChoices):
+    CHAT = "chat", "Chat"
+    IMAGE = "image", "Image"
+    VIDEO = "video", "Video"
+    SPEECH = "speech", "Speech"
+    TRANSCRIPTION = "transcription", "Transcription"
+    EMBEDDING = "embedding", "Embedding"
+
+
+class Model(models.Model):
+    """A public model id (``openai/gpt-4o-mini``) served by one provider, with its list prices."""
+
+    public_id = models.CharField(max_length=200, unique=True)
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models")
+    upstream_name = models.CharField(max_length=200)
+    capability = models.CharField(max_length=16, choices=Capability.choices, default=Capability.CHAT)
+    group = models.CharField(max_length=32, blank=True, help_text="Model group plans can allow, e.g. 'small'.")
+    context_window = models.PositiveIntegerField(default=128_000)
+    max_output_tokens = models.PositiveIntegerField(default=4096)
+    input_price = models.DecimalField(**PRICE, help_text="USD per million input tokens.")
+    output_price = models.DecimalField(**PRICE, help_text="USD per million output tokens.")
+    cached_input_price = models.DecimalField(**PRICE, help_text="USD per million cached input tokens.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["public_id"]
+
+    def __str__(self) -> str:
+        return self.public_id

@@ -1,0 +1,197 @@
+"""Public model id -> deployments, and the calls through them.
+
+    get_catalog()     an in-process snapshot of enabled providers, models, prices and decrypted
+                      credentials, reloaded every CATALOG_CACHE_SECONDS (no query per request)
+    complete(...)     one non-streamed call, retried on retryable errors
+    stream(...)       events of one streamed call, retried only until the first event
+
+Retries wait with exponential backoff and full jitter, or the provider's Retry-After when it
+sent one, and never past the call's deadline. Credentials of a provider rotate round robin.
+"""
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from providers import errors
+from providers.adapters.base import Adapter
+from providers.pricing import TokenPrices
+from providers.registry import get_adapter
+from providers.types import ChatRequest, ChatResult, StreamEvent, Target
+
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    public_id: str
+    provider: str
+    upstream_model: str
+    capability: str
+    group: str
+    context_window: int
+    max_output_tokens: int
+    prices: TokenPrices
+    created: int
+
+
+@dataclass(slots=True)
+class Deployment:
+    """One way to serve a model: a provider's adapter and its rotating credentials."""
+
+    model: ModelInfo
+    adapter: Adapter
+    targets: list[Target]
+    _rotation: Iterator[Target] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rotation = itertools.cycle(self.targets)
+
+    def next_target(self) -> Target:
+        return next(self._rotation)
+
+
+@dataclass(slots=True)
+class Catalog:
+    models: dict[str, ModelInfo]
+    deployments: dict[str, list[Deployment]]
+    loaded_at: float
+
+
+def load_catalog() -> Catalog:
+    """Build the snapshot from the database (sync; the admin and commands call it directly)."""
+    from providers.models import Model
+
+    models: dict[str, ModelInfo] = {}
+    deployments: dict[str, list[Deployment]] = {}
+    rows = Model.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
+    credentials_by_provider: dict[int, list[str]] = {}
+    for row in rows:
+        provider = row.provider
+        if provider.pk not in credentials_by_provider:
+            credentials_by_provider[provider.pk] = [
+                credential.get_secret() for credential in provider.credentials.filter(enabled=True).order_by("pk")
+            ]
+        keys = credentials_by_provider[provider.pk]
+        if not keys and provider.wire_format != "demo":
+            continue  # nothing to call it with: not servable, so not listed
+        info = ModelInfo(
+            public_id=row.public_id,
+            provider=provider.slug,
+            upstream_model=row.upstream_name,
+            capability=row.capability,
+            group=row.group,
+            context_window=row.context_window,
+            max_output_tokens=row.max_output_tokens,
+            prices=TokenPrices(row.input_price, row.output_price, row.cached_input_price),
+            created=int(row.created_at.timestamp()),
+        )
+        targets = [
+            Target(
+                provider=provider.slug,
+                upstream_model=row.upstream_name,
+                base_url=provider.base_url,
+                api_key=key,
+                connect_timeout=provider.connect_timeout,
+                read_timeout=provider.read_timeout,
+                total_timeout=provider.total_timeout,
+                quirks=provider.quirks or {},
+            )
+            for key in (keys or [""])
+        ]
+        models[info.public_id] = info
+        deployments[info.public_id] = [Deployment(info, get_adapter(provider.wire_format), targets)]
+    return Catalog(models=models, deployments=deployments, loaded_at=time.monotonic())
+
+
+_catalog: Catalog | None = None
+_reload_lock: asyncio.Lock | None = None
+
+
+async def get_catalog() -> Catalog:
+    global _catalog, _reload_lock
+    catalog = _catalog
+    if catalog is not None and time.monotonic() - catalog.loaded_at < settings.CATALOG_CACHE_SECONDS:
+        return catalog
+    if _reload_lock is None:
+        _reload_lock = asyncio.Lock()
+    try:
+        async with _reload_lock:  # one reload at a time, the rest wait for it
+            if _catalog is None or _catalog is catalog:
+                _catalog = await sync_to_async(load_catalog)()
+    except RuntimeError:
+        # The lock belongs to an event loop that is gone (tests run several); start afresh.
+        _reload_lock = None
+        _catalog = await sync_to_async(load_catalog)()
+    return _catalog
+
+
+def forget_catalog() -> None:
+    """Make the next request reload the catalog (after an admin edit or bootstrap)."""
+    global _catalog
+    _catalog = None
+
+
+def backoff_delay(attempt: int, error: errors.ProviderError) -> float:
+    if error.retry_after is not None:
+        return error.retry_after
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+
+
+async def wait_before_retry(attempt: int, error: errors.ProviderError, deadline: float) -> None:
+    """Sleep before the next attempt, or re-raise when the wait would pass the deadline."""
+    delay = backoff_delay(attempt, error)
+    if attempt >= settings.UPSTREAM_MAX_RETRIES or time.monotonic() + delay >= deadline:
+        raise error
+    await asyncio.sleep(delay)
+
+
+async def complete(request: ChatRequest, deployment: Deployment) -> ChatResult:
+    started = time.monotonic()
+    for attempt in itertools.count():
+        target = deployment.next_target()
+        deadline = started + target.total_timeout
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
+                return await deployment.adapter.complete(request, target)
+        except TimeoutError as exc:
+            raise errors.ProviderTimeout(
+                f"{target.provider} took longer than {target.total_timeout:g}s.", provider=target.provider
+            ) from exc
+        except errors.ProviderError as error:
+            if not error.retryable:
+                raise
+            await wait_before_retry(attempt, error, deadline)
+    raise AssertionError("unreachable")
+
+
+async def stream(request: ChatRequest, deployment: Deployment) -> AsyncIterator[StreamEvent]:
+    """Events of one streamed call. Once an event has been yielded, a failure is final."""
+    started = time.monotonic()
+    for attempt in itertools.count():
+        target = deployment.next_target()
+        deadline = started + target.total_timeout
+        produced = False
+        events = deployment.adapter.stream(request, target)
+        try:
+            async for event in events:
+                if time.monotonic() > deadline:
+                    raise errors.ProviderTimeout(
+                        f"{target.provider} took longer than {target.total_timeout:g}s.", provider=target.provider
+                    )
+                produced = True
+                yield event
+            return
+        except errors.ProviderError as error:
+            if produced or not error.retryable:
+                raise
+            await wait_before_retry(attempt, error, deadline)
+        finally:
+            await events.aclose()

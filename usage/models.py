@@ -1,0 +1,102 @@
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+MONEY = {"max_digits": 20, "decimal_places": 10, "default": Decimal("0")}
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "OK"
+    ERROR = "error", "Error"
+
+
+class Ending(models.TextChoices):
+    """How the exchange with the client ended."""
+
+    COMPLETED = "completed", "Completed"
+    CLIENT_GONE = "client_gone", "Client disconnected"
+    UPSTREAM_ERROR = "upstream_error", "Upstream error"
+    TIMEOUT = "timeout", "Timeout"
+
+
+class UsageRecord(models.Model):
+    """One admitted /v1 request. Append-only: written once at settlement, never updated."""
+
+    request_id = models.CharField(max_length=64, unique=True, editable=False)
+    tenant = models.ForeignKey("gateway.Tenant", on_delete=models.CASCADE, related_name="usage_records")
+    api_key = models.ForeignKey(
+        "gateway.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    model = models.CharField(max_length=200, help_text="Public model id the client asked for.")
+    provider = models.CharField(max_length=64)
+    upstream_model = models.CharField(max_length=200, blank=True)
+    capability = models.CharField(max_length=32)
+    streamed = models.BooleanField(default=False)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    usage_estimated = models.BooleanField(
+        default=False, help_text="The provider reported no usage (stream cut short); tokens were counted by us."
+    )
+    cost = models.DecimalField(**MONEY)
+    reserved = models.DecimalField(**MONEY)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token (streams).")
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    http_status = models.PositiveSmallIntegerField(default=200)
+    error_type = models.CharField(max_length=64, blank=True)
+    ending = models.CharField(max_length=16, choices=Ending.choices)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.model} {self.cost}"
+
+
+class DailyUsage(models.Model):
+    """Per tenant, day and model totals, kept current by every settlement (one upsert)."""
+
+    tenant = models.ForeignKey("gateway.Tenant", on_delete=models.CASCADE, related_name="daily_usage")
+    day = models.DateField()
+    model = models.CharField(max_length=200)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    cached_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["-day", "model"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "day", "model"], name="one_rollup_per_day_model")]
+        verbose_name_plural = "daily usage"
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day} {self.model}"
+
+
+class MonthlySpend(models.Model):
+    """A tenant's spend ledger for one calendar month (UTC).
+
+    ``settled`` is the sum of settled costs; ``reserved`` the most the requests in flight can
+    still cost. Admission adds to ``reserved`` with one conditional UPDATE
+    (settled + reserved + amount <= cap), so concurrent requests can never pass the cap.
+    """
+
+    tenant = models.ForeignKey("gateway.Tenant", on_delete=models.CASCADE, related_name="monthly_spend")
+    month = models.DateField(help_text="First day of the month.")
+    settled = models.DecimalField(**MONEY)
+    reserved = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["-month"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "month"], name="one_ledger_per_month")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.month:%Y-%m}: {self.settled}"

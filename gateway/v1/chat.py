@@ -168,9 +168,12 @@ async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent],
                                        provider=meter.reservation.provider)
         if encoder.include_usage:
             yield sse.event(encoder.usage(meter.settlement.usage))
+        # Settled before the last event: once a client has seen [DONE], its usage is recorded.
+        await meter.settle()
         yield sse.DONE
     except ProviderError as error:
         meter.failed(error)
+        await meter.settle()
         gateway_error = as_gateway_error(error)
         # The SDK raises APIError on a data event with an "error" key: the client learns the
         # answer is incomplete instead of seeing a clean finish.

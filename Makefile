@@ -1,0 +1,52 @@
+# Tollgate: `make run` serves the gateway, `make test` runs the suite (SQLite, then PostgreSQL).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+# The ASGI server the bench measured fastest with working WebSockets (README, "Performance").
+SERVER ?= granian
+
+.PHONY: run test test-sqlite test-postgres bench lint install
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install --quiet -e '.[dev]' 2>&1 | grep -v -e "is ignored" -e "Editable" -e "^ *\*\+$$" -e "^ *!!$$" -e "^ *$$" -e "with strategy" -e "Please be careful" -e "name as your package" || true
+	$(PY) -c "import django, granian, openai" && touch $@
+
+install: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py bootstrap
+	$(PY) manage.py collectstatic --noinput -v0
+	@echo
+	@echo "Tollgate is starting on http://127.0.0.1:$(PORT)"
+	@echo "  API (OpenAI-compatible): http://127.0.0.1:$(PORT)/v1   (try model demo/echo)"
+	@echo "  Admin:                   http://127.0.0.1:$(PORT)/admin/  (create a user: $(PY) manage.py createsuperuser)"
+	@echo "  A tenant and a key:      $(PY) manage.py create_tenant acme --plan pro --owner-email you@example.com"
+	@echo "                           $(PY) manage.py create_api_key acme --name laptop"
+	@echo
+ifeq ($(SERVER),granian)
+	exec $(VENV)/bin/granian --interface asgi --host 127.0.0.1 --port $(PORT) --workers 1 --loop uvloop --ws gateway.asgi:application
+else ifeq ($(SERVER),uvicorn)
+	exec $(VENV)/bin/uvicorn gateway.asgi:application --host 127.0.0.1 --port $(PORT) --no-access-log
+else
+	exec $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) gateway.asgi:application
+endif
+
+test: $(VENV)/.installed test-sqlite test-postgres
+
+test-sqlite: $(VENV)/.installed
+	$(PY) -m pytest
+
+# Starts a throwaway PostgreSQL cluster from the machine's packages (installed if missing).
+test-postgres: $(VENV)/.installed
+	tests/with_postgres.sh $(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) -m bench.run
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,135 @@
+"""Shared fixtures: the gateway served over real HTTP, a fake OpenAI upstream, tenants and keys.
+
+Every tenant-data test has an outsider: ``other_tenant`` (Charlie's) must never see ``tenant``'s
+(Alice's) data.
+"""
+
+import asyncio
+import socket
+import threading
+import time
+
+import openai
+import pytest
+import uvicorn
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+
+from billing.models import Plan
+from billing.plans import seed_plans
+from gateway import api_keys
+from gateway.api_keys import issue_api_key
+from gateway.tenants import create_tenant
+from providers import router
+from providers.catalog import read_catalog, seed_catalog
+from providers.http import close_client
+from providers.models import Provider
+from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def fake_openai():
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_url():
+    """The ASGI app (HTTP and WebSocket) under uvicorn in a thread of this process."""
+    from gateway.asgi import application
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off", ws="websockets-sansio", loop="asyncio"))
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(server.serve())
+        loop.run_until_complete(close_client())  # the upstream pool belongs to this loop
+        loop.close()
+
+    thread = threading.Thread(target=serve, name="gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not start within 15s")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_state(fake_openai):
+    """In-process caches outlive a test's database; start each test without them."""
+    api_keys._cache.clear()
+    router.forget_catalog()
+    cache.clear()
+    fake_openai.reset()
+    yield
+    api_keys._cache.clear()
+    router.forget_catalog()
+
+
+@pytest.fixture
+def catalog(transactional_db, fake_openai):
+    """bootstrap's catalog and plans, with OpenAI pointed at the fake upstream."""
+    seed_catalog(read_catalog(), {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": fake_openai.base_url})
+    seed_plans()
+    Provider.objects.filter(slug="demo").update(quirks={})  # no pacing between words in tests
+
+
+def make_tenant(slug: str, email: str, plan: str):
+    return create_tenant(slug, plan=Plan.objects.get(slug=plan), owner_email=email)
+
+
+@pytest.fixture
+def tenant(catalog):
+    return make_tenant("alice-co", "alice@example.com", "pro")
+
+
+@pytest.fixture
+def other_tenant(catalog):
+    return make_tenant("charlie-co", "charlie@example.com", "pro")
+
+
+@pytest.fixture
+def api_key(tenant) -> str:
+    return issue_api_key(tenant, name="alice laptop", created_by=get_user_model().objects.get(
+        email="alice@example.com")).raw
+
+
+@pytest.fixture
+def other_api_key(other_tenant) -> str:
+    return issue_api_key(other_tenant, name="charlie laptop").raw
+
+
+@pytest.fixture
+def client(gateway_url, api_key) -> openai.OpenAI:
+    """The official SDK, pointed at the gateway. No SDK retries: tests see every answer."""
+    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=api_key, max_retries=0)
+
+
+@pytest.fixture
+def other_client(gateway_url, other_api_key) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=other_api_key, max_retries=0)
+
+
+def wait_for(condition, timeout: float = 10.0, what: str = "condition"):
+    """Poll until ``condition()`` is truthy (settlement runs after the client has its answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

@@ -1,0 +1,199 @@
+"""A fake OpenAI Chat Completions upstream over real HTTP on 127.0.0.1.
+
+It speaks the wire format of ../shared/providers/WIRE_FORMATS.md section 1: the completion
+object, data-only SSE chunks (role chunk first, content chunks, a finish chunk, the usage chunk
+with ``choices: []`` only when ``stream_options.include_usage`` is set, then ``data: [DONE]``),
+``Authorization: Bearer`` auth, the ``{"error": {...}}`` body with ``x-request-id``, and a
+mid-stream error as ``data: {"error": {...}}``.
+
+Tests script it with ``enqueue(Reply(...))``; unscripted requests get the default reply.
+Run standalone (for bench/): ``python -m tests.fakes.openai_upstream --port 9100``.
+"""
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+DEFAULT_REPLY = "Hello from the fake upstream."
+API_KEY = "sk-fake-upstream"
+
+
+@dataclass
+class Reply:
+    text: str = DEFAULT_REPLY
+    status: int = 200
+    error_type: str = "server_error"
+    error_code: str | None = None
+    error_message: str = "The fake upstream failed as scripted."
+    headers: dict[str, str] = field(default_factory=dict)
+    chunk_delay: float = 0.0  # seconds between stream chunks
+    stream_error_after: int | None = None  # send this many content chunks, then a data: {"error"} event
+    cut_after: int | None = None  # send this many content chunks, then drop the connection
+    usage: dict | None = None  # override the usage object
+    finish_reason: str = "stop"
+    send_usage: bool = True
+
+
+def count_prompt_tokens(messages: list) -> int:
+    words = 0
+    for message in messages:
+        content = message.get("content") or ""
+        if isinstance(content, list):
+            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        words += len(str(content).split())
+    return words + 3 * len(messages)
+
+
+def split_words(text: str) -> list[str]:
+    words = text.split(" ")
+    return [words[0]] + [" " + word for word in words[1:]]
+
+
+class FakeOpenAI:
+    def __init__(self, *, api_key: str = API_KEY):
+        self.api_key = api_key
+        self.script: deque[Reply] = deque()
+        self.requests: list[dict] = []
+        self.open_streams = 0
+        self.closed_streams = 0
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def enqueue(self, *replies: Reply) -> None:
+        self.script.extend(replies)
+
+    def reset(self) -> None:
+        self.script.clear()
+        self.requests.clear()
+        self.open_streams = self.closed_streams = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        return app
+
+    def error(self, status: int, message: str, type_: str, code: str | None, headers=None) -> web.Response:
+        body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+        return web.json_response(body, status=status, headers={"x-request-id": f"req_{uuid.uuid4().hex}",
+                                                                **(headers or {})})
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append({"headers": dict(request.headers), "body": body})
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self.error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        reply = self.script.popleft() if self.script else Reply()
+        if reply.status != 200:
+            return self.error(reply.status, reply.error_message, reply.error_type, reply.error_code, reply.headers)
+        words = split_words(reply.text)
+        usage = reply.usage or {
+            "prompt_tokens": count_prompt_tokens(body.get("messages", [])),
+            "completion_tokens": len(words),
+            "total_tokens": count_prompt_tokens(body.get("messages", [])) + len(words),
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+        }
+        if body.get("stream"):
+            return await self.stream(request, body, reply, words, usage)
+        completion = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text, "refusal": None,
+                                                 "annotations": []},
+                         "logprobs": None, "finish_reason": reply.finish_reason}],
+            "usage": usage, "service_tier": "default", "system_fingerprint": "fp_fake",
+        }
+        return web.json_response(completion, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
+
+    async def stream(self, request, body, reply: Reply, words: list[str], usage: dict) -> web.StreamResponse:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "x-request-id": f"req_{uuid.uuid4().hex}"})
+        await response.prepare(request)
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": body["model"]}
+
+        async def send(choices, chunk_usage=None):
+            chunk = {**head, "choices": choices}
+            if include_usage:
+                chunk["usage"] = chunk_usage
+            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+
+        self.open_streams += 1
+        try:
+            await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                         "finish_reason": None}])
+            for index, word in enumerate(words):
+                if reply.stream_error_after is not None and index == reply.stream_error_after:
+                    error = {"error": {"message": reply.error_message, "type": reply.error_type,
+                                       "param": None, "code": reply.error_code}}
+                    await response.write(b"data: " + json.dumps(error).encode() + b"\n\n")
+                    return response
+                if reply.cut_after is not None and index == reply.cut_after:
+                    request.transport.close()
+                    return response
+                if reply.chunk_delay:
+                    await asyncio.sleep(reply.chunk_delay)
+                await send([{"index": 0, "delta": {"content": word}, "logprobs": None, "finish_reason": None}])
+            await send([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}])
+            if include_usage and reply.send_usage:
+                await send([], usage)
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            return response
+        finally:
+            self.open_streams -= 1
+            self.closed_streams += 1
+
+    # --- running it -----------------------------------------------------------------------
+    def start(self, port: int = 0) -> "FakeOpenAI":
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._runner = web.AppRunner(self.app(), access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", port)
+            self._loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-openai", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=9100)
+    args = parser.parse_args()
+    fake = FakeOpenAI()
+    web.run_app(fake.app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -160,9 +160,6 @@ class ServiceSet:
         self.services.append(service)
         return service.start()
 
-    def stop(self, service: Service) -> None:
-        service.stop()
-
     def stop_all(self) -> None:
         for service in reversed(self.services):
             try:

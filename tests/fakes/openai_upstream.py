@@ -39,6 +39,7 @@ class Reply:
     usage: dict | None = None  # override the usage object
     finish_reason: str = "stop"
     send_usage: bool = True
+    hold: bool = False  # answer only after release() is called
 
 
 def count_prompt_tokens(messages: list) -> int:
@@ -64,6 +65,7 @@ class FakeOpenAI:
         self.open_streams = 0
         self.closed_streams = 0
         self.port = 0
+        self._released: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -75,7 +77,17 @@ class FakeOpenAI:
     def enqueue(self, *replies: Reply) -> None:
         self.script.extend(replies)
 
+    def release(self) -> None:
+        """Let every held reply (Reply(hold=True)) answer."""
+        self._loop.call_soon_threadsafe(self._gate().set)
+
+    def _gate(self) -> asyncio.Event:
+        if self._released is None:
+            self._released = asyncio.Event()
+        return self._released
+
     def reset(self) -> None:
+        self._released = None
         self.script.clear()
         self.requests.clear()
         self.open_streams = self.closed_streams = 0
@@ -96,6 +108,8 @@ class FakeOpenAI:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self.error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
         reply = self.script.popleft() if self.script else Reply()
+        if reply.hold:
+            await self._gate().wait()
         if reply.status != 200:
             return self.error(reply.status, reply.error_message, reply.error_type, reply.error_code, reply.headers)
         words = split_words(reply.text)

@@ -1,0 +1,292 @@
+"""``make bench``: measure what the gateway costs over calling the provider directly.
+
+    fake upstream (tests/fakes/openai_upstream.py)  <- "direct"
+    bare proxy (bench/bare_proxy.py)      -> fake   <- "bare proxy": the floor for any proxy
+    gateway (granian/uvicorn/daphne, one worker) -> fake   <- the full path: key, plan, usage record
+
+The primary variant (granian + aiohttp) gets every cell, run back to back with direct and the
+bare proxy for each cell so that drift on a shared machine hits all three alike. The other
+variants get enough cells to justify the choice of server and transport. Then the gateway's
+memory is read with 1,000 streams held open against a slow upstream.
+
+    python -m bench.run [--quick] [--duration S] [--warmup S] [--open-streams N]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvloop
+
+from bench import load, report
+from bench.load import CellResult, Target
+from bench.provisioning import PROJECT_DIR, PYTHON, UPSTREAM_KEY, Install, create_install
+from bench.services import Probe, Service, ServiceSet, free_port
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+VENV_BIN = Path(PYTHON).parent
+CHAT_PATH = "/v1/chat/completions"
+PRIMARY = "granian+aiohttp"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    server: str  # granian | uvicorn | daphne
+    transport: str  # HTTPX_TRANSPORT: aiohttp | httpx
+
+    @property
+    def name(self) -> str:
+        return f"{self.server}+{self.transport}"
+
+
+VARIANTS = [Variant("granian", "aiohttp"), Variant("granian", "httpx"), Variant("uvicorn", "aiohttp"),
+            Variant("daphne", "aiohttp")]
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """What one invocation measures, and for how long."""
+
+    duration: float
+    warmup: float
+    full_cells: list[tuple[bool, int]]  # (stream, concurrency) for direct, bare proxy and the primary
+    other_cells: list[tuple[bool, int]]  # for the other variants
+    open_streams: int
+
+
+def make_schedule(args: argparse.Namespace) -> Schedule:
+    if args.quick:
+        full = [(False, 1), (False, 16), (True, 16)]
+        other = [(False, 16)]
+        duration, warmup, streams = 1.5, 0.5, 200
+    else:
+        full = [(stream, concurrency) for stream in (False, True) for concurrency in (1, 16, 64)]
+        other = [(False, 1), (False, 16), (False, 64), (True, 16)]
+        duration, warmup, streams = 4.0, 1.0, 1000
+    return Schedule(duration=args.duration or duration, warmup=args.warmup if args.warmup is not None else warmup,
+                full_cells=full, other_cells=other, open_streams=args.open_streams or streams)
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    # uvloop on the client too, so the load generator is not what saturates first.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
+def chat_probe(key: str) -> Probe:
+    body = json.dumps({"model": load.MODEL, "messages": load.MESSAGES, "max_tokens": 8}).encode()
+    return Probe("POST", CHAT_PATH, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, body)
+
+
+def server_argv(server: str, port: int) -> list[str]:
+    app = "gateway.asgi:application"
+    if server == "granian":
+        return [str(VENV_BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", "1", "--loop", "uvloop", app]
+    if server == "uvicorn":
+        return [str(VENV_BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                "--no-access-log", "--log-level", "warning"]
+    if server == "daphne":
+        return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), app]
+    raise ValueError(f"unknown server {server!r}")
+
+
+class Bench:
+    """One run: the services it started, the install it made, the report it fills."""
+
+    def __init__(self, schedule: Schedule, services: ServiceSet, work_dir: Path):
+        self.schedule = schedule
+        self.services = services
+        self.work_dir = work_dir
+        self.report = report.Report(
+            started_utc=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+            machine={"nproc": str(os.cpu_count()), "Python": platform.python_version(),
+                     "CPU": cpu_model(), "kernel": platform.release()},
+            duration=schedule.duration, warmup=schedule.warmup, primary=PRIMARY,
+        )
+        self.upstream_port = free_port()
+        self.install: Install | None = None
+
+    # --- services ---------------------------------------------------------------------------
+    def start_upstream(self, module: str = "tests.fakes.openai_upstream", *extra: str) -> Service:
+        service = self.services.start(Service(
+            name=module.rsplit(".", 1)[-1], argv=[PYTHON, "-m", module, "--port", str(self.upstream_port), *extra],
+            port=self.upstream_port, log_path=self.work_dir / "logs" / f"{module}.log", cwd=PROJECT_DIR))
+        service.wait_ready(chat_probe(UPSTREAM_KEY))
+        return service
+
+    def start_bare_proxy(self) -> Service:
+        port = free_port()
+        service = self.services.start(Service(
+            name="bare proxy", port=port, log_path=self.work_dir / "logs" / "bare_proxy.log", cwd=PROJECT_DIR,
+            argv=[PYTHON, "-m", "bench.bare_proxy", "--port", str(port),
+                  "--upstream", f"http://127.0.0.1:{self.upstream_port}/v1"]))
+        service.wait_ready(chat_probe("unused"))
+        return service
+
+    def start_gateway(self, variant: Variant, install: Install, **env: str) -> Service:
+        port = free_port()
+        service = self.services.start(Service(
+            name=f"gateway {variant.name}", argv=server_argv(variant.server, port), port=port, cwd=PROJECT_DIR,
+            log_path=self.work_dir / "logs" / f"gateway-{variant.name}-{install.var_dir.name}.log",
+            env=install.env(HTTPX_TRANSPORT=variant.transport, **env)))
+        service.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}), timeout=60)
+        service.wait_ready(chat_probe(install.api_key))  # the full path works before it is timed
+        return service
+
+    def fresh_install(self, name: str) -> Install:
+        assert self.install is not None
+        # Not "+": settings build a sqlite:/// URL from TOLLGATE_VAR_DIR, which decodes "+" to " ".
+        return self.install.copy_to(self.work_dir / name.replace("+", "-"))
+
+    def stop(self, service: Service) -> None:
+        service.stop()
+        self.report.log_alarms[service.name] = service.log_alarms()
+        keep = RESULTS_DIR / "logs" / service.log_path.name
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(service.log_path, keep)
+
+    # --- measuring --------------------------------------------------------------------------
+    def measure(self, target: Target, stream: bool, concurrency: int) -> CellResult:
+        cell = run_async(load.measure(target, stream=stream, concurrency=concurrency,
+                                      duration=self.schedule.duration, warmup=self.schedule.warmup))
+        self.report.cells.append(cell)
+        errors = f", {cell.error_count} errors {dict(cell.errors)}" if cell.errors else ""
+        print(f"  {target.name:<26} {'stream' if stream else 'json':<6} c={concurrency:<3} "
+              f"{cell.requests_per_second:7.0f} req/s  p50 {report.ms(cell.percentile_ms(0.5))} ms  "
+              f"p99 {report.ms(cell.percentile_ms(0.99))} ms{errors}", flush=True)
+        return cell
+
+    def finish_gateway(self, variant: Variant, gateway: Service, install: Install, sent: int) -> None:
+        """RSS after the runs, then stop it and check that every request left one usage record."""
+        self.report.rss_after_runs[variant.name] = gateway.rss_kib()
+        self.stop(gateway)
+        self.report.usage_records[variant.name] = (install.count_usage_records(), sent)
+
+    def run_matrix(self) -> None:
+        print(f"setting up a Tollgate install in {self.work_dir}", flush=True)
+        upstream = self.start_upstream()
+        self.install = create_install(self.work_dir / "template", f"http://127.0.0.1:{self.upstream_port}/v1")
+        bare = self.start_bare_proxy()
+        direct_target = Target(report.DIRECT, upstream.base_url + CHAT_PATH,
+                               {"Authorization": f"Bearer {UPSTREAM_KEY}", "Content-Type": "application/json"})
+        bare_target = Target(report.BARE, bare.base_url + CHAT_PATH, {"Content-Type": "application/json"})
+
+        for variant in VARIANTS:
+            install = self.fresh_install(variant.name)
+            gateway = self.start_gateway(variant, install)
+            sent = 1  # the readiness probe's chat request
+            target = Target(report.gateway_name(variant.name), gateway.base_url + CHAT_PATH,
+                            {"Authorization": f"Bearer {install.api_key}", "Content-Type": "application/json"})
+            primary = variant.name == PRIMARY
+            print(f"{variant.name}{' (with direct and bare proxy, cell by cell)' if primary else ''}", flush=True)
+            for stream, concurrency in self.schedule.full_cells if primary else self.schedule.other_cells:
+                if primary:
+                    self.measure(direct_target, stream, concurrency)
+                    self.measure(bare_target, stream, concurrency)
+                sent += self.measure(target, stream, concurrency).sent
+            self.finish_gateway(variant, gateway, install, sent)
+        self.stop(bare)
+        self.stop(upstream)
+
+    def run_memory(self) -> None:
+        """RSS of a fresh primary gateway before, while and after holding many streams open."""
+        count = self.schedule.open_streams
+        print(f"memory: {PRIMARY} with {count} streams held open", flush=True)
+        self.start_upstream("bench.slow_upstream", "--words", "240", "--chunk-delay", "0.5")
+        install = self.fresh_install("memory")
+        # The default pool (512 upstream connections) would queue every stream past the 512th.
+        pool = str(max(512, count + 64))
+        gateway = self.start_gateway(Variant("granian", "aiohttp"), install, UPSTREAM_MAX_CONNECTIONS=pool)
+        target = Target(report.gateway_name(PRIMARY), gateway.base_url + CHAT_PATH,
+                        {"Authorization": f"Bearer {install.api_key}", "Content-Type": "application/json"})
+        # Warm every code path (JSON and streams) so "before" is a steady state, not a cold import.
+        run_async(load.measure(target, stream=False, concurrency=16, duration=1.0, warmup=0))
+        run_async(load.hold_streams(target, 16, open_timeout=30, while_open=lambda _: time.sleep(0.2)))
+        time.sleep(1.0)
+        before = sum(gateway.rss_kib().values())
+        during: list[int] = []
+
+        def read_rss(_: load.HoldResult) -> None:
+            time.sleep(1.0)  # let the last streams' first chunks settle
+            during.append(sum(gateway.rss_kib().values()))
+
+        held = run_async(load.hold_streams(target, count, open_timeout=60, while_open=read_rss))
+        time.sleep(3.0)  # the gateway settles every dropped stream (one usage record each)
+        after = sum(gateway.rss_kib().values())
+        self.report.memory = report.MemoryHold(
+            variant=PRIMARY, before_kib=before, during_kib=during[0], after_kib=after, hold=held,
+            note=f"(Fresh gateway, UPSTREAM_MAX_CONNECTIONS={pool}; the upstream sends a word every 0.5 s so "
+                 "each stream stays open inside the gateway; the client reads the first chunk and holds.)")
+        print(f"  before {report.mib(before)}, {held.opened}/{count} open {report.mib(during[0])}, "
+              f"after {report.mib(after)}", flush=True)
+        self.stop(gateway)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def stop_on_sigterm() -> None:
+    # Turn SIGTERM into SystemExit so the finally blocks stop every service we started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the gateway against direct calls and a bare proxy.")
+    parser.add_argument("--quick", action="store_true", help="Fewer cells, shorter cells, 200 held streams.")
+    parser.add_argument("--duration", type=float, help="Seconds measured per cell (default 4, quick 1.5).")
+    parser.add_argument("--warmup", type=float, help="Unrecorded seconds before each cell (default 1).")
+    parser.add_argument("--open-streams", type=int, help="Streams held open for the memory check (default 1000).")
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.md")
+    args = parser.parse_args(argv)
+    schedule = make_schedule(args)
+    stop_on_sigterm()
+    started = time.monotonic()
+    work_dir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
+    failure: Exception | None = None
+    try:
+        with ServiceSet() as services:
+            bench = Bench(schedule, services, work_dir)
+            try:
+                bench.run_matrix()
+                bench.run_memory()
+            except Exception as error:  # still write what was measured, with the failure in it
+                failure = error
+                first_line = str(error).splitlines()[0] if str(error) else ""
+                bench.report.notes.append(f"**The run failed**: {type(error).__name__}: {first_line}")
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    text = report.render(bench.report)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print()
+    print(text)
+    print(f"written to {args.output} in {time.monotonic() - started:.0f} s")
+    if failure is not None:
+        raise failure
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

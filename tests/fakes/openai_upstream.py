@@ -64,6 +64,7 @@ class FakeOpenAI:
         self.requests: list[dict] = []
         self.open_streams = 0
         self.closed_streams = 0
+        self.abandoned_streams = 0  # closed by the client before the fake finished sending
         self.port = 0
         self._released: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
@@ -90,7 +91,7 @@ class FakeOpenAI:
         self._released = None
         self.script.clear()
         self.requests.clear()
-        self.open_streams = self.closed_streams = 0
+        self.open_streams = self.closed_streams = self.abandoned_streams = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -148,6 +149,7 @@ class FakeOpenAI:
             await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
 
         self.open_streams += 1
+        finished = False
         try:
             await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                          "finish_reason": None}])
@@ -168,10 +170,15 @@ class FakeOpenAI:
                 await send([], usage)
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
+            finished = True
+            return response
+        except (ConnectionResetError, asyncio.CancelledError):
             return response
         finally:
             self.open_streams -= 1
             self.closed_streams += 1
+            if not finished and reply.stream_error_after is None and reply.cut_after is None:
+                self.abandoned_streams += 1
 
     # --- running it -----------------------------------------------------------------------
     def start(self, port: int = 0) -> "FakeOpenAI":

@@ -4,14 +4,12 @@ the key, tenant, plan and catalog come from process memory."""
 import json
 
 from asgiref.sync import async_to_sync
-from django.db import connection
 from django.test import AsyncClient
 
 from usage.models import UsageRecord
 
-# SQLite's transaction statements (BEGIN IMMEDIATE, COMMIT) pass through the query log;
-# PostgreSQL's do not.
-QUERIES = 4 + (2 if connection.vendor == "sqlite" else 0)
+# The four data statements, plus BEGIN and COMMIT around the settlement transaction.
+QUERIES = 6
 
 
 def data_statements(captured) -> list[str]:

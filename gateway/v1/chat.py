@@ -21,8 +21,8 @@ from gateway.v1.requests import admit_request, authenticated_caller, read_body
 from providers import router
 from providers.errors import ProviderError, ProviderStreamBroken
 from providers.types import ChatRequest, Delta, Finish, StreamEvent, Usage, UsageReport
-from usage.models import Ending
 from usage.live import publish_settled
+from usage.models import Ending
 from usage.recording import Reservation, Settlement, settle
 
 asettle = sync_to_async(settle)

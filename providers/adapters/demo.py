@@ -11,7 +11,16 @@ import uuid
 from collections.abc import AsyncIterator
 
 from providers.adapters.base import Adapter
-from providers.types import ChatRequest, ChatResult, Delta, Finish, StreamEvent, Target, Usage, UsageReport
+from providers.types import (
+    ChatRequest,
+    ChatResult,
+    Delta,
+    Finish,
+    StreamEvent,
+    Target,
+    Usage,
+    UsageReport,
+)
 
 TOKEN = re.compile(r"\s*\S+")
 EMPTY_REPLY = "(demo/echo received no text to echo)"

@@ -29,7 +29,7 @@ run: $(VENV)/.installed
 	@echo "                           $(PY) manage.py create_api_key acme --name laptop"
 	@echo
 ifeq ($(SERVER),granian)
-	exec $(VENV)/bin/granian --interface asgi --host 127.0.0.1 --port $(PORT) --workers 1 --loop uvloop --ws gateway.asgi:application
+	exec $(VENV)/bin/granian --interface asginl --host 127.0.0.1 --port $(PORT) --workers 1 --loop uvloop --ws gateway.asgi:application
 else ifeq ($(SERVER),uvicorn)
 	exec $(VENV)/bin/uvicorn gateway.asgi:application --host 127.0.0.1 --port $(PORT) --no-access-log
 else

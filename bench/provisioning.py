@@ -42,11 +42,16 @@ class Install:
         return Install(var_dir, self.api_key, self.upstream_base_url)
 
     def count_usage_records(self) -> int:
-        """Rows in usage_usagerecord, read with the gateway stopped so every settlement is in."""
+        """Rows in usage_usagerecord (every admitted request leaves exactly one)."""
         import sqlite3
 
-        with sqlite3.connect(f"file:{self.var_dir / 'tollgate.sqlite3'}?mode=ro", uri=True) as db:
+        # Read-write mode: a read-only connection cannot open a WAL database whose -shm file the
+        # gateway deleted on its last close. Opened and closed at once to disturb it as little as possible.
+        db = sqlite3.connect(self.var_dir / "tollgate.sqlite3", timeout=30)
+        try:
             return db.execute("SELECT COUNT(*) FROM usage_usagerecord").fetchone()[0]
+        finally:
+            db.close()
 
 
 def manage(install: Install, *args: str) -> str:

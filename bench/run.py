@@ -101,7 +101,8 @@ def server_argv(server: str, port: int) -> list[str]:
         return [str(VENV_BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                 "--no-access-log", "--log-level", "warning"]
     if server == "daphne":
-        return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), app]
+        # -v 0: no access log on stdout, like uvicorn's --no-access-log and granian's default.
+        return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
     raise ValueError(f"unknown server {server!r}")
 
 
@@ -138,11 +139,12 @@ class Bench:
         service.wait_ready(chat_probe("unused"))
         return service
 
-    def start_gateway(self, variant: Variant, install: Install, **env: str) -> Service:
+    def start_gateway(self, variant: Variant, install: Install, *, label: str = "", **env: str) -> Service:
         port = free_port()
+        name = f"gateway {variant.name}{label}"
         service = self.services.start(Service(
-            name=f"gateway {variant.name}", argv=server_argv(variant.server, port), port=port, cwd=PROJECT_DIR,
-            log_path=self.work_dir / "logs" / f"gateway-{variant.name}-{install.var_dir.name}.log",
+            name=name, argv=server_argv(variant.server, port), port=port, cwd=PROJECT_DIR,
+            log_path=self.work_dir / "logs" / f"{name.replace(' ', '-')}.log",
             env=install.env(HTTPX_TRANSPORT=variant.transport, **env)))
         service.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}), timeout=60)
         service.wait_ready(chat_probe(install.api_key))  # the full path works before it is timed
@@ -211,30 +213,48 @@ class Bench:
         install = self.fresh_install("memory")
         # The default pool (512 upstream connections) would queue every stream past the 512th.
         pool = str(max(512, count + 64))
-        gateway = self.start_gateway(Variant("granian", "aiohttp"), install, UPSTREAM_MAX_CONNECTIONS=pool)
+        gateway = self.start_gateway(Variant("granian", "aiohttp"), install, label=" (memory)",
+                                     UPSTREAM_MAX_CONNECTIONS=pool)
         target = Target(report.gateway_name(PRIMARY), gateway.base_url + CHAT_PATH,
                         {"Authorization": f"Bearer {install.api_key}", "Content-Type": "application/json"})
         # Warm every code path (JSON and streams) so "before" is a steady state, not a cold import.
-        run_async(load.measure(target, stream=False, concurrency=16, duration=1.0, warmup=0))
+        warm = run_async(load.measure(target, stream=False, concurrency=16, duration=1.0, warmup=0))
         run_async(load.hold_streams(target, 16, open_timeout=30, while_open=lambda _: time.sleep(0.2)))
+        sent = 1 + warm.sent + 16 + count  # readiness probe, warm-up, warm streams, held streams
         time.sleep(1.0)
         before = sum(gateway.rss_kib().values())
         during: list[int] = []
 
         def read_rss(_: load.HoldResult) -> None:
-            time.sleep(1.0)  # let the last streams' first chunks settle
+            time.sleep(1.0)  # let the last streams' first chunks go through
             during.append(sum(gateway.rss_kib().values()))
 
         held = run_async(load.hold_streams(target, count, open_timeout=60, while_open=read_rss))
-        time.sleep(3.0)  # the gateway settles every dropped stream (one usage record each)
+        # Every dropped stream is settled (one usage record each) before "after" is read.
+        settled_in = wait_for_records(install, sent, timeout=90)
         after = sum(gateway.rss_kib().values())
+        settled = (f"the gateway recorded all {sent} requests {settled_in:.1f} s after the streams were dropped"
+                   if settled_in is not None else
+                   f"**only {install.count_usage_records()} of {sent} requests were recorded 90 s after the "
+                   "streams were dropped**")
         self.report.memory = report.MemoryHold(
             variant=PRIMARY, before_kib=before, during_kib=during[0], after_kib=after, hold=held,
-            note=f"(Fresh gateway, UPSTREAM_MAX_CONNECTIONS={pool}; the upstream sends a word every 0.5 s so "
-                 "each stream stays open inside the gateway; the client reads the first chunk and holds.)")
+            note=f"Fresh gateway with UPSTREAM_MAX_CONNECTIONS={pool}; the upstream sends a word every 0.5 s so "
+                 f"each stream stays open inside the gateway; the client reads the first chunk and holds; "
+                 f"{settled}.")
         print(f"  before {report.mib(before)}, {held.opened}/{count} open {report.mib(during[0])}, "
-              f"after {report.mib(after)}", flush=True)
+              f"after {report.mib(after)}; {settled}", flush=True)
         self.stop(gateway)
+
+
+def wait_for_records(install: Install, expected: int, *, timeout: float) -> float | None:
+    """Seconds until the install holds ``expected`` usage records, or None after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if install.count_usage_records() >= expected:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    return None
 
 
 def cpu_model() -> str:

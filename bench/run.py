@@ -66,6 +66,8 @@ class Schedule:
     full_cells: list[tuple[bool, int]]  # (stream, concurrency) for direct, bare proxy and the primary
     other_cells: list[tuple[bool, int]]  # for the other variants
     open_streams: int
+    upstream_pool: int | None  # UPSTREAM_MAX_CONNECTIONS of the memory gateway; None: enough for all
+    parts: tuple[str, ...]  # "matrix", "memory"
 
 
 def make_schedule(args: argparse.Namespace) -> Schedule:
@@ -78,7 +80,8 @@ def make_schedule(args: argparse.Namespace) -> Schedule:
         other = [(False, 1), (False, 16), (False, 64), (True, 16)]
         duration, warmup, streams = 4.0, 1.0, 1000
     return Schedule(duration=args.duration or duration, warmup=args.warmup if args.warmup is not None else warmup,
-                full_cells=full, other_cells=other, open_streams=args.open_streams or streams)
+                full_cells=full, other_cells=other, open_streams=args.open_streams or streams,
+                    upstream_pool=args.upstream_pool, parts=tuple(args.only or ("matrix", "memory")))
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -120,6 +123,7 @@ class Bench:
             duration=schedule.duration, warmup=schedule.warmup, primary=PRIMARY,
         )
         self.upstream_port = free_port()
+        self.upstream: Service | None = None
         self.install: Install | None = None
 
     # --- services ---------------------------------------------------------------------------
@@ -179,12 +183,15 @@ class Bench:
         self.stop(gateway)
         self.report.usage_records[variant.name] = (install.count_usage_records(), sent)
 
-    def run_matrix(self) -> None:
+    def prepare(self) -> None:
+        """The fake upstream, then the install (bootstrap stores the fake's URL in the catalog)."""
         print(f"setting up a Tollgate install in {self.work_dir}", flush=True)
-        upstream = self.start_upstream()
+        self.upstream = self.start_upstream()
         self.install = create_install(self.work_dir / "template", f"http://127.0.0.1:{self.upstream_port}/v1")
+
+    def run_matrix(self) -> None:
         bare = self.start_bare_proxy()
-        direct_target = Target(report.DIRECT, upstream.base_url + CHAT_PATH,
+        direct_target = Target(report.DIRECT, self.upstream.base_url + CHAT_PATH,
                                {"Authorization": f"Bearer {UPSTREAM_KEY}", "Content-Type": "application/json"})
         bare_target = Target(report.BARE, bare.base_url + CHAT_PATH, {"Content-Type": "application/json"})
 
@@ -203,16 +210,17 @@ class Bench:
                 sent += self.measure(target, stream, concurrency).sent
             self.finish_gateway(variant, gateway, install, sent)
         self.stop(bare)
-        self.stop(upstream)
 
     def run_memory(self) -> None:
         """RSS of a fresh primary gateway before, while and after holding many streams open."""
         count = self.schedule.open_streams
         print(f"memory: {PRIMARY} with {count} streams held open", flush=True)
-        self.start_upstream("bench.slow_upstream", "--words", "240", "--chunk-delay", "0.5")
+        # Same port, so the catalog's base URL now leads to the slow fake.
+        self.stop(self.upstream)
+        self.upstream = self.start_upstream("bench.slow_upstream", "--words", "240", "--chunk-delay", "0.5")
         install = self.fresh_install("memory")
         # The default pool (512 upstream connections) would queue every stream past the 512th.
-        pool = str(max(512, count + 64))
+        pool = str(self.schedule.upstream_pool or max(512, count + 64))
         gateway = self.start_gateway(Variant("granian", "aiohttp"), install, label=" (memory)",
                                      UPSTREAM_MAX_CONNECTIONS=pool)
         target = Target(report.gateway_name(PRIMARY), gateway.base_url + CHAT_PATH,
@@ -245,6 +253,7 @@ class Bench:
         print(f"  before {report.mib(before)}, {held.opened}/{count} open {report.mib(during[0])}, "
               f"after {report.mib(after)}; {settled}", flush=True)
         self.stop(gateway)
+        self.stop(self.upstream)
 
 
 def wait_for_records(install: Install, expected: int, *, timeout: float) -> float | None:
@@ -278,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="Seconds measured per cell (default 4, quick 1.5).")
     parser.add_argument("--warmup", type=float, help="Unrecorded seconds before each cell (default 1).")
     parser.add_argument("--open-streams", type=int, help="Streams held open for the memory check (default 1000).")
+    parser.add_argument("--upstream-pool", type=int,
+                        help="UPSTREAM_MAX_CONNECTIONS of the memory check's gateway (default: streams + 64).")
+    parser.add_argument("--only", choices=["matrix", "memory"], action="append",
+                        help="Run only this part (repeatable); default both.")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.md")
     args = parser.parse_args(argv)
     schedule = make_schedule(args)
@@ -289,8 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         with ServiceSet() as services:
             bench = Bench(schedule, services, work_dir)
             try:
-                bench.run_matrix()
-                bench.run_memory()
+                bench.prepare()
+                if "matrix" in schedule.parts:
+                    bench.run_matrix()
+                if "memory" in schedule.parts:
+                    bench.run_memory()
             except Exception as error:  # still write what was measured, with the failure in it
                 failure = error
                 first_line = str(error).splitlines()[0] if str(error) else ""

@@ -40,6 +40,8 @@ class Reply:
     finish_reason: str = "stop"
     send_usage: bool = True
     hold: bool = False  # answer only after release() is called
+    tool_call: tuple[str, str] | None = None  # (function name, JSON arguments): answer with a tool call
+    reasoning: str | None = None  # DeepSeek-style reasoning_content before the answer
 
 
 def count_prompt_tokens(messages: list) -> int:
@@ -124,12 +126,20 @@ class FakeOpenAI:
         }
         if body.get("stream"):
             return await self.stream(request, body, reply, words, usage)
+        message = {"role": "assistant", "content": reply.text, "refusal": None, "annotations": []}
+        finish_reason = reply.finish_reason
+        if reply.tool_call:
+            name, arguments = reply.tool_call
+            message["content"] = None
+            message["tool_calls"] = [{"id": "call_1", "type": "function",
+                                      "function": {"name": name, "arguments": arguments}}]
+            finish_reason = "tool_calls"
+        if reply.reasoning:
+            message["reasoning_content"] = reply.reasoning
         completion = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
             "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text, "refusal": None,
-                                                 "annotations": []},
-                         "logprobs": None, "finish_reason": reply.finish_reason}],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
             "usage": usage, "service_tier": "default", "system_fingerprint": "fp_fake",
         }
         return web.json_response(completion, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
@@ -151,21 +161,10 @@ class FakeOpenAI:
         self.open_streams += 1
         finished = False
         try:
-            await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                         "finish_reason": None}])
-            for index, word in enumerate(words):
-                if reply.stream_error_after is not None and index == reply.stream_error_after:
-                    error = {"error": {"message": reply.error_message, "type": reply.error_type,
-                                       "param": None, "code": reply.error_code}}
-                    await response.write(b"data: " + json.dumps(error).encode() + b"\n\n")
-                    return response
-                if reply.cut_after is not None and index == reply.cut_after:
-                    request.transport.close()
-                    return response
-                if reply.chunk_delay:
-                    await asyncio.sleep(reply.chunk_delay)
-                await send([{"index": 0, "delta": {"content": word}, "logprobs": None, "finish_reason": None}])
-            await send([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}])
+            if reply.tool_call:
+                await self.stream_tool_call(send, reply)
+            elif not await self.stream_words(request, response, send, reply, words):
+                return response  # scripted failure mid-stream
             if include_usage and reply.send_usage:
                 await send([], usage)
             await response.write(b"data: [DONE]\n\n")
@@ -179,6 +178,43 @@ class FakeOpenAI:
             self.closed_streams += 1
             if not finished and reply.stream_error_after is None and reply.cut_after is None:
                 self.abandoned_streams += 1
+
+    async def stream_words(self, request, response, send, reply: Reply, words: list[str]) -> bool:
+        """Role chunk, optional reasoning, one chunk per word, the finish chunk. False when the
+        script made it fail part-way."""
+        await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                     "finish_reason": None}])
+        if reply.reasoning:
+            for piece in split_words(reply.reasoning):
+                await send([{"index": 0, "delta": {"reasoning_content": piece}, "logprobs": None,
+                             "finish_reason": None}])
+        for index, word in enumerate(words):
+            if reply.stream_error_after is not None and index == reply.stream_error_after:
+                error = {"error": {"message": reply.error_message, "type": reply.error_type,
+                                   "param": None, "code": reply.error_code}}
+                await response.write(b"data: " + json.dumps(error).encode() + b"\n\n")
+                return False
+            if reply.cut_after is not None and index == reply.cut_after:
+                request.transport.close()
+                return False
+            if reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
+            await send([{"index": 0, "delta": {"content": word}, "logprobs": None, "finish_reason": None}])
+        await send([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}])
+        return True
+
+    async def stream_tool_call(self, send, reply: Reply) -> None:
+        """WIRE_FORMATS 1, streaming item 3: the first delta carries index, id, type and name
+        with empty arguments; later deltas carry only index and argument fragments."""
+        name, arguments = reply.tool_call
+        await send([{"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}]},
+            "logprobs": None, "finish_reason": None}])
+        middle = len(arguments) // 2
+        for fragment in (arguments[:middle], arguments[middle:]):
+            await send([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]},
+                         "logprobs": None, "finish_reason": None}])
+        await send([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"}])
 
     # --- running it -----------------------------------------------------------------------
     def start(self, port: int = 0) -> "FakeOpenAI":

@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from gateway import views
+
 urlpatterns = [
+    path("", views.home, name="home"),
     path("v1/", include("gateway.v1.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -7,6 +7,7 @@ Checked before any provider is called, in this order:
 The reservation is replaced by the actual cost at settlement (usage.recording).
 """
 
+import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 from fnmatch import fnmatchcase
@@ -20,6 +21,7 @@ from billing.models import Plan
 from providers.pricing import most_cost
 from usage import recording
 from usage.recording import Reservation
+from usage.writer import writer
 
 
 class Refusal(Exception):
@@ -91,10 +93,17 @@ def estimate_input_tokens(text_chars: int, images: int) -> int:
     return text_chars // 2 + 16 + images * 1600
 
 
-def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int) -> Reservation:
+async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens: int,
+                        max_output_tokens: int) -> Reservation:
     amount = most_cost(model.prices, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
     cap = caller.plan.monthly_spend_limit
-    month = recording.reserve(caller.tenant_id, amount, cap)
+    pending = writer.submit(recording.reserve, caller.tenant_id, amount, cap)
+    try:
+        month = await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        # The client left while the reservation was being written: give it back once it is.
+        pending.add_done_callback(lambda done: release_abandoned(done, caller.tenant_id, amount))
+        raise
     if month is None:
         raise Refusal(429, f"You exceeded your current quota: plan {caller.plan.name} allows ${cap} of spend per "
                       f"month and this request could cost up to ${amount.quantize(Decimal('0.000001'))}. "
@@ -112,6 +121,11 @@ async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, ma
         await sync_to_async(check_rate, thread_sensitive=False)(caller)  # a network round trip
     else:
         check_rate(caller)  # process memory: cheaper than a thread hop
-    return await sync_to_async(reserve_spend)(
+    return await reserve_spend(
         caller, model, request_id=request_id, input_tokens=input_tokens, max_output_tokens=max_output_tokens
     )
+
+
+def release_abandoned(done: asyncio.Future, tenant_id: int, amount: Decimal) -> None:
+    if not done.cancelled() and done.exception() is None and done.result() is not None:
+        writer.submit(recording.release_amount, tenant_id, done.result(), amount)

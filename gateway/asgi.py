@@ -8,6 +8,10 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
 
+from gateway.handlers import ApiHandler, PathDispatcher  # noqa: E402
+
+http_application = PathDispatcher(prefix="/v1/", api=ApiHandler(), site=django_application)
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
@@ -15,6 +19,6 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from gateway.dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": django_application,
+    "http": http_application,
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })

@@ -25,6 +25,7 @@ from providers.catalog import read_catalog, seed_catalog
 from providers.http import close_client
 from providers.models import Provider
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from usage.writer import writer
 
 
 def free_port() -> int:
@@ -65,6 +66,13 @@ def gateway_url():
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ledger_writer(django_db_setup, django_db_blocker):
+    """The writer thread keeps a connection open; close it before the test database is dropped."""
+    yield writer
+    writer.stop()
 
 
 @pytest.fixture(autouse=True)

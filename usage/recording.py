@@ -143,11 +143,6 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
     return record
 
 
-def release(reservation: Reservation) -> None:
-    """Give back a reservation for a request that never reached a provider."""
-    if reservation.settled:
-        return
-    reservation.settled = True
-    MonthlySpend.objects.filter(tenant_id=reservation.tenant_id, month=reservation.month).update(
-        reserved=F("reserved") - reservation.amount
-    )
+def release_amount(tenant_id: int, month: date, amount: Decimal) -> None:
+    """Give back a reservation whose request never got as far as being settled."""
+    MonthlySpend.objects.filter(tenant_id=tenant_id, month=month).update(reserved=F("reserved") - amount)

@@ -12,7 +12,6 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 
-from asgiref.sync import sync_to_async
 from django.http import JsonResponse, StreamingHttpResponse
 
 from gateway.v1 import openai_chat, sse
@@ -24,8 +23,7 @@ from providers.types import ChatRequest, Delta, Finish, StreamEvent, Usage, Usag
 from usage.live import publish_settled
 from usage.models import Ending
 from usage.recording import Reservation, Settlement, settle
-
-asettle = sync_to_async(settle)
+from usage.writer import writer
 
 
 class Meter:
@@ -37,6 +35,7 @@ class Meter:
         self.input_estimate = input_estimate
         self.produced_chars = 0
         self.settlement = Settlement(streamed=streamed)
+        self.settling: asyncio.Future | None = None
 
     def first_token(self) -> None:
         if self.settlement.ttft_ms is None:
@@ -63,13 +62,14 @@ class Meter:
         return settlement
 
     async def settle(self) -> None:
-        if not self.reservation.settled:
-            # Shielded: a second cancellation (client gone, server shutting down) must not
-            # lose the record half-way.
-            await asyncio.shield(self._settle_and_publish())
+        """Settle once; every later call waits for that one. Shielded: a second cancellation
+        (client gone, server shutting down) must not lose the record half-way."""
+        if self.settling is None:
+            self.settling = asyncio.ensure_future(self._settle_and_publish())
+        await asyncio.shield(self.settling)
 
     async def _settle_and_publish(self) -> None:
-        record = await asettle(self.reservation, self.prepare())
+        record = await writer.run(settle, self.reservation, self.prepare())
         if record is not None:
             await publish_settled(record)
 
@@ -141,7 +141,7 @@ async def start_stream(request, chat: ChatRequest, deployment, meter: Meter) -> 
 
 
 def settle_abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
-    if not meter.reservation.settled and not loop.is_closed():
+    if meter.settling is None and not loop.is_closed():
         meter.client_gone()
         loop.call_soon_threadsafe(lambda: loop.create_task(meter.settle()))
 

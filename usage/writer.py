@@ -1,0 +1,125 @@
+"""One thread that commits the hot path's writes (reservations, settlements) in groups.
+
+Every admitted request writes twice: the spend reservation and its settlement. Done one
+request at a time from per-request threads, each write opens a connection and commits on its
+own, and under concurrency they queue for the database's write lock. Here a single thread
+with one long-lived connection takes whatever jobs are waiting, runs each in its own savepoint
+inside one transaction, and commits once (group commit). A request still waits until its own
+write is committed: nothing is acknowledged before it is durable.
+
+    await writer.run(fn, *args)   run fn(*args) on the writer thread; its result or exception
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections, transaction
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 64
+
+
+class Job:
+    __slots__ = ("fn", "args", "loop", "future")
+
+    def __init__(self, fn: Callable, args: tuple, loop: asyncio.AbstractEventLoop, future: asyncio.Future):
+        self.fn = fn
+        self.args = args
+        self.loop = loop
+        self.future = future
+
+
+def resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class LedgerWriter:
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.connection = None  # the writer thread's connection, for tests that count queries
+
+    def submit(self, fn: Callable, *args) -> asyncio.Future:
+        """Queue fn(*args); the returned future resolves on the caller's loop."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._ensure_started()
+        self._queue.put(Job(fn, args, loop, future))
+        return future
+
+    async def run(self, fn: Callable, *args) -> Any:
+        return await self.submit(fn, *args)
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the queued jobs, close the connection, end the thread."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)
+            thread.join(10)
+        self._thread = None
+
+    def _loop(self) -> None:
+        self.connection = connections["default"]
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        job = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        self._queue.put(None)  # stop after this batch
+                        break
+                    batch.append(job)
+                self._commit(batch)
+        finally:
+            connections.close_all()
+
+    def _commit(self, batch: list[Job]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        connection = connections["default"]
+        if connection.errors_occurred and connection.connection is not None and not connection.is_usable():
+            connection.close()  # the server went away: reconnect for this batch
+        try:
+            with transaction.atomic():
+                for job in batch:
+                    try:
+                        with transaction.atomic():  # a failing job rolls back alone
+                            outcomes.append((job.fn(*job.args), None))
+                    except Exception as error:
+                        outcomes.append((None, error))
+        except Exception as error:  # the commit itself failed: nothing of the batch is durable
+            log.exception("ledger writer: a batch of %d failed to commit", len(batch))
+            connections["default"].close()
+            outcomes = [(None, error)] * len(batch)
+        for job, (result, error) in zip(batch, outcomes, strict=True):
+            try:
+                job.loop.call_soon_threadsafe(resolve, job.future, result, error)
+            except RuntimeError:
+                pass  # the caller's event loop is closed: nobody is waiting any more
+
+
+writer = LedgerWriter()

@@ -121,14 +121,28 @@ def other_api_key(other_tenant) -> str:
 
 
 @pytest.fixture
-def client(gateway_url, api_key) -> openai.OpenAI:
-    """The official SDK, pointed at the gateway. No SDK retries: tests see every answer."""
-    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=api_key, max_retries=0)
+def sdk_for(gateway_url):
+    """sdk_for(key): the official SDK pointed at the gateway, closed after the test. No SDK
+    retries: tests see every answer."""
+    clients = []
+
+    def make(key: str) -> openai.OpenAI:
+        clients.append(openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=key, max_retries=0))
+        return clients[-1]
+
+    yield make
+    for sdk in clients:
+        sdk.close()
 
 
 @pytest.fixture
-def other_client(gateway_url, other_api_key) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=other_api_key, max_retries=0)
+def client(sdk_for, api_key) -> openai.OpenAI:
+    return sdk_for(api_key)
+
+
+@pytest.fixture
+def other_client(sdk_for, other_api_key) -> openai.OpenAI:
+    return sdk_for(other_api_key)
 
 
 def wait_for(condition, timeout: float = 10.0, what: str = "condition"):

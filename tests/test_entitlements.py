@@ -17,9 +17,9 @@ def ask(client, model="demo/echo", **extra):
     return client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], **extra)
 
 
-def test_model_not_on_plan_is_refused_naming_the_plan_and_the_upgrade(gateway_url, catalog, fake_openai):
+def test_model_not_on_plan_is_refused_naming_the_plan_and_the_upgrade(sdk_for, catalog, fake_openai):
     free = make_tenant("freebie", "f@example.com", "free")
-    client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=issue_api_key(free, name="k").raw, max_retries=0)
+    client = sdk_for(issue_api_key(free, name="k").raw)
     with pytest.raises(openai.PermissionDeniedError) as caught:
         ask(client, "openai/gpt-4o-mini")
     message = caught.value.body["message"]
@@ -29,9 +29,9 @@ def test_model_not_on_plan_is_refused_naming_the_plan_and_the_upgrade(gateway_ur
     assert not UsageRecord.objects.exists()
 
 
-def test_key_limited_to_other_models_is_refused(gateway_url, tenant, fake_openai):
+def test_key_limited_to_other_models_is_refused(sdk_for, tenant, fake_openai):
     key = issue_api_key(tenant, name="echo only", allowed_models=["demo/*"]).raw
-    client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=key, max_retries=0)
+    client = sdk_for(key)
     with pytest.raises(openai.PermissionDeniedError, match="may not use model 'openai/gpt-4o'"):
         ask(client, "openai/gpt-4o")
     assert fake_openai.requests == []

@@ -19,17 +19,17 @@ def test_pro_plan_lists_its_models_with_capability_and_prices(client):
     assert mini["context_window"] == 128000
 
 
-def test_free_plan_lists_only_the_demo_model(gateway_url, catalog):
+def test_free_plan_lists_only_the_demo_model(sdk_for, catalog):
     free = make_tenant("freebie", "f@example.com", "free")
-    client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=issue_api_key(free, name="k").raw, max_retries=0)
+    client = sdk_for(issue_api_key(free, name="k").raw)
     assert [m.id for m in client.models.list()] == ["demo/echo"]
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("openai/gpt-4o")
 
 
-def test_key_limited_to_some_models_lists_only_those(gateway_url, tenant):
+def test_key_limited_to_some_models_lists_only_those(sdk_for, tenant):
     key = issue_api_key(tenant, name="narrow", allowed_models=["openai/gpt-4o*"]).raw
-    client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=key, max_retries=0)
+    client = sdk_for(key)
     assert sorted(m.id for m in client.models.list()) == ["openai/gpt-4o", "openai/gpt-4o-mini"]
 
 

@@ -15,7 +15,6 @@ fi
 BIN=$(pg_bin)
 
 DATA=$(mktemp -d /tmp/tollgate-pg.XXXXXX)
-PORT=${TOLLGATE_PG_PORT:-$((20000 + RANDOM % 20000))}
 # PostgreSQL refuses to run as root; run the server as the packaged 'postgres' user.
 AS=()
 if [ "$(id -u)" = 0 ]; then
@@ -30,8 +29,15 @@ cleanup() {
 trap cleanup EXIT
 
 "${AS[@]}" "$BIN/initdb" -D "$DATA/db" -U tollgate --auth=trust -E UTF8 >/dev/null
-"${AS[@]}" "$BIN/pg_ctl" -D "$DATA/db" -l "$DATA/log" -w \
-  -o "-k $DATA -p $PORT -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+# A random free-looking port; another process may take it first, so try a few.
+for attempt in 1 2 3 4 5; do
+  PORT=${TOLLGATE_PG_PORT:-$((20000 + RANDOM % 20000))}
+  if "${AS[@]}" "$BIN/pg_ctl" -D "$DATA/db" -l "$DATA/log" -w \
+      -o "-k $DATA -p $PORT -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null; then
+    break
+  fi
+  [ "$attempt" = 5 ] && { cat "$DATA/log" >&2; exit 1; }
+done
 
 export DATABASE_URL="postgres://tollgate@127.0.0.1:$PORT/tollgate"
 echo "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') on port $PORT" >&2

@@ -17,13 +17,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
 from billing.models import Plan, SubscriptionStatus
 from gateway.models import ApiKey, Tenant
 from gateway.v1.errors import GatewayError
+from providers.blocking import run_blocking
 
 KEY_PREFIX = "tg"
 CACHE_MAX_ENTRIES = 10_000
@@ -139,7 +139,7 @@ async def authenticate(request) -> KeyContext:
         context = cached[1]
         _cache.move_to_end(prefix)
     else:
-        context = await sync_to_async(load_key_context)(prefix)
+        context = await run_blocking(load_key_context, prefix)
         if context is None:
             raise unauthorized("Incorrect API key provided.")
         _cache[prefix] = (now + settings.KEY_CACHE_SECONDS, context)

@@ -16,11 +16,11 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from providers import errors
 from providers.adapters.base import Adapter
+from providers.blocking import run_blocking
 from providers.pricing import TokenPrices
 from providers.registry import get_adapter
 from providers.types import ChatRequest, ChatResult, StreamEvent, Target
@@ -125,11 +125,11 @@ async def get_catalog() -> Catalog:
     try:
         async with _reload_lock:  # one reload at a time, the rest wait for it
             if _catalog is None or _catalog is catalog:
-                _catalog = await sync_to_async(load_catalog)()
+                _catalog = await run_blocking(load_catalog)
     except RuntimeError:
         # The lock belongs to an event loop that is gone (tests run several); start afresh.
         _reload_lock = None
-        _catalog = await sync_to_async(load_catalog)()
+        _catalog = await run_blocking(load_catalog)
     return _catalog
 
 

@@ -1,7 +1,6 @@
 """The steps every /v1 endpoint takes before a provider is called: method, key, body, model,
 admission. Each raises the envelope's GatewayError (or a billing Refusal) on failure."""
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
@@ -10,6 +9,7 @@ from billing.entitlements import Caller
 from gateway.api_keys import KeyContext, authenticate, is_last_used_due, touch_last_used
 from gateway.v1.errors import GatewayError, bad_request
 from providers import router
+from providers.blocking import run_blocking
 from providers.router import Deployment, ModelInfo
 from usage.recording import Reservation
 
@@ -52,7 +52,7 @@ async def authenticated_caller(request, *, method: str) -> Caller:
                            headers={"Allow": method})
     key = await authenticate(request)
     if is_last_used_due(key):
-        await sync_to_async(touch_last_used)(key)
+        await run_blocking(touch_last_used, key)
     return caller_of(key)
 
 

@@ -25,6 +25,7 @@ class MemoryHold:
     before_kib: int
     during_kib: int
     after_kib: int
+    threads: tuple[int, int, int]  # OS threads before, during, after
     hold: HoldResult
     note: str = ""
 
@@ -157,6 +158,7 @@ def render_memory(report: Report) -> list[str]:
                      f"with {held.opened} open **{mib(hold.during_kib)}** "
                      f"(+{(hold.during_kib - hold.before_kib) / max(held.opened, 1):.0f} KiB per stream), "
                      f"after closing them **{mib(hold.after_kib)}**. "
+                     f"OS threads {hold.threads[0]} / {hold.threads[1]} / {hold.threads[2]}. "
                      f"Opened {held.opened}/{held.wanted} in {held.seconds_to_open:.1f} s"
                      + (f"; errors: {dict(held.errors)}" if held.errors else "") + ".")
         if hold.note:
@@ -173,6 +175,7 @@ def render_health(report: Report) -> list[str]:
         found = ", ".join(f"'{alarm}' ×{count}" for alarm, count in alarms.items())
         lines.append(f"- log of {service}: " + (f"**{found}**" if found else "clean"))
     lines.extend(f"- {note}" for note in report.notes)
+    lines.append("- Server logs of this run: bench/results/logs/.")
     return lines
 
 

@@ -9,7 +9,10 @@ bare proxy for each cell so that drift on a shared machine hits all three alike.
 variants get enough cells to justify the choice of server and transport. Then the gateway's
 memory is read with 1,000 streams held open against a slow upstream.
 
-    python -m bench.run [--quick] [--duration S] [--warmup S] [--open-streams N]
+    python -m bench.run [--quick] [--duration S] [--warmup S] [--open-streams N] [--upstream-pool N]
+                        [--only matrix|memory] [--output PATH]
+
+Server logs of the last run are kept in bench/results/logs/ for the report's health checks.
 """
 
 import argparse
@@ -19,10 +22,11 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +43,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VENV_BIN = Path(PYTHON).parent
 CHAT_PATH = "/v1/chat/completions"
 PRIMARY = "granian+aiohttp"
+APP_DIRS = ("gateway", "providers", "billing", "usage")  # the code under test
 
 T = TypeVar("T")
 
@@ -79,9 +84,11 @@ def make_schedule(args: argparse.Namespace) -> Schedule:
         full = [(stream, concurrency) for stream in (False, True) for concurrency in (1, 16, 64)]
         other = [(False, 1), (False, 16), (False, 64), (True, 16)]
         duration, warmup, streams = 4.0, 1.0, 1000
-    return Schedule(duration=args.duration or duration, warmup=args.warmup if args.warmup is not None else warmup,
-                full_cells=full, other_cells=other, open_streams=args.open_streams or streams,
-                    upstream_pool=args.upstream_pool, parts=tuple(args.only or ("matrix", "memory")))
+    return Schedule(
+        duration=args.duration or duration, warmup=args.warmup if args.warmup is not None else warmup,
+        full_cells=full, other_cells=other, open_streams=args.open_streams or streams,
+        upstream_pool=args.upstream_pool, parts=tuple(args.only or ("matrix", "memory")),
+    )
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -119,7 +126,7 @@ class Bench:
         self.report = report.Report(
             started_utc=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
             machine={"nproc": str(os.cpu_count()), "Python": platform.python_version(),
-                     "CPU": cpu_model(), "kernel": platform.release()},
+                     "CPU": cpu_model(), "kernel": platform.release(), "code": code_version()},
             duration=schedule.duration, warmup=schedule.warmup, primary=PRIMARY,
         )
         self.upstream_port = free_port()
@@ -190,6 +197,7 @@ class Bench:
         self.install = create_install(self.work_dir / "template", f"http://127.0.0.1:{self.upstream_port}/v1")
 
     def run_matrix(self) -> None:
+        assert self.upstream is not None, "prepare() first"
         bare = self.start_bare_proxy()
         direct_target = Target(report.DIRECT, self.upstream.base_url + CHAT_PATH,
                                {"Authorization": f"Bearer {UPSTREAM_KEY}", "Content-Type": "application/json"})
@@ -220,9 +228,9 @@ class Bench:
         self.upstream = self.start_upstream("bench.slow_upstream", "--words", "240", "--chunk-delay", "0.5")
         install = self.fresh_install("memory")
         # The default pool (512 upstream connections) would queue every stream past the 512th.
-        pool = str(self.schedule.upstream_pool or max(512, count + 64))
+        pool = self.schedule.upstream_pool or max(512, count + 64)
         gateway = self.start_gateway(Variant("granian", "aiohttp"), install, label=" (memory)",
-                                     UPSTREAM_MAX_CONNECTIONS=pool)
+                                     UPSTREAM_MAX_CONNECTIONS=str(pool))
         target = Target(report.gateway_name(PRIMARY), gateway.base_url + CHAT_PATH,
                         {"Authorization": f"Bearer {install.api_key}", "Content-Type": "application/json"})
         # Warm every code path (JSON and streams) so "before" is a steady state, not a cold import.
@@ -230,40 +238,65 @@ class Bench:
         run_async(load.hold_streams(target, 16, open_timeout=30, while_open=lambda _: time.sleep(0.2)))
         sent = 1 + warm.sent + 16 + count  # readiness probe, warm-up, warm streams, held streams
         time.sleep(1.0)
-        before = sum(gateway.rss_kib().values())
-        during: list[int] = []
-
-        def read_rss(_: load.HoldResult) -> None:
-            time.sleep(1.0)  # let the last streams' first chunks go through
-            during.append(sum(gateway.rss_kib().values()))
-
-        held = run_async(load.hold_streams(target, count, open_timeout=60, while_open=read_rss))
-        # Every dropped stream is settled (one usage record each) before "after" is read.
-        settled_in = wait_for_records(install, sent, timeout=90)
-        after = sum(gateway.rss_kib().values())
-        settled = (f"the gateway recorded all {sent} requests {settled_in:.1f} s after the streams were dropped"
-                   if settled_in is not None else
-                   f"**only {install.count_usage_records()} of {sent} requests were recorded 90 s after the "
-                   "streams were dropped**")
-        self.report.memory = report.MemoryHold(
-            variant=PRIMARY, before_kib=before, during_kib=during[0], after_kib=after, hold=held,
-            note=f"Fresh gateway with UPSTREAM_MAX_CONNECTIONS={pool}; the upstream sends a word every 0.5 s so "
-                 f"each stream stays open inside the gateway; the client reads the first chunk and holds; "
-                 f"{settled}.")
-        print(f"  before {report.mib(before)}, {held.opened}/{count} open {report.mib(during[0])}, "
-              f"after {report.mib(after)}; {settled}", flush=True)
+        memory = self.hold_and_read(gateway, install, target, count=count, sent=sent)
+        memory.note = (f"Fresh gateway with UPSTREAM_MAX_CONNECTIONS={pool}; the upstream sends a word every "
+                       f"0.5 s so each stream stays open inside the gateway; the client reads the first chunk "
+                       f"and holds; {memory.note}.")
+        self.report.memory = memory
+        print(f"  before {report.mib(memory.before_kib)}, {memory.hold.opened}/{count} open "
+              f"{report.mib(memory.during_kib)}, after {report.mib(memory.after_kib)}; threads {memory.threads}",
+              flush=True)
         self.stop(gateway)
         self.stop(self.upstream)
 
+    def hold_and_read(self, gateway: Service, install: Install, target: Target, *, count: int,
+                      sent: int) -> report.MemoryHold:
+        """Gateway RSS and threads at rest, with ``count`` streams held, and at rest again."""
+        before, threads_before = sum(gateway.rss_kib().values()), gateway.thread_count()
+        during: list[tuple[int, int]] = []
 
-def wait_for_records(install: Install, expected: int, *, timeout: float) -> float | None:
-    """Seconds until the install holds ``expected`` usage records, or None after ``timeout``."""
+        def read_while_open(_: load.HoldResult) -> None:
+            time.sleep(1.0)  # let the last streams' first chunks go through
+            during.append((sum(gateway.rss_kib().values()), gateway.thread_count()))
+
+        held = run_async(load.hold_streams(target, count, open_timeout=60, while_open=read_while_open))
+        # At rest again: every dropped stream settled (one usage record each), its thread gone.
+        settled_in = wait_until(lambda: install.count_usage_records() >= sent, timeout=90)
+        idle_in = wait_until(lambda: gateway.thread_count() <= threads_before + 4, timeout=20)
+        after, threads_after = sum(gateway.rss_kib().values()), gateway.thread_count()
+        if settled_in is None:
+            note = (f"**only {install.count_usage_records()} of {sent} requests were recorded 90 s after the "
+                    "streams were dropped**")
+        else:
+            note = f"the gateway recorded all {sent} requests {settled_in:.1f} s after the streams were dropped"
+        note += (f" and was back to {threads_after} threads {idle_in:.1f} s later" if idle_in is not None
+                 else f"; **{threads_after} threads were still alive 20 s later**")
+        return report.MemoryHold(variant=PRIMARY, before_kib=before, during_kib=during[0][0], after_kib=after,
+                                 threads=(threads_before, during[0][1], threads_after), hold=held, note=note)
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float) -> float | None:
+    """Seconds until ``condition()`` holds (polled twice a second), or None after ``timeout``."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if install.count_usage_records() >= expected:
+        if condition():
             return time.monotonic() - started
         time.sleep(0.5)
     return None
+
+
+def code_version() -> str:
+    """The commit measured, and any uncommitted change to the gateway's code on top of it."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=PROJECT_DIR, capture_output=True, text=True,
+                                  timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    dirty = git("status", "--porcelain", "--", *APP_DIRS).splitlines()
+    return commit + (f" + uncommitted changes to {', '.join(line[3:] for line in dirty)}" if dirty else "")
 
 
 def cpu_model() -> str:

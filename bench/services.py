@@ -122,6 +122,16 @@ class Service:
                 continue  # exited between listing and reading
         return sizes
 
+    def thread_count(self) -> int:
+        """OS threads across the service's processes (Django runs sync code in per-request threads)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                total += len(os.listdir(f"/proc/{pid}/task"))
+            except OSError:
+                continue
+        return total
+
     def log_alarms(self) -> dict[str, int]:
         try:
             text = self.log_path.read_text(errors="replace")

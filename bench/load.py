@@ -48,7 +48,7 @@ class CellResult:
     concurrency: int
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)  # successful requests only, seconds
-    errors: Counter = field(default_factory=Counter)  # label -> count, measured phase only
+    errors: Counter = field(default_factory=Counter)  # label -> count; warm-up ones labelled so
     sent: int = 0  # every request sent, warm-up included (to check usage records)
 
     @property
@@ -110,8 +110,9 @@ async def run_workers(session: aiohttp.ClientSession, target: Target, *, stream:
             else:
                 result.errors[error] += 1
 
-    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))),
-                           timeout=seconds + REQUEST_TIMEOUT + 5)
+    async with asyncio.timeout(seconds + REQUEST_TIMEOUT + 5), asyncio.TaskGroup() as workers:
+        for _ in range(concurrency):
+            workers.create_task(worker())
 
 
 async def measure(target: Target, *, stream: bool, concurrency: int, duration: float,

@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -153,9 +154,10 @@ class Bench:
     def start_gateway(self, variant: Variant, install: Install, *, label: str = "", **env: str) -> Service:
         port = free_port()
         name = f"gateway {variant.name}{label}"
+        log_name = re.sub(r"[^\w+.-]+", "-", name).strip("-")
         service = self.services.start(Service(
             name=name, argv=server_argv(variant.server, port), port=port, cwd=PROJECT_DIR,
-            log_path=self.work_dir / "logs" / f"{name.replace(' ', '-')}.log",
+            log_path=self.work_dir / "logs" / f"{log_name}.log",
             env=install.env(HTTPX_TRANSPORT=variant.transport, **env)))
         service.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}), timeout=60)
         service.wait_ready(chat_probe(install.api_key))  # the full path works before it is timed

@@ -19,7 +19,7 @@ from tests.fakes.openai_upstream import FakeOpenAI, Reply
 
 class SlowFakeOpenAI(FakeOpenAI):
     def __init__(self, *, words: int, chunk_delay: float):
-        super().__init__()
+        super().__init__(record=False)  # no request log: it would only grow
         self.slow_reply = Reply(text=" ".join(["word"] * words), chunk_delay=chunk_delay)
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -35,7 +35,6 @@ def main() -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.5, help="Seconds between words.")
     args = parser.parse_args()
     fake = SlowFakeOpenAI(words=args.words, chunk_delay=args.chunk_delay)
-    # The fake keeps every request it saw (for tests); 1,000 small bodies are fine here.
     web.run_app(fake.app(), host="127.0.0.1", port=args.port, access_log=None, print=None, backlog=2048)
 
 

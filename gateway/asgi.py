@@ -8,7 +8,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
 
-from gateway.handlers import ApiHandler, PathDispatcher  # noqa: E402
+from gateway.handlers import ApiHandler, Lifespan, PathDispatcher  # noqa: E402
 
 http_application = PathDispatcher(prefix="/v1/", api=ApiHandler(), site=django_application)
 
@@ -18,7 +18,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from gateway.dashboard.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter({
+application = Lifespan(ProtocolTypeRouter({
     "http": http_application,
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-})
+}))

@@ -19,6 +19,9 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
 
+from providers.http import close_client
+from usage.writer import writer
+
 
 class ApiHandler(ASGIHandler):
     def load_middleware(self, is_async=False):
@@ -78,3 +81,25 @@ class PathDispatcher:
     async def __call__(self, scope, receive, send):
         app = self.api if scope["path"].startswith(self.prefix) else self.site
         await app(scope, receive, send)
+
+
+class Lifespan:
+    """ASGI lifespan around ``app``: at shutdown, close the pooled upstream client and let the
+    ledger writer commit what is queued (servers that send no lifespan events skip this)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await close_client()
+                await asyncio.to_thread(writer.stop)
+                await send({"type": "lifespan.shutdown.complete"})
+                return

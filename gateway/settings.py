@@ -88,9 +88,11 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'tollgate.sqlite3'}"),
-}
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db("DATABASE_URL")}
+else:
+    # Built directly, not as a sqlite:/// URL: a path with '+' or '%' in it must stay as it is.
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "tollgate.sqlite3")}}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
     # two settlements never deadlock upgrading a read lock; busy_timeout waits instead of
@@ -147,6 +149,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # httpx logs every upstream request at INFO: a line per API call, with its URL.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 # --- the /v1 gateway -------------------------------------------------------------------
@@ -160,7 +164,8 @@ KEY_CACHE_SECONDS = env.float("KEY_CACHE_SECONDS", default=5.0)
 CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=10.0)
 # "aiohttp" (httpx API over aiohttp's pool, faster under concurrency) or "httpx".
 HTTPX_TRANSPORT = env.str("HTTPX_TRANSPORT", default="aiohttp")
-UPSTREAM_MAX_CONNECTIONS = env.int("UPSTREAM_MAX_CONNECTIONS", default=512)
+# Open upstream connections per process; each in-flight stream holds one.
+UPSTREAM_MAX_CONNECTIONS = env.int("UPSTREAM_MAX_CONNECTIONS", default=4096)
 # Retries of one upstream call before the first byte reached the client.
 UPSTREAM_MAX_RETRIES = env.int("UPSTREAM_MAX_RETRIES", default=2)
 

@@ -22,7 +22,6 @@ from gateway.api_keys import issue_api_key
 from gateway.tenants import create_tenant
 from providers import router
 from providers.catalog import read_catalog, seed_catalog
-from providers.http import close_client
 from providers.models import Provider
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from usage.writer import writer
@@ -48,12 +47,11 @@ def gateway_url():
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", ws="websockets-sansio", loop="asyncio"))
+                                           lifespan="on", ws="websockets-sansio", loop="asyncio"))
 
     def serve() -> None:
         loop = asyncio.new_event_loop()
-        loop.run_until_complete(server.serve())
-        loop.run_until_complete(close_client())  # the upstream pool belongs to this loop
+        loop.run_until_complete(server.serve())  # its lifespan shutdown closes the upstream pool
         loop.close()
 
     thread = threading.Thread(target=serve, name="gateway", daemon=True)

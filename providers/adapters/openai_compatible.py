@@ -39,11 +39,8 @@ class OpenAICompatibleAdapter(Adapter):
     wire_format = "openai_compatible"
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
-        body = build_body(request, target, stream=False)
         try:
-            response = await get_client().post(
-                url_for(target), json=body, headers=headers_for(target), timeout=timeout_for(target)
-            )
+            response = await get_client().send(build_request(request, target, stream=False))
             if response.status_code >= 400:
                 raise error_from_response(response.status_code, response.headers, response.content, target)
             payload = response.json()
@@ -56,14 +53,11 @@ class OpenAICompatibleAdapter(Adapter):
         return parse_completion(payload, target)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
-        body = build_body(request, target, stream=True)
-        client = get_client()
         finished = False
         usage: Usage | None = None
         try:
-            async with client.stream(
-                "POST", url_for(target), json=body, headers=headers_for(target), timeout=timeout_for(target)
-            ) as response:
+            response = await get_client().send(build_request(request, target, stream=True), stream=True)
+            try:
                 if response.status_code >= 400:
                     raise error_from_response(
                         response.status_code, response.headers, await response.aread(), target
@@ -84,6 +78,8 @@ class OpenAICompatibleAdapter(Adapter):
                         if choice.get("finish_reason"):
                             finished = True
                             yield Finish(choice["finish_reason"])
+            finally:
+                await response.aclose()
         except httpx.TransportError as exc:
             raise transport_error(exc, target) from exc
         except json.JSONDecodeError as exc:
@@ -103,7 +99,18 @@ def url_for(target: Target) -> str:
 
 
 def headers_for(target: Target) -> dict[str, str]:
-    return {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json"}
+    return {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json",
+            "Content-Type": "application/json"}
+
+
+def build_request(request: ChatRequest, target: Target, *, stream: bool) -> httpx.Request:
+    # A prepared Request sent with client.send() skips the client's URL, header and cookie
+    # merging, a third of httpx's cost per call (bench/).
+    return httpx.Request(
+        "POST", url_for(target), headers=headers_for(target),
+        content=json.dumps(build_body(request, target, stream=stream)).encode(),
+        extensions={"timeout": timeout_for(target).as_dict()},
+    )
 
 
 def encode_message(message: Message) -> dict[str, Any]:

@@ -52,7 +52,17 @@ def upgrade_hint() -> str:
     return f"upgrade at {settings.PUBLIC_BASE_URL}/billing"
 
 
+def is_model_allowed(caller: Caller, model) -> bool:
+    """On the plan (capability, and model id or group) and on the key's own allow-list."""
+    plan = caller.plan
+    if not (plan.allows_capability(model.capability) and plan.allows_model(model.public_id, model.group)):
+        return False
+    allowed = caller.key_allowed_models
+    return not allowed or any(fnmatchcase(model.public_id, pattern) for pattern in allowed)
+
+
 def check_model(caller: Caller, model) -> None:
+    """is_model_allowed, as a Refusal that says which rule refused and what to do."""
     plan = caller.plan
     if not plan.allows_capability(model.capability):
         raise Refusal(403, f"{model.capability} models are not on plan {plan.name}; {upgrade_hint()}.",

@@ -4,7 +4,7 @@ from fnmatch import fnmatchcase
 from django.db import models
 from django.utils import timezone
 
-CAPABILITIES = ["chat", "image", "video", "speech", "transcription", "embedding"]
+from providers.models import Capability
 
 
 class Plan(models.Model):
@@ -17,7 +17,7 @@ class Plan(models.Model):
     monthly_spend_limit = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True, help_text="USD per calendar month; empty = no cap."
     )
-    allowed_capabilities = models.JSONField(default=list, help_text=f"Any of {CAPABILITIES}.")
+    allowed_capabilities = models.JSONField(default=list, help_text=f"Any of {Capability.values}.")
     allowed_models = models.JSONField(
         default=list, blank=True, help_text="Public model ids or patterns, e.g. 'demo/*', 'openai/gpt-4o-mini', '*'."
     )

@@ -90,6 +90,11 @@ def revoke_api_key(api_key: ApiKey) -> None:
 _cache: OrderedDict[str, tuple[float, KeyContext]] = OrderedDict()
 
 
+def forget_keys() -> None:
+    """Drop every cached key, so the next request of each reads its key, tenant and plan anew."""
+    _cache.clear()
+
+
 def load_key_context(prefix: str) -> KeyContext | None:
     row = (
         ApiKey.objects.select_related("tenant__subscription__plan")

@@ -76,12 +76,12 @@ def ledger_writer(django_db_setup, django_db_blocker):
 @pytest.fixture(autouse=True)
 def fresh_process_state(fake_openai):
     """In-process caches outlive a test's database; start each test without them."""
-    api_keys._cache.clear()
+    api_keys.forget_keys()
     router.forget_catalog()
     cache.clear()
     fake_openai.reset()
     yield
-    api_keys._cache.clear()
+    api_keys.forget_keys()
     router.forget_catalog()
 
 

@@ -10,9 +10,9 @@ from django.test import AsyncClient
 from usage.models import UsageRecord
 from usage.writer import writer
 
-# Two group commits (reservation, then settlement): the four data statements, BEGIN and COMMIT
-# of each transaction, and the savepoints around each job and inside settle().
-QUERIES = 14
+# Two commits of the ledger writer (reservation, then settlement), one job each: the four data
+# statements, BEGIN and COMMIT of each transaction, and the savepoint inside settle().
+QUERIES = 10
 
 
 def data_statements(captured) -> list[str]:

@@ -2,7 +2,7 @@
 
 import logging
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from usage.models import UsageRecord
 
@@ -30,9 +30,12 @@ def describe(record: UsageRecord) -> dict:
 
 async def publish_settled(record: UsageRecord) -> None:
     layer = get_channel_layer()
-    if layer is None:
+    group = group_name(record.tenant_id)
+    if layer is None or (isinstance(layer, InMemoryChannelLayer) and group not in layer.groups):
+        # The in-memory layer reaches only this process: with no member of the group here,
+        # there is no one to tell (and its group_send scans every channel for expiry first).
         return
     try:
-        await layer.group_send(group_name(record.tenant_id), {"type": "usage.settled", "record": describe(record)})
+        await layer.group_send(group, {"type": "usage.settled", "record": describe(record)})
     except Exception:  # a dashboard that misses an update must never fail the request
         log.warning("could not publish usage of %s", record.request_id, exc_info=True)

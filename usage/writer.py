@@ -105,15 +105,20 @@ class LedgerWriter:
             connection.close()  # the server went away: reconnect for this batch
         try:
             with transaction.atomic():
-                for job in batch:
-                    try:
-                        with transaction.atomic():  # a failing job rolls back alone
-                            outcomes.append((job.fn(*job.args), None))
-                    except Exception as error:
-                        outcomes.append((None, error))
-        except Exception as error:  # the commit itself failed: nothing of the batch is durable
-            log.exception("ledger writer: a batch of %d failed to commit", len(batch))
-            connections["default"].close()
+                if len(batch) == 1:  # alone, the transaction is the job's own
+                    job = batch[0]
+                    outcomes.append((job.fn(*job.args), None))
+                else:
+                    for job in batch:
+                        try:
+                            with transaction.atomic():  # a failing job rolls back alone
+                                outcomes.append((job.fn(*job.args), None))
+                        except Exception as error:
+                            outcomes.append((None, error))
+        except Exception as error:  # a lone job failed, or the commit did: nothing of it is durable
+            if len(batch) > 1:
+                log.exception("ledger writer: a batch of %d failed to commit", len(batch))
+                connections["default"].close()
             outcomes = [(None, error)] * len(batch)
         for job, (result, error) in zip(batch, outcomes, strict=True):
             try:

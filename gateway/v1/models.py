@@ -1,22 +1,12 @@
 """GET /v1/models and /v1/models/{id}: the models this key's plan allows, with prices."""
 
-from fnmatch import fnmatchcase
-
 from django.http import JsonResponse
 
-from billing.entitlements import Caller
+from billing.entitlements import is_model_allowed
 from gateway.v1.errors import GatewayError, api_view
 from gateway.v1.requests import authenticated_caller
 from providers import router
 from providers.router import ModelInfo
-
-
-def is_visible(caller: Caller, model: ModelInfo) -> bool:
-    plan = caller.plan
-    if not (plan.allows_capability(model.capability) and plan.allows_model(model.public_id, model.group)):
-        return False
-    allowed = caller.key_allowed_models
-    return not allowed or any(fnmatchcase(model.public_id, pattern) for pattern in allowed)
 
 
 def encode_model(model: ModelInfo) -> dict:
@@ -44,7 +34,7 @@ def encode_model(model: ModelInfo) -> dict:
 async def list_models(request):
     caller = await authenticated_caller(request, method="GET")
     catalog = await router.get_catalog()
-    data = [encode_model(m) for m in catalog.models.values() if is_visible(caller, m)]
+    data = [encode_model(m) for m in catalog.models.values() if is_model_allowed(caller, m)]
     return JsonResponse({"object": "list", "data": sorted(data, key=lambda m: m["id"])})
 
 
@@ -53,7 +43,7 @@ async def retrieve_model(request, model_id: str):
     caller = await authenticated_caller(request, method="GET")
     catalog = await router.get_catalog()
     model = catalog.models.get(model_id)
-    if model is None or not is_visible(caller, model):
+    if model is None or not is_model_allowed(caller, model):
         raise GatewayError(404, f"The model '{model_id}' does not exist or is not on your plan. GET /v1/models "
                            "lists the models your plan includes.", param="model", code="model_not_found")
     return JsonResponse(encode_model(model))

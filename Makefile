@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 # The ASGI server the bench measured fastest with working WebSockets (README, "Performance").
-SERVER ?= granian
+SERVER ?= uvicorn
 
 .PHONY: run test test-sqlite test-postgres bench lint install
 
@@ -28,10 +28,12 @@ run: $(VENV)/.installed
 	@echo "  A tenant and a key:      $(PY) manage.py create_tenant acme --plan pro --owner-email you@example.com"
 	@echo "                           $(PY) manage.py create_api_key acme --name laptop"
 	@echo
-ifeq ($(SERVER),granian)
-	exec $(VENV)/bin/granian --interface asginl --host 127.0.0.1 --port $(PORT) --workers 1 --loop uvloop --ws gateway.asgi:application
-else ifeq ($(SERVER),uvicorn)
-	exec $(VENV)/bin/uvicorn gateway.asgi:application --host 127.0.0.1 --port $(PORT) --no-access-log
+ifeq ($(SERVER),uvicorn)
+	exec $(VENV)/bin/uvicorn gateway.asgi:application --host 127.0.0.1 --port $(PORT) --workers 1 \
+		--loop uvloop --http httptools --ws websockets-sansio --no-access-log
+else ifeq ($(SERVER),granian)
+	exec $(VENV)/bin/granian --interface asgi --host 127.0.0.1 --port $(PORT) --workers 1 --loop uvloop --ws \
+		gateway.asgi:application
 else
 	exec $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) gateway.asgi:application
 endif

@@ -4,7 +4,7 @@
     bare proxy (bench/bare_proxy.py)      -> fake   <- "bare proxy": the floor for any proxy
     gateway (granian/uvicorn/daphne, one worker) -> fake   <- the full path: key, plan, usage record
 
-The primary variant (granian + aiohttp) gets every cell, run back to back with direct and the
+The primary variant (uvicorn + aiohttp, what `make run` serves with) gets every cell, run back to back with direct and the
 bare proxy for each cell so that drift on a shared machine hits all three alike. The other
 variants get enough cells to justify the choice of server and transport. Then the gateway's
 memory is read with 1,000 streams held open against a slow upstream.
@@ -43,7 +43,7 @@ from bench.services import Probe, Service, ServiceSet, free_port
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VENV_BIN = Path(PYTHON).parent
 CHAT_PATH = "/v1/chat/completions"
-PRIMARY = "granian+aiohttp"
+PRIMARY = "uvicorn+aiohttp"  # what `make run` serves with
 APP_DIRS = ("gateway", "providers", "billing", "usage")  # the code under test
 
 T = TypeVar("T")
@@ -59,7 +59,7 @@ class Variant:
         return f"{self.server}+{self.transport}"
 
 
-VARIANTS = [Variant("granian", "aiohttp"), Variant("granian", "httpx"), Variant("uvicorn", "aiohttp"),
+VARIANTS = [Variant("uvicorn", "aiohttp"), Variant("uvicorn", "httpx"), Variant("granian", "aiohttp"),
             Variant("daphne", "aiohttp")]
 
 
@@ -109,8 +109,10 @@ def server_argv(server: str, port: int) -> list[str]:
         return [str(VENV_BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
                 "--workers", "1", "--loop", "uvloop", app]
     if server == "uvicorn":
+        # The flags `make run` uses.
         return [str(VENV_BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                "--no-access-log", "--log-level", "warning"]
+                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio", "--no-access-log",
+                "--log-level", "warning"]
     if server == "daphne":
         # -v 0: no access log on stdout, like uvicorn's --no-access-log and granian's default.
         return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
@@ -231,7 +233,8 @@ class Bench:
         install = self.fresh_install("memory")
         # The default pool (512 upstream connections) would queue every stream past the 512th.
         pool = self.schedule.upstream_pool or max(512, count + 64)
-        gateway = self.start_gateway(Variant("granian", "aiohttp"), install, label=" (memory)",
+        server, transport = PRIMARY.split("+")
+        gateway = self.start_gateway(Variant(server, transport), install, label=" (memory)",
                                      UPSTREAM_MAX_CONNECTIONS=str(pool))
         target = Target(report.gateway_name(PRIMARY), gateway.base_url + CHAT_PATH,
                         {"Authorization": f"Bearer {install.api_key}", "Content-Type": "application/json"})

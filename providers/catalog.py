@@ -65,6 +65,8 @@ def seed_catalog(catalog: dict, environ: os._Environ | dict = os.environ) -> lis
                     "max_output_tokens": model.get("max_output_tokens", 4096),
                     "input_price": Decimal(model.get("input", "0")), "output_price": Decimal(model.get("output", "0")),
                     "cached_input_price": Decimal(model.get("cached_input", "0")),
+                    "cache_write_price": Decimal(model["cache_write"]) if model.get("cache_write") else None,
+                    "features": model.get("features", entry.get("features", [])),
                 },
             )
             if created:

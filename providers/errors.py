@@ -8,7 +8,8 @@ reaches a view.
     ├── ProviderStreamBroken             502     no: the stream broke after output began
     ├── ProviderBadRequest               400     no: the provider refused the request as invalid
     │   ├── ContextWindowExceeded        400     no (a larger-context fallback may help)
-    │   └── ContentFiltered              400     no
+    │   ├── ContentFiltered              400     no
+    │   └── UnsupportedFeature           400     no: the request uses what this provider/model lacks
     ├── ProviderAuthFailed               502     no: our credential was refused (operator's problem)
     └── ProviderNotFound                 404     no: the upstream model does not exist
 
@@ -70,6 +71,12 @@ class ContextWindowExceeded(ProviderBadRequest):
 
 class ContentFiltered(ProviderBadRequest):
     code = "content_filter"
+
+
+class UnsupportedFeature(ProviderBadRequest):
+    """Raised before any call: a silent drop would answer a different question."""
+
+    code = "unsupported_feature"
 
 
 class ProviderAuthFailed(ProviderError):

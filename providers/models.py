@@ -1,18 +1,29 @@
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from providers import encryption
-from providers.registry import WIRE_FORMAT_CHOICES
+from providers.registry import ADAPTERS
 
 PRICE = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
+# Request features a model may lack; requests using an undeclared one get a 400 before any call.
+FEATURES = ["tools", "vision", "json_schema", "reasoning", "image_output"]
+
+
+def validate_wire_format(value: str) -> None:
+    if value not in ADAPTERS:
+        raise ValidationError(f"Unknown wire format '{value}'; one of: {', '.join(sorted(ADAPTERS))}.")
 
 
 class Provider(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
-    wire_format = models.CharField(max_length=32, choices=WIRE_FORMAT_CHOICES)
+    # Validated against the registry rather than declared as choices, so that adding an adapter
+    # needs no migration.
+    wire_format = models.CharField(max_length=32, validators=[validate_wire_format],
+                                   help_text="The adapter: a key of providers.registry.ADAPTERS.")
     base_url = models.URLField(max_length=300, blank=True)
     enabled = models.BooleanField(default=False)
     quirks = models.JSONField(default=dict, blank=True, help_text="Declared deviations of a compatible API.")
@@ -73,6 +84,14 @@ class Model(models.Model):
     input_price = models.DecimalField(**PRICE, help_text="USD per million input tokens.")
     output_price = models.DecimalField(**PRICE, help_text="USD per million output tokens.")
     cached_input_price = models.DecimalField(**PRICE, help_text="USD per million cached input tokens.")
+    cache_write_price = models.DecimalField(
+        max_digits=14, decimal_places=6, null=True, blank=True,
+        help_text="USD per million tokens written to the prompt cache; empty = the input price.",
+    )
+    features = models.JSONField(
+        default=list, blank=True,
+        help_text=f"What the model accepts beyond plain text, of {FEATURES}; empty = not declared (all allowed).",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

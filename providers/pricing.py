@@ -13,15 +13,19 @@ class TokenPrices:
     input: Decimal
     output: Decimal
     cached_input: Decimal
+    cache_write: Decimal | None = None  # None: cache writes cost what input does
 
 
 def cost_of(prices: TokenPrices, usage: Usage) -> Decimal:
-    """Cached tokens are part of the input and billed at the cached price; reasoning tokens are
-    part of the output."""
+    """Cached reads and cache writes are part of the input, billed at their own prices;
+    reasoning tokens are part of the output."""
     cached = min(usage.cached_tokens, usage.input_tokens)
+    written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+    write_price = prices.input if prices.cache_write is None else prices.cache_write
     total = (
-        (usage.input_tokens - cached) * prices.input
+        (usage.input_tokens - cached - written) * prices.input
         + cached * prices.cached_input
+        + written * write_price
         + usage.output_tokens * prices.output
     )
     return total / MILLION

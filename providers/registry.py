@@ -9,8 +9,6 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "demo": DemoAdapter,
 }
 
-WIRE_FORMAT_CHOICES = [(name, name) for name in ADAPTERS]
-
 _instances: dict[str, Adapter] = {}
 
 

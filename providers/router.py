@@ -40,6 +40,7 @@ class ModelInfo:
     max_output_tokens: int
     prices: TokenPrices
     created: int
+    features: frozenset[str] | None = None  # None: not declared, nothing refused
 
 
 @dataclass(slots=True)
@@ -90,8 +91,9 @@ def load_catalog() -> Catalog:
             group=row.group,
             context_window=row.context_window,
             max_output_tokens=row.max_output_tokens,
-            prices=TokenPrices(row.input_price, row.output_price, row.cached_input_price),
+            prices=TokenPrices(row.input_price, row.output_price, row.cached_input_price, row.cache_write_price),
             created=int(row.created_at.timestamp()),
+            features=frozenset(row.features) if row.features else None,
         )
         targets = [
             Target(
@@ -137,6 +139,33 @@ def forget_catalog() -> None:
     """Make the next request reload the catalog (after an admin edit or bootstrap)."""
     global _catalog
     _catalog = None
+
+
+def features_of(request: ChatRequest) -> set[str]:
+    """What a chat request needs beyond plain text (names as in providers.models.FEATURES)."""
+    needed = set()
+    if request.tools:
+        needed.add("tools")
+    if request.response_format and request.response_format.get("type") in ("json_schema", "json_object"):
+        needed.add("json_schema")
+    if request.reasoning_effort and request.reasoning_effort != "none":
+        needed.add("reasoning")
+    if any(isinstance(m.content, list) and any(p.type == "image_url" for p in m.content) for m in request.messages):
+        needed.add("vision")
+    return needed
+
+
+def check_features(request: ChatRequest, model: ModelInfo) -> None:
+    """Refuse, before any call, a request using a feature the model is declared to lack."""
+    if model.features is None:
+        return
+    missing = sorted(features_of(request) - model.features)
+    if missing:
+        raise errors.UnsupportedFeature(
+            f"'{model.public_id}' (provider {model.provider}) does not support {', '.join(missing)}. "
+            f"Remove it from the request or pick a model that has it (GET /v1/models lists each model's features).",
+            provider=model.provider,
+        )
 
 
 def backoff_delay(attempt: int, error: errors.ProviderError) -> float:

@@ -40,6 +40,11 @@ class Message:
     name: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
+    # An assistant turn replayed by the client: the reasoning the model showed, and the
+    # provider's opaque signature over it (Anthropic thinking, Gemini thought signatures),
+    # which some providers require back unchanged to continue the conversation.
+    reasoning: str | None = None
+    reasoning_signature: str | None = None
 
     def text(self) -> str:
         """The message's text, parts joined; images contribute nothing."""
@@ -70,10 +75,14 @@ class ChatRequest:
 
 @dataclass(slots=True)
 class Usage:
+    """Token counts, normalised: input_tokens is every prompt token, whatever the provider's
+    own split (Anthropic reports cache reads and writes beside input_tokens, not inside)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0  # part of output_tokens
-    cached_tokens: int = 0  # part of input_tokens
+    cached_tokens: int = 0  # part of input_tokens: read from the provider's prompt cache
+    cache_write_tokens: int = 0  # part of input_tokens: written to the provider's prompt cache
 
 
 @dataclass(slots=True)
@@ -84,6 +93,9 @@ class ChatResult:
     usage: Usage
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning: str | None = None
+    reasoning_signature: str | None = None
+    images: list[str] = field(default_factory=list)  # data: URLs of images the model generated
+    citations: list[str] = field(default_factory=list)  # source URLs (search-grounded models)
     upstream_model: str = ""
 
 
@@ -97,11 +109,14 @@ class ToolCallDelta:
 
 @dataclass(slots=True)
 class Delta:
-    """Newly generated output: text, reasoning text and/or tool-call fragments."""
+    """Newly generated output: text, reasoning text, tool-call fragments, generated images."""
 
     content: str | None = None
     reasoning: str | None = None
+    reasoning_signature: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
+    images: list[str] | None = None  # data: URLs
+    citations: list[str] | None = None
 
 
 @dataclass(slots=True)

@@ -38,6 +38,7 @@ class UsageRecord(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
     usage_estimated = models.BooleanField(
         default=False, help_text="The provider reported no usage (stream cut short); tokens were counted by us."
     )
@@ -70,6 +71,7 @@ class DailyUsage(models.Model):
     output_tokens = models.PositiveBigIntegerField(default=0)
     reasoning_tokens = models.PositiveBigIntegerField(default=0)
     cached_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_tokens = models.PositiveBigIntegerField(default=0)
     cost = models.DecimalField(**MONEY)
 
     class Meta:

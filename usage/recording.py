@@ -95,7 +95,8 @@ def reserve(tenant_id: int, amount: Decimal, cap: Decimal | None) -> date | None
 
 RECORD_FIELDS = [
     "request_id", "tenant_id", "api_key_id", "created_at", "model", "provider", "upstream_model", "capability",
-    "streamed", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "usage_estimated", "cost",
+    "streamed", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens",
+    "usage_estimated", "cost",
     "reserved", "latency_ms", "ttft_ms", "outcome", "http_status", "error_type", "ending",
 ]
 INSERT_RECORD = f"""
@@ -108,8 +109,9 @@ WHERE tenant_id = %s AND month = %s
 """
 ROLLUP_UPSERT = """
 INSERT INTO usage_dailyusage
-    (tenant_id, day, model, requests, errors, input_tokens, output_tokens, reasoning_tokens, cached_tokens, cost)
-VALUES (%s, %s, %s, 1, %s, %s, %s, %s, %s, CAST(%s AS NUMERIC))
+    (tenant_id, day, model, requests, errors, input_tokens, output_tokens, reasoning_tokens, cached_tokens,
+     cache_write_tokens, cost)
+VALUES (%s, %s, %s, 1, %s, %s, %s, %s, %s, %s, CAST(%s AS NUMERIC))
 ON CONFLICT (tenant_id, day, model) DO UPDATE SET
     requests = usage_dailyusage.requests + 1,
     errors = usage_dailyusage.errors + excluded.errors,
@@ -117,6 +119,7 @@ ON CONFLICT (tenant_id, day, model) DO UPDATE SET
     output_tokens = usage_dailyusage.output_tokens + excluded.output_tokens,
     reasoning_tokens = usage_dailyusage.reasoning_tokens + excluded.reasoning_tokens,
     cached_tokens = usage_dailyusage.cached_tokens + excluded.cached_tokens,
+    cache_write_tokens = usage_dailyusage.cache_write_tokens + excluded.cache_write_tokens,
     cost = usage_dailyusage.cost + excluded.cost
 """
 
@@ -134,7 +137,8 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
         created_at=timezone.now(), model=reservation.model, provider=reservation.provider,
         upstream_model=settlement.upstream_model, capability=reservation.capability, streamed=settlement.streamed,
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
-        cached_tokens=usage.cached_tokens, usage_estimated=settlement.usage_estimated,
+        cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
+        usage_estimated=settlement.usage_estimated,
         cost=cost_of(reservation.prices, usage), reserved=reservation.amount, latency_ms=settlement.latency_ms,
         ttft_ms=settlement.ttft_ms, outcome=Outcome.ERROR if failed else Outcome.OK,
         http_status=settlement.http_status, error_type=settlement.error_type, ending=settlement.ending,
@@ -152,7 +156,7 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
                                        ops.adapt_datefield_value(reservation.month)])
         cursor.execute(ROLLUP_UPSERT, [reservation.tenant_id, day, reservation.model, int(failed),
                                        usage.input_tokens, usage.output_tokens, usage.reasoning_tokens,
-                                       usage.cached_tokens, record.cost])
+                                       usage.cached_tokens, usage.cache_write_tokens, record.cost])
     return record
 
 

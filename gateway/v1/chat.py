@@ -16,7 +16,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 
 from gateway.v1 import openai_chat, sse
 from gateway.v1.errors import api_view, as_gateway_error, error_body
-from gateway.v1.requests import admit_request, authenticated_caller, read_body
+from gateway.v1.requests import admit_request, authenticated_caller, find_model, read_body
 from providers import router
 from providers.errors import ProviderError, ProviderStreamBroken
 from providers.types import ChatRequest, Delta, Finish, StreamEvent, Usage, UsageReport
@@ -90,11 +90,11 @@ async def chat_completions(request):
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
     chat = openai_chat.decode(read_body(request))
+    model, deployment = await find_model(chat.model, capability="chat")
+    router.check_features(chat, model)
     chars, images = prompt_chars(chat)
-    model, deployment, reservation = await admit_request(
-        request, caller, chat.model, capability="chat", requested_output=chat.max_output_tokens,
-        prompt_chars=chars, images=images,
-    )
+    reservation = await admit_request(request, caller, model, requested_output=chat.max_output_tokens,
+                                      prompt_chars=chars, images=images)
     meter = Meter(reservation, started=started, streamed=chat.stream, input_estimate=chars // 4)
     if chat.stream:
         return await start_stream(request, chat, deployment, meter)

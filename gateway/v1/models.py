@@ -19,6 +19,7 @@ def encode_model(model: ModelInfo) -> dict:
         "capability": model.capability,
         "context_window": model.context_window,
         "max_output_tokens": model.max_output_tokens,
+        "features": sorted(model.features) if model.features is not None else None,
         # Strings, not floats: these are exact USD amounts per million tokens.
         "pricing": {
             "currency": "USD",

@@ -132,6 +132,11 @@ def decode_messages(value: Any) -> list[Message]:
             tool_calls=decode_tool_calls(raw.get("tool_calls"), f"{where}.tool_calls") if role == "assistant" else [],
             tool_call_id=raw.get("tool_call_id") if role == "tool" else None,
         )
+        if role == "assistant":
+            # Reasoning replayed from an earlier answer (DeepSeek, Anthropic, Gemini need it back).
+            for key, attribute in (("reasoning_content", "reasoning"), ("reasoning_signature", "reasoning_signature")):
+                if raw.get(key) is not None:
+                    setattr(message, attribute, expect(raw[key], str, f"{where}.{key}", "a string"))
         if message.content is None and not message.tool_calls:
             raise bad_request(f"'{where}.content' is required.", param=f"{where}.content")
         if role == "tool" and not isinstance(message.tool_call_id, str):
@@ -224,21 +229,32 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},
         "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
 
 
+def image_parts(urls: list[str]) -> list[dict[str, Any]]:
+    return [{"type": "image_url", "image_url": {"url": url}} for url in urls]
+
+
 def encode_completion(result: ChatResult, *, completion_id: str, model: str) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": result.content, "refusal": None}
+    content: str | list[dict[str, Any]] | None = result.content
+    if result.images:
+        # Models that draw (Gemini image models) answer with content parts: text, then images
+        # as data: URLs, the shape clients already send images in.
+        content = ([{"type": "text", "text": result.content}] if result.content else []) + image_parts(result.images)
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
+    if result.reasoning_signature:
+        message["reasoning_signature"] = result.reasoning_signature
     if result.tool_calls:
         message["tool_calls"] = [
             {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
             for call in result.tool_calls
         ]
-    return {
+    body = {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
@@ -246,6 +262,9 @@ def encode_completion(result: ChatResult, *, completion_id: str, model: str) -> 
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
         "usage": encode_usage(result.usage),
     }
+    if result.citations:
+        body["citations"] = result.citations  # as Perplexity answers them
+    return body
 
 
 class ChunkEncoder:
@@ -273,6 +292,12 @@ class ChunkEncoder:
             out["content"] = delta.content
         if delta.reasoning is not None:
             out["reasoning_content"] = delta.reasoning
+        if delta.reasoning_signature is not None:
+            out["reasoning_signature"] = delta.reasoning_signature
+        if delta.images:
+            out["images"] = image_parts(delta.images)  # beside content, which stays text in a stream
+        if delta.citations:
+            out["citations"] = delta.citations
         if delta.tool_calls:
             out["tool_calls"] = [
                 {"index": call.index, **({"id": call.id, "type": "function"} if call.id else {}),

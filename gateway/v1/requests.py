@@ -69,16 +69,13 @@ async def find_model(public_id: str, *, capability: str) -> tuple[ModelInfo, Dep
     return model, catalog.deployments[public_id][0]
 
 
-async def admit_request(request, caller: Caller, public_id: str, *, capability: str,
-                        requested_output: int | None, prompt_chars: int, images: int = 0,
-                        ) -> tuple[ModelInfo, Deployment, Reservation]:
-    model, deployment = await find_model(public_id, capability=capability)
+async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_output: int | None,
+                        prompt_chars: int, images: int = 0) -> Reservation:
     if requested_output is not None and requested_output > model.max_output_tokens:
-        raise bad_request(f"max_tokens is too large: {requested_output}. '{public_id}' produces at most "
+        raise bad_request(f"max_tokens is too large: {requested_output}. '{model.public_id}' produces at most "
                           f"{model.max_output_tokens} tokens per answer.", param="max_tokens")
-    reservation = await entitlements.admit(
+    return await entitlements.admit(
         caller, model, request_id=request.request_id,
         input_tokens=entitlements.estimate_input_tokens(prompt_chars, images),
         max_output_tokens=requested_output or model.max_output_tokens,
     )
-    return model, deployment, reservation

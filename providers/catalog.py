@@ -25,7 +25,8 @@ def env_name(slug: str, suffix: str) -> str:
 @transaction.atomic
 def seed_catalog(catalog: dict, environ: os._Environ | dict = os.environ) -> list[str]:
     """Create missing providers and models; enable each provider whose <SLUG>_API_KEY is set
-    (storing the key, comma-separated for several) and apply <SLUG>_BASE_URL. Returns notes."""
+    (storing the key, comma-separated for several) and apply <SLUG>_BASE_URL; a provider that
+    needs no key (quirks auth: none) is enabled by its <SLUG>_BASE_URL alone. Returns notes."""
     notes = []
     for entry in catalog["providers"]:
         slug = entry["slug"]
@@ -43,7 +44,15 @@ def seed_catalog(catalog: dict, environ: os._Environ | dict = os.environ) -> lis
             provider.base_url = base_url
             provider.save(update_fields=["base_url"])
             notes.append(f"{slug}: base URL {base_url}")
-        if keys:
+        keyless = (entry.get("quirks") or {}).get("auth") == "none"
+        if keyless and base_url and not provider.enabled:
+            provider.enabled = True
+            provider.save(update_fields=["enabled"])
+            notes.append(f"{slug}: enabled (no key needed) at {base_url}")
+        if keys and not (base_url or provider.base_url):
+            notes.append(f"{slug}: {env_name(slug, 'API_KEY')} is set but the provider has no base URL; "
+                         f"set {env_name(slug, 'BASE_URL')} too")
+        elif keys:
             for index, key in enumerate(keys):
                 label = "env" if index == 0 else f"env-{index + 1}"
                 credential = Credential.objects.filter(provider=provider, label=label).first() or Credential(

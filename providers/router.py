@@ -81,7 +81,8 @@ def load_catalog() -> Catalog:
                 credential.get_secret() for credential in provider.credentials.filter(enabled=True).order_by("pk")
             ]
         keys = credentials_by_provider[provider.pk]
-        if not keys and provider.wire_format != "demo":
+        needs_key = provider.wire_format != "demo" and (provider.quirks or {}).get("auth") != "none"
+        if (needs_key and not keys) or (provider.wire_format != "demo" and not provider.base_url):
             continue  # nothing to call it with: not servable, so not listed
         info = ModelInfo(
             public_id=row.public_id,

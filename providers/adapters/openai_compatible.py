@@ -1,11 +1,21 @@
 """OpenAI Chat Completions wire format: OpenAI itself and the compatible family.
 
 One adapter for all of them; a provider's deviations are declared in its ``quirks``
-(catalog.yaml), never a copied module:
+(catalog.yaml or the admin), never a copied module:
 - ``max_tokens_field``: "max_tokens" for APIs that predate ``max_completion_tokens``.
 - ``no_stream_options``: the API rejects ``stream_options`` (usage then comes unasked or not at all).
-Reasoning text is read from ``reasoning_content`` (DeepSeek, xAI, Qwen) or ``reasoning`` (Groq);
-usage from any chunk, including Groq's ``x_groq.usage``.
+- ``auth``: "none" for a local server that takes no key.
+- ``reasoning_switch``: how ``reasoning_effort`` is said to a provider that has an on/off switch
+  instead: "thinking_type" (``thinking: {type: enabled|disabled}``: Z.AI, Xiaomi, Volcengine),
+  "enable_thinking" (top-level ``enable_thinking``: DashScope, ModelScope) or
+  "chat_template_kwargs" (``chat_template_kwargs: {enable_thinking}``: vLLM, SGLang, Ollama).
+- ``replay_reasoning``: send an assistant turn's ``reasoning_content`` back (DeepSeek, Kimi, MiMo
+  require it in multi-turn tool use).
+- ``think_tags``: the model writes its reasoning inside ``<think>...</think>`` in the content
+  (MiniMax M2); it is split out into reasoning, also across stream chunks.
+Read from any provider: reasoning from ``reasoning_content`` (DeepSeek, xAI, Qwen) or
+``reasoning`` (Groq), thinking blocks in a content array (Mistral magistral), usage from any
+chunk (Groq's ``x_groq.usage``, DeepSeek's cache hits), Perplexity's top-level ``citations``.
 """
 
 import json
@@ -63,6 +73,8 @@ class OpenAICompatibleAdapter(Adapter):
                     raise error_from_response(
                         response.status_code, response.headers, await response.aread(), target
                     )
+                splitter = ThinkTagSplitter() if target.quirks.get("think_tags") else None
+                cited = False
                 async for sse in decode_events(response.aiter_lines()):
                     if sse.data.startswith("[DONE]"):
                         break
@@ -70,13 +82,19 @@ class OpenAICompatibleAdapter(Adapter):
                     if chunk.get("error"):
                         raise error_from_body(chunk, target, status=None)
                     usage = parse_usage(chunk) or usage
+                    if chunk.get("citations") and not cited:  # Perplexity repeats them on every chunk
+                        cited = True
+                        yield Delta(citations=[str(url) for url in chunk["citations"]])
                     for choice in chunk.get("choices") or ():
                         if choice.get("index", 0) != 0:
                             continue
-                        delta = parse_delta(choice.get("delta") or {})
+                        delta = parse_delta(choice.get("delta") or {}, splitter)
                         if delta is not None:
                             yield delta
                         if choice.get("finish_reason"):
+                            if splitter is not None and splitter.pending:
+                                text, thought = splitter.flush()
+                                yield Delta(content=text or None, reasoning=thought or None)
                             finished = True
                             yield Finish(choice["finish_reason"])
             finally:
@@ -106,8 +124,10 @@ def chat_completions_url(base_url: str) -> httpx.URL:
 
 
 def headers_for(target: Target) -> dict[str, str]:
-    return {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json",
-            "Content-Type": "application/json"}
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    if target.quirks.get("auth") != "none":
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    return headers
 
 
 def build_request(request: ChatRequest, target: Target, *, stream: bool) -> httpx.Request:
@@ -120,7 +140,7 @@ def build_request(request: ChatRequest, target: Target, *, stream: bool) -> http
     )
 
 
-def encode_message(message: Message) -> dict[str, Any]:
+def encode_message(message: Message, *, replay_reasoning: bool = False) -> dict[str, Any]:
     encoded: dict[str, Any] = {"role": message.role}
     if isinstance(message.content, list):
         encoded["content"] = [
@@ -140,13 +160,16 @@ def encode_message(message: Message) -> dict[str, Any]:
         ]
     if message.tool_call_id:
         encoded["tool_call_id"] = message.tool_call_id
+    if replay_reasoning and message.reasoning:
+        encoded["reasoning_content"] = message.reasoning
     return encoded
 
 
 def build_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[str, Any]:
+    replay = bool(target.quirks.get("replay_reasoning"))
     body: dict[str, Any] = {
         "model": target.upstream_model,
-        "messages": [encode_message(m) for m in request.messages],
+        "messages": [encode_message(m, replay_reasoning=replay) for m in request.messages],
     }
     if stream:
         body["stream"] = True
@@ -167,6 +190,15 @@ def build_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[st
         "user": request.user,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
+    switch = target.quirks.get("reasoning_switch")
+    if switch and request.reasoning_effort is not None:
+        thinking = body.pop("reasoning_effort") != "none"
+        if switch == "thinking_type":
+            body["thinking"] = {"type": "enabled" if thinking else "disabled"}
+        elif switch == "enable_thinking":
+            body["enable_thinking"] = thinking
+        elif switch == "chat_template_kwargs":
+            body["chat_template_kwargs"] = {"enable_thinking": thinking}
     return body
 
 
@@ -197,20 +229,84 @@ def parse_completion(payload: dict[str, Any], target: Target) -> ChatResult:
         ToolCall(id=call.get("id", ""), name=call["function"]["name"], arguments=call["function"].get("arguments", ""))
         for call in message.get("tool_calls") or ()
     ]
+    content, thinking = split_content(message.get("content"))
+    if content and target.quirks.get("think_tags"):
+        splitter = ThinkTagSplitter()
+        content, tagged = splitter.feed(content)
+        thinking = (thinking or "") + tagged or None
+    reasoning = message.get("reasoning_content") or message.get("reasoning") or thinking
     return ChatResult(
         id=payload.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
-        content=message.get("content"),
-        reasoning=message.get("reasoning_content") or message.get("reasoning"),
+        content=content,
+        reasoning=reasoning or None,
         tool_calls=tool_calls,
         finish_reason=choice.get("finish_reason") or "stop",
         usage=parse_usage(payload) or Usage(),
+        citations=[str(url) for url in payload.get("citations") or ()],
         upstream_model=payload.get("model") or target.upstream_model,
     )
 
 
-def parse_delta(raw: dict[str, Any]) -> Delta | None:
-    content = raw.get("content")
-    reasoning = raw.get("reasoning_content") or raw.get("reasoning")
+def split_content(content: Any) -> tuple[str | None, str | None]:
+    """Text and thinking of a message content: a string, or (Mistral magistral) a list of
+    ``text`` and ``thinking`` parts, a thinking part holding text parts of its own."""
+    if not isinstance(content, list):
+        return content, None
+    text, thinking = [], []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text":
+            text.append(part.get("text") or "")
+        elif part.get("type") == "thinking":
+            inner = part.get("thinking")
+            if isinstance(inner, list):
+                thinking.extend(item.get("text") or "" for item in inner if isinstance(item, dict))
+            elif isinstance(inner, str):
+                thinking.append(inner)
+    return "".join(text) or None, "".join(thinking) or None
+
+
+class ThinkTagSplitter:
+    """Splits ``<think>...</think>`` out of text that may arrive in arbitrary pieces."""
+
+    OPEN, CLOSE = "<think>", "</think>"
+
+    def __init__(self) -> None:
+        self.thinking = False
+        self.pending = ""  # a possible tag cut between two pieces
+
+    def feed(self, piece: str) -> tuple[str, str]:
+        text, reasoning = [], []
+        buffer = self.pending + piece
+        self.pending = ""
+        while buffer:
+            tag = self.CLOSE if self.thinking else self.OPEN
+            at = buffer.find(tag)
+            if at >= 0:
+                (reasoning if self.thinking else text).append(buffer[:at])
+                buffer = buffer[at + len(tag):]
+                self.thinking = not self.thinking
+                continue
+            keep = next((n for n in range(min(len(tag) - 1, len(buffer)), 0, -1)
+                         if tag.startswith(buffer[-n:])), 0)
+            (reasoning if self.thinking else text).append(buffer[:len(buffer) - keep])
+            self.pending = buffer[len(buffer) - keep:]
+            break
+        return "".join(text), "".join(reasoning)
+
+    def flush(self) -> tuple[str, str]:
+        """At the end: a held-back piece that never became a tag was plain text."""
+        rest, self.pending = self.pending, ""
+        return ("", rest) if self.thinking else (rest, "")
+
+
+def parse_delta(raw: dict[str, Any], splitter: ThinkTagSplitter | None = None) -> Delta | None:
+    content, thinking = split_content(raw.get("content"))
+    if content and splitter is not None:
+        content, tagged = splitter.feed(content)
+        thinking = (thinking or "") + tagged
+    reasoning = raw.get("reasoning_content") or raw.get("reasoning") or thinking
     tool_calls = [
         ToolCallDelta(
             index=call.get("index", 0),
@@ -222,7 +318,7 @@ def parse_delta(raw: dict[str, Any]) -> Delta | None:
     ]
     if not content and not reasoning and not tool_calls:
         return None
-    return Delta(content=content or None, reasoning=reasoning, tool_calls=tool_calls or None)
+    return Delta(content=content or None, reasoning=reasoning or None, tool_calls=tool_calls or None)
 
 
 def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:

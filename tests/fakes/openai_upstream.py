@@ -41,7 +41,11 @@ class Reply:
     send_usage: bool = True
     hold: bool = False  # answer only after release() is called
     tool_call: tuple[str, str] | None = None  # (function name, JSON arguments): answer with a tool call
-    reasoning: str | None = None  # DeepSeek-style reasoning_content before the answer
+    reasoning: str | None = None  # reasoning before the answer, in the shape reasoning_shape names
+    # Recorded deviations of compatible providers (WIRE_FORMATS.md 8b):
+    reasoning_shape: str = "reasoning_content"  # | "reasoning" (Groq) | "think_tags" (MiniMax) | "mistral"
+    usage_placement: str = "separate"  # | "finish_chunk" (DeepSeek, Mistral, Moonshot) | "x_groq" (Groq)
+    citations: list[str] | None = None  # Perplexity: top-level on the answer and on every chunk
 
 
 def count_prompt_tokens(messages: list) -> int:
@@ -54,13 +58,27 @@ def count_prompt_tokens(messages: list) -> int:
     return words + 3 * len(messages)
 
 
+def reasoning_deltas(reply: Reply) -> list[dict]:
+    """The stream deltas carrying a reply's reasoning, in the provider's shape."""
+    if not reply.reasoning:
+        return []
+    pieces = split_words(reply.reasoning)
+    if reply.reasoning_shape == "think_tags":
+        # The tags arrive cut across chunks, as token streams do.
+        return [{"content": "<thi"}, {"content": "nk>" + pieces[0]}] + [{"content": p} for p in pieces[1:]] + [
+            {"content": "</th"}, {"content": "ink>"}]
+    if reply.reasoning_shape == "mistral":
+        return [{"content": [{"type": "thinking", "thinking": [{"type": "text", "text": p}]}]} for p in pieces]
+    return [{reply.reasoning_shape: p} for p in pieces]
+
+
 def split_words(text: str) -> list[str]:
     words = text.split(" ")
     return [words[0]] + [" " + word for word in words[1:]]
 
 
 class FakeOpenAI:
-    def __init__(self, *, api_key: str = API_KEY, record: bool = True):
+    def __init__(self, *, api_key: str | None = API_KEY, record: bool = True):
         self.api_key = api_key
         self.record = record  # keep every request for assertions (off under load: it only grows)
         self.script: deque[Reply] = deque()
@@ -110,7 +128,7 @@ class FakeOpenAI:
         body = await request.json()
         if self.record:
             self.requests.append({"headers": dict(request.headers), "body": body})
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self.error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
         reply = self.script.popleft() if self.script else Reply()
         if reply.hold:
@@ -137,13 +155,21 @@ class FakeOpenAI:
                                       "function": {"name": name, "arguments": arguments}}]
             finish_reason = "tool_calls"
         if reply.reasoning:
-            message["reasoning_content"] = reply.reasoning
+            if reply.reasoning_shape == "think_tags":
+                message["content"] = f"<think>{reply.reasoning}</think>{message['content']}"
+            elif reply.reasoning_shape == "mistral":
+                message["content"] = [{"type": "thinking", "thinking": [{"type": "text", "text": reply.reasoning}]},
+                                      {"type": "text", "text": message["content"]}]
+            else:
+                message[reply.reasoning_shape] = reply.reasoning
         completion = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
             "model": body["model"],
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
             "usage": usage, "service_tier": "default", "system_fingerprint": "fp_fake",
         }
+        if reply.citations:
+            completion["citations"] = reply.citations
         return web.json_response(completion, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
 
     async def stream(self, request, body, reply: Reply, words: list[str], usage: dict) -> web.StreamResponse:
@@ -154,10 +180,13 @@ class FakeOpenAI:
         head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": body["model"]}
 
-        async def send(choices, chunk_usage=None):
+        async def send(choices, chunk_usage=None, **extra):
             chunk = {**head, "choices": choices}
             if include_usage:
                 chunk["usage"] = chunk_usage
+            if reply.citations:
+                chunk["citations"] = reply.citations
+            chunk.update(extra)
             await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
 
         self.open_streams += 1
@@ -165,9 +194,9 @@ class FakeOpenAI:
         try:
             if reply.tool_call:
                 await self.stream_tool_call(send, reply)
-            elif not await self.stream_words(request, response, send, reply, words):
+            elif not await self.stream_words(request, response, send, reply, words, usage):
                 return response  # scripted failure mid-stream
-            if include_usage and reply.send_usage:
+            if include_usage and reply.send_usage and reply.usage_placement == "separate":
                 await send([], usage)
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
@@ -181,15 +210,13 @@ class FakeOpenAI:
             if not finished and reply.stream_error_after is None and reply.cut_after is None:
                 self.abandoned_streams += 1
 
-    async def stream_words(self, request, response, send, reply: Reply, words: list[str]) -> bool:
+    async def stream_words(self, request, response, send, reply: Reply, words: list[str], usage: dict) -> bool:
         """Role chunk, optional reasoning, one chunk per word, the finish chunk. False when the
         script made it fail part-way."""
         await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                      "finish_reason": None}])
-        if reply.reasoning:
-            for piece in split_words(reply.reasoning):
-                await send([{"index": 0, "delta": {"reasoning_content": piece}, "logprobs": None,
-                             "finish_reason": None}])
+        for delta in reasoning_deltas(reply):
+            await send([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
         for index, word in enumerate(words):
             if reply.stream_error_after is not None and index == reply.stream_error_after:
                 error = {"error": {"message": reply.error_message, "type": reply.error_type,
@@ -202,7 +229,13 @@ class FakeOpenAI:
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
             await send([{"index": 0, "delta": {"content": word}, "logprobs": None, "finish_reason": None}])
-        await send([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}])
+        finish = [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}]
+        if reply.usage_placement == "finish_chunk":
+            await send(finish, usage, usage=usage)
+        elif reply.usage_placement == "x_groq":
+            await send(finish, x_groq={"id": "req_fake", "usage": usage})
+        else:
+            await send(finish)
         return True
 
     async def stream_tool_call(self, send, reply: Reply) -> None:

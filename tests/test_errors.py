@@ -118,6 +118,8 @@ def test_upstream_refusing_our_credential_is_a_502_not_the_clients_fault(client,
     finally:
         fake_openai.api_key = "sk-fake-upstream"
     assert caught.value.body["code"] == "upstream_auth_failed"
+    assert "refused the gateway's credential" in caught.value.body["message"]
+    assert "Incorrect API key" not in caught.value.body["message"]  # the upstream's words may quote our key
 
 
 def test_error_in_the_middle_of_a_stream_raises_in_the_sdk_and_bills_what_was_produced(client, fake_openai,

@@ -348,7 +348,11 @@ def error_from_body(payload: dict[str, Any], target: Target, *, status: int | No
     if status == 429:
         return errors.ProviderRateLimited(text, **kwargs)
     if status in (401, 403):
-        return errors.ProviderAuthFailed(text, **kwargs)
+        # Not the upstream's message: it may quote part of our key. The client can do nothing
+        # about it; the operator must.
+        return errors.ProviderAuthFailed(
+            f"{target.provider} refused the gateway's credential (HTTP {status}). This is not your key: an operator "
+            "must update the provider credential.", **kwargs)
     if status == 404:
         return errors.ProviderNotFound(text, **kwargs)
     if status in (408, 409) or status >= 500:

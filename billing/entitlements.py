@@ -97,22 +97,28 @@ def check_rate(caller: Caller) -> None:
                       type="rate_limit_error", code="rate_limit_exceeded", retry_after=retry_after)
 
 
-def estimate_input_tokens(text_chars: int, images: int) -> int:
-    """An upper estimate of prompt tokens without a tokenizer: no tokenizer we know produces
-    fewer than ~2 characters per token on text, and images are counted at a flat 1,600."""
-    return text_chars // 2 + 16 + images * 1600
+# Per message, the chat template's role and separator tokens; per image, the most any provider
+# in the catalog counts for one (high-detail tiles on gpt-4.1-mini-class models).
+TOKENS_PER_MESSAGE = 8
+TOKENS_PER_IMAGE = 2500
+
+
+def most_input_tokens(prompt_bytes: int, *, messages: int, images: int) -> int:
+    """An upper bound on prompt tokens without a tokenizer: byte-level BPE never makes more
+    tokens than UTF-8 bytes."""
+    return prompt_bytes + messages * TOKENS_PER_MESSAGE + images * TOKENS_PER_IMAGE
 
 
 async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens: int,
                         max_output_tokens: int) -> Reservation:
     amount = most_cost(model.prices, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
     cap = caller.plan.monthly_spend_limit
-    pending = writer.submit(recording.reserve, caller.tenant_id, amount, cap)
+    pending = writer.submit(recording.reserve, request_id, caller.tenant_id, amount, cap)
     try:
         month = await asyncio.shield(pending)
     except asyncio.CancelledError:
         # The client left while the reservation was being written: give it back once it is.
-        pending.add_done_callback(lambda done: release_abandoned(done, caller.tenant_id, amount))
+        pending.add_done_callback(lambda done: release_abandoned(done, request_id, caller.tenant_id, amount))
         raise
     if month is None:
         raise Refusal(429, f"You exceeded your current quota: plan {caller.plan.name} allows ${cap} of spend per "
@@ -136,6 +142,8 @@ async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, ma
     )
 
 
-def release_abandoned(done: asyncio.Future, tenant_id: int, amount: Decimal) -> None:
+def release_abandoned(done: asyncio.Future, request_id: str, tenant_id: int, amount: Decimal) -> None:
     if not done.cancelled() and done.exception() is None and done.result() is not None:
-        writer.submit(recording.release_amount, tenant_id, done.result(), amount)
+        writer.submit(recording.release, Reservation(
+            request_id=request_id, tenant_id=tenant_id, api_key_id=None, model="", provider="", capability="",
+            prices=None, amount=amount, month=done.result()))

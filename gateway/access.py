@@ -4,16 +4,10 @@ Each returns only what the given user may see; an outsider gets DoesNotExist, ne
 tenant's row.
 """
 
-from gateway.models import Membership, Tenant
+from gateway.models import Membership
 
 
 def get_membership_for_user(user, tenant_slug: str) -> Membership:
     if not user.is_authenticated:
         raise Membership.DoesNotExist("not signed in")
     return Membership.objects.select_related("tenant").get(user=user, tenant__slug=tenant_slug)
-
-
-def get_tenants_for_user(user) -> list[Tenant]:
-    if not user.is_authenticated:
-        return []
-    return list(Tenant.objects.filter(memberships__user=user).order_by("slug"))

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
-from billing.models import Plan, SubscriptionStatus
+from billing.models import Plan, Subscription, SubscriptionStatus
 from gateway.models import ApiKey, Tenant
 from gateway.v1.errors import GatewayError
 from providers.blocking import run_blocking
@@ -61,9 +62,11 @@ def hash_key(raw: str) -> str:
     return hmac.new(settings.API_KEY_PEPPER.encode(), raw.encode(), hashlib.sha256).hexdigest()
 
 
+@transaction.atomic
 def issue_api_key(tenant: Tenant, *, name: str, created_by=None, expires_at: datetime | None = None,
                   allowed_models: list[str] | None = None) -> IssuedKey:
-    plan = tenant.subscription.plan
+    # The subscription row, locked: two keys issued at once cannot both take the last free place.
+    plan = Subscription.objects.select_for_update().select_related("plan").get(tenant=tenant).plan
     active = ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count()
     if active >= plan.max_keys:
         raise KeyLimitReached(
@@ -86,8 +89,10 @@ def revoke_api_key(api_key: ApiKey) -> None:
     _cache.pop(api_key.prefix, None)
 
 
-# prefix -> (monotonic expiry, context); LRU-bounded so random prefixes cannot grow it.
-_cache: OrderedDict[str, tuple[float, KeyContext]] = OrderedDict()
+# prefix -> (monotonic expiry, context, or None for a prefix that matches no key); LRU-bounded
+# so random prefixes cannot grow it. Remembering misses keeps a flood of made-up keys from
+# costing a query each.
+_cache: OrderedDict[str, tuple[float, KeyContext | None]] = OrderedDict()
 
 
 def forget_keys() -> None:
@@ -145,12 +150,10 @@ async def authenticate(request) -> KeyContext:
         _cache.move_to_end(prefix)
     else:
         context = await run_blocking(load_key_context, prefix)
-        if context is None:
-            raise unauthorized("Incorrect API key provided.")
         _cache[prefix] = (now + settings.KEY_CACHE_SECONDS, context)
         if len(_cache) > CACHE_MAX_ENTRIES:
             _cache.popitem(last=False)
-    if not hmac.compare_digest(context.hashed, hash_key(raw)):
+    if context is None or not hmac.compare_digest(context.hashed, hash_key(raw)):
         raise unauthorized("Incorrect API key provided.")
     if context.revoked:
         raise unauthorized(f"API key '{context.key_name}' has been revoked. Create a new key in the dashboard.")

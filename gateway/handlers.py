@@ -5,22 +5,32 @@ Measured per request (bench/), Django's ASGIHandler spends more on thread hops t
 gateway spends on its own work:
 - every MiddlewareMixin middleware runs sync under ASGI: two thread hops each. The API keeps
   no session, cookie, CSRF token or message, so its chain is empty.
-- request_started / request_finished have sync receivers that manage the request thread's
-  database connection; each signal is a hop to a thread created per request (ThreadSensitiveContext).
-  /v1 never touches that connection: its writes go through usage.writer and its cache-miss
-  reads run on the shared executor (thread_sensitive=False), so neither signal nor context is needed.
+- request_started has sync receivers that manage the request thread's database connection:
+  a hop to a thread created per request (ThreadSensitiveContext). /v1 never touches that
+  connection: its writes go through usage.writer and its cache-miss reads run on the shared
+  executor and close their own connection (providers.blocking), so neither is needed.
+  (response.close() still sends request_finished, on the event loop: its receivers find no
+  connection to close there.)
 Pages and the admin keep Django's full handler and settings.MIDDLEWARE.
 """
 
 import asyncio
+import tempfile
 
+from django.conf import settings
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
 
+from gateway.v1.errors import error_response
+from gateway.v1.requests import too_large
 from providers.http import close_client
 from usage.writer import writer
+
+
+class BodyTooLarge(Exception):
+    pass
 
 
 class ApiHandler(ASGIHandler):
@@ -33,17 +43,42 @@ class ApiHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         await self.handle(scope, receive, send)
 
+    async def read_body(self, receive):
+        """Django's, but it stops at API_MAX_BODY_BYTES instead of spooling any size to disk
+        before the view could refuse it."""
+        limit = settings.API_MAX_BODY_BYTES
+        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                body_file.close()
+                raise BodyTooLarge()
+            body_file.write(chunk)
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
+
     async def handle(self, scope, receive, send):
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
+        except BodyTooLarge:
+            await self.send_response(error_response(too_large()), send)
+            return
         set_script_prefix(get_script_prefix(scope))
-        request, error_response = self.create_request(scope, body_file)
+        request, refusal = self.create_request(scope, body_file)
         if request is None:
             body_file.close()
-            await self.send_response(error_response, send)
-            error_response.close()
+            await self.send_response(refusal, send)
+            refusal.close()
             return
 
         async def respond():

@@ -76,7 +76,3 @@ class ApiKey(models.Model):
     @property
     def display_prefix(self) -> str:
         return f"tg-{self.prefix}-…"
-
-    def is_active(self, now=None) -> bool:
-        now = now or timezone.now()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -4,6 +4,7 @@ django-environ does the typing; a value that does not parse stops the process at
 with ImproperlyConfigured naming the variable, rather than failing on the first request.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -25,9 +26,15 @@ def read_or_create_secret(name: str) -> str:
     if value:
         return value
     path = VAR_DIR / name.lower()
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    try:
+        # Created exclusively and private from the first byte: two processes starting together
+        # must end up with the same secret.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
@@ -104,7 +111,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not the in-memory default: tests serve the gateway over real HTTP from other
     # threads, which must all see the same database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # One per test process: two suites running at once must not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -166,6 +174,9 @@ CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=10.0)
 HTTPX_TRANSPORT = env.str("HTTPX_TRANSPORT", default="aiohttp")
 # Open upstream connections per process; each in-flight stream holds one.
 UPSTREAM_MAX_CONNECTIONS = env.int("UPSTREAM_MAX_CONNECTIONS", default=4096)
+# A reservation not settled after this long is released by the ledger writer's sweeper (its
+# process died); longer than any provider's total timeout.
+RESERVATION_TTL_SECONDS = env.int("RESERVATION_TTL_SECONDS", default=1800)
 # Retries of one upstream call before the first byte reached the client.
 UPSTREAM_MAX_RETRIES = env.int("UPSTREAM_MAX_RETRIES", default=2)
 

@@ -59,7 +59,13 @@ def seed_catalog(catalog: dict, environ: os._Environ | dict = os.environ) -> lis
                     provider=provider, label=label
                 )
                 credential.set_secret(key)
+                credential.enabled = True
                 credential.save()
+            # Keys dropped from the variable leave the rotation (a leaked key removed must stop).
+            dropped = Credential.objects.filter(provider=provider, label__startswith="env-", enabled=True).exclude(
+                label__in=[f"env-{n}" for n in range(2, len(keys) + 1)])
+            if dropped.update(enabled=False):
+                notes.append(f"{slug}: disabled credentials no longer in {env_name(slug, 'API_KEY')}")
             if not provider.enabled:
                 provider.enabled = True
                 provider.save(update_fields=["enabled"])

@@ -139,7 +139,7 @@ class Target:
     provider: str
     upstream_model: str
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     total_timeout: float = 600.0

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import httpx
 import openai
 import pytest
 from django.utils import timezone
@@ -24,11 +25,23 @@ def test_key_is_stored_only_as_prefix_and_keyed_hash(tenant):
     assert issued.raw.split("-", 2)[2] not in stored
 
 
-@pytest.mark.parametrize("key", ["", "sk-not-ours", "tg-000000000000-guess", "tg-"])
-def test_rejects_missing_or_unknown_key(sdk_for, catalog, key):
+@pytest.mark.parametrize("key", ["x", "sk-not-ours", "tg-000000000000-guess", "tg-"])
+def test_rejects_unknown_key(sdk_for, catalog, key):
     with pytest.raises(openai.AuthenticationError) as caught:
-        ask(sdk_for(key or "x"))
+        ask(sdk_for(key))
     assert caught.value.body["code"] == "invalid_api_key"
+
+
+def test_rejects_a_request_without_a_key_saying_how_to_send_one(gateway_url, catalog):
+    response = httpx.post(f"{gateway_url}/v1/chat/completions", json={"model": "demo/echo", "messages": []})
+    assert response.status_code == 401
+    assert "Authorization: Bearer tg-" in response.json()["error"]["message"]
+
+
+def test_accepts_the_key_in_x_api_key_as_anthropic_clients_send_it(gateway_url, api_key):
+    response = httpx.post(f"{gateway_url}/v1/chat/completions", headers={"x-api-key": api_key},
+                          json={"model": "demo/echo", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 200
 
 
 def test_rejects_known_prefix_with_wrong_secret(sdk_for, api_key):

@@ -50,7 +50,7 @@ def test_over_the_plan_rate_gets_429_with_retry_after(client, other_client, tena
     assert UsageRecord.objects.filter(tenant=tenant).count() == 2
 
 
-def test_spend_cap_reached_gets_insufficient_quota(client, tenant, fake_openai):
+def test_spend_cap_reached_gets_insufficient_quota(client, other_client, tenant, fake_openai):
     Plan.objects.filter(slug="pro").update(monthly_spend_limit=Decimal("0.01"))
     ask(client, "openai/gpt-4o", max_tokens=100)  # reserves at most ~$0.001
     with pytest.raises(openai.RateLimitError) as caught:
@@ -58,7 +58,9 @@ def test_spend_cap_reached_gets_insufficient_quota(client, tenant, fake_openai):
     assert caught.value.body["code"] == "insufficient_quota"
     assert caught.value.body["type"] == "insufficient_quota"
     assert "$0.01" in caught.value.body["message"]
+    assert caught.value.response.headers["x-should-retry"] == "false"
     assert len(fake_openai.requests) == 1
+    ask(other_client, "openai/gpt-4o", max_tokens=100)  # same plan, its own ledger: unaffected
 
 
 def test_spend_cap_holds_under_concurrent_requests(client, tenant, fake_openai):
@@ -77,7 +79,7 @@ def test_spend_cap_holds_under_concurrent_requests(client, tenant, fake_openai):
     with ThreadPoolExecutor(max_workers=12) as pool:
         futures = [pool.submit(attempt, n) for n in range(12)]
         wait_for(lambda: sum(f.done() for f in futures) == 7, what="seven refusals")
-        assert len(fake_openai.requests) == 5
+        wait_for(lambda: len(fake_openai.requests) == 5, what="five requests at the upstream")
         ledger = MonthlySpend.objects.get(tenant=tenant)
         assert Decimal("0.05") < ledger.reserved <= Decimal("0.055")
         fake_openai.release()

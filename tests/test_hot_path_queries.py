@@ -3,16 +3,37 @@ the key, tenant, plan and catalog come from process memory, and the writes go th
 ledger writer's one connection (usage/writer.py)."""
 
 import json
+from contextlib import contextmanager
 
 from asgiref.sync import async_to_sync
+from django.db.backends.signals import connection_created
 from django.test import AsyncClient
 
 from usage.models import UsageRecord
 from usage.writer import writer
 
-# Two commits of the ledger writer (reservation, then settlement), one job each: the four data
-# statements, BEGIN and COMMIT of each transaction, and the savepoint inside settle().
-QUERIES = 10
+# Two commits of the ledger writer, one job each: the reservation (conditional UPDATE, INSERT
+# the open reservation), then the settlement (INSERT the record, DELETE the open reservation,
+# UPDATE the ledger, upsert the rollup); BEGIN and COMMIT of each, the savepoint in settle().
+QUERIES = 12
+WRITES = ["UPDATE", "INSERT", "INSERT", "DELETE", "UPDATE", "INSERT"]
+
+
+@contextmanager
+def no_new_connections():
+    """Reads on a cache miss run on executor threads and close their connection afterwards,
+    so a read during the request would open a connection: there must be none."""
+    opened = []
+
+    def count(sender, connection, **kwargs):
+        opened.append(connection.alias)
+
+    connection_created.connect(count, weak=False)
+    try:
+        yield
+    finally:
+        connection_created.disconnect(count)
+    assert opened == [], f"the request opened {len(opened)} connection(s): a cache that should hold did not"
 
 
 def data_statements(captured) -> list[str]:
@@ -33,10 +54,10 @@ def test_completion_after_warm_up_makes_only_the_reservation_and_settlement_quer
     assert complete(api_key).status_code == 200  # warm-up: loads the key and the catalog
     # 1 conditional UPDATE reserving spend; 3 in the settlement: INSERT the record, UPDATE the
     # ledger, upsert the daily rollup. Nothing on the request's own connection.
-    with django_assert_num_queries(0), django_assert_num_queries(QUERIES, connection=writer.connection) as captured:
+    with no_new_connections(), django_assert_num_queries(QUERIES, connection=writer.connection) as captured:
         response = complete(api_key)
     assert response.status_code == 200
-    assert data_statements(captured) == ["UPDATE", "INSERT", "UPDATE", "INSERT"]
+    assert data_statements(captured) == WRITES
     assert UsageRecord.objects.filter(tenant=tenant).count() == 2
 
 
@@ -49,7 +70,7 @@ def test_streamed_completion_makes_the_same_queries(api_key, django_assert_num_q
                                             headers={"Authorization": f"Bearer {api_key}"})
         return b"".join([chunk async for chunk in response.streaming_content])
 
-    with django_assert_num_queries(0), django_assert_num_queries(QUERIES, connection=writer.connection) as captured:
+    with no_new_connections(), django_assert_num_queries(QUERIES, connection=writer.connection) as captured:
         content = async_to_sync(stream)()
     assert content.endswith(b"data: [DONE]\n\n")
-    assert data_statements(captured) == ["UPDATE", "INSERT", "UPDATE", "INSERT"]
+    assert data_statements(captured) == WRITES

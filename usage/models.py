@@ -102,3 +102,21 @@ class MonthlySpend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.month:%Y-%m}: {self.settled}"
+
+
+class OpenReservation(models.Model):
+    """A reservation not yet settled: the request is in flight (or its process died).
+
+    Settlement deletes the row and gives back exactly the amount it holds; the ledger writer's
+    sweeper releases rows older than RESERVATION_TTL_SECONDS, so a crash or a lost settlement
+    never keeps part of a tenant's cap reserved for the rest of the month.
+    """
+
+    request_id = models.CharField(max_length=64, unique=True)
+    tenant = models.ForeignKey("gateway.Tenant", on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()
+    amount = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.amount}"

@@ -1,12 +1,17 @@
 """Settle an admitted request exactly once: one UsageRecord, the ledger, the daily rollup.
 
     reserve(...)   add the most a request can cost to this month's ledger, atomically and only
-                   while settled + reserved + amount stays within the cap (called by admission)
-    settle(...)    in one transaction: insert the UsageRecord (unique request_id), swap the
-                   reservation for the actual cost in the ledger, upsert the daily rollup
+                   while settled + reserved + amount stays within the cap, and keep an
+                   OpenReservation row for it (called by admission)
+    settle(...)    insert the UsageRecord (unique request_id), close the open reservation and
+                   swap what it held for the actual cost in the ledger, upsert the daily rollup
+    release(...)   close an open reservation without a record (the request never ran)
+    sweep_stale_reservations()   release reservations whose request is long gone (a crash)
 
-settle() runs in the request's ``finally`` (also on errors and disconnects); a Reservation
-settles once (a flag here, the unique request_id in the database behind it).
+All run on the ledger writer (usage/writer.py), inside its transaction. settle() runs from the
+request's ``finally`` (also on errors and disconnects); the unique request_id makes a repeat a
+no-op, and the open row makes sure a reservation is given back exactly once, by whichever of
+settle, release or the sweeper gets to it first.
 
 Both run on every /v1 request, so they are plain SQL that SQLite and PostgreSQL share, not
 ORM queries: compiling an ORM update or a 22-field insert costs more than the database does.
@@ -15,9 +20,10 @@ The tables and columns are the models' own (usage/models.py).
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -39,7 +45,6 @@ class Reservation:
     prices: TokenPrices
     amount: Decimal
     month: date
-    settled: bool = False
 
 
 @dataclass(slots=True)
@@ -71,26 +76,54 @@ ON CONFLICT (tenant_id, month) DO NOTHING
 """
 
 
-def reserve(tenant_id: int, amount: Decimal, cap: Decimal | None) -> date | None:
+OPEN_RESERVATION = """
+INSERT INTO usage_openreservation (request_id, tenant_id, month, amount, created_at)
+VALUES (%s, %s, %s, CAST(%s AS NUMERIC), %s)
+"""
+CLOSE_RESERVATION = "DELETE FROM usage_openreservation WHERE request_id = %s"
+GIVE_BACK = "UPDATE usage_monthlyspend SET reserved = reserved - CAST(%s AS NUMERIC) WHERE tenant_id = %s AND month = %s"
+
+
+def reserve(request_id: str, tenant_id: int, amount: Decimal, cap: Decimal | None) -> date | None:
     """Reserve ``amount`` on this month's ledger; None when that would pass ``cap``.
 
     One conditional UPDATE decides, so two concurrent requests can never both squeeze under
     the cap. The month's row is created on its first request.
     """
-    month = month_of(timezone.now().date())
-    month_value = connection.ops.adapt_datefield_value(month)
+    now = timezone.now()
+    month = month_of(now.date())
+    ops = connection.ops
+    month_value = ops.adapt_datefield_value(month)
     if cap is None:
         sql, params = RESERVE, [amount, tenant_id, month_value]
     else:
         sql, params = RESERVE_UNDER_CAP, [amount, tenant_id, month_value, amount, cap]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        if cursor.rowcount:
-            return month
-        # Refused, or the month's row does not exist yet: make sure it does, then decide again.
-        cursor.execute(OPEN_MONTH, [tenant_id, month_value])
-        cursor.execute(sql, params)
-        return month if cursor.rowcount else None
+        if not cursor.rowcount:
+            # Refused, or the month's row does not exist yet: make sure it does, then decide again.
+            cursor.execute(OPEN_MONTH, [tenant_id, month_value])
+            cursor.execute(sql, params)
+            if not cursor.rowcount:
+                return None
+        cursor.execute(OPEN_RESERVATION, [request_id, tenant_id, month_value, amount,
+                                          ops.adapt_datetimefield_value(now)])
+    return month
+
+
+def close_reservation(cursor, reservation: "Reservation") -> Decimal:
+    """Delete the open row; what it held, or nothing if settle, release or the sweeper did first."""
+    cursor.execute(CLOSE_RESERVATION, [reservation.request_id])
+    return reservation.amount if cursor.rowcount else Decimal(0)
+
+
+def release(reservation: "Reservation") -> None:
+    """Give back a reservation whose request never ran (the client left during admission)."""
+    with connection.cursor() as cursor:
+        held = close_reservation(cursor, reservation)
+        if held:
+            cursor.execute(GIVE_BACK, [held, reservation.tenant_id,
+                                       connection.ops.adapt_datefield_value(reservation.month)])
 
 
 RECORD_FIELDS = [
@@ -106,6 +139,9 @@ ON CONFLICT (request_id) DO NOTHING
 SETTLE_LEDGER = """
 UPDATE usage_monthlyspend SET reserved = reserved - CAST(%s AS NUMERIC), settled = settled + CAST(%s AS NUMERIC)
 WHERE tenant_id = %s AND month = %s
+"""
+STALE_RESERVATIONS = """
+SELECT request_id, tenant_id, month, amount FROM usage_openreservation WHERE created_at < %s ORDER BY created_at
 """
 ROLLUP_UPSERT = """
 INSERT INTO usage_dailyusage
@@ -127,9 +163,6 @@ ON CONFLICT (tenant_id, day, model) DO UPDATE SET
 def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | None:
     """Record the request once. Returns the record (unsaved instance with the stored values),
     or None if this request id was already settled."""
-    if reservation.settled:
-        return None
-    reservation.settled = True
     usage = settlement.usage
     failed = settlement.http_status >= 400
     record = UsageRecord(
@@ -152,7 +185,8 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
         if not cursor.rowcount:
             log.warning("request %s was already settled; not counted twice", reservation.request_id)
             return None
-        cursor.execute(SETTLE_LEDGER, [reservation.amount, record.cost, reservation.tenant_id,
+        held = close_reservation(cursor, reservation)
+        cursor.execute(SETTLE_LEDGER, [held, record.cost, reservation.tenant_id,
                                        ops.adapt_datefield_value(reservation.month)])
         cursor.execute(ROLLUP_UPSERT, [reservation.tenant_id, day, reservation.model, int(failed),
                                        usage.input_tokens, usage.output_tokens, usage.reasoning_tokens,
@@ -160,9 +194,17 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
     return record
 
 
-def release_amount(tenant_id: int, month: date, amount: Decimal) -> None:
-    """Give back a reservation whose request never got as far as being settled."""
+def sweep_stale_reservations() -> int:
+    """Release reservations older than RESERVATION_TTL_SECONDS (their process died, or their
+    settlement failed). Returns how many."""
+    cutoff = timezone.now() - timedelta(seconds=settings.RESERVATION_TTL_SECONDS)
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE usage_monthlyspend SET reserved = reserved - CAST(%s AS NUMERIC) "
-                       "WHERE tenant_id = %s AND month = %s",
-                       [amount, tenant_id, connection.ops.adapt_datefield_value(month)])
+        cursor.execute(STALE_RESERVATIONS, [connection.ops.adapt_datetimefield_value(cutoff)])
+        stale = cursor.fetchall()
+        for request_id, tenant_id, month, amount in stale:
+            cursor.execute(CLOSE_RESERVATION, [request_id])
+            if cursor.rowcount:
+                cursor.execute(GIVE_BACK, [amount, tenant_id, month])
+                log.warning("released the stale reservation of request %s (%s USD): it was never settled",
+                            request_id, amount)
+    return len(stale)

@@ -8,20 +8,30 @@ inside one transaction, and commits once (group commit). A request still waits u
 write is committed: nothing is acknowledged before it is durable.
 
     await writer.run(fn, *args)   run fn(*args) on the writer thread; its result or exception
+
+When idle for HOUSEKEEPING_SECONDS (and at least that often when busy) it also runs its
+housekeeping: releasing reservations whose request is long gone.
 """
 
 import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from django.db import connections, transaction
 
+from usage.recording import sweep_stale_reservations
+
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
+HOUSEKEEPING_SECONDS = 60.0
+# A job not done by then fails its caller (the database is stuck); a reserve that completes
+# later is released by housekeeping, a settle that completes later is simply recorded.
+JOB_TIMEOUT_SECONDS = 30.0
 
 
 class Job:
@@ -44,7 +54,9 @@ def resolve(future: asyncio.Future, result: Any, error: BaseException | None) ->
 
 
 class LedgerWriter:
-    def __init__(self) -> None:
+    def __init__(self, *, housekeeping: Callable[[], Any] | None = None) -> None:
+        self.housekeeping = housekeeping
+        self._last_housekeeping = 0.0
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -59,7 +71,7 @@ class LedgerWriter:
         return future
 
     async def run(self, fn: Callable, *args) -> Any:
-        return await self.submit(fn, *args)
+        return await asyncio.wait_for(asyncio.shield(self.submit(fn, *args)), JOB_TIMEOUT_SECONDS)
 
     def _ensure_started(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -81,9 +93,15 @@ class LedgerWriter:
         self.connection = connections["default"]
         try:
             while True:
-                first = self._queue.get()
+                try:
+                    first = self._queue.get(timeout=HOUSEKEEPING_SECONDS)
+                except queue.Empty:
+                    self._keep_house()
+                    continue
                 if first is None:
                     return
+                if time.monotonic() - self._last_housekeeping > HOUSEKEEPING_SECONDS:
+                    self._keep_house()
                 batch = [first]
                 while len(batch) < MAX_BATCH:
                     try:
@@ -97,6 +115,16 @@ class LedgerWriter:
                 self._commit(batch)
         finally:
             connections.close_all()
+
+    def _keep_house(self) -> None:
+        self._last_housekeeping = time.monotonic()
+        if self.housekeeping is None:
+            return
+        try:
+            with transaction.atomic():
+                self.housekeeping()
+        except Exception:
+            log.exception("ledger writer: housekeeping failed")
 
     def _commit(self, batch: list[Job]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
@@ -116,8 +144,8 @@ class LedgerWriter:
                         except Exception as error:
                             outcomes.append((None, error))
         except Exception as error:  # a lone job failed, or the commit did: nothing of it is durable
+            log.exception("ledger writer: a batch of %d failed", len(batch))
             if len(batch) > 1:
-                log.exception("ledger writer: a batch of %d failed to commit", len(batch))
                 connections["default"].close()
             outcomes = [(None, error)] * len(batch)
         for job, (result, error) in zip(batch, outcomes, strict=True):
@@ -127,4 +155,4 @@ class LedgerWriter:
                 pass  # the caller's event loop is closed: nobody is waiting any more
 
 
-writer = LedgerWriter()
+writer = LedgerWriter(housekeeping=sweep_stale_reservations)

@@ -8,81 +8,39 @@ that, a failure ends the stream with an error event, never with a clean finish.
 """
 
 import asyncio
+import json
+import logging
 import time
 import weakref
 from collections.abc import AsyncIterator
 
 from django.http import JsonResponse, StreamingHttpResponse
 
+from billing import entitlements
 from gateway.v1 import openai_chat, sse
-from gateway.v1.errors import api_view, as_gateway_error, error_body
+from gateway.v1.errors import api_view, as_gateway_error, error_body, log_provider_error
+from gateway.v1.metering import Meter
 from gateway.v1.requests import admit_request, authenticated_caller, find_model, read_body
 from providers import router
 from providers.errors import ProviderError, ProviderStreamBroken
-from providers.types import ChatRequest, Delta, Finish, StreamEvent, Usage, UsageReport
-from usage.live import publish_settled
-from usage.models import Ending
-from usage.recording import Reservation, Settlement, settle
-from usage.writer import writer
+from providers.types import ChatRequest, Delta, Finish, StreamEvent, UsageReport
+
+log = logging.getLogger(__name__)
 
 
-class Meter:
-    """Collects what a request really did and settles it once, whatever way it ends."""
-
-    def __init__(self, reservation: Reservation, *, started: float, streamed: bool, input_estimate: int):
-        self.reservation = reservation
-        self.started = started
-        self.input_estimate = input_estimate
-        self.produced_chars = 0
-        self.settlement = Settlement(streamed=streamed)
-        self.settling: asyncio.Future | None = None
-
-    def first_token(self) -> None:
-        if self.settlement.ttft_ms is None:
-            self.settlement.ttft_ms = int((time.monotonic() - self.started) * 1000)
-
-    def failed(self, error: ProviderError, *, ending: str = Ending.UPSTREAM_ERROR) -> None:
-        self.settlement.http_status = error.status
-        self.settlement.error_type = error.code or error.error_type
-        self.settlement.ending = Ending.TIMEOUT if error.error_type == "timeout" else ending
-
-    def client_gone(self) -> None:
-        self.settlement.ending = Ending.CLIENT_GONE
-        self.settlement.http_status = 499
-        self.settlement.error_type = "client_disconnected"
-
-    def prepare(self) -> Settlement:
-        settlement = self.settlement
-        settlement.latency_ms = int((time.monotonic() - self.started) * 1000)
-        if settlement.usage == Usage() and (self.produced_chars or settlement.ending == Ending.CLIENT_GONE):
-            # The provider never reported usage (the stream was cut): count it ourselves, the
-            # input from the prompt and the output from the text already produced.
-            settlement.usage = Usage(input_tokens=self.input_estimate, output_tokens=(self.produced_chars + 3) // 4)
-            settlement.usage_estimated = True
-        return settlement
-
-    async def settle(self) -> None:
-        """Settle once; every later call waits for that one. Shielded: a second cancellation
-        (client gone, server shutting down) must not lose the record half-way."""
-        if self.settling is None:
-            self.settling = asyncio.ensure_future(self._settle_and_publish())
-        await asyncio.shield(self.settling)
-
-    async def _settle_and_publish(self) -> None:
-        record = await writer.run(settle, self.reservation, self.prepare())
-        if record is not None:
-            await publish_settled(record)
-
-
-def prompt_chars(chat: ChatRequest) -> tuple[int, int]:
-    chars = images = 0
+def prompt_size(chat: ChatRequest) -> tuple[int, int]:
+    """UTF-8 bytes of everything the prompt sends, and its image count. Byte-level tokenizers
+    never make more tokens than bytes, so this bounds the input tokens from above."""
+    size = images = 0
     for message in chat.messages:
-        chars += len(message.text()) + sum(len(call.arguments) + len(call.name) for call in message.tool_calls)
+        size += len(message.text().encode()) + len((message.reasoning or "").encode())
+        size += sum(len(call.arguments.encode()) + len(call.name) for call in message.tool_calls)
         if isinstance(message.content, list):
             images += sum(1 for part in message.content if part.type == "image_url")
-    if chat.tools:
-        chars += sum(len(str(tool)) for tool in chat.tools)
-    return chars, images
+    for extra in (chat.tools, chat.response_format):
+        if extra:
+            size += len(json.dumps(extra).encode())
+    return size, images
 
 
 @api_view
@@ -91,11 +49,12 @@ async def chat_completions(request):
     caller = await authenticated_caller(request, method="POST")
     chat = openai_chat.decode(read_body(request))
     model, deployment = await find_model(chat.model, capability="chat")
+    entitlements.check_model(caller, model)  # before the features: say nothing of models off the plan
     router.check_features(chat, model)
-    chars, images = prompt_chars(chat)
+    size, images = prompt_size(chat)
     reservation = await admit_request(request, caller, model, requested_output=chat.max_output_tokens,
-                                      prompt_chars=chars, images=images)
-    meter = Meter(reservation, started=started, streamed=chat.stream, input_estimate=chars // 4)
+                                      prompt_bytes=size, messages=len(chat.messages), images=images)
+    meter = Meter(reservation, started=started, streamed=chat.stream, input_estimate=size // 4)
     if chat.stream:
         return await start_stream(request, chat, deployment, meter)
     try:
@@ -105,6 +64,9 @@ async def chat_completions(request):
         raise
     except asyncio.CancelledError:
         meter.client_gone()
+        raise
+    except Exception:
+        meter.failed_internally()
         raise
     else:
         meter.settlement.usage = result.usage
@@ -128,6 +90,9 @@ async def start_stream(request, chat: ChatRequest, deployment, meter: Meter) -> 
             meter.failed(error)
         elif isinstance(error, asyncio.CancelledError):
             meter.client_gone()
+        else:
+            meter.failed_internally()
+        meter.start_settling()
         await events.aclose()
         await meter.settle()
         raise
@@ -143,7 +108,7 @@ async def start_stream(request, chat: ChatRequest, deployment, meter: Meter) -> 
 def settle_abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
     if meter.settling is None and not loop.is_closed():
         meter.client_gone()
-        loop.call_soon_threadsafe(lambda: loop.create_task(meter.settle()))
+        loop.call_soon_threadsafe(meter.start_settling)
 
 
 async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent],
@@ -154,8 +119,7 @@ async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent],
         event = first
         while event is not None:
             if isinstance(event, Delta):
-                meter.first_token()
-                meter.produced_chars += len(event.content or "") + len(event.reasoning or "")
+                meter.produced(event)
                 yield sse.event(encoder.delta(event))
             elif isinstance(event, Finish):
                 finished = True
@@ -167,11 +131,12 @@ async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent],
             raise ProviderStreamBroken(f"{meter.reservation.provider} ended the stream without finishing.",
                                        provider=meter.reservation.provider)
         if encoder.include_usage:
-            yield sse.event(encoder.usage(meter.settlement.usage))
+            yield sse.event(encoder.usage(meter.final_usage()))
         # Settled before the last event: once a client has seen [DONE], its usage is recorded.
         await meter.settle()
         yield sse.DONE
     except ProviderError as error:
+        log_provider_error(error, meter.reservation.request_id)
         meter.failed(error)
         await meter.settle()
         gateway_error = as_gateway_error(error)
@@ -181,6 +146,13 @@ async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent],
     except (asyncio.CancelledError, GeneratorExit):
         meter.client_gone()
         raise
+    except Exception:
+        log.exception("stream of request %s failed in the gateway", meter.reservation.request_id)
+        meter.failed_internally()
+        await meter.settle()
+        yield sse.event(error_body(f"The gateway failed on this stream ({meter.reservation.request_id}); the "
+                                   "answer is incomplete.", type="server_error", code="internal_error"))
     finally:
+        meter.start_settling()  # before anything else can be interrupted
         await events.aclose()
         await meter.settle()

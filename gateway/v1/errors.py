@@ -42,6 +42,8 @@ def as_gateway_error(exc: Exception) -> GatewayError:
         return exc
     if isinstance(exc, Refusal):
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+        if exc.code == "insufficient_quota":
+            headers["x-should-retry"] = "false"  # the SDKs would retry a 429; a spent cap stays spent
         return GatewayError(exc.status, exc.message, type=exc.type, code=exc.code, headers=headers)
     if isinstance(exc, ProviderError):
         headers = {"Retry-After": str(int(exc.retry_after) + 1)} if exc.retry_after else {}
@@ -60,6 +62,12 @@ def error_response(error: GatewayError, *, request_id: str | None = None) -> Jso
     return response
 
 
+def log_provider_error(error: ProviderError, request_id: str) -> None:
+    """The operator's record of a provider failure: who failed, how, for which request."""
+    log.warning("request %s: provider %s failed (%s, upstream status %s): %s", request_id, error.provider or "?",
+                type(error).__name__, error.upstream_status, error.message)
+
+
 def api_view(view):
     """Wrap an async /v1 view: every failure leaves as the envelope, never as an HTML page."""
 
@@ -68,7 +76,10 @@ def api_view(view):
         request.request_id = f"req_{uuid.uuid4().hex}"
         try:
             response = await view(request, *args, **kwargs)
-        except (GatewayError, Refusal, ProviderError) as exc:
+        except (GatewayError, Refusal) as exc:
+            return error_response(as_gateway_error(exc), request_id=request.request_id)
+        except ProviderError as exc:
+            log_provider_error(exc, request.request_id)
             return error_response(as_gateway_error(exc), request_id=request.request_id)
         except Exception:
             log.exception("unhandled error in %s (request %s)", request.path, request.request_id)

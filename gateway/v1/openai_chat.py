@@ -225,11 +225,14 @@ def decode(body: bytes) -> ChatRequest:
 
 
 def encode_usage(usage: Usage) -> dict[str, Any]:
+    prompt_details: dict[str, int] = {"cached_tokens": usage.cached_tokens}
+    if usage.cache_write_tokens:
+        prompt_details["cache_write_tokens"] = usage.cache_write_tokens  # ours: OpenAI has no cache writes
     return {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},
+        "prompt_tokens_details": prompt_details,
         "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
 
@@ -244,7 +247,7 @@ def encode_completion(result: ChatResult, *, completion_id: str, model: str) -> 
         # Models that draw (Gemini image models) answer with content parts: text, then images
         # as data: URLs, the shape clients already send images in.
         content = ([{"type": "text", "text": result.content}] if result.content else []) + image_parts(result.images)
-    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
     if result.reasoning_signature:

@@ -96,7 +96,7 @@ class OpenAICompatibleAdapter(Adapter):
                                 text, thought = splitter.flush()
                                 yield Delta(content=text or None, reasoning=thought or None)
                             finished = True
-                            yield Finish(choice["finish_reason"])
+                            yield Finish(finish_reason(choice["finish_reason"]))
             finally:
                 await response.aclose()
         except httpx.TransportError as exc:
@@ -240,11 +240,25 @@ def parse_completion(payload: dict[str, Any], target: Target) -> ChatResult:
         content=content,
         reasoning=reasoning or None,
         tool_calls=tool_calls,
-        finish_reason=choice.get("finish_reason") or "stop",
+        finish_reason=finish_reason(choice.get("finish_reason")),
         usage=parse_usage(payload) or Usage(),
         citations=[str(url) for url in payload.get("citations") or ()],
         upstream_model=payload.get("model") or target.upstream_model,
     )
+
+
+FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
+# What compatible providers say instead (Mistral "model_length", others "eos", "max_tokens", ...).
+FINISH_SYNONYMS = {"eos": "stop", "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+                   "model_length": "length", "tool_call": "tool_calls", "tool_use": "tool_calls",
+                   "safety": "content_filter", "sensitive": "content_filter"}
+
+
+def finish_reason(value: str | None) -> str:
+    if not value:
+        return "stop"
+    reason = str(value).lower()
+    return reason if reason in FINISH_REASONS else FINISH_SYNONYMS.get(reason, "stop")
 
 
 def split_content(content: Any) -> tuple[str | None, str | None]:
@@ -354,7 +368,9 @@ def error_from_body(payload: dict[str, Any], target: Target, *, status: int | No
             f"{target.provider} refused the gateway's credential (HTTP {status}). This is not your key: an operator "
             "must update the provider credential.", **kwargs)
     if status == 404:
-        return errors.ProviderNotFound(text, **kwargs)
+        # The client named a model we list; the upstream not knowing it is our catalog's fault.
+        return errors.ProviderUnavailable(f"{target.provider} does not know the model '{target.upstream_model}' "
+                                          f"(HTTP 404); an operator must fix the catalog.", **kwargs)
     if status in (408, 409) or status >= 500:
         return errors.ProviderUnavailable(text, **kwargs)
     return errors.ProviderBadRequest(text, **kwargs)

@@ -127,7 +127,7 @@ class FakeOpenAI:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         if self.record:
-            self.requests.append({"headers": dict(request.headers), "body": body})
+            self.requests.append({"headers": dict(request.headers), "body": body, "at": time.monotonic()})
         if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self.error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
         reply = self.script.popleft() if self.script else Reply()

@@ -1,0 +1,98 @@
+"""Meter: what one admitted request really did, settled exactly once however it ends.
+
+Every /v1 endpoint that reaches a provider makes a Meter from its Reservation, feeds it as the
+answer arrives (first token, produced text, the provider's usage, how it ended) and settles it
+from a ``finally``. Settlement never fails the client's request: it is retried on the ledger
+writer, and if the database still refuses, the open reservation is left for the writer's
+sweeper and the loss is logged with the request id.
+"""
+
+import asyncio
+import dataclasses
+import logging
+import time
+
+from providers.errors import ProviderError
+from providers.types import Delta, Usage
+from usage.live import publish_settled
+from usage.models import Ending
+from usage.recording import Reservation, Settlement, settle
+from usage.writer import writer
+
+log = logging.getLogger(__name__)
+
+SETTLE_ATTEMPTS = 3
+
+
+class Meter:
+    def __init__(self, reservation: Reservation, *, started: float, streamed: bool, input_estimate: int):
+        self.reservation = reservation
+        self.started = started
+        self.input_estimate = input_estimate
+        self.produced_chars = 0
+        self.settlement = Settlement(streamed=streamed)
+        self.settling: asyncio.Future | None = None
+
+    def produced(self, delta: Delta) -> None:
+        """Count a piece of output (for the estimate when the provider never reports usage)."""
+        if self.settlement.ttft_ms is None:
+            self.settlement.ttft_ms = int((time.monotonic() - self.started) * 1000)
+        self.produced_chars += len(delta.content or "") + len(delta.reasoning or "")
+        for call in delta.tool_calls or ():
+            self.produced_chars += len(call.name or "") + len(call.arguments)
+
+    def failed(self, error: ProviderError) -> None:
+        self.settlement.http_status = error.status
+        self.settlement.error_type = error.code or error.error_type
+        self.settlement.ending = Ending.TIMEOUT if error.error_type == "timeout" else Ending.UPSTREAM_ERROR
+
+    def failed_internally(self) -> None:
+        self.settlement.http_status = 500
+        self.settlement.error_type = "internal_error"
+        self.settlement.ending = Ending.UPSTREAM_ERROR
+
+    def client_gone(self) -> None:
+        self.settlement.ending = Ending.CLIENT_GONE
+        self.settlement.http_status = 499
+        self.settlement.error_type = "client_disconnected"
+
+    def final_usage(self) -> Usage:
+        """The provider's usage, or, when it never reported any (the stream was cut, or the
+        provider does not report it), our count: the prompt estimate and ~4 characters per
+        output token. The same numbers go to the client's usage chunk and to the record."""
+        settlement = self.settlement
+        if settlement.usage == Usage() and (self.produced_chars or settlement.ending == Ending.CLIENT_GONE):
+            settlement.usage = Usage(input_tokens=self.input_estimate, output_tokens=(self.produced_chars + 3) // 4)
+            settlement.usage_estimated = True
+        return settlement.usage
+
+    def start_settling(self) -> asyncio.Future:
+        """Begin settlement now (once), from a snapshot: later changes to this meter (a
+        cancellation arriving meanwhile) cannot reach the writer thread half-way."""
+        if self.settling is None:
+            self.final_usage()
+            self.settlement.latency_ms = int((time.monotonic() - self.started) * 1000)
+            snapshot = dataclasses.replace(self.settlement, usage=dataclasses.replace(self.settlement.usage))
+            self.settling = asyncio.ensure_future(self._settle(snapshot))
+        return self.settling
+
+    async def settle(self) -> None:
+        """Settle once; every later call waits for that one. Shielded: a second cancellation
+        (client gone, server shutting down) must not stop it half-way."""
+        await asyncio.shield(self.start_settling())
+
+    async def _settle(self, settlement: Settlement) -> None:
+        for attempt in range(SETTLE_ATTEMPTS):
+            try:
+                record = await writer.run(settle, self.reservation, settlement)
+                break
+            except Exception:
+                log.exception("settling request %s failed (attempt %d of %d)", self.reservation.request_id,
+                              attempt + 1, SETTLE_ATTEMPTS)
+                await asyncio.sleep(0.05 * 4**attempt)
+        else:
+            log.error("request %s was served but could not be recorded; its reservation stays open until the "
+                      "ledger writer's sweeper releases it", self.reservation.request_id)
+            return
+        if record is not None:
+            await publish_settled(record)

@@ -1,0 +1,488 @@
+"""Anthropic Messages API: ``POST {base_url}/v1/messages`` with ``x-api-key`` and
+``anthropic-version: 2023-06-01``.
+
+Out (IR -> Anthropic):
+    system / developer messages  -> top-level ``system`` (text blocks, in order, wherever they stood)
+    user text / image parts      -> text blocks; images as ``source`` base64 (data: URLs) or url (http[s])
+    assistant message            -> [thinking (replayed reasoning + signature)], text, tool_use (input parsed)
+    tool messages                -> tool_result blocks in a user turn; consecutive same-role turns merge
+    max_output_tokens            -> max_tokens (always sent; see output_limits)
+    stop / user                  -> stop_sequences / metadata.user_id
+    tools / tool_choice          -> tools with input_schema / {"type": auto | any | none | tool}
+    response_format json_schema  -> output_config.format (Anthropic's native structured outputs)
+    reasoning_effort             -> thinking {"type": "enabled", "budget_tokens": THINKING_BUDGETS[effort]}
+Back: text blocks -> content; thinking -> reasoning + reasoning_signature; tool_use -> tool_calls
+(arguments = the input as JSON text); stop_reason -> FINISH_REASONS; usage -> Usage, where
+input_tokens = input + cache reads + cache writes (Anthropic reports the three apart).
+
+Decisions:
+- max_tokens is required upstream; without one from the client it is DEFAULT_MAX_TOKENS, or the
+  provider quirk ``default_max_tokens``. The adapter does not know the catalog's model limits.
+- Thinking: the budget comes from THINKING_BUDGETS ("none" sends no thinking). Without a client
+  max_tokens, max_tokens becomes max(default, budget + ANSWER_ROOM) (at most 32,000, the smallest
+  output limit of the catalog's Claude models). With one, it caps thinking and answer together, as
+  OpenAI's max_completion_tokens counts reasoning tokens: the budget shrinks to half of it, never
+  under Anthropic's floor of 1024, and a max_tokens under 2048 is raised to 2048 so both fit.
+- Structured output uses the native ``output_config.format`` rather than a forced tool: it works
+  with thinking (forced tool_choice does not) and streams as plain text deltas. The schema's
+  ``name`` and ``strict`` are not sent: Anthropic's constrained decoding is always strict.
+- Refused before any call (UnsupportedFeature): ``seed``, ``response_format`` json_object (Anthropic
+  constrains output only to a schema), images in system messages, non-base64 data URLs and image
+  types other than jpeg/png/gif/webp, tool_choice forms other than none/auto/required/function.
+- Dropped as having no Anthropic equivalent and changing no answer: ``Message.name``, image ``detail``.
+- Replayed reasoning needs its signature (Anthropic refuses unsigned thinking): reasoning sent back
+  without one is not forwarded. ``redacted_thinking`` blocks have no place in the IR and are not
+  returned. Temperature, top_p and tool_choice conflicts with thinking are left to Anthropic's 400.
+- Errors: rate_limit_error / 429 -> ProviderRateLimited (Retry-After); overloaded_error (529),
+  api_error, timeout_error, 408/409/5xx -> ProviderUnavailable; authentication, permission and
+  billing errors -> ProviderAuthFailed (our credential's problem, not the client's); "prompt is
+  too long" -> ContextWindowExceeded; other 4xx -> ProviderBadRequest with Anthropic's message.
+  An ``event: error`` after output began -> ProviderStreamBroken; before it, mapped like the HTTP
+  errors so the router can retry an overloaded upstream.
+- Streams: tool-call deltas are indexed by the n-th tool_use block (0-based), not Anthropic's block
+  index; a tool_use whose input streamed no fragment gets "{}" at its block stop.
+"""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from functools import lru_cache
+from typing import Any
+
+import httpx
+
+from providers import errors
+from providers.adapters.base import Adapter, parse_retry_after, timeout_for, transport_error
+from providers.http import get_client
+from providers.sse import decode_events
+from providers.types import (
+    ChatRequest,
+    ChatResult,
+    ContentPart,
+    Delta,
+    Finish,
+    ImagePart,
+    Message,
+    StreamEvent,
+    Target,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 8192
+MIN_THINKING_BUDGET = 1024
+ANSWER_ROOM = 4096
+THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 27904}
+IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+FINISH_REASONS = {
+    "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
+    "model_context_window_exceeded": "length", "tool_use": "tool_calls", "refusal": "content_filter",
+}
+TOOL_CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
+RETRYABLE_TYPES = {"overloaded_error", "api_error", "timeout_error"}
+CREDENTIAL_TYPES = {"authentication_error", "permission_error", "billing_error"}
+CONTEXT_PHRASES = ("prompt is too long", "exceed context limit", "context window")
+
+
+class AnthropicAdapter(Adapter):
+    wire_format = "anthropic"
+
+    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
+        http_request = build_request(request, target, stream=False)
+        try:
+            response = await get_client().send(http_request)
+            if response.status_code >= 400:
+                raise error_from_response(response.status_code, response.headers, response.content, target)
+            payload = response.json()
+        except httpx.TransportError as exc:
+            raise transport_error(exc, target) from exc
+        except ValueError as exc:
+            raise errors.ProviderUnavailable(
+                f"{target.provider} answered with a body that is not JSON.", provider=target.provider
+            ) from exc
+        return parse_message(payload, target)
+
+    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
+        http_request = build_request(request, target, stream=True)
+        translator = StreamTranslator(target)
+        try:
+            response = await get_client().send(http_request, stream=True)
+            try:
+                if response.status_code >= 400:
+                    raise error_from_response(
+                        response.status_code, response.headers, await response.aread(), target
+                    )
+                async for sse in decode_events(response.aiter_lines()):
+                    for event in translator.feed(sse.event, json.loads(sse.data)):
+                        yield event
+                    if translator.stopped:
+                        break
+            finally:
+                await response.aclose()
+        except httpx.TransportError as exc:
+            if translator.produced:
+                raise errors.ProviderStreamBroken(
+                    f"{target.provider} dropped the stream part-way ({type(exc).__name__}).",
+                    provider=target.provider,
+                ) from exc
+            raise transport_error(exc, target) from exc
+        except json.JSONDecodeError as exc:
+            raise errors.ProviderStreamBroken(
+                f"{target.provider} sent a stream event that is not JSON.", provider=target.provider
+            ) from exc
+        if not translator.stopped:
+            raise errors.ProviderStreamBroken(
+                f"{target.provider} ended the stream before message_stop.", provider=target.provider
+            )
+        yield Finish(finish_reason(translator.stop_reason))
+        yield UsageReport(parse_usage(translator.usage))
+
+
+# --- request ---------------------------------------------------------------------------------
+
+@lru_cache(maxsize=256)
+def messages_url(base_url: str) -> httpx.URL:
+    # The catalog's base URL has no /v1 (as the Anthropic SDK's); an operator's may.
+    base = base_url.rstrip("/")
+    return httpx.URL(base + ("/messages" if base.endswith("/v1") else "/v1/messages"))
+
+
+def build_request(request: ChatRequest, target: Target, *, stream: bool) -> httpx.Request:
+    headers = {
+        "x-api-key": target.api_key,
+        "anthropic-version": API_VERSION,
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+    }
+    return httpx.Request(
+        "POST", messages_url(target.base_url), headers=headers,
+        content=json.dumps(build_body(request, target, stream=stream)).encode(),
+        extensions={"timeout": timeout_for(target).as_dict()},
+    )
+
+
+def unsupported(target: Target, what: str) -> errors.UnsupportedFeature:
+    return errors.UnsupportedFeature(f"{target.provider} does not support {what}.", provider=target.provider)
+
+
+def build_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[str, Any]:
+    if request.seed is not None:
+        raise unsupported(target, "'seed' (the Messages API has no deterministic sampling); remove it")
+    system, messages = encode_conversation(request.messages, target)
+    max_tokens, thinking = output_limits(request, target)
+    body: dict[str, Any] = {"model": target.upstream_model, "max_tokens": max_tokens, "messages": messages}
+    if system:
+        body["system"] = system
+    if stream:
+        body["stream"] = True
+    if thinking:
+        body["thinking"] = thinking
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = request.stop
+    if request.user:
+        body["metadata"] = {"user_id": request.user}
+    if request.tools:
+        body["tools"] = [encode_tool(tool) for tool in request.tools]
+        if request.tool_choice is not None:
+            body["tool_choice"] = encode_tool_choice(request.tool_choice, target)
+    output_format = encode_response_format(request.response_format, target)
+    if output_format:
+        body["output_config"] = {"format": output_format}
+    return body
+
+
+def output_limits(request: ChatRequest, target: Target) -> tuple[int, dict[str, Any] | None]:
+    """max_tokens and the thinking setting (module docstring: "Thinking")."""
+    default = int(target.quirks.get("default_max_tokens", DEFAULT_MAX_TOKENS))
+    budget = THINKING_BUDGETS.get(request.reasoning_effort or "none")
+    if budget is None:
+        return request.max_output_tokens or default, None
+    if request.max_output_tokens is None:
+        max_tokens = max(default, budget + ANSWER_ROOM)
+    else:
+        budget = max(MIN_THINKING_BUDGET, min(budget, request.max_output_tokens // 2))
+        max_tokens = max(request.max_output_tokens, 2 * MIN_THINKING_BUDGET)
+    return max_tokens, {"type": "enabled", "budget_tokens": budget}
+
+
+def encode_conversation(messages: list[Message], target: Target) -> tuple[list[dict], list[dict]]:
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role in ("system", "developer"):
+            if isinstance(message.content, list) and any(isinstance(p, ImagePart) for p in message.content):
+                raise unsupported(target, "images in system messages; put them in a user message")
+            if message.text():
+                system.append({"type": "text", "text": message.text()})
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = encode_message_blocks(message, target)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)  # tool results of one turn share one user message
+        else:
+            turns.append({"role": role, "content": blocks})
+    return system, turns
+
+
+def encode_message_blocks(message: Message, target: Target) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        content = message.content if isinstance(message.content, str) else encode_parts(message.content, target)
+        return [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": content or ""}]
+    blocks: list[dict[str, Any]] = []
+    if message.role == "assistant" and message.reasoning_signature:
+        blocks.append({"type": "thinking", "thinking": message.reasoning or "",
+                       "signature": message.reasoning_signature})
+    if isinstance(message.content, str):
+        if message.content:
+            blocks.append({"type": "text", "text": message.content})
+    elif message.content:
+        blocks.extend(encode_parts(message.content, target))
+    for call in message.tool_calls:
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
+                       "input": parse_arguments(call, target)})
+    return blocks
+
+
+def encode_parts(parts: list[ContentPart] | None, target: Target) -> list[dict[str, Any]]:
+    blocks = []
+    for part in parts or ():
+        if isinstance(part, ImagePart):
+            blocks.append({"type": "image", "source": encode_image_source(part.url, target)})
+        elif part.text:  # Anthropic refuses empty text blocks
+            blocks.append({"type": "text", "text": part.text})
+    return blocks
+
+
+def encode_image_source(url: str, target: Target) -> dict[str, str]:
+    if not url.startswith("data:"):
+        return {"type": "url", "url": url}
+    header, comma, data = url.partition(",")
+    media_type, _, encoding = header[len("data:"):].partition(";")
+    if not comma or encoding != "base64":
+        raise unsupported(target, "image data URLs that are not base64; send data:<type>;base64,...")
+    if media_type not in IMAGE_TYPES:
+        raise unsupported(target, f"images of type {media_type!r}; send one of {', '.join(sorted(IMAGE_TYPES))}")
+    return {"type": "base64", "media_type": media_type, "data": data}
+
+
+def parse_arguments(call: ToolCall, target: Target) -> dict[str, Any]:
+    if not call.arguments.strip():
+        return {}
+    try:
+        value = json.loads(call.arguments)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise errors.ProviderBadRequest(
+            f"The arguments of tool call {call.id!r} must be a JSON object for {target.provider}.",
+            provider=target.provider,
+        )
+    return value
+
+
+def encode_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    function = tool["function"]
+    encoded: dict[str, Any] = {
+        "name": function.get("name", ""),
+        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if function.get("description"):
+        encoded["description"] = function["description"]
+    if function.get("strict") is not None:
+        encoded["strict"] = bool(function["strict"])
+    return encoded
+
+
+def encode_tool_choice(choice: str | dict[str, Any], target: Target) -> dict[str, Any]:
+    if isinstance(choice, str) and choice in TOOL_CHOICES:
+        return TOOL_CHOICES[choice]
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        if isinstance(name, str) and name:
+            return {"type": "tool", "name": name}
+    raise unsupported(target, f"tool_choice {json.dumps(choice)[:80]}; use none, auto, required or a function")
+
+
+def encode_response_format(response_format: dict[str, Any] | None, target: Target) -> dict[str, Any] | None:
+    kind = (response_format or {}).get("type")
+    if kind in (None, "text"):
+        return None
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise errors.ProviderBadRequest("'response_format.json_schema.schema' must be a JSON schema object.",
+                                            provider=target.provider)
+        return {"type": "json_schema", "schema": schema}
+    raise unsupported(target, f"response_format {kind!r}; use json_schema with a schema")
+
+
+# --- response ---------------------------------------------------------------------------------
+
+def finish_reason(stop_reason: str | None) -> str:
+    return FINISH_REASONS.get(stop_reason or "end_turn", "stop")
+
+
+def parse_usage(raw: dict[str, Any]) -> Usage:
+    reads = int(raw.get("cache_read_input_tokens") or 0)
+    writes = int(raw.get("cache_creation_input_tokens") or 0)
+    return Usage(
+        input_tokens=int(raw.get("input_tokens") or 0) + reads + writes,
+        output_tokens=int(raw.get("output_tokens") or 0),
+        reasoning_tokens=int((raw.get("output_tokens_details") or {}).get("thinking_tokens") or 0),
+        cached_tokens=reads,
+        cache_write_tokens=writes,
+    )
+
+
+def parse_message(payload: dict[str, Any], target: Target) -> ChatResult:
+    blocks = payload.get("content") if isinstance(payload, dict) else None
+    if not isinstance(blocks, list):
+        raise errors.ProviderUnavailable(f"{target.provider} answered without content.", provider=target.provider)
+    texts: list[str] = []
+    thoughts: list[str] = []
+    signature = None
+    calls: list[ToolCall] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind == "thinking":
+            thoughts.append(block.get("thinking") or "")
+            signature = block.get("signature") or signature
+        elif kind == "tool_use":
+            calls.append(ToolCall(id=block.get("id", ""), name=block.get("name", ""),
+                                  arguments=json.dumps(block.get("input") or {})))
+    return ChatResult(
+        id=payload.get("id") or f"msg_{uuid.uuid4().hex}",
+        content="".join(texts) if texts or not calls else None,
+        finish_reason=finish_reason(payload.get("stop_reason")),
+        usage=parse_usage(payload.get("usage") or {}),
+        tool_calls=calls,
+        reasoning="".join(thoughts) or None,
+        reasoning_signature=signature,
+        upstream_model=payload.get("model") or target.upstream_model,
+    )
+
+
+class StreamTranslator:
+    """Anthropic stream events in, IR events out; keeps what spans events (usage, tool indexes)."""
+
+    def __init__(self, target: Target):
+        self.target = target
+        self.usage: dict[str, Any] = {}
+        self.stop_reason: str | None = None
+        self.tool_index: dict[int, int] = {}  # Anthropic block index -> n-th tool_use block
+        self.tools_with_arguments: set[int] = set()
+        self.produced = False
+        self.stopped = False
+
+    def feed(self, name: str, data: dict[str, Any]) -> list[StreamEvent]:
+        events = self.translate(name, data)
+        self.produced = self.produced or bool(events)
+        return events
+
+    def translate(self, name: str, data: dict[str, Any]) -> list[StreamEvent]:
+        if name == "message_start":
+            self.merge_usage((data.get("message") or {}).get("usage"))
+        elif name == "content_block_start":
+            return self.block_start(data.get("index"), data.get("content_block") or {})
+        elif name == "content_block_delta":
+            return self.block_delta(data.get("index"), data.get("delta") or {})
+        elif name == "content_block_stop":
+            position = self.tool_index.get(data.get("index"))
+            if position is not None and position not in self.tools_with_arguments:
+                return [Delta(tool_calls=[ToolCallDelta(index=position, arguments="{}")])]
+        elif name == "message_delta":
+            self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
+            self.merge_usage(data.get("usage"))
+        elif name == "message_stop":
+            self.stopped = True
+        elif name == "error":
+            raise stream_error(data, self.target, produced=self.produced)
+        return []  # ping, and event types Anthropic may add later, carry nothing for us
+
+    def block_start(self, index: int | None, block: dict[str, Any]) -> list[StreamEvent]:
+        kind = block.get("type")
+        if kind == "tool_use" and index is not None:
+            position = self.tool_index[index] = len(self.tool_index)
+            return [Delta(tool_calls=[ToolCallDelta(index=position, id=block.get("id"), name=block.get("name"))])]
+        if kind == "text" and block.get("text"):
+            return [Delta(content=block["text"])]
+        if kind == "thinking" and block.get("thinking"):
+            return [Delta(reasoning=block["thinking"])]
+        return []
+
+    def block_delta(self, index: int | None, delta: dict[str, Any]) -> list[StreamEvent]:
+        kind = delta.get("type")
+        if kind == "text_delta" and delta.get("text"):
+            return [Delta(content=delta["text"])]
+        if kind == "thinking_delta" and delta.get("thinking"):
+            return [Delta(reasoning=delta["thinking"])]
+        if kind == "signature_delta" and delta.get("signature"):
+            return [Delta(reasoning_signature=delta["signature"])]
+        position = self.tool_index.get(index)
+        if kind == "input_json_delta" and position is not None and delta.get("partial_json"):
+            self.tools_with_arguments.add(position)
+            return [Delta(tool_calls=[ToolCallDelta(index=position, arguments=delta["partial_json"])])]
+        return []
+
+    def merge_usage(self, raw: dict[str, Any] | None) -> None:
+        # message_delta's counts are cumulative: the latest value of each field wins.
+        self.usage.update({key: value for key, value in (raw or {}).items() if value is not None})
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    detail = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(detail, dict):
+        detail = {"type": "", "message": body[:200].decode(errors="replace")}
+    error = error_from_detail(detail, target, status=status)
+    error.retry_after = parse_retry_after(headers)
+    return error
+
+
+def stream_error(data: dict[str, Any], target: Target, *, produced: bool) -> errors.ProviderError:
+    detail = data.get("error") if isinstance(data.get("error"), dict) else {}
+    if produced:
+        return errors.ProviderStreamBroken(
+            f"{target.provider} failed mid-stream ({detail.get('type') or 'error'}): "
+            f"{redact(str(detail.get('message') or 'no message'), target)}",
+            provider=target.provider,
+        )
+    return error_from_detail(detail, target, status=None)
+
+
+def redact(message: str, target: Target) -> str:
+    return message.replace(target.api_key, "[redacted]") if target.api_key else message
+
+
+def error_from_detail(detail: dict[str, Any], target: Target, *, status: int | None) -> errors.ProviderError:
+    kind = str(detail.get("type") or "")
+    message = redact(str(detail.get("message") or "no message"), target)
+    text = f"{target.provider} returned {status or 'a stream error'} ({kind or 'unknown'}): {message}"
+    kwargs: dict[str, Any] = {"provider": target.provider, "upstream_status": status}
+    if kind == "rate_limit_error" or status == 429:
+        return errors.ProviderRateLimited(text, **kwargs)
+    if kind in RETRYABLE_TYPES or status in (408, 409) or (status or 0) >= 500:
+        return errors.ProviderUnavailable(text, **kwargs)
+    if kind in CREDENTIAL_TYPES or status in (401, 402, 403):
+        return errors.ProviderAuthFailed(text, **kwargs)
+    if kind == "not_found_error" or status == 404:
+        return errors.ProviderNotFound(text, **kwargs)
+    if any(phrase in message.lower() for phrase in CONTEXT_PHRASES):
+        return errors.ContextWindowExceeded(text, **kwargs)
+    return errors.ProviderBadRequest(text, **kwargs)

@@ -1,0 +1,240 @@
+"""A fake Anthropic Messages API over real HTTP on 127.0.0.1.
+
+It speaks ../shared/providers/WIRE_FORMATS.md section 4: ``POST /v1/messages`` checked for
+``x-api-key`` and ``anthropic-version: 2023-06-01``; the Message object (thinking, text and
+tool_use blocks, stop_reason, usage with the cache fields beside input_tokens); streams where
+every event has an ``event:`` line equal to ``data.type`` (message_start, content_block_start /
+delta / stop per block, one ``ping`` after the first block start, message_delta with cumulative
+output usage, message_stop, no ``[DONE]``); error bodies ``{"type": "error", "error": {...},
+"request_id": ...}`` and ``event: error`` mid-stream. It refuses what Anthropic refuses and a
+test could get wrong: no max_tokens, a system role in messages, a thinking budget out of range.
+
+Tests script it with ``enqueue(Reply(...))``; unscripted requests get the default reply.
+"""
+
+import asyncio
+import json
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+API_KEY = "sk-ant-fake-upstream"
+API_VERSION = "2023-06-01"
+DEFAULT_REPLY = "Hello from the fake Claude."
+SIGNATURE = "EqQBCkYIBxgCKkB-fake-signature"
+
+
+@dataclass
+class Reply:
+    text: str = DEFAULT_REPLY
+    status: int = 200
+    error_type: str = "api_error"
+    error_message: str = "The fake upstream failed as scripted."
+    headers: dict[str, str] = field(default_factory=dict)
+    tool_calls: list[tuple[str, dict]] = field(default_factory=list)  # (name, input): tool_use blocks after text
+    thinking: str | None = None  # a thinking block first, signed with SIGNATURE
+    stop_reason: str | None = None  # default: tool_use with tool calls, else end_turn
+    usage: dict | None = None  # override the usage object
+    stream_error_after: int | None = None  # this many text deltas, then event: error
+    cut_after: int | None = None  # this many text deltas, then drop the connection
+
+
+def words_of(text: str) -> list[str]:
+    words = text.split(" ")
+    return [words[0]] + [" " + word for word in words[1:]]
+
+
+def count_input_tokens(body: dict) -> int:
+    text = json.dumps(body.get("system") or "") + json.dumps(body.get("messages") or [])
+    return len(text.split())
+
+
+def fragments(text: str, parts: int = 3) -> list[str]:
+    size = max(1, -(-len(text) // parts))
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+class FakeAnthropic:
+    def __init__(self, *, api_key: str = API_KEY):
+        self.api_key = api_key
+        self.script: deque[Reply] = deque()
+        self.requests: list[dict] = []
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"  # like api.anthropic.com: the client adds /v1/messages
+
+    def enqueue(self, *replies: Reply) -> None:
+        self.script.extend(replies)
+
+    def reset(self) -> None:
+        self.script.clear()
+        self.requests.clear()
+        self.api_key = API_KEY
+
+    @property
+    def bodies(self) -> list[dict]:
+        return [request["body"] for request in self.requests]
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/messages", self.messages)
+        return app
+
+    def error(self, status: int, type_: str, message: str, headers=None) -> web.Response:
+        request_id = f"req_{uuid.uuid4().hex[:24]}"
+        body = {"type": "error", "error": {"type": type_, "message": message}, "request_id": request_id}
+        return web.json_response(body, status=status, headers={"request-id": request_id, **(headers or {})})
+
+    def refusal(self, request: web.Request, body: dict) -> web.Response | None:
+        """Anthropic's own 4xx answers to a request it cannot take."""
+        if request.headers.get("x-api-key") != self.api_key:
+            return self.error(401, "authentication_error", "invalid x-api-key")
+        if request.headers.get("anthropic-version") != API_VERSION:
+            return self.error(400, "invalid_request_error", "anthropic-version: header is required")
+        for name in ("model", "max_tokens", "messages"):
+            if name not in body:
+                return self.error(400, "invalid_request_error", f"{name}: Field required")
+        for index, message in enumerate(body["messages"]):
+            if message.get("role") not in ("user", "assistant"):
+                return self.error(400, "invalid_request_error",
+                                  f"messages.{index}.role: Input should be 'user' or 'assistant'")
+        thinking = body.get("thinking") or {}
+        if thinking.get("type") == "enabled" and not 1024 <= thinking.get("budget_tokens", 0) < body["max_tokens"]:
+            return self.error(400, "invalid_request_error",
+                              "thinking.budget_tokens: must be >= 1024 and less than max_tokens")
+        return None
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+        refused = self.refusal(request, body)
+        if refused is not None:
+            return refused
+        reply = self.script.popleft() if self.script else Reply()
+        if reply.status != 200:
+            return self.error(reply.status, reply.error_type, reply.error_message, reply.headers)
+        blocks = self.blocks_for(reply)
+        usage = reply.usage or {
+            "input_tokens": count_input_tokens(body), "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0, "output_tokens": self.count_output(blocks), "service_tier": "standard",
+        }
+        message = {
+            "id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "model": body["model"],
+            "content": blocks, "stop_reason": reply.stop_reason or ("tool_use" if reply.tool_calls else "end_turn"),
+            "stop_sequence": None, "usage": usage,
+        }
+        if body.get("stream"):
+            return await self.stream(request, message, reply)
+        return web.json_response(message, headers={"request-id": f"req_{uuid.uuid4().hex[:24]}"})
+
+    def blocks_for(self, reply: Reply) -> list[dict]:
+        blocks: list[dict] = []
+        if reply.thinking:
+            blocks.append({"type": "thinking", "thinking": reply.thinking, "signature": SIGNATURE})
+        if reply.text:
+            blocks.append({"type": "text", "text": reply.text})
+        for number, (name, arguments) in enumerate(reply.tool_calls, start=1):
+            blocks.append({"type": "tool_use", "id": f"toolu_0{number}", "name": name, "input": arguments})
+        return blocks
+
+    @staticmethod
+    def count_output(blocks: list[dict]) -> int:
+        return sum(len((block.get("text") or block.get("thinking") or "").split()) or 5 for block in blocks)
+
+    # --- streaming ------------------------------------------------------------------------
+    async def stream(self, request: web.Request, message: dict, reply: Reply) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                               "request-id": f"req_{uuid.uuid4().hex[:24]}"})
+        await response.prepare(request)
+
+        async def send(data: dict) -> None:
+            await response.write(f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode())
+
+        usage = message["usage"]
+        start_usage = {**usage, "output_tokens": 1}
+        await send({"type": "message_start", "message": {**message, "content": [], "stop_reason": None,
+                                                         "usage": start_usage}})
+        text_deltas = 0
+        pinged = False
+        try:
+            for index, block in enumerate(message["content"]):
+                await send({"type": "content_block_start", "index": index, "content_block": self.shell(block)})
+                if not pinged:
+                    await send({"type": "ping"})
+                    pinged = True
+                for delta in self.deltas(block):
+                    if delta["type"] == "text_delta":
+                        if reply.stream_error_after is not None and text_deltas == reply.stream_error_after:
+                            await send({"type": "error", "error": {"type": reply.error_type,
+                                                                   "message": reply.error_message}})
+                            return response
+                        if reply.cut_after is not None and text_deltas == reply.cut_after:
+                            request.transport.close()
+                            return response
+                        text_deltas += 1
+                    await send({"type": "content_block_delta", "index": index, "delta": delta})
+                await send({"type": "content_block_stop", "index": index})
+            if not pinged:
+                await send({"type": "ping"})
+            await send({"type": "message_delta", "delta": {"stop_reason": message["stop_reason"],
+                                                           "stop_sequence": None},
+                        "usage": {"output_tokens": usage["output_tokens"]}})
+            await send({"type": "message_stop"})
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+    @staticmethod
+    def shell(block: dict) -> dict:
+        if block["type"] == "text":
+            return {"type": "text", "text": ""}
+        if block["type"] == "thinking":
+            return {"type": "thinking", "thinking": "", "signature": ""}
+        return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+
+    @staticmethod
+    def deltas(block: dict) -> list[dict]:
+        if block["type"] == "text":
+            return [{"type": "text_delta", "text": word} for word in words_of(block["text"])]
+        if block["type"] == "thinking":
+            return [{"type": "thinking_delta", "thinking": word} for word in words_of(block["thinking"])] + [
+                {"type": "signature_delta", "signature": block["signature"]}]
+        # The first fragment is often empty, as Anthropic sends it.
+        return [{"type": "input_json_delta", "partial_json": part}
+                for part in ["", *fragments(json.dumps(block["input"]))] if block["input"] or not part]
+
+    # --- running it -----------------------------------------------------------------------
+    def start(self, port: int = 0) -> "FakeAnthropic":
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._runner = web.AppRunner(self.app(), access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", port)
+            self._loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-anthropic", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)

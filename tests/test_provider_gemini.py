@@ -1,0 +1,390 @@
+"""Gemini through the gateway: the openai SDK on one side, Gemini's generateContent wire on the other."""
+
+import json
+from decimal import Decimal
+
+import openai
+import pytest
+
+from providers import router
+from providers.models import Credential, Provider
+from tests.fakes.gemini_upstream import (
+    API_KEY,
+    DEFAULT_REPLY,
+    FakeGemini,
+    Reply,
+    call_part,
+    image_part,
+    text_part,
+    thought_part,
+)
+from usage.models import UsageRecord
+
+SLUG = "gemini"
+FLASH = "gemini/gemini-2.5-flash"
+PRO = "gemini/gemini-2.5-pro"
+PRO_3 = "gemini/gemini-3-pro-preview"
+FLASH_IMAGE = "gemini/gemini-2.5-flash-image"
+PRO_IMAGE = "gemini/gemini-3-pro-image-preview"
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather for a city",
+    "parameters": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+                   "properties": {"city": {"type": "string", "description": "City name"},
+                                  "unit": {"type": ["string", "null"], "enum": ["C", "F"]}},
+                   "required": ["city"], "additionalProperties": False}}}]
+GEMINI_TOOLS = [{"functionDeclarations": [{
+    "name": "get_weather", "description": "Weather for a city",
+    "parameters": {"type": "OBJECT", "required": ["city"],
+                   "properties": {"city": {"type": "STRING", "description": "City name"},
+                                  "unit": {"type": "STRING", "nullable": True, "enum": ["C", "F"]}}}}]}]
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+WEATHER = {"role": "user", "content": "Weather in Paris?"}
+
+
+@pytest.fixture(scope="module")
+def fake_gemini():
+    fake = FakeGemini().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def gemini(catalog, fake_gemini) -> FakeGemini:
+    """Gemini enabled, pointed at the fake, with the fake's key as its credential."""
+    fake_gemini.reset()
+    Provider.objects.filter(slug=SLUG).update(base_url=fake_gemini.base_url, enabled=True)
+    credential = Credential(provider=Provider.objects.get(slug=SLUG), label="test")
+    credential.set_secret(API_KEY)
+    credential.save()
+    router.forget_catalog()
+    return fake_gemini
+
+
+def ask(client, content="Say hello", model=FLASH, **kwargs):
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": content}], **kwargs)
+
+
+def stream_of(client, model=FLASH, **kwargs):
+    return list(client.chat.completions.create(model=model, stream=True, stream_options={"include_usage": True},
+                                               **kwargs))
+
+
+def extra(chunks, key):
+    return [value for c in chunks if c.choices for value in [(c.choices[0].delta.model_extra or {}).get(key)] if value]
+
+
+def test_answer_comes_back_and_gemini_gets_its_own_request_shape(client, gemini):
+    completion = client.chat.completions.create(
+        model=FLASH, max_tokens=50, temperature=0.2, top_p=0.9, stop=["END"], seed=7,
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "developer", "content": "Use English."},
+                  {"role": "user", "content": "Say hello"}],
+    )
+    assert completion.choices[0].message.content == DEFAULT_REPLY
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.model == FLASH
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (8, 5)
+    sent = gemini.requests[-1]
+    assert (sent["model"], sent["action"], sent["query"]) == ("gemini-2.5-flash", "generateContent", {})
+    assert sent["headers"]["x-goog-api-key"] == API_KEY and "Authorization" not in sent["headers"]
+    assert sent["body"] == {
+        "contents": [{"role": "user", "parts": [{"text": "Say hello"}]}],
+        "systemInstruction": {"parts": [{"text": "Be brief."}, {"text": "Use English."}]},
+        "generationConfig": {"maxOutputTokens": 50, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"],
+                             "seed": 7},
+    }
+
+
+def test_streamed_answer_arrives_word_by_word_with_the_usage_chunk_last(client, gemini):
+    gemini.enqueue(Reply(text="one two three four"))
+    chunks = stream_of(client, messages=[{"role": "user", "content": "count"}])
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "one two three four"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and all(c.usage is None for c in chunks[:-1])
+    # Earlier chunks carry a partial usageMetadata; the last one counts.
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (3, 4)
+    sent = gemini.requests[-1]
+    assert (sent["action"], sent["query"]) == ("streamGenerateContent", {"alt": "sse"})
+
+
+def test_tool_call_gets_a_generated_id_and_tools_are_declared_as_gemini_schema(client, gemini):
+    gemini.enqueue(Reply(parts=[call_part("get_weather", {"city": "Paris"})]))
+    completion = client.chat.completions.create(model=FLASH, messages=[WEATHER], tools=TOOLS, tool_choice="required")
+    message = completion.choices[0].message
+    call = message.tool_calls[0]
+    assert (call.id, call.function.name, json.loads(call.function.arguments)) == ("call_0", "get_weather",
+                                                                                    {"city": "Paris"})
+    assert message.content is None and completion.choices[0].finish_reason == "tool_calls"
+    body = gemini.requests[-1]["body"]
+    assert body["tools"] == GEMINI_TOOLS
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
+
+
+def test_schema_refs_unions_and_empty_parameters_become_what_gemini_accepts(client, gemini):
+    tools = [
+        {"type": "function", "function": {"name": "plan_trip", "parameters": {
+            "type": "object", "$defs": {"place": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "properties": {"to": {"$ref": "#/$defs/place"}, "when": {"type": "string", "format": "date-time"},
+                           "site": {"type": "string", "format": "uri"},
+                           "nights": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+                           "mode": {"const": "train"}}}}},
+        {"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}},
+    ]
+    ask(client, tools=tools, tool_choice={"type": "function", "function": {"name": "plan_trip"}})
+    body = gemini.requests[-1]["body"]
+    plan, now = body["tools"][0]["functionDeclarations"]
+    assert plan["parameters"]["properties"] == {
+        "to": {"type": "OBJECT", "properties": {"name": {"type": "STRING"}}},
+        "when": {"type": "STRING", "format": "date-time"},
+        "site": {"type": "STRING"},
+        "nights": {"anyOf": [{"type": "INTEGER"}, {}]},
+        "mode": {"enum": ["train"]},
+    }
+    assert now == {"name": "now"}
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["plan_trip"]}}
+
+
+def test_streamed_tool_calls_arrive_whole_each_with_its_index(client, gemini):
+    gemini.enqueue(Reply(parts=[text_part("Checking both."), call_part("get_weather", {"city": "Paris"}),
+                                call_part("get_weather", {"city": "Rome"})]))
+    chunks = stream_of(client, messages=[WEATHER], tools=TOOLS)
+    deltas = [d for c in chunks if c.choices for d in (c.choices[0].delta.tool_calls or [])]
+    assert [(d.index, d.id, d.function.name) for d in deltas] == [(0, "call_0", "get_weather"),
+                                                                   (1, "call_1", "get_weather")]
+    assert [json.loads(d.function.arguments) for d in deltas] == [{"city": "Paris"}, {"city": "Rome"}]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Checking both."
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    assert chunks[-1].usage.completion_tokens == 22
+
+
+def test_tool_results_go_back_as_one_user_turn_of_named_function_responses(client, gemini):
+    client.chat.completions.create(model=FLASH, tools=TOOLS, messages=[
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": '{"temp": 18}'},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ])
+    assert gemini.requests[-1]["body"]["contents"][1:] == [
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                                    {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": 18}}},
+                                   {"functionResponse": {"name": "get_weather", "response": {"output": "sunny"}}}]},
+    ]
+
+
+def test_tool_result_without_its_call_is_a_400_naming_the_id(client, gemini):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=FLASH, messages=[
+            WEATHER, {"role": "tool", "tool_call_id": "call_9", "content": "18C"}])
+    assert "call_9" in caught.value.body["message"]
+    assert gemini.requests == []
+
+
+def test_structured_output_sends_the_json_schema_as_gemini_json_schema(client, gemini):
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
+              "additionalProperties": False}
+    gemini.enqueue(Reply(text='{"answer": "42"}'))
+    completion = ask(client, "Answer in JSON", response_format={
+        "type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}})
+    assert json.loads(completion.choices[0].message.content) == {"answer": "42"}
+    assert gemini.requests[-1]["body"]["generationConfig"] == {"responseMimeType": "application/json",
+                                                               "responseJsonSchema": schema}
+    ask(client, "Any JSON", response_format={"type": "json_object"})
+    assert gemini.requests[-1]["body"]["generationConfig"] == {"responseMimeType": "application/json"}
+
+
+def test_images_go_inline_from_data_urls_and_as_file_data_from_https_urls(client, gemini):
+    ask(client, [{"type": "text", "text": "What are these?"},
+                 {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
+                 {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg?size=large"}},
+                 {"type": "image_url", "image_url": {"url": "https://example.com/render/123"}}])
+    assert gemini.requests[-1]["body"]["contents"][0]["parts"] == [
+        {"text": "What are these?"},
+        {"inlineData": {"mimeType": "image/png", "data": PIXEL}},
+        {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/cat.jpg?size=large"}},
+        {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/render/123"}},
+    ]
+
+
+def test_reasoning_effort_sets_a_thinking_budget_and_thoughts_come_back_as_reasoning(client, gemini):
+    gemini.enqueue(Reply(parts=[thought_part("Six times seven."), text_part("42")]))
+    completion = ask(client, "6x7?", reasoning_effort="low")
+    message = completion.choices[0].message
+    assert (message.content, message.model_extra["reasoning_content"]) == ("42", "Six times seven.")
+    assert completion.usage.completion_tokens_details.reasoning_tokens == 3
+    assert completion.usage.completion_tokens == 4
+    assert gemini.requests[-1]["body"]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024,
+                                                                                 "includeThoughts": True}
+    gemini.enqueue(Reply(parts=[thought_part("Six times seven."), text_part("42")]))
+    chunks = stream_of(client, model=PRO, messages=[{"role": "user", "content": "6x7?"}], reasoning_effort="high")
+    assert "".join(extra(chunks, "reasoning_content")) == "Six times seven."
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "42"
+    assert gemini.requests[-1]["body"]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 24576,
+                                                                                 "includeThoughts": True}
+
+
+def test_gemini_3_gets_a_thinking_level(client, gemini):
+    ask(client, model=PRO_3, reasoning_effort="medium")
+    assert gemini.requests[-1]["body"]["generationConfig"]["thinkingConfig"] == {"thinkingLevel": "HIGH",
+                                                                                 "includeThoughts": True}
+    ask(client, model=PRO_3, reasoning_effort="minimal")
+    assert gemini.requests[-1]["body"]["generationConfig"]["thinkingConfig"] == {"thinkingLevel": "LOW",
+                                                                                 "includeThoughts": True}
+
+
+def test_thought_signatures_survive_the_round_trip_on_their_own_parts(client, gemini):
+    gemini.enqueue(Reply(parts=[thought_part("Need the weather."),
+                                call_part("get_weather", {"city": "Paris"}, signature="sig-call")]))
+    first = client.chat.completions.create(model=PRO_3, messages=[WEATHER], tools=TOOLS, reasoning_effort="high")
+    message = first.choices[0].message
+    assert json.loads(message.model_extra["reasoning_signature"]) == {"call_0": "sig-call"}
+
+    gemini.enqueue(Reply(parts=[text_part("It is 18C.", signature="sig-text")]))
+    chunks = stream_of(client, model=PRO_3, tools=TOOLS, messages=[
+        WEATHER, message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": "call_0", "content": "18C"}])
+    assert gemini.requests[-1]["body"]["contents"][1] == {"role": "model", "parts": [
+        {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "sig-call"}]}
+    assert [json.loads(s) for s in extra(chunks, "reasoning_signature")] == [{"text": "sig-text"}]
+
+
+def test_gemini_3_call_replayed_without_a_signature_gets_the_documented_bypass(client, gemini):
+    client.chat.completions.create(model=PRO_3, tools=TOOLS, messages=[
+        WEATHER,
+        {"role": "assistant", "content": "Checking.", "tool_calls": [
+            {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "18C"},
+    ])
+    assert gemini.requests[-1]["body"]["contents"][1]["parts"] == [
+        {"text": "Checking."},
+        {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+         "thoughtSignature": "skip_thought_signature_validator"}]
+
+
+def test_image_model_answers_text_and_an_image_as_content_parts(client, gemini, tenant):
+    gemini.enqueue(Reply(parts=[text_part("Here is your cat."), image_part(PIXEL)]))
+    completion = ask(client, "Draw a cat", model=FLASH_IMAGE)
+    assert completion.choices[0].message.content == [
+        {"type": "text", "text": "Here is your cat."},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
+    ]
+    assert gemini.requests[-1]["body"]["generationConfig"] == {"responseModalities": ["TEXT", "IMAGE"]}
+    record = UsageRecord.objects.get(tenant=tenant)
+    assert (record.input_tokens, record.output_tokens) == (5, 1294)
+    # 5 in x $0.30/M + (4 words + 1290 image tokens) x $30/M
+    assert record.cost == Decimal("0.0388215")
+
+
+def test_streamed_image_model_delta_carries_the_images(client, gemini):
+    gemini.enqueue(Reply(parts=[text_part("A cat:"), image_part(PIXEL, "image/jpeg")]))
+    chunks = stream_of(client, model=FLASH_IMAGE, messages=[{"role": "user", "content": "Draw a cat"}])
+    assert extra(chunks, "images") == [[{"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{PIXEL}"}}]]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "A cat:"
+    assert chunks[-1].usage.completion_tokens == 1292
+
+
+def test_image_edit_turn_sends_the_image_back_with_its_signature(client, gemini):
+    gemini.enqueue(Reply(parts=[thought_part("Composing."), image_part("ZmFrZQ==", signature="sig-img"),
+                                text_part("Done.", signature="sig-text")]))
+    first = ask(client, "Draw a cat", model=PRO_IMAGE)
+    message = first.choices[0].message
+    assert json.loads(message.model_extra["reasoning_signature"]) == {"image_0": "sig-img", "text": "sig-text"}
+    ask_again = [{"role": "user", "content": "Draw a cat"}, message.model_dump(exclude_none=True, warnings=False),
+                 {"role": "user", "content": "Make it blue"}]
+    client.chat.completions.create(model=PRO_IMAGE, messages=ask_again)
+    assert gemini.requests[-1]["body"]["contents"][1] == {"role": "model", "parts": [
+        {"text": "Done.", "thoughtSignature": "sig-text"},
+        {"inlineData": {"mimeType": "image/png", "data": "ZmFrZQ=="}, "thoughtSignature": "sig-img"}]}
+
+
+def test_safety_stop_and_blocked_prompt_are_content_filter_finishes(client, gemini, tenant):
+    gemini.enqueue(Reply(parts=[], finish_reason="SAFETY"), Reply(block_reason="PROHIBITED_CONTENT"))
+    for _ in range(2):
+        completion = ask(client, "something unsafe")
+        assert completion.choices[0].finish_reason == "content_filter"
+        assert completion.choices[0].message.content == ""
+    gemini.enqueue(Reply(block_reason="SAFETY"))
+    chunks = stream_of(client, messages=[{"role": "user", "content": "something unsafe"}])
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "content_filter"
+    assert chunks[-1].usage.prompt_tokens == 4
+    assert {r.outcome for r in UsageRecord.objects.filter(tenant=tenant)} == {"ok"}
+
+
+@pytest.mark.parametrize(("status", "grpc_status", "details"), [
+    (429, "RESOURCE_EXHAUSTED", [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.05s"}]),
+    (503, "UNAVAILABLE", []),
+])
+def test_retryable_errors_are_retried_then_succeed(client, gemini, status, grpc_status, details):
+    gemini.enqueue(Reply(status=status, error_status=grpc_status, error_details=details), Reply(text="second try"))
+    assert ask(client).choices[0].message.content == "second try"
+    gemini.enqueue(Reply(stream_error_after=0, error_status=grpc_status), Reply(text="second try"))
+    chunks = stream_of(client, messages=[{"role": "user", "content": "hi"}])
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "second try"
+    assert len(gemini.requests) == 4
+
+
+def test_bad_request_keeps_geminis_message_and_is_not_retried(client, gemini):
+    gemini.enqueue(Reply(status=400, error_status="INVALID_ARGUMENT", error_message="Request contains an invalid "
+                                                                                    "argument."))
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(client)
+    assert "gemini returned 400 INVALID_ARGUMENT: Request contains an invalid argument." in caught.value.message
+    assert len(gemini.requests) == 1
+    gemini.enqueue(Reply(status=400, error_status="INVALID_ARGUMENT", error_message=(
+        "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).")))
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(client)
+    assert caught.value.body["code"] == "context_length_exceeded"
+
+
+def test_refused_key_is_a_502_that_never_shows_the_key(client, gemini):
+    gemini.api_key = "AIza-rotated"  # the fake now refuses ours: Gemini's 400 API_KEY_INVALID
+    try:
+        with pytest.raises(openai.InternalServerError) as caught:
+            ask(client)
+    finally:
+        gemini.api_key = API_KEY
+    assert caught.value.status_code == 502 and caught.value.body["code"] == "upstream_auth_failed"
+    assert API_KEY not in json.dumps(caught.value.body)
+    gemini.enqueue(Reply(status=403, error_status="PERMISSION_DENIED",
+                         error_message=f"Permission denied for key {API_KEY}."))
+    with pytest.raises(openai.InternalServerError) as caught:
+        ask(client)
+    assert caught.value.body["code"] == "upstream_auth_failed"
+    assert API_KEY not in json.dumps(caught.value.body)
+
+
+def test_unknown_upstream_model_is_a_404(client, gemini):
+    gemini.enqueue(Reply(status=404, error_status="NOT_FOUND", error_message="models/gemini-2.5-flash is not found."))
+    with pytest.raises(openai.NotFoundError):
+        ask(client)
+
+
+def test_error_mid_stream_makes_the_sdk_raise_and_is_recorded(client, gemini, tenant):
+    gemini.enqueue(Reply(text="one two three four", stream_error_after=2, error_message="backend died"))
+    with pytest.raises(openai.APIError, match="backend died"):
+        stream_of(client, messages=[{"role": "user", "content": "count"}])
+    gemini.enqueue(Reply(text="one two three four", cut_after=2))
+    with pytest.raises(openai.APIError):
+        stream_of(client, messages=[{"role": "user", "content": "count"}])
+    assert [r.outcome for r in UsageRecord.objects.filter(tenant=tenant)] == ["error", "error"]
+    assert len(gemini.requests) == 2
+
+
+def test_usage_record_has_geminis_tokens_and_the_exact_cost(client, gemini, tenant, other_tenant):
+    usage = {"promptTokenCount": 1000, "cachedContentTokenCount": 400, "candidatesTokenCount": 200,
+             "thoughtsTokenCount": 300, "totalTokenCount": 1500}
+    gemini.enqueue(Reply(parts=[thought_part("hm"), text_part("done")], usage=usage),
+                   Reply(parts=[thought_part("hm"), text_part("done")], usage=usage))
+    ask(client, reasoning_effort="low")
+    stream_of(client, messages=[{"role": "user", "content": "hi"}], reasoning_effort="low")
+    records = list(UsageRecord.objects.filter(tenant=tenant).order_by("created_at"))
+    assert [r.streamed for r in records] == [False, True]
+    for record in records:
+        assert (record.model, record.provider, record.upstream_model) == (FLASH, "gemini", "gemini-2.5-flash")
+        assert (record.input_tokens, record.output_tokens, record.reasoning_tokens, record.cached_tokens) == (
+            1000, 500, 300, 400)
+        # 600 uncached x $0.30/M + 400 cached x $0.03/M + 500 out (thoughts included) x $2.50/M
+        assert record.cost == Decimal("0.001442")
+        assert not record.usage_estimated
+    assert not UsageRecord.objects.filter(tenant=other_tenant).exists()

@@ -52,8 +52,14 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import Adapter, parse_retry_after, timeout_for, transport_error
-from providers.http import get_client
+from providers.adapters.base import (
+    Adapter,
+    fetch_json,
+    parse_retry_after,
+    streamed_response,
+    timeout_for,
+    transport_error,
+)
 from providers.sse import decode_events
 from providers.types import (
     ChatRequest,
@@ -91,37 +97,19 @@ class AnthropicAdapter(Adapter):
     wire_format = "anthropic"
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
-        http_request = build_request(request, target, stream=False)
-        try:
-            response = await get_client().send(http_request)
-            if response.status_code >= 400:
-                raise error_from_response(response.status_code, response.headers, response.content, target)
-            payload = response.json()
-        except httpx.TransportError as exc:
-            raise transport_error(exc, target) from exc
-        except ValueError as exc:
-            raise errors.ProviderUnavailable(
-                f"{target.provider} answered with a body that is not JSON.", provider=target.provider
-            ) from exc
+        payload = await fetch_json(build_request(request, target, stream=False), target, error_from_response)
         return parse_message(payload, target)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
         http_request = build_request(request, target, stream=True)
         translator = StreamTranslator(target)
         try:
-            response = await get_client().send(http_request, stream=True)
-            try:
-                if response.status_code >= 400:
-                    raise error_from_response(
-                        response.status_code, response.headers, await response.aread(), target
-                    )
+            async with streamed_response(http_request, target, error_from_response) as response:
                 async for sse in decode_events(response.aiter_lines()):
                     for event in translator.feed(sse.event, json.loads(sse.data)):
                         yield event
                     if translator.stopped:
                         break
-            finally:
-                await response.aclose()
         except httpx.TransportError as exc:
             if translator.produced:
                 raise errors.ProviderStreamBroken(

@@ -5,12 +5,18 @@ prices, the database or Django requests, and must NOT retry (the router does). E
 failure leaves it as a providers.errors.ProviderError.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 
 from providers import errors
+from providers.http import get_client
 from providers.types import ChatRequest, ChatResult, StreamEvent, Target
+
+# An adapter's mapping of a vendor error response (status, headers, body) to our error tree.
+ErrorMapper = Callable[[int, httpx.Headers, bytes, Target], errors.ProviderError]
 
 
 class Adapter:
@@ -52,3 +58,35 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
             except ValueError:
                 continue
     return None
+
+
+async def fetch_json(prepared: httpx.Request, target: Target, map_error: ErrorMapper) -> Any:
+    """Send a prepared request; its JSON body, or a ProviderError for whatever went wrong."""
+    try:
+        response = await get_client().send(prepared)
+        if response.status_code >= 400:
+            raise map_error(response.status_code, response.headers, response.content, target)
+        return response.json()
+    except httpx.TransportError as exc:
+        raise transport_error(exc, target) from exc
+    except ValueError as exc:
+        raise errors.ProviderUnavailable(
+            f"{target.provider} answered with a body that is not JSON.", provider=target.provider
+        ) from exc
+
+
+@asynccontextmanager
+async def streamed_response(prepared: httpx.Request, target: Target,
+                            map_error: ErrorMapper) -> AsyncIterator[httpx.Response]:
+    """The streamed response of a prepared request, already checked for an error status, and
+    closed (its connection back to the pool) however the caller leaves."""
+    try:
+        response = await get_client().send(prepared, stream=True)
+    except httpx.TransportError as exc:
+        raise transport_error(exc, target) from exc
+    try:
+        if response.status_code >= 400:
+            raise map_error(response.status_code, response.headers, await response.aread(), target)
+        yield response
+    finally:
+        await response.aclose()

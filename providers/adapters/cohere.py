@@ -65,8 +65,14 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import Adapter, parse_retry_after, timeout_for, transport_error
-from providers.http import get_client
+from providers.adapters.base import (
+    Adapter,
+    fetch_json,
+    parse_retry_after,
+    streamed_response,
+    timeout_for,
+    transport_error,
+)
 from providers.sse import decode_events
 from providers.types import (
     ChatRequest,
@@ -94,30 +100,14 @@ class CohereAdapter(Adapter):
     wire_format = "cohere"
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
-        prepared = build_request(request, target, stream=False)  # refusals raise before any call
-        try:
-            response = await get_client().send(prepared)
-            if response.status_code >= 400:
-                raise error_from_response(response.status_code, response.headers, response.content, target)
-            payload = response.json()
-        except httpx.TransportError as exc:
-            raise transport_error(exc, target) from exc
-        except ValueError as exc:
-            raise errors.ProviderUnavailable(
-                f"{target.provider} answered with a body that is not JSON.", provider=target.provider
-            ) from exc
+        payload = await fetch_json(build_request(request, target, stream=False), target, error_from_response)
         return parse_completion(payload, target)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
         prepared = build_request(request, target, stream=True)
         reader = StreamReader(target)
         try:
-            response = await get_client().send(prepared, stream=True)
-            try:
-                if response.status_code >= 400:
-                    raise error_from_response(
-                        response.status_code, response.headers, await response.aread(), target
-                    )
+            async with streamed_response(prepared, target, error_from_response) as response:
                 async for sse in decode_events(response.aiter_lines()):
                     if sse.data.startswith("[DONE]"):
                         break
@@ -125,8 +115,6 @@ class CohereAdapter(Adapter):
                         yield event
                     if reader.ended:
                         break
-            finally:
-                await response.aclose()
         except httpx.TransportError as exc:
             raise transport_error(exc, target) from exc
         except json.JSONDecodeError as exc:

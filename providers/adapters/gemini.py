@@ -62,8 +62,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from providers import errors
-from providers.adapters.base import Adapter, parse_retry_after, timeout_for, transport_error
-from providers.http import get_client
+from providers.adapters.base import (
+    Adapter,
+    fetch_json,
+    parse_retry_after,
+    streamed_response,
+    timeout_for,
+    transport_error,
+)
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -94,18 +100,7 @@ class GeminiAdapter(Adapter):
     wire_format = "gemini"
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
-        prepared = build_request(request, target, stream=False)
-        try:
-            response = await get_client().send(prepared)
-            if response.status_code >= 400:
-                raise error_from_response(response.status_code, response.headers, response.content, target)
-            payload = response.json()
-        except httpx.TransportError as exc:
-            raise transport_error(exc, target) from exc
-        except ValueError as exc:
-            raise errors.ProviderUnavailable(
-                f"{target.provider} answered with a body that is not JSON.", provider=target.provider
-            ) from exc
+        payload = await fetch_json(build_request(request, target, stream=False), target, error_from_response)
         return parse_answer(payload, target)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
@@ -113,10 +108,7 @@ class GeminiAdapter(Adapter):
         reader = AnswerReader()
         produced = False
         try:
-            response = await get_client().send(prepared, stream=True)
-            try:
-                if response.status_code >= 400:
-                    raise error_from_response(response.status_code, response.headers, await response.aread(), target)
+            async with streamed_response(prepared, target, error_from_response) as response:
                 async for chunk in read_chunks(response.aiter_lines()):
                     if chunk.get("error"):
                         raise stream_error(chunk["error"], target, produced=produced)
@@ -124,8 +116,6 @@ class GeminiAdapter(Adapter):
                     if delta is not None:
                         produced = True
                         yield delta
-            finally:
-                await response.aclose()
         except httpx.TransportError as exc:
             if produced:
                 raise errors.ProviderStreamBroken(

@@ -27,8 +27,14 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import Adapter, parse_retry_after, timeout_for, transport_error
-from providers.http import get_client
+from providers.adapters.base import (
+    Adapter,
+    fetch_json,
+    parse_retry_after,
+    streamed_response,
+    timeout_for,
+    transport_error,
+)
 from providers.sse import decode_events
 from providers.types import (
     ChatRequest,
@@ -50,29 +56,15 @@ class OpenAICompatibleAdapter(Adapter):
     wire_format = "openai_compatible"
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
-        try:
-            response = await get_client().send(build_request(request, target, stream=False))
-            if response.status_code >= 400:
-                raise error_from_response(response.status_code, response.headers, response.content, target)
-            payload = response.json()
-        except httpx.TransportError as exc:
-            raise transport_error(exc, target) from exc
-        except ValueError as exc:
-            raise errors.ProviderUnavailable(
-                f"{target.provider} answered with a body that is not JSON.", provider=target.provider
-            ) from exc
+        payload = await fetch_json(build_request(request, target, stream=False), target, error_from_response)
         return parse_completion(payload, target)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
         finished = False
         usage: Usage | None = None
+        prepared = build_request(request, target, stream=True)
         try:
-            response = await get_client().send(build_request(request, target, stream=True), stream=True)
-            try:
-                if response.status_code >= 400:
-                    raise error_from_response(
-                        response.status_code, response.headers, await response.aread(), target
-                    )
+            async with streamed_response(prepared, target, error_from_response) as response:
                 splitter = ThinkTagSplitter() if target.quirks.get("think_tags") else None
                 cited = False
                 async for sse in decode_events(response.aiter_lines()):
@@ -97,8 +89,6 @@ class OpenAICompatibleAdapter(Adapter):
                                 yield Delta(content=text or None, reasoning=thought or None)
                             finished = True
                             yield Finish(finish_reason(choice["finish_reason"]))
-            finally:
-                await response.aclose()
         except httpx.TransportError as exc:
             raise transport_error(exc, target) from exc
         except json.JSONDecodeError as exc:

@@ -14,12 +14,13 @@ Tests script it with ``enqueue(Reply(...))``; unscripted requests get the defaul
 
 import asyncio
 import json
-import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from tests.fakes.server import ThreadedServer
 
 API_KEY = "sk-ant-fake-upstream"
 API_VERSION = "2023-06-01"
@@ -57,19 +58,18 @@ def fragments(text: str, parts: int = 3) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)]
 
 
-class FakeAnthropic:
+class FakeAnthropic(ThreadedServer):
+    thread_name = "fake-anthropic"
+
     def __init__(self, *, api_key: str = API_KEY):
+        super().__init__()
         self.api_key = api_key
         self.script: deque[Reply] = deque()
         self.requests: list[dict] = []
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"  # like api.anthropic.com: the client adds /v1/messages
+        return self.address  # like api.anthropic.com: the client adds /v1/messages
 
     def enqueue(self, *replies: Reply) -> None:
         self.script.extend(replies)
@@ -212,29 +212,3 @@ class FakeAnthropic:
         return [{"type": "input_json_delta", "partial_json": part}
                 for part in ["", *fragments(json.dumps(block["input"]))] if block["input"] or not part]
 
-    # --- running it -----------------------------------------------------------------------
-    def start(self, port: int = 0) -> "FakeAnthropic":
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._runner = web.AppRunner(self.app(), access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", port)
-            self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(self._runner.cleanup())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)

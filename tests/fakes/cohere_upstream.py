@@ -13,12 +13,13 @@ Tests script it with ``enqueue(Reply(...))``; unscripted requests get the defaul
 
 import asyncio
 import json
-import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from tests.fakes.server import ThreadedServer
 
 API_KEY = "co-fake-upstream-key"
 DEFAULT_REPLY = "Hello from the fake Cohere."
@@ -69,18 +70,18 @@ def halves(text: str) -> list[str]:
     return [text[:middle], text[middle:]]
 
 
-class FakeCohere:
+class FakeCohere(ThreadedServer):
+    thread_name = "fake-cohere"
+
     def __init__(self, *, api_key: str = API_KEY):
+        super().__init__()
         self.api_key = api_key
         self.script: deque[Reply] = deque()
         self.requests: list[dict] = []
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.address
 
     def enqueue(self, *replies: Reply) -> None:
         self.script.extend(replies)
@@ -220,29 +221,3 @@ class FakeCohere:
                         "delta": {"message": {"tool_calls": {"function": {"arguments": fragment}}}}})
         await send({"type": "tool-call-end", "index": index})
 
-    # --- running it -----------------------------------------------------------------------
-    def start(self) -> "FakeCohere":
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            runner = web.AppRunner(self.app(), access_log=None)
-            self._loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(runner.cleanup())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-cohere", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)

@@ -19,13 +19,14 @@ and the complete usageMetadata on the last chunk (earlier chunks carry a partial
 
 import asyncio
 import json
-import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import ThreadedServer
 
 DEFAULT_REPLY = "Hello from the fake Gemini."
 API_KEY = "AIza-fake-gemini-key"
@@ -168,19 +169,18 @@ def check_body(body: Any) -> None:
                 check_schema(function["parameters"], f"tools[0].function_declarations[{index}].parameters")
 
 
-class FakeGemini:
+class FakeGemini(ThreadedServer):
+    thread_name = "fake-gemini"
+
     def __init__(self, *, api_key: str = API_KEY):
+        super().__init__()
         self.api_key = api_key
         self.script: deque[Reply] = deque()
         self.requests: list[dict] = []
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.address
 
     def enqueue(self, *replies: Reply) -> None:
         self.script.extend(replies)
@@ -287,29 +287,3 @@ class FakeGemini:
             pass
         return response
 
-    # --- running it -----------------------------------------------------------------------
-    def start(self) -> "FakeGemini":
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._runner = web.AppRunner(self.app(), access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(self._runner.cleanup())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-gemini", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)

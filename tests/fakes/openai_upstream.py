@@ -13,13 +13,14 @@ Run standalone (for bench/): ``python -m tests.fakes.openai_upstream --port 9100
 import argparse
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from tests.fakes.server import ThreadedServer
 
 DEFAULT_REPLY = "Hello from the fake upstream."
 API_KEY = "sk-fake-upstream"
@@ -77,8 +78,11 @@ def split_words(text: str) -> list[str]:
     return [words[0]] + [" " + word for word in words[1:]]
 
 
-class FakeOpenAI:
+class FakeOpenAI(ThreadedServer):
+    thread_name = "fake-openai"
+
     def __init__(self, *, api_key: str | None = API_KEY, record: bool = True):
+        super().__init__()
         self.api_key = api_key
         self.record = record  # keep every request for assertions (off under load: it only grows)
         self.script: deque[Reply] = deque()
@@ -86,22 +90,18 @@ class FakeOpenAI:
         self.open_streams = 0
         self.closed_streams = 0
         self.abandoned_streams = 0  # closed by the client before the fake finished sending
-        self.port = 0
         self._released: asyncio.Event | None = None
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.address}/v1"
 
     def enqueue(self, *replies: Reply) -> None:
         self.script.extend(replies)
 
     def release(self) -> None:
         """Let every held reply (Reply(hold=True)) answer."""
-        self._loop.call_soon_threadsafe(self._gate().set)
+        self.loop.call_soon_threadsafe(self._gate().set)
 
     def _gate(self) -> asyncio.Event:
         if self._released is None:
@@ -251,32 +251,6 @@ class FakeOpenAI:
                          "logprobs": None, "finish_reason": None}])
         await send([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"}])
 
-    # --- running it -----------------------------------------------------------------------
-    def start(self, port: int = 0) -> "FakeOpenAI":
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._runner = web.AppRunner(self.app(), access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", port)
-            self._loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(self._runner.cleanup())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-openai", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
 
 
 def main() -> None:

@@ -27,13 +27,15 @@ from usage.writer import writer
 class Refusal(Exception):
     """The plan says no. Carries the status and envelope fields the client sees."""
 
-    def __init__(self, status: int, message: str, *, type: str, code: str, retry_after: int | None = None):
+    def __init__(self, status: int, message: str, *, type: str, code: str, retry_after: int | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type
         self.code = code
         self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,16 +87,34 @@ def key_of(group, caller: Caller) -> str:
     return str(caller.key_id)
 
 
-def check_rate(caller: Caller) -> None:
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """Where a key stands in its current rate window (sent as x-ratelimit-* headers)."""
+
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        return {"x-ratelimit-limit-requests": str(self.limit),
+                "x-ratelimit-remaining-requests": str(self.remaining),
+                "x-ratelimit-reset-requests": f"{self.reset_seconds}s"}
+
+
+def check_rate(caller: Caller) -> RateWindow:
     # django-ratelimit only reads the "request" through the key and rate callables, so the
     # caller stands in for it; method=ALL skips its HTTP-method filter.
     usage = get_usage(caller, group="v1", key=key_of, rate=plan_rate, method=ALL, increment=True)
-    if usage is not None and usage["should_limit"]:
-        retry_after = max(1, usage["time_left"])
+    limit = caller.plan.requests_per_minute
+    window = RateWindow(limit=limit, remaining=max(0, limit - int(usage["count"])),
+                        reset_seconds=max(1, int(usage["time_left"])))
+    if usage["should_limit"]:
         raise Refusal(429, f"Rate limit reached: plan {caller.plan.name} allows "
-                      f"{caller.plan.requests_per_minute} requests per minute. Retry in {retry_after}s, "
+                      f"{limit} requests per minute. Retry in {window.reset_seconds}s, "
                       f"or {upgrade_hint()} for a higher limit.",
-                      type="rate_limit_error", code="rate_limit_exceeded", retry_after=retry_after)
+                      type="rate_limit_error", code="rate_limit_exceeded", retry_after=window.reset_seconds,
+                      headers=window.headers())
+    return window
 
 
 # Per message, the chat template's role and separator tokens; per image, the most any provider
@@ -131,15 +151,22 @@ async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens:
     )
 
 
-async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int) -> Reservation:
+@dataclass(frozen=True, slots=True)
+class Admission:
+    reservation: Reservation
+    rate: RateWindow
+
+
+async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int) -> Admission:
     check_model(caller, model)
     if settings.REDIS_URL:
-        await sync_to_async(check_rate, thread_sensitive=False)(caller)  # a network round trip
+        rate = await sync_to_async(check_rate, thread_sensitive=False)(caller)  # a network round trip
     else:
-        check_rate(caller)  # process memory: cheaper than a thread hop
-    return await reserve_spend(
+        rate = check_rate(caller)  # process memory: cheaper than a thread hop
+    reservation = await reserve_spend(
         caller, model, request_id=request_id, input_tokens=input_tokens, max_output_tokens=max_output_tokens
     )
+    return Admission(reservation, rate)
 
 
 def release_abandoned(done: asyncio.Future, request_id: str, tenant_id: int, amount: Decimal) -> None:

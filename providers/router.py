@@ -183,10 +183,25 @@ async def wait_before_retry(attempt: int, error: errors.ProviderError, deadline:
     await asyncio.sleep(delay)
 
 
-async def complete(request: ChatRequest, deployment: Deployment) -> ChatResult:
+@dataclass(slots=True)
+class Trace:
+    """How a call went: attempts made and who served the last one (sent as response headers)."""
+
+    attempts: int = 0
+    provider: str = ""
+    upstream_model: str = ""
+
+    def attempt(self, target: Target) -> None:
+        self.attempts += 1
+        self.provider, self.upstream_model = target.provider, target.upstream_model
+
+
+async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> ChatResult:
+    trace = trace or Trace()
     started = time.monotonic()
     for attempt in itertools.count():
         target = deployment.next_target()
+        trace.attempt(target)
         deadline = started + target.total_timeout
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
@@ -202,11 +217,13 @@ async def complete(request: ChatRequest, deployment: Deployment) -> ChatResult:
     raise AssertionError("unreachable")
 
 
-async def stream(request: ChatRequest, deployment: Deployment) -> AsyncIterator[StreamEvent]:
+async def stream(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> AsyncIterator[StreamEvent]:
     """Events of one streamed call. Once an event has been yielded, a failure is final."""
+    trace = trace or Trace()
     started = time.monotonic()
     for attempt in itertools.count():
         target = deployment.next_target()
+        trace.attempt(target)
         deadline = started + target.total_timeout
         produced = False
         events = deployment.adapter.stream(request, target)

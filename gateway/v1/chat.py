@@ -55,10 +55,11 @@ async def chat_completions(request):
     reservation = await admit_request(request, caller, model, requested_output=chat.max_output_tokens,
                                       prompt_bytes=size, messages=len(chat.messages), images=images)
     meter = Meter(reservation, started=started, streamed=chat.stream, input_estimate=size // 4)
+    trace = router.Trace()
     if chat.stream:
-        return await start_stream(request, chat, deployment, meter)
+        return await start_stream(request, chat, deployment, meter, trace)
     try:
-        result = await router.complete(chat, deployment)
+        result = await router.complete(chat, deployment, trace)
     except ProviderError as error:
         meter.failed(error)
         raise
@@ -72,15 +73,23 @@ async def chat_completions(request):
         meter.settlement.usage = result.usage
         meter.settlement.upstream_model = result.upstream_model
     finally:
+        served_by(request, trace)
         await meter.settle()
     body = openai_chat.encode_completion(result, completion_id=f"chatcmpl-{request.request_id[4:]}",
                                         model=model.public_id)
+    request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
     return JsonResponse(body)
 
 
-async def start_stream(request, chat: ChatRequest, deployment, meter: Meter) -> StreamingHttpResponse:
+def served_by(request, trace: router.Trace) -> None:
+    request.gateway_headers.update({"x-tollgate-provider": trace.provider, "x-tollgate-model": trace.upstream_model,
+                                    "x-tollgate-attempts": str(trace.attempts)})
+
+
+async def start_stream(request, chat: ChatRequest, deployment, meter: Meter,
+                       trace: router.Trace) -> StreamingHttpResponse:
     meter.settlement.upstream_model = deployment.model.upstream_model
-    events = router.stream(chat, deployment)
+    events = router.stream(chat, deployment, trace)
     try:
         first = await anext(events)
     except StopAsyncIteration:
@@ -96,6 +105,8 @@ async def start_stream(request, chat: ChatRequest, deployment, meter: Meter) -> 
         await events.aclose()
         await meter.settle()
         raise
+    finally:
+        served_by(request, trace)
     encoder = openai_chat.ChunkEncoder(completion_id=f"chatcmpl-{request.request_id[4:]}",
                                        model=deployment.model.public_id, include_usage=chat.include_usage)
     body = relay(first, events, encoder, meter)

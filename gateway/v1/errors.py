@@ -41,7 +41,9 @@ def as_gateway_error(exc: Exception) -> GatewayError:
     if isinstance(exc, GatewayError):
         return exc
     if isinstance(exc, Refusal):
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+        headers = dict(exc.headers)
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
         if exc.code == "insufficient_quota":
             headers["x-should-retry"] = "false"  # the SDKs would retry a 429; a spent cap stays spent
         return GatewayError(exc.status, exc.message, type=exc.type, code=exc.code, headers=headers)
@@ -51,14 +53,12 @@ def as_gateway_error(exc: Exception) -> GatewayError:
     raise TypeError(exc)
 
 
-def error_response(error: GatewayError, *, request_id: str | None = None) -> JsonResponse:
+def error_response(error: GatewayError) -> JsonResponse:
     response = JsonResponse(
         error_body(error.message, type=error.type, param=error.param, code=error.code), status=error.status
     )
     for name, value in error.headers.items():
         response[name] = value
-    if request_id:
-        response["x-request-id"] = request_id
     return response
 
 
@@ -68,27 +68,37 @@ def log_provider_error(error: ProviderError, request_id: str) -> None:
                 type(error).__name__, error.upstream_status, error.message)
 
 
+def client_request_id(request) -> str | None:
+    """The client's own x-request-id, echoed back if it is a sane token (never used as ours:
+    a client could otherwise make two requests share one usage record)."""
+    value = request.headers.get("x-request-id", "")
+    return value if 0 < len(value) <= 128 and value.isascii() and value.isprintable() else None
+
+
 def api_view(view):
-    """Wrap an async /v1 view: every failure leaves as the envelope, never as an HTML page."""
+    """Wrap an async /v1 view: every failure leaves as the envelope, never as an HTML page, and
+    every answer carries the request's headers (ids, rate window, who served it, cost)."""
 
     @functools.wraps(view)
     async def wrapper(request, *args, **kwargs):
         request.request_id = f"req_{uuid.uuid4().hex}"
+        request.gateway_headers = {}
         try:
             response = await view(request, *args, **kwargs)
         except (GatewayError, Refusal) as exc:
-            return error_response(as_gateway_error(exc), request_id=request.request_id)
+            response = error_response(as_gateway_error(exc))
         except ProviderError as exc:
             log_provider_error(exc, request.request_id)
-            return error_response(as_gateway_error(exc), request_id=request.request_id)
+            response = error_response(as_gateway_error(exc))
         except Exception:
             log.exception("unhandled error in %s (request %s)", request.path, request.request_id)
-            return error_response(
+            response = error_response(
                 GatewayError(500, f"The gateway failed on this request ({request.request_id}). "
-                             "Retry, and report the request id if it persists.", type="server_error"),
-                request_id=request.request_id,
-            )
-        response["x-request-id"] = request.request_id
+                             "Retry, and report the request id if it persists.", type="server_error"))
+        for name, value in request.gateway_headers.items():
+            response[name] = value
+        response["x-request-id"] = client_request_id(request) or request.request_id
+        response["x-tollgate-request-id"] = request.request_id
         return response
 
     wrapper.csrf_exempt = True

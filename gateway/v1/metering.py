@@ -11,8 +11,10 @@ import asyncio
 import dataclasses
 import logging
 import time
+from decimal import Decimal
 
 from providers.errors import ProviderError
+from providers.pricing import cost_of
 from providers.types import Delta, Usage
 from usage.live import publish_settled
 from usage.models import Ending
@@ -65,6 +67,10 @@ class Meter:
             settlement.usage = Usage(input_tokens=self.input_estimate, output_tokens=(self.produced_chars + 3) // 4)
             settlement.usage_estimated = True
         return settlement.usage
+
+    def cost(self) -> Decimal:
+        """What this request costs, from the usage settled (or about to be)."""
+        return cost_of(self.reservation.prices, self.final_usage())
 
     def start_settling(self) -> asyncio.Future:
         """Begin settlement now (once), from a snapshot: later changes to this meter (a

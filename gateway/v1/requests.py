@@ -71,11 +71,14 @@ async def find_model(public_id: str, *, capability: str) -> tuple[ModelInfo, Dep
 
 async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_output: int | None,
                         prompt_bytes: int, messages: int = 1, images: int = 0) -> Reservation:
+    """Admission, with the key's rate window added to the response headers."""
     if requested_output is not None and requested_output > model.max_output_tokens:
         raise bad_request(f"max_tokens is too large: {requested_output}. '{model.public_id}' produces at most "
                           f"{model.max_output_tokens} tokens per answer.", param="max_tokens")
-    return await entitlements.admit(
+    admission = await entitlements.admit(
         caller, model, request_id=request.request_id,
         input_tokens=entitlements.most_input_tokens(prompt_bytes, messages=messages, images=images),
         max_output_tokens=requested_output or model.max_output_tokens,
     )
+    request.gateway_headers.update(admission.rate.headers())
+    return admission.reservation

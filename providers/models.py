@@ -10,6 +10,12 @@ from providers.registry import ADAPTERS
 PRICE = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
 # Request features a model may lack; requests using an undeclared one get a 400 before any call.
 FEATURES = ["tools", "vision", "json_schema", "reasoning", "image_output"]
+# Failures a fallback chain may move on from (providers.router.fallback_reason names them).
+FALLBACK_REASONS = ["rate_limited", "unavailable", "context_window", "content_policy"]
+
+
+def default_fallback_reasons() -> list[str]:
+    return ["rate_limited", "unavailable"]
 
 
 def validate_wire_format(value: str) -> None:
@@ -91,6 +97,14 @@ class Model(models.Model):
     features = models.JSONField(
         default=list, blank=True,
         help_text=f"What the model accepts beyond plain text, of {FEATURES}; empty = not declared (all allowed).",
+    )
+    fallbacks = models.JSONField(
+        default=list, blank=True,
+        help_text="Public ids tried in order when this model fails before answering, e.g. ['openai/gpt-4.1-mini'].",
+    )
+    fallback_on = models.JSONField(
+        default=default_fallback_reasons, blank=True,
+        help_text=f"Which failures move on to the fallbacks, of {FALLBACK_REASONS}.",
     )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

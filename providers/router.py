@@ -2,8 +2,8 @@
 
     get_catalog()     an in-process snapshot of enabled providers, models, prices and decrypted
                       credentials, reloaded every CATALOG_CACHE_SECONDS (no query per request)
-    complete(...)     one non-streamed call, retried on retryable errors
-    stream(...)       events of one streamed call, retried only until the first event
+    complete(...)     one non-streamed call, retried on retryable errors, then down a fallback chain
+    stream(...)       events of one streamed call, retried and falling back only until the first event
 
 Retries wait with exponential backoff and full jitter, or the provider's Retry-After when it
 sent one, and never past the call's deadline. Credentials of a provider rotate round robin.
@@ -41,6 +41,8 @@ class ModelInfo:
     prices: TokenPrices
     created: int
     features: frozenset[str] | None = None  # None: not declared, nothing refused
+    fallbacks: tuple[str, ...] = ()
+    fallback_on: frozenset[str] = frozenset({"rate_limited", "unavailable"})
 
 
 @dataclass(slots=True)
@@ -95,6 +97,8 @@ def load_catalog() -> Catalog:
             prices=TokenPrices(row.input_price, row.output_price, row.cached_input_price, row.cache_write_price),
             created=int(row.created_at.timestamp()),
             features=frozenset(row.features) if row.features else None,
+            fallbacks=tuple(row.fallbacks or ()),
+            fallback_on=frozenset(row.fallback_on or ()),
         )
         targets = [
             Target(
@@ -190,10 +194,63 @@ class Trace:
     attempts: int = 0
     provider: str = ""
     upstream_model: str = ""
+    model: ModelInfo | None = None  # the public model of the chain that was tried last
 
     def attempt(self, target: Target) -> None:
         self.attempts += 1
         self.provider, self.upstream_model = target.provider, target.upstream_model
+
+
+def fallback_reason(error: errors.ProviderError) -> str | None:
+    """Which kind of failure this is, in the terms of Model.fallback_on."""
+    if isinstance(error, errors.ProviderRateLimited):
+        return "rate_limited"
+    if isinstance(error, errors.ContextWindowExceeded):
+        return "context_window"
+    if isinstance(error, errors.ContentFiltered):
+        return "content_policy"
+    if isinstance(error, errors.ProviderUnavailable | errors.ProviderAuthFailed):
+        return "unavailable"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """The deployments to try in order, and which failures move on to the next one."""
+
+    deployments: list[Deployment]
+    fallback_on: frozenset[str]
+
+    def moves_on(self, error: errors.ProviderError, index: int) -> bool:
+        return index + 1 < len(self.deployments) and fallback_reason(error) in self.fallback_on
+
+
+async def complete_chain(request: ChatRequest, chain: Chain, trace: Trace) -> ChatResult:
+    for index, deployment in enumerate(chain.deployments):
+        trace.model = deployment.model
+        try:
+            return await complete(request, deployment, trace)
+        except errors.ProviderError as error:
+            if not chain.moves_on(error, index):
+                raise
+    raise AssertionError("unreachable")
+
+
+async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> AsyncIterator[StreamEvent]:
+    for index, deployment in enumerate(chain.deployments):
+        trace.model = deployment.model
+        produced = False
+        events = stream(request, deployment, trace)
+        try:
+            async for event in events:
+                produced = True
+                yield event
+            return
+        except errors.ProviderError as error:
+            if produced or not chain.moves_on(error, index):
+                raise
+        finally:
+            await events.aclose()
 
 
 async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> ChatResult:

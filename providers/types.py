@@ -71,6 +71,7 @@ class ChatRequest:
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
     user: str | None = None
+    fallback_models: list[str] = field(default_factory=list)  # the client's own chain (the router's concern)
 
 
 @dataclass(slots=True)

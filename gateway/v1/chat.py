@@ -20,7 +20,13 @@ from billing import entitlements
 from gateway.v1 import openai_chat, sse
 from gateway.v1.errors import api_view, as_gateway_error, error_body, log_provider_error
 from gateway.v1.metering import Meter
-from gateway.v1.requests import admit_request, authenticated_caller, find_model, read_body
+from gateway.v1.requests import (
+    admit_request,
+    authenticated_caller,
+    fallback_chain,
+    find_model,
+    read_body,
+)
 from providers import router
 from providers.errors import ProviderError, ProviderStreamBroken
 from providers.types import ChatRequest, Delta, Finish, StreamEvent, UsageReport
@@ -51,15 +57,18 @@ async def chat_completions(request):
     model, deployment = await find_model(chat.model, capability="chat")
     entitlements.check_model(caller, model)  # before the features: say nothing of models off the plan
     router.check_features(chat, model)
+    chain = await fallback_chain(caller, chat, deployment)
     size, images = prompt_size(chat)
     reservation = await admit_request(request, caller, model, requested_output=chat.max_output_tokens,
-                                      prompt_bytes=size, messages=len(chat.messages), images=images)
+                                      prompt_bytes=size, messages=len(chat.messages), images=images,
+                                      alternatives=[d.model for d in chain.deployments[1:]])
     meter = Meter(reservation, started=started, streamed=chat.stream, input_estimate=size // 4)
+    meter.served_by(model)
     trace = router.Trace()
     if chat.stream:
-        return await start_stream(request, chat, deployment, meter, trace)
+        return await start_stream(request, chat, chain, meter, trace)
     try:
-        result = await router.complete(chat, deployment, trace)
+        result = await router.complete_chain(chat, chain, trace)
     except ProviderError as error:
         meter.failed(error)
         raise
@@ -73,10 +82,11 @@ async def chat_completions(request):
         meter.settlement.usage = result.usage
         meter.settlement.upstream_model = result.upstream_model
     finally:
+        meter.served_by(trace.model, upstream_model=trace.upstream_model)
         served_by(request, trace)
         await meter.settle()
     body = openai_chat.encode_completion(result, completion_id=f"chatcmpl-{request.request_id[4:]}",
-                                        model=model.public_id)
+                                        model=trace.model.public_id)
     request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
     return JsonResponse(body)
 
@@ -84,12 +94,13 @@ async def chat_completions(request):
 def served_by(request, trace: router.Trace) -> None:
     request.gateway_headers.update({"x-tollgate-provider": trace.provider, "x-tollgate-model": trace.upstream_model,
                                     "x-tollgate-attempts": str(trace.attempts)})
+    if trace.model is not None:
+        request.gateway_headers["x-tollgate-served-model"] = trace.model.public_id
 
 
-async def start_stream(request, chat: ChatRequest, deployment, meter: Meter,
+async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: Meter,
                        trace: router.Trace) -> StreamingHttpResponse:
-    meter.settlement.upstream_model = deployment.model.upstream_model
-    events = router.stream(chat, deployment, trace)
+    events = router.stream_chain(chat, chain, trace)
     try:
         first = await anext(events)
     except StopAsyncIteration:
@@ -106,9 +117,10 @@ async def start_stream(request, chat: ChatRequest, deployment, meter: Meter,
         await meter.settle()
         raise
     finally:
+        meter.served_by(trace.model, upstream_model=trace.upstream_model)
         served_by(request, trace)
     encoder = openai_chat.ChunkEncoder(completion_id=f"chatcmpl-{request.request_id[4:]}",
-                                       model=deployment.model.public_id, include_usage=chat.include_usage)
+                                       model=trace.model.public_id, include_usage=chat.include_usage)
     body = relay(first, events, encoder, meter)
     # Safety net: if the response is dropped before its first iteration (the client left in
     # that instant), the generator's finally never runs; settle from here instead.

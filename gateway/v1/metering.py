@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from providers.errors import ProviderError
 from providers.pricing import cost_of
+from providers.router import ModelInfo
 from providers.types import Delta, Usage
 from usage.live import publish_settled
 from usage.models import Ending
@@ -34,6 +35,14 @@ class Meter:
         self.produced_chars = 0
         self.settlement = Settlement(streamed=streamed)
         self.settling: asyncio.Future | None = None
+
+    def served_by(self, model: ModelInfo | None, *, upstream_model: str = "") -> None:
+        """The model of the chain that answered (or was tried last): the record's model, provider
+        and prices are its own."""
+        if model is not None:
+            reservation = self.reservation
+            reservation.model, reservation.provider, reservation.prices = model.public_id, model.provider, model.prices
+        self.settlement.upstream_model = self.settlement.upstream_model or upstream_model
 
     def produced(self, delta: Delta) -> None:
         """Count a piece of output (for the estimate when the provider never reports usage)."""

@@ -27,6 +27,7 @@ IGNORED = {"store", "metadata", "service_tier", "prompt_cache_key", "safety_iden
 SUPPORTED = {
     "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
     "top_p", "stop", "seed", "n", "tools", "tool_choice", "response_format", "reasoning_effort", "user",
+    "fallback_models", "models",
 }
 REASONING_EFFORTS = {"none", "minimal", "low", "medium", "high", "xhigh", "max"}
 
@@ -206,6 +207,7 @@ def decode(body: bytes) -> ChatRequest:
     user = payload.get("user")
     if user is not None:
         expect(user, str, "user", "a string")
+    fallbacks = decode_fallbacks(payload, model)
     return ChatRequest(
         model=model,
         messages=decode_messages(payload["messages"]),
@@ -221,7 +223,21 @@ def decode(body: bytes) -> ChatRequest:
         response_format=response_format,
         reasoning_effort=effort,
         user=user,
+        fallback_models=fallbacks,
     )
+
+
+def decode_fallbacks(payload: dict, model: str) -> list[str]:
+    """``fallback_models``, or OpenRouter's ``models`` (the whole order, ``model`` first)."""
+    for name in ("fallback_models", "models"):
+        value = payload.get(name)
+        if value is None:
+            continue
+        expect(value, list, name, "a list of model ids")
+        if not all(isinstance(item, str) and item for item in value) or len(value) > 5:
+            raise bad_request(f"'{name}' must be a list of at most 5 model ids.", param=name)
+        return [item for item in value if item != model]
+    return []
 
 
 def encode_usage(usage: Usage) -> dict[str, Any]:

@@ -10,7 +10,10 @@ from gateway.api_keys import KeyContext, authenticate, is_last_used_due, touch_l
 from gateway.v1.errors import GatewayError, bad_request
 from providers import router
 from providers.blocking import run_blocking
+from providers.models import FALLBACK_REASONS
+from providers.pricing import most_cost
 from providers.router import Deployment, ModelInfo
+from providers.types import ChatRequest
 from usage.recording import Reservation
 
 CAPABILITY_ENDPOINTS = {
@@ -69,16 +72,43 @@ async def find_model(public_id: str, *, capability: str) -> tuple[ModelInfo, Dep
     return model, catalog.deployments[public_id][0]
 
 
+async def fallback_chain(caller: Caller, chat: ChatRequest, deployment: Deployment) -> router.Chain:
+    """The model asked for, then the client's fallbacks (each must exist, be on the plan and
+    take the request: else a clear error) or, when it gave none, the operator's (those that
+    are not on the plan or cannot take the request are left out)."""
+    catalog = await router.get_catalog()
+    chain = [deployment]
+    if chat.fallback_models:
+        for public_id in chat.fallback_models:
+            model, fallback = await find_model(public_id, capability="chat")
+            entitlements.check_model(caller, model)
+            router.check_features(chat, model)
+            chain.append(fallback)
+        return router.Chain(chain, frozenset(FALLBACK_REASONS))
+    for public_id in deployment.model.fallbacks:
+        model = catalog.models.get(public_id)
+        if model is None or model.capability != "chat" or not entitlements.is_model_allowed(caller, model):
+            continue
+        if model.features is not None and router.features_of(chat) - model.features:
+            continue
+        chain.append(catalog.deployments[public_id][0])
+    return router.Chain(chain, deployment.model.fallback_on)
+
+
 async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_output: int | None,
-                        prompt_bytes: int, messages: int = 1, images: int = 0) -> Reservation:
-    """Admission, with the key's rate window added to the response headers."""
+                        prompt_bytes: int, messages: int = 1, images: int = 0,
+                        alternatives: list[ModelInfo] = ()) -> Reservation:
+    """Admission, with the key's rate window added to the response headers. With fallbacks, the
+    reservation covers the most the priciest model of the chain could cost."""
     if requested_output is not None and requested_output > model.max_output_tokens:
         raise bad_request(f"max_tokens is too large: {requested_output}. '{model.public_id}' produces at most "
                           f"{model.max_output_tokens} tokens per answer.", param="max_tokens")
+    input_tokens = entitlements.most_input_tokens(prompt_bytes, messages=messages, images=images)
+    priciest = max([model, *alternatives], key=lambda m: most_cost(
+        m.prices, input_tokens=input_tokens, max_output_tokens=requested_output or m.max_output_tokens))
     admission = await entitlements.admit(
-        caller, model, request_id=request.request_id,
-        input_tokens=entitlements.most_input_tokens(prompt_bytes, messages=messages, images=images),
-        max_output_tokens=requested_output or model.max_output_tokens,
+        caller, priciest, request_id=request.request_id, input_tokens=input_tokens,
+        max_output_tokens=requested_output or priciest.max_output_tokens,
     )
     request.gateway_headers.update(admission.rate.headers())
     return admission.reservation

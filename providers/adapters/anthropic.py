@@ -226,7 +226,8 @@ def encode_message_blocks(message: Message, target: Target) -> list[dict[str, An
         content = message.content if isinstance(message.content, str) else encode_parts(message.content, target)
         return [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": content or ""}]
     blocks: list[dict[str, Any]] = []
-    if message.role == "assistant" and message.reasoning_signature:
+    # A signature from another provider (Gemini's is a JSON map) after a fallback is not ours to send.
+    if message.role == "assistant" and message.reasoning_signature and not message.reasoning_signature.startswith("{"):
         blocks.append({"type": "thinking", "thinking": message.reasoning or "",
                        "signature": message.reasoning_signature})
     if isinstance(message.content, str):

@@ -116,6 +116,10 @@ class CohereAdapter(Adapter):
                     if reader.ended:
                         break
         except httpx.TransportError as exc:
+            if reader.produced:
+                raise errors.ProviderStreamBroken(
+                    f"{target.provider} dropped the stream part-way ({type(exc).__name__}).", provider=target.provider
+                ) from exc
             raise transport_error(exc, target) from exc
         except json.JSONDecodeError as exc:
             raise errors.ProviderStreamBroken(
@@ -272,6 +276,8 @@ def parse_usage(raw: dict[str, Any] | None) -> Usage | None:
 
 def failed_generation(finish_reason: str, detail: str | None, target: Target, *,
                       produced: bool) -> errors.ProviderError:
+    if detail and target.api_key:
+        detail = detail.replace(target.api_key, "[redacted]")
     text = f"{target.provider} stopped generating ({finish_reason}): {detail or 'no detail given'}"
     if produced:
         return errors.ProviderStreamBroken(text, provider=target.provider)
@@ -297,7 +303,7 @@ def parse_completion(payload: dict[str, Any], target: Target) -> ChatResult:
     thinking = "".join(block.get("thinking") or "" for block in blocks if block.get("type") == "thinking")
     tool_calls = [
         ToolCall(id=call.get("id", ""), name=(call.get("function") or {}).get("name", ""),
-                 arguments=(call.get("function") or {}).get("arguments") or "")
+                 arguments=(call.get("function") or {}).get("arguments") or "{}")
         for call in message.get("tool_calls") or ()
     ]
     return ChatResult(
@@ -380,14 +386,12 @@ def error_for_status(status: int, message: str, target: Target) -> errors.Provid
     kwargs = {"provider": target.provider, "upstream_status": status}
     if status == 429:
         return errors.ProviderRateLimited(text, **kwargs)
-    if status in (401, 402, 403):
+    if status in (401, 402, 403, 498):  # 498: the SDK's InvalidTokenError
         return errors.ProviderAuthFailed(
             f"{target.provider} refused the gateway's credential ({status}: {message}); "
             "the operator must check its key or account.", **kwargs)
     if status == 404:
         return errors.ProviderNotFound(text, **kwargs)
-    if status == 498:
-        return errors.ContentFiltered(text, **kwargs)
     if status in (408, 409, 499) or status >= 500:
         return errors.ProviderUnavailable(text, **kwargs)
     lowered = message.lower()

@@ -542,8 +542,8 @@ def error_from_detail(detail: dict[str, Any], target: Target, *, status: int) ->
     reasons = {item.get("reason") for item in detail.get("details") or () if isinstance(item, dict)}
     text = f"{target.provider} returned {status}{' ' + grpc_status if grpc_status else ''}: {message}"
     kwargs = {"provider": target.provider, "upstream_status": status}
-    if (status in (401, 403) or grpc_status in ("UNAUTHENTICATED", "PERMISSION_DENIED")
-            or "API_KEY_INVALID" in reasons):
+    if (status in (401, 403) or grpc_status in ("UNAUTHENTICATED", "PERMISSION_DENIED", "FAILED_PRECONDITION")
+            or "API_KEY_INVALID" in reasons):  # FAILED_PRECONDITION: billing or region, the operator's to fix
         return errors.ProviderAuthFailed(
             f"{text} The gateway's credential for {target.provider} was refused; the operator must fix it.", **kwargs
         )

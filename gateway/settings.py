@@ -177,6 +177,10 @@ UPSTREAM_MAX_CONNECTIONS = env.int("UPSTREAM_MAX_CONNECTIONS", default=4096)
 # A reservation not settled after this long is released by the ledger writer's sweeper (its
 # process died); longer than any provider's total timeout.
 RESERVATION_TTL_SECONDS = env.int("RESERVATION_TTL_SECONDS", default=1800)
+# Circuit breaker per deployment: this many failures within the window open it for the cool-down.
+BREAKER_FAILURES = env.int("BREAKER_FAILURES", default=5)
+BREAKER_WINDOW_SECONDS = env.float("BREAKER_WINDOW_SECONDS", default=60.0)
+BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", default=30.0)
 # Retries of one upstream call before the first byte reached the client.
 UPSTREAM_MAX_RETRIES = env.int("UPSTREAM_MAX_RETRIES", default=2)
 
@@ -184,3 +188,11 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
+
+# --- billing (Stripe) ------------------------------------------------------------------
+# Empty = billing not configured: operators assign plans in the admin. STRIPE_API_BASE points
+# stripe-python at another API host (a local fake in tests).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from providers import errors
+from providers import breaker, errors
 from providers.adapters.base import Adapter
 from providers.blocking import run_blocking
 from providers.pricing import TokenPrices
@@ -225,19 +225,38 @@ class Chain:
         return index + 1 < len(self.deployments) and fallback_reason(error) in self.fallback_on
 
 
+def breaker_key(deployment: Deployment) -> str:
+    return breaker.key_of(deployment.model.provider, deployment.model.upstream_model)
+
+
+def cooling_down(deployment: Deployment) -> errors.ProviderUnavailable:
+    left = breaker.cooldowns().get(breaker_key(deployment), settings.BREAKER_COOLDOWN_SECONDS)
+    return errors.ProviderUnavailable(
+        f"'{deployment.model.public_id}' failed repeatedly and is cooling down; retry in {max(1, round(left))}s "
+        "or configure a fallback.", provider=deployment.model.provider, retry_after=max(1.0, left))
+
+
 async def complete_chain(request: ChatRequest, chain: Chain, trace: Trace) -> ChatResult:
+    skipped: errors.ProviderError | None = None
     for index, deployment in enumerate(chain.deployments):
+        if not breaker.allows(breaker_key(deployment)):
+            skipped = skipped or cooling_down(deployment)
+            continue
         trace.model = deployment.model
         try:
             return await complete(request, deployment, trace)
         except errors.ProviderError as error:
             if not chain.moves_on(error, index):
                 raise
-    raise AssertionError("unreachable")
+    raise skipped or AssertionError("a chain with no deployment")
 
 
 async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> AsyncIterator[StreamEvent]:
+    skipped: errors.ProviderError | None = None
     for index, deployment in enumerate(chain.deployments):
+        if not breaker.allows(breaker_key(deployment)):
+            skipped = skipped or cooling_down(deployment)
+            continue
         trace.model = deployment.model
         produced = False
         events = stream(request, deployment, trace)
@@ -251,10 +270,12 @@ async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> Asyn
                 raise
         finally:
             await events.aclose()
+    raise skipped or AssertionError("a chain with no deployment")
 
 
 async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> ChatResult:
     trace = trace or Trace()
+    key = breaker_key(deployment)
     started = time.monotonic()
     for attempt in itertools.count():
         target = deployment.next_target()
@@ -262,21 +283,31 @@ async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | 
         deadline = started + target.total_timeout
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
-                return await deployment.adapter.complete(request, target)
+                result = await deployment.adapter.complete(request, target)
         except TimeoutError as exc:
+            breaker.record_failure(key)
             raise errors.ProviderTimeout(
                 f"{target.provider} took longer than {target.total_timeout:g}s.", provider=target.provider
             ) from exc
         except errors.ProviderError as error:
-            if not error.retryable:
+            if breaker.counts(error):
+                breaker.record_failure(key)
+            if not error.retryable or not breaker.allows(key):
                 raise
             await wait_before_retry(attempt, error, deadline)
+        except asyncio.CancelledError:
+            breaker.release_probe(key)
+            raise
+        else:
+            breaker.record_success(key)
+            return result
     raise AssertionError("unreachable")
 
 
 async def stream(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> AsyncIterator[StreamEvent]:
     """Events of one streamed call. Once an event has been yielded, a failure is final."""
     trace = trace or Trace()
+    key = breaker_key(deployment)
     started = time.monotonic()
     for attempt in itertools.count():
         target = deployment.next_target()
@@ -292,10 +323,16 @@ async def stream(request: ChatRequest, deployment: Deployment, trace: Trace | No
                     )
                 produced = True
                 yield event
+            breaker.record_success(key)
             return
         except errors.ProviderError as error:
-            if produced or not error.retryable:
+            if breaker.counts(error):
+                breaker.record_failure(key)
+            if produced or not error.retryable or not breaker.allows(key):
                 raise
             await wait_before_retry(attempt, error, deadline)
+        except (asyncio.CancelledError, GeneratorExit):
+            breaker.release_probe(key)
+            raise
         finally:
             await events.aclose()

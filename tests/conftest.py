@@ -20,7 +20,7 @@ from billing.plans import seed_plans
 from gateway import api_keys
 from gateway.api_keys import issue_api_key
 from gateway.tenants import create_tenant
-from providers import router
+from providers import breaker, router
 from providers.catalog import read_catalog, seed_catalog
 from providers.models import Provider
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
@@ -78,6 +78,7 @@ def fresh_process_state(fake_openai):
     """In-process caches outlive a test's database; start each test without them."""
     api_keys.forget_keys()
     router.forget_catalog()
+    breaker.reset()
     cache.clear()
     fake_openai.reset()
     yield

@@ -48,7 +48,7 @@ class CredentialInline(admin.TabularInline):
 
 @admin.register(Provider)
 class ProviderAdmin(CatalogAdmin):
-    list_display = ["slug", "name", "wire_format", "base_url", "enabled", "read_timeout"]
+    list_display = ["slug", "name", "wire_format", "base_url", "enabled", "first_byte_timeout", "read_timeout"]
     list_filter = ["enabled", "wire_format"]
     search_fields = ["slug", "name"]
     inlines = [CredentialInline]

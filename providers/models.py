@@ -34,7 +34,9 @@ class Provider(models.Model):
     enabled = models.BooleanField(default=False)
     quirks = models.JSONField(default=dict, blank=True, help_text="Declared deviations of a compatible API.")
     connect_timeout = models.FloatField(default=5.0, help_text="Seconds to open a connection.")
-    read_timeout = models.FloatField(default=60.0, help_text="Seconds to the first byte and between chunks.")
+    first_byte_timeout = models.FloatField(
+        default=300.0, help_text="Seconds until the answer starts (a non-streamed answer: until it arrives).")
+    read_timeout = models.FloatField(default=60.0, help_text="Seconds of silence allowed between stream chunks.")
     total_timeout = models.FloatField(default=600.0, help_text="Seconds for the whole call.")
 
     class Meta:

@@ -107,6 +107,7 @@ def load_catalog() -> Catalog:
                 base_url=provider.base_url,
                 api_key=key,
                 connect_timeout=provider.connect_timeout,
+                first_byte_timeout=provider.first_byte_timeout,
                 read_timeout=provider.read_timeout,
                 total_timeout=provider.total_timeout,
                 quirks=provider.quirks or {},
@@ -273,6 +274,21 @@ async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> Asyn
     raise skipped or AssertionError("a chain with no deployment")
 
 
+async def next_event(events: AsyncIterator[StreamEvent], target: Target, *, first: bool) -> StreamEvent | None:
+    """The stream's next event, or None at its end; a provider silent past the first-byte limit
+    (before the first event) or the between-chunks limit (after it) is timed out."""
+    limit = target.first_byte_timeout if first else target.read_timeout
+    try:
+        async with asyncio.timeout(limit):
+            return await anext(events)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError as exc:
+        where = "to start its answer" if first else "between two chunks"
+        raise errors.ProviderTimeout(f"{target.provider} was silent for over {limit:g}s {where}.",
+                                     provider=target.provider) from exc
+
+
 async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> ChatResult:
     trace = trace or Trace()
     key = breaker_key(deployment)
@@ -316,7 +332,10 @@ async def stream(request: ChatRequest, deployment: Deployment, trace: Trace | No
         produced = False
         events = deployment.adapter.stream(request, target)
         try:
-            async for event in events:
+            while True:
+                event = await next_event(events, target, first=not produced)
+                if event is None:
+                    break
                 if time.monotonic() > deadline:
                     raise errors.ProviderTimeout(
                         f"{target.provider} took longer than {target.total_timeout:g}s.", provider=target.provider

@@ -142,6 +142,7 @@ class Target:
     base_url: str
     api_key: str = field(repr=False)
     connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    first_byte_timeout: float = 300.0
+    read_timeout: float = 60.0  # between stream chunks (the router enforces it)
     total_timeout: float = 600.0
     quirks: dict[str, Any] = field(default_factory=dict)

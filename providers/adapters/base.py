@@ -33,7 +33,10 @@ class Adapter:
 
 
 def timeout_for(target: Target) -> httpx.Timeout:
-    return httpx.Timeout(connect=target.connect_timeout, read=target.read_timeout,
+    """httpx's part of the timeouts: connecting, and any single read up to the first byte's limit
+    (a non-streamed answer arrives whole, after the model is done). The silence allowed between
+    stream chunks, shorter, is the router's to enforce per event."""
+    return httpx.Timeout(connect=target.connect_timeout, read=target.first_byte_timeout,
                          write=target.read_timeout, pool=target.connect_timeout)
 
 

@@ -60,7 +60,7 @@ class OpenAICompatibleAdapter(Adapter):
         return parse_completion(payload, target)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
-        finished = False
+        finished = produced = False
         usage: Usage | None = None
         prepared = build_request(request, target, stream=True)
         try:
@@ -82,6 +82,7 @@ class OpenAICompatibleAdapter(Adapter):
                             continue
                         delta = parse_delta(choice.get("delta") or {}, splitter)
                         if delta is not None:
+                            produced = True
                             yield delta
                         if choice.get("finish_reason"):
                             if splitter is not None and splitter.pending:
@@ -92,15 +93,20 @@ class OpenAICompatibleAdapter(Adapter):
         except httpx.TransportError as exc:
             raise transport_error(exc, target) from exc
         except json.JSONDecodeError as exc:
-            raise errors.ProviderStreamBroken(
-                f"{target.provider} sent a stream event that is not JSON.", provider=target.provider
-            ) from exc
+            raise stream_failure(f"{target.provider} sent a stream event that is not JSON.", target,
+                                 produced=produced) from exc
         if not finished:
-            raise errors.ProviderStreamBroken(
-                f"{target.provider} ended the stream before a finish reason.", provider=target.provider
-            )
+            raise stream_failure(f"{target.provider} ended the stream before a finish reason.", target,
+                                 produced=produced)
         if usage is not None:
             yield UsageReport(usage)
+
+
+def stream_failure(message: str, target: Target, *, produced: bool) -> errors.ProviderError:
+    """Broken after output began (final); before any output, the call may simply be retried."""
+    if produced:
+        return errors.ProviderStreamBroken(message, provider=target.provider)
+    return errors.ProviderUnavailable(message, provider=target.provider)
 
 
 def url_for(target: Target) -> httpx.URL:

@@ -41,6 +41,8 @@ class Reply:
     finish_reason: str = "stop"
     send_usage: bool = True
     hold: bool = False  # answer only after release() is called
+    reset: bool = False  # drop the connection before sending anything
+    malformed: bool = False  # answer 200 with a body that is not JSON
     tool_call: tuple[str, str] | None = None  # (function name, JSON arguments): answer with a tool call
     reasoning: str | None = None  # reasoning before the answer, in the shape reasoning_shape names
     # Recorded deviations of compatible providers (WIRE_FORMATS.md 8b):
@@ -90,6 +92,7 @@ class FakeOpenAI(ThreadedServer):
         self.open_streams = 0
         self.closed_streams = 0
         self.abandoned_streams = 0  # closed by the client before the fake finished sending
+        self.flapping: dict[str, int] = {}  # upstream model -> its requests so far; every other one fails
         self._released: asyncio.Event | None = None
 
     @property
@@ -98,6 +101,10 @@ class FakeOpenAI(ThreadedServer):
 
     def enqueue(self, *replies: Reply) -> None:
         self.script.extend(replies)
+
+    def flap(self, upstream_model: str) -> None:
+        """Fail every other request for this model (503), whatever the script says."""
+        self.flapping[upstream_model] = 0
 
     def release(self) -> None:
         """Let every held reply (Reply(hold=True)) answer."""
@@ -112,6 +119,7 @@ class FakeOpenAI(ThreadedServer):
         self._released = None
         self.script.clear()
         self.requests.clear()
+        self.flapping.clear()
         self.open_streams = self.closed_streams = self.abandoned_streams = 0
 
     def app(self) -> web.Application:
@@ -130,9 +138,18 @@ class FakeOpenAI(ThreadedServer):
             self.requests.append({"headers": dict(request.headers), "body": body, "at": time.monotonic()})
         if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self.error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
-        reply = self.script.popleft() if self.script else Reply()
+        if body.get("model") in self.flapping:
+            count = self.flapping[body["model"]] = self.flapping[body["model"]] + 1
+            reply = Reply(status=503, error_message="flapping") if count % 2 else Reply()
+        else:
+            reply = self.script.popleft() if self.script else Reply()
         if reply.hold:
             await self._gate().wait()
+        if reply.reset:
+            request.transport.close()
+            return web.Response()
+        if reply.malformed:
+            return web.Response(text='{"id": "chatcmpl-x", "choices": [', content_type="application/json")
         if reply.status != 200:
             return self.error(reply.status, reply.error_message, reply.error_type, reply.error_code, reply.headers)
         words = split_words(reply.text)

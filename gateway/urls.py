@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("v1/", include("gateway.v1.urls")),
     path("admin/", admin.site.urls),
+    path("", include("billing.urls")),
 ]

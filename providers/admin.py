@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from providers.models import Credential, Model, Provider
+from providers.models import Credential, Deployment, Model, Provider
 from providers.router import forget_catalog
 
 
@@ -62,8 +62,17 @@ class CredentialAdmin(CatalogAdmin):
     readonly_fields = ["hint", "created_at"]
 
 
+class DeploymentInline(admin.TabularInline):
+    """More providers serving this model; the model's own provider is priority 0, weight 1."""
+
+    model = Deployment
+    extra = 0
+    fields = ["provider", "upstream_name", "priority", "weight", "enabled"]
+
+
 @admin.register(Model)
 class ModelAdmin(CatalogAdmin):
+    inlines = [DeploymentInline]
     list_display = ["public_id", "provider", "upstream_name", "capability", "group", "input_price", "output_price",
                     "cached_input_price", "context_window", "enabled"]
     list_filter = ["capability", "provider", "group", "enabled"]

@@ -116,3 +116,25 @@ class Model(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class Deployment(models.Model):
+    """Another way to serve a public model: a provider (and its credentials) under its own name
+    for the model. The model's own provider is its first deployment (priority 0, weight 1);
+    lower priorities are tried first, and deployments of one priority share the traffic by
+    weight (smooth weighted round robin)."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="deployments")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="deployments")
+    upstream_name = models.CharField(max_length=200)
+    priority = models.PositiveSmallIntegerField(default=0, help_text="Lower is tried first; the model's own is 0.")
+    weight = models.PositiveSmallIntegerField(default=1, help_text="Share of traffic within its priority.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model", "priority", "-weight"]
+        constraints = [models.UniqueConstraint(fields=["model", "provider", "upstream_name"],
+                                               name="unique_deployment")]
+
+    def __str__(self) -> str:
+        return f"{self.model.public_id} via {self.provider.slug}/{self.upstream_name}"

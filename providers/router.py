@@ -10,6 +10,7 @@ sent one, and never past the call's deadline. Credentials of a provider rotate r
 """
 
 import asyncio
+import dataclasses
 import itertools
 import random
 import time
@@ -61,23 +62,47 @@ class Deployment:
         return next(self._rotation)
 
 
+class WeightedGroup:
+    """Deployments of one priority sharing traffic by weight, by smooth weighted round robin
+    (deterministic: weights 3:1 give A A B A, A A B A, ...)."""
+
+    def __init__(self, deployments: list[Deployment], weights: list[int]):
+        self.deployments = deployments
+        self.weights = weights
+        self.current = [0] * len(deployments)
+        self.total = sum(weights)
+
+    def order(self) -> list[Deployment]:
+        """This call's order: the weighted pick first, then the rest as fallbacks by weight."""
+        if len(self.deployments) == 1:
+            return self.deployments
+        for index, weight in enumerate(self.weights):
+            self.current[index] += weight
+        chosen = max(range(len(self.deployments)), key=self.current.__getitem__)
+        self.current[chosen] -= self.total
+        rest = sorted((i for i in range(len(self.deployments)) if i != chosen), key=lambda i: -self.weights[i])
+        return [self.deployments[chosen]] + [self.deployments[i] for i in rest]
+
+
 @dataclass(slots=True)
 class Catalog:
     models: dict[str, ModelInfo]
-    deployments: dict[str, list[Deployment]]
+    deployments: dict[str, list[WeightedGroup]]  # by priority, lowest first
     loaded_at: float
+
+    def deployments_for(self, public_id: str) -> list[Deployment]:
+        """Every deployment of a model, in the order this call should try them."""
+        return [deployment for group in self.deployments[public_id] for deployment in group.order()]
 
 
 def load_catalog() -> Catalog:
     """Build the snapshot from the database (sync; the admin and commands call it directly)."""
+    from providers.models import Deployment as DeploymentRow
     from providers.models import Model
 
-    models: dict[str, ModelInfo] = {}
-    deployments: dict[str, list[Deployment]] = {}
-    rows = Model.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
     credentials_by_provider: dict[int, list[str]] = {}
-    for row in rows:
-        provider = row.provider
+
+    def targets_of(provider, upstream_name: str) -> list[Target] | None:
         if provider.pk not in credentials_by_provider:
             credentials_by_provider[provider.pk] = [
                 credential.get_secret() for credential in provider.credentials.filter(enabled=True).order_by("pk")
@@ -85,10 +110,25 @@ def load_catalog() -> Catalog:
         keys = credentials_by_provider[provider.pk]
         needs_key = provider.wire_format != "demo" and (provider.quirks or {}).get("auth") != "none"
         if (needs_key and not keys) or (provider.wire_format != "demo" and not provider.base_url):
-            continue  # nothing to call it with: not servable, so not listed
+            return None  # nothing to call it with: not servable
+        return [
+            Target(provider=provider.slug, upstream_model=upstream_name, base_url=provider.base_url, api_key=key,
+                   connect_timeout=provider.connect_timeout, first_byte_timeout=provider.first_byte_timeout,
+                   read_timeout=provider.read_timeout, total_timeout=provider.total_timeout,
+                   quirks=provider.quirks or {})
+            for key in (keys or [""])
+        ]
+
+    extra: dict[int, list] = {}
+    for row in DeploymentRow.objects.filter(enabled=True, provider__enabled=True).select_related("provider"):
+        extra.setdefault(row.model_id, []).append(row)
+
+    models: dict[str, ModelInfo] = {}
+    deployments: dict[str, list[WeightedGroup]] = {}
+    for row in Model.objects.filter(enabled=True).select_related("provider"):
         info = ModelInfo(
             public_id=row.public_id,
-            provider=provider.slug,
+            provider=row.provider.slug,
             upstream_model=row.upstream_name,
             capability=row.capability,
             group=row.group,
@@ -100,22 +140,23 @@ def load_catalog() -> Catalog:
             fallbacks=tuple(row.fallbacks or ()),
             fallback_on=frozenset(row.fallback_on or ()),
         )
-        targets = [
-            Target(
-                provider=provider.slug,
-                upstream_model=row.upstream_name,
-                base_url=provider.base_url,
-                api_key=key,
-                connect_timeout=provider.connect_timeout,
-                first_byte_timeout=provider.first_byte_timeout,
-                read_timeout=provider.read_timeout,
-                total_timeout=provider.total_timeout,
-                quirks=provider.quirks or {},
-            )
-            for key in (keys or [""])
-        ]
+        candidates = [(row.provider, row.upstream_name, 0, 1)] if row.provider.enabled else []
+        candidates += [(d.provider, d.upstream_name, d.priority, d.weight) for d in extra.get(row.pk, ())]
+        by_priority: dict[int, tuple[list[Deployment], list[int]]] = {}
+        for provider, upstream_name, priority, weight in candidates:
+            targets = targets_of(provider, upstream_name)
+            if targets is None or weight == 0:
+                continue
+            served = dataclasses.replace(info, provider=provider.slug, upstream_model=upstream_name)
+            group = by_priority.setdefault(priority, ([], []))
+            group[0].append(Deployment(served, get_adapter(provider.wire_format), targets))
+            group[1].append(weight)
+        if not by_priority:
+            continue  # no deployment can serve it: not listed
+        if info.provider != by_priority[min(by_priority)][0][0].model.provider:
+            info = by_priority[min(by_priority)][0][0].model  # listed under the provider that serves first
         models[info.public_id] = info
-        deployments[info.public_id] = [Deployment(info, get_adapter(provider.wire_format), targets)]
+        deployments[info.public_id] = [WeightedGroup(*by_priority[p]) for p in sorted(by_priority)]
     return Catalog(models=models, deployments=deployments, loaded_at=time.monotonic())
 
 
@@ -215,6 +256,9 @@ def fallback_reason(error: errors.ProviderError) -> str | None:
     return None
 
 
+SAME_MODEL_REASONS = frozenset({"rate_limited", "unavailable"})
+
+
 @dataclass(frozen=True, slots=True)
 class Chain:
     """The deployments to try in order, and which failures move on to the next one."""
@@ -223,7 +267,13 @@ class Chain:
     fallback_on: frozenset[str]
 
     def moves_on(self, error: errors.ProviderError, index: int) -> bool:
-        return index + 1 < len(self.deployments) and fallback_reason(error) in self.fallback_on
+        if index + 1 >= len(self.deployments):
+            return False
+        reason = fallback_reason(error)
+        if self.deployments[index + 1].model.public_id == self.deployments[index].model.public_id:
+            # Another deployment of the same model: any sign this one is unwell moves on.
+            return reason in SAME_MODEL_REASONS
+        return reason in self.fallback_on
 
 
 def breaker_key(deployment: Deployment) -> str:

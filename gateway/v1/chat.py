@@ -54,10 +54,10 @@ async def chat_completions(request):
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
     chat = openai_chat.decode(read_body(request))
-    model, deployment = await find_model(chat.model, capability="chat")
+    model, deployments = await find_model(chat.model, capability="chat")
     entitlements.check_model(caller, model)  # before the features: say nothing of models off the plan
     router.check_features(chat, model)
-    chain = await fallback_chain(caller, chat, deployment)
+    chain = await fallback_chain(caller, chat, deployments)
     size, images = prompt_size(chat)
     reservation = await admit_request(request, caller, model, requested_output=chat.max_output_tokens,
                                       prompt_bytes=size, messages=len(chat.messages), images=images,

@@ -59,7 +59,8 @@ async def authenticated_caller(request, *, method: str) -> Caller:
     return caller_of(key)
 
 
-async def find_model(public_id: str, *, capability: str) -> tuple[ModelInfo, Deployment]:
+async def find_model(public_id: str, *, capability: str) -> tuple[ModelInfo, list[Deployment]]:
+    """The model and its deployments, in the order this call should try them."""
     catalog = await router.get_catalog()
     model = catalog.models.get(public_id)
     if model is None:
@@ -69,30 +70,31 @@ async def find_model(public_id: str, *, capability: str) -> tuple[ModelInfo, Dep
         endpoint = CAPABILITY_ENDPOINTS.get(model.capability, "its own endpoint")
         raise bad_request(f"'{public_id}' is a {model.capability} model; call it at {endpoint}.", param="model",
                           code="wrong_endpoint")
-    return model, catalog.deployments[public_id][0]
+    return model, catalog.deployments_for(public_id)
 
 
-async def fallback_chain(caller: Caller, chat: ChatRequest, deployment: Deployment) -> router.Chain:
+async def fallback_chain(caller: Caller, chat: ChatRequest, deployments: list[Deployment]) -> router.Chain:
     """The model asked for, then the client's fallbacks (each must exist, be on the plan and
     take the request: else a clear error) or, when it gave none, the operator's (those that
     are not on the plan or cannot take the request are left out)."""
     catalog = await router.get_catalog()
-    chain = [deployment]
+    chain = list(deployments)
+    primary = deployments[0].model
     if chat.fallback_models:
         for public_id in chat.fallback_models:
-            model, fallback = await find_model(public_id, capability="chat")
+            model, fallbacks = await find_model(public_id, capability="chat")
             entitlements.check_model(caller, model)
             router.check_features(chat, model)
-            chain.append(fallback)
+            chain.extend(fallbacks)
         return router.Chain(chain, frozenset(FALLBACK_REASONS))
-    for public_id in deployment.model.fallbacks:
+    for public_id in primary.fallbacks:
         model = catalog.models.get(public_id)
         if model is None or model.capability != "chat" or not entitlements.is_model_allowed(caller, model):
             continue
         if model.features is not None and router.features_of(chat) - model.features:
             continue
-        chain.append(catalog.deployments[public_id][0])
-    return router.Chain(chain, deployment.model.fallback_on)
+        chain.extend(catalog.deployments_for(public_id))
+    return router.Chain(chain, primary.fallback_on)
 
 
 async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_output: int | None,

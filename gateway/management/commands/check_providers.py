@@ -20,10 +20,10 @@ class Command(BaseCommand):
     def handle(self, *args, provider, model, **options):
         catalog = router.load_catalog()
         chosen = [
-            deployments[0] for public_id, deployments in sorted(catalog.deployments.items())
-            if catalog.models[public_id].capability == "chat"
-            and (not provider or catalog.models[public_id].provider == provider)
-            and (not model or public_id in model)
+            deployment for public_id in sorted(catalog.deployments)
+            if catalog.models[public_id].capability == "chat" and (not model or public_id in model)
+            for deployment in catalog.deployments_for(public_id)
+            if not provider or deployment.model.provider == provider
         ]
         if not chosen:
             self.stdout.write("No enabled chat deployment matches.")
@@ -51,5 +51,6 @@ class Command(BaseCommand):
         try:
             await router.complete(request, deployment)
         except ProviderError as error:
-            return f"  down  {model.public_id} ({model.provider}): {error.message}", False
-        return f"  ok    {model.public_id} ({model.provider}) in {(time.monotonic() - started) * 1000:.0f} ms", True
+            return f"  down  {model.public_id} ({model.provider}/{model.upstream_model}): {error.message}", False
+        elapsed = (time.monotonic() - started) * 1000
+        return f"  ok    {model.public_id} ({model.provider}/{model.upstream_model}) in {elapsed:.0f} ms", True

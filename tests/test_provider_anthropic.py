@@ -15,6 +15,10 @@ from tests.fakes.anthropic_upstream import (
     SIGNATURE,
     FakeAnthropic,
     Reply,
+    redacted_block,
+    text_block,
+    thinking_block,
+    tool_block,
 )
 from usage.models import UsageRecord
 
@@ -52,6 +56,32 @@ def ask(client, content="Say hello", **kwargs):
 def stream_of(client, **kwargs):
     return list(client.chat.completions.create(model=MODEL, stream=True, stream_options={"include_usage": True},
                                                **kwargs))
+
+
+def streamed_message(chunks) -> dict:
+    """A streamed answer put together as the client sends it back: text, reasoning, signature, calls."""
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    extras = [d.model_extra or {} for d in deltas]
+    calls: dict[int, dict] = {}
+    for call in (call for d in deltas for call in d.tool_calls or ()):
+        entry = calls.setdefault(call.index, {"id": call.id, "type": "function",
+                                              "function": {"name": call.function.name, "arguments": ""}})
+        entry["function"]["arguments"] += call.function.arguments or ""
+    signatures = [e["reasoning_signature"] for e in extras if e.get("reasoning_signature")]
+    assert len(signatures) <= 1  # once per answer, whole
+    message = {"role": "assistant", "content": "".join(d.content or "" for d in deltas) or None,
+               "reasoning_content": "".join(e.get("reasoning_content") or "" for e in extras)}
+    return {**message, **({"reasoning_signature": signatures[0]} if signatures else {}),
+            **({"tool_calls": list(calls.values())} if calls else {})}
+
+
+def replay(client, claude, assistant: dict) -> list[dict]:
+    """Send an answer back in the next turn; the content blocks of the assistant turn Anthropic got."""
+    follow = ([{"role": "tool", "tool_call_id": call["id"], "content": "18C"} for call in assistant["tool_calls"]]
+              if assistant.get("tool_calls") else [{"role": "user", "content": "Thanks"}])
+    client.chat.completions.create(model=MODEL, reasoning_effort="medium", tools=TOOLS, messages=[
+        {"role": "user", "content": "weather?"}, assistant, *follow])
+    return claude.bodies[-1]["messages"][1]["content"]
 
 
 def test_answer_comes_back_and_anthropic_gets_its_own_request_shape(client, claude):
@@ -210,11 +240,12 @@ def test_reasoning_effort_turns_on_thinking_and_the_thought_comes_back_signed(cl
     message = completion.choices[0].message
     assert message.content == "42"
     assert message.model_extra["reasoning_content"] == "Six times seven."
-    assert message.model_extra["reasoning_signature"] == SIGNATURE
     assert completion.usage.completion_tokens_details.reasoning_tokens == 250
     body = claude.bodies[-1]
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 16384}
     assert body["max_tokens"] == 16384 + 4096  # room for the answer beside the thinking
+    assert replay(client, claude, message.model_dump(exclude_none=True)) == [
+        {"type": "thinking", "thinking": "Six times seven.", "signature": SIGNATURE}, {"type": "text", "text": "42"}]
 
 
 def test_a_small_max_tokens_caps_thinking_and_answer_together(client, claude):
@@ -227,12 +258,54 @@ def test_a_small_max_tokens_caps_thinking_and_answer_together(client, claude):
 
 
 def test_streamed_thinking_arrives_as_reasoning_content_with_its_signature(client, claude):
-    claude.enqueue(Reply(text="42", thinking="Six times seven."))
+    claude.enqueue(Reply(text="42", thinking="Six times seven.", usage={
+        "input_tokens": 20, "output_tokens": 300, "output_tokens_details": {"thinking_tokens": 250}}))
     chunks = stream_of(client, messages=[{"role": "user", "content": "answer?"}], reasoning_effort="medium")
-    extras = [c.choices[0].delta.model_extra or {} for c in chunks if c.choices]
-    assert "".join(e.get("reasoning_content") or "" for e in extras) == "Six times seven."
-    assert [e["reasoning_signature"] for e in extras if e.get("reasoning_signature")] == [SIGNATURE]
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "42"
+    message = streamed_message(chunks)
+    assert (message["reasoning_content"], message["content"]) == ("Six times seven.", "42")
+    # One signature, after everything it signs, just before the finish.
+    with_choices = [c for c in chunks if c.choices]
+    assert (with_choices[-2].choices[0].delta.model_extra or {}).get("reasoning_signature")
+    assert with_choices[-1].choices[0].finish_reason == "stop"
+    # message_start carried output_tokens 1; message_delta the final count and its thinking share.
+    usage = chunks[-1].usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.completion_tokens_details.reasoning_tokens) == (
+        20, 300, 250)
+    assert replay(client, claude, message) == [
+        {"type": "thinking", "thinking": "Six times seven.", "signature": SIGNATURE}, {"type": "text", "text": "42"}]
+
+
+INTERLEAVED = [thinking_block("First the city.", "sig-one"), redacted_block("EmwKAhgBEgy3va"),
+               text_block("Checking."), thinking_block("Then the tool.", "sig-two"),
+               tool_block("toolu_01", "get_weather", {"city": "Paris"})]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_several_thinking_blocks_go_back_one_to_one_in_their_places(client, claude, streamed):
+    claude.enqueue(Reply(blocks=INTERLEAVED))
+    kwargs = {"messages": [{"role": "user", "content": "weather?"}], "reasoning_effort": "medium", "tools": TOOLS}
+    if streamed:
+        message = streamed_message(stream_of(client, **kwargs))
+    else:
+        message = client.chat.completions.create(model=MODEL, **kwargs).choices[0].message.model_dump(exclude_none=True)
+    assert message["reasoning_content"] == "First the city.Then the tool."
+    assert replay(client, claude, message) == INTERLEAVED
+    # The fake refuses a thinking block changed from what it signed, as Anthropic does.
+    tampered = {**message, "reasoning_signature": message["reasoning_signature"].replace("Then the", "The")}
+    with pytest.raises(openai.BadRequestError, match="Invalid `signature` in `thinking` block"):
+        replay(client, claude, tampered)
+
+
+@pytest.mark.parametrize("signature", [
+    json.dumps({"gemini": [{"call": "toolu_01", "thoughtSignature": "CiQB"}]}),  # Gemini's, after a fallback
+    json.dumps({"toolu_01": "CiQB"}),  # Gemini's older flat map
+])
+def test_a_signature_from_another_provider_is_not_sent(client, claude, signature):
+    assistant = {"role": "assistant", "content": None, "reasoning_content": "Need the tool.",
+                 "reasoning_signature": signature, "tool_calls": [
+                     {"id": "toolu_01", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}
+    assert replay(client, claude, assistant) == [{"type": "tool_use", "id": "toolu_01", "name": "get_weather",
+                                                  "input": {}}]
 
 
 def test_a_replayed_assistant_turn_starts_with_its_signed_thinking_block(client, claude):
@@ -277,13 +350,38 @@ def test_prompt_too_long_is_a_context_length_error(client, claude):
     assert caught.value.body["code"] == "context_length_exceeded"
 
 
-def test_a_refused_key_is_a_502_that_does_not_show_the_key(client, claude):
+def test_a_refused_key_is_a_502(client, claude):
     claude.api_key = "sk-ant-rotated"
     with pytest.raises(openai.InternalServerError) as caught:
         ask(client)
-    assert caught.value.body["code"] == "upstream_auth_failed"
-    assert API_KEY not in json.dumps(caught.value.body)
+    assert caught.value.body["code"] == "upstream_auth_failed" and "invalid x-api-key" in caught.value.body["message"]
     assert len(claude.requests) == 1
+
+
+@pytest.mark.parametrize(("failure", "stream"), [
+    (Reply(status=401, error_type="authentication_error", error_message=f"invalid x-api-key {API_KEY}"), False),
+    (Reply(status=401, error_type="authentication_error", error_message=f"invalid x-api-key {API_KEY}"), True),
+    (Reply(stream_error_after=0, error_type="permission_error", error_message=f"key {API_KEY} may not"), True),
+])
+def test_an_upstream_message_quoting_our_key_is_redacted(client, claude, failure, stream):
+    claude.enqueue(failure)
+    with pytest.raises(openai.InternalServerError) as caught:
+        if stream:
+            stream_of(client, messages=[{"role": "user", "content": "x"}])
+        else:
+            ask(client)
+    assert caught.value.body["code"] == "upstream_auth_failed"
+    assert "[redacted]" in caught.value.body["message"] and API_KEY not in json.dumps(caught.value.body)
+    assert len(claude.requests) == 1
+
+
+def test_a_mid_stream_error_quoting_our_key_is_redacted(client, claude):
+    claude.enqueue(Reply(text="alpha beta gamma", stream_error_after=1, error_type="api_error",
+                         error_message=f"upstream failure for {API_KEY}"))
+    with pytest.raises(openai.APIError) as caught:
+        stream_of(client, messages=[{"role": "user", "content": "x"}])
+    assert caught.value.body["code"] == "upstream_stream_broken"
+    assert "upstream failure for [redacted]" in caught.value.message and API_KEY not in json.dumps(caught.value.body)
 
 
 def test_seed_is_refused_rather_than_silently_dropped(client, claude):

@@ -141,8 +141,9 @@ def test_strict_function_tools_turn_on_cohere_strict_tools(client, cohere):
 
 
 def test_streamed_tool_calls_arrive_in_fragments_with_their_index(client, cohere):
+    # After a thinking block (Cohere's index 0) the calls are Cohere's indexes 1 and 2: ours 0 and 1.
     cohere.enqueue(Reply(tool_calls=[("get_weather", '{"city": "Paris"}'), ("get_weather", '{"city": "Oslo"}')],
-                         tool_plan="Two cities."))
+                         thinking="Both at once.", tool_plan="Two cities."))
     chunks = list(ask(client, messages=[{"role": "user", "content": "weather?"}], tools=TOOLS, stream=True,
                       stream_options={"include_usage": True}))
     deltas = [d for c in chunks if c.choices for d in (c.choices[0].delta.tool_calls or [])]
@@ -154,7 +155,7 @@ def test_streamed_tool_calls_arrive_in_fragments_with_their_index(client, cohere
         assert len(fragments) == 2 and json.loads("".join(fragments)) == {"city": city}
     reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
                         for c in chunks if c.choices)
-    assert reasoning == "Two cities."
+    assert reasoning == "Both at once.\n\nTwo cities."
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
     assert chunks[-1].usage is not None
 
@@ -337,8 +338,10 @@ def test_an_error_at_message_end_mid_stream_raises_in_the_sdk(client, cohere, te
 
 def test_a_stream_cut_before_message_end_is_an_error_not_a_clean_finish(client, cohere, tenant):
     cohere.enqueue(Reply(text="alpha beta gamma delta", cut_after=2))
-    with pytest.raises(openai.APIError):
+    with pytest.raises(openai.APIError) as caught:
         list(ask(client, stream=True))
+    assert caught.value.body["code"] == "upstream_stream_broken"
+    assert len(cohere.requests) == 1  # output had begun: not retried
     record = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant).first())
     assert record.ending == "upstream_error" and record.output_tokens > 0
 

@@ -1,6 +1,7 @@
 """Gemini through the gateway: the openai SDK on one side, Gemini's generateContent wire on the other."""
 
 import json
+import re
 from decimal import Decimal
 
 import openai
@@ -39,6 +40,7 @@ GEMINI_TOOLS = [{"functionDeclarations": [{
                                   "unit": {"type": "STRING", "nullable": True, "enum": ["C", "F"]}}}}]}]
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 WEATHER = {"role": "user", "content": "Weather in Paris?"}
+GENERATED_ID = re.compile(r"call_[0-9a-f]{24}")
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +73,15 @@ def stream_of(client, model=FLASH, **kwargs):
 
 def extra(chunks, key):
     return [value for c in chunks if c.choices for value in [(c.choices[0].delta.model_extra or {}).get(key)] if value]
+
+
+def text_of(chunks):
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def replayed(message) -> dict:
+    """An answer's message as a client sends it back in the next request."""
+    return message.model_dump(exclude_none=True, warnings=False)
 
 
 def test_answer_comes_back_and_gemini_gets_its_own_request_shape(client, gemini):
@@ -111,12 +122,49 @@ def test_tool_call_gets_a_generated_id_and_tools_are_declared_as_gemini_schema(c
     completion = client.chat.completions.create(model=FLASH, messages=[WEATHER], tools=TOOLS, tool_choice="required")
     message = completion.choices[0].message
     call = message.tool_calls[0]
-    assert (call.id, call.function.name, json.loads(call.function.arguments)) == ("call_0", "get_weather",
-                                                                                    {"city": "Paris"})
+    assert GENERATED_ID.fullmatch(call.id)
+    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "Paris"})
     assert message.content is None and completion.choices[0].finish_reason == "tool_calls"
     body = gemini.requests[-1]["body"]
     assert body["tools"] == GEMINI_TOOLS
     assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
+
+
+def test_tool_call_ids_never_repeat_across_turns_and_go_back_on_call_and_response(client, gemini):
+    gemini.enqueue(Reply(parts=[call_part("get_weather", {"city": "Paris"})]),
+                   Reply(parts=[call_part("get_weather", {"city": "Rome"})]),
+                   Reply(text="Paris 18C, Rome 24C."))
+    first = client.chat.completions.create(model=FLASH, messages=[WEATHER], tools=TOOLS).choices[0].message
+    history = [WEATHER, replayed(first), {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "18C"},
+               {"role": "user", "content": "And Rome?"}]
+    second = client.chat.completions.create(model=FLASH, messages=history, tools=TOOLS).choices[0].message
+    assert first.tool_calls[0].id != second.tool_calls[0].id
+    assert all(GENERATED_ID.fullmatch(m.tool_calls[0].id) for m in (first, second))
+    history += [replayed(second), {"role": "tool", "tool_call_id": second.tool_calls[0].id, "content": "24C"}]
+    client.chat.completions.create(model=FLASH, messages=history, tools=TOOLS)
+    contents = gemini.requests[-1]["body"]["contents"]
+    calls = [p["functionCall"] for c in contents for p in c["parts"] if "functionCall" in p]
+    responses = [p["functionResponse"] for c in contents for p in c["parts"] if "functionResponse" in p]
+    assert [c["id"] for c in calls] == [r["id"] for r in responses] == [first.tool_calls[0].id,
+                                                                         second.tool_calls[0].id]
+
+
+def test_geminis_own_call_id_is_kept_and_echoed_back(client, gemini):
+    gemini.enqueue(Reply(parts=[call_part("get_weather", {"city": "Paris"}, id="fc-7f3a"),
+                                call_part("get_weather", {"city": "Rome"})]))
+    message = client.chat.completions.create(model=FLASH, messages=[WEATHER], tools=TOOLS).choices[0].message
+    own, generated = [call.id for call in message.tool_calls]
+    assert own == "fc-7f3a" and GENERATED_ID.fullmatch(generated)
+    client.chat.completions.create(model=FLASH, tools=TOOLS, messages=[
+        WEATHER, replayed(message), {"role": "tool", "tool_call_id": generated, "content": "24C"},
+        {"role": "tool", "tool_call_id": own, "content": "18C"}])
+    assert gemini.requests[-1]["body"]["contents"][1:] == [
+        {"role": "model", "parts": [{"functionCall": {"id": "fc-7f3a", "name": "get_weather", "args": {"city": "Paris"}}},
+                                    {"functionCall": {"id": generated, "name": "get_weather", "args": {"city": "Rome"}}}]},
+        {"role": "user", "parts": [
+            {"functionResponse": {"id": generated, "name": "get_weather", "response": {"output": "24C"}}},
+            {"functionResponse": {"id": "fc-7f3a", "name": "get_weather", "response": {"output": "18C"}}}]},
+    ]
 
 
 def test_schema_refs_unions_and_empty_parameters_become_what_gemini_accepts(client, gemini):
@@ -145,11 +193,11 @@ def test_schema_refs_unions_and_empty_parameters_become_what_gemini_accepts(clie
 
 def test_streamed_tool_calls_arrive_whole_each_with_its_index(client, gemini):
     gemini.enqueue(Reply(parts=[text_part("Checking both."), call_part("get_weather", {"city": "Paris"}),
-                                call_part("get_weather", {"city": "Rome"})]))
+                                call_part("get_weather", {"city": "Rome"}, id="fc-rome")]))
     chunks = stream_of(client, messages=[WEATHER], tools=TOOLS)
     deltas = [d for c in chunks if c.choices for d in (c.choices[0].delta.tool_calls or [])]
-    assert [(d.index, d.id, d.function.name) for d in deltas] == [(0, "call_0", "get_weather"),
-                                                                   (1, "call_1", "get_weather")]
+    assert [(d.index, d.function.name) for d in deltas] == [(0, "get_weather"), (1, "get_weather")]
+    assert GENERATED_ID.fullmatch(deltas[0].id) and deltas[1].id == "fc-rome"
     assert [json.loads(d.function.arguments) for d in deltas] == [{"city": "Paris"}, {"city": "Rome"}]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Checking both."
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
@@ -166,10 +214,11 @@ def test_tool_results_go_back_as_one_user_turn_of_named_function_responses(clien
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ])
     assert gemini.requests[-1]["body"]["contents"][1:] == [
-        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
-                                    {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}]},
-        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": 18}}},
-                                   {"functionResponse": {"name": "get_weather", "response": {"output": "sunny"}}}]},
+        {"role": "model", "parts": [{"functionCall": {"id": "call_0", "name": "get_weather", "args": {"city": "Paris"}}},
+                                    {"functionCall": {"id": "call_1", "name": "get_weather", "args": {"city": "Rome"}}}]},
+        {"role": "user", "parts": [
+            {"functionResponse": {"id": "call_0", "name": "get_weather", "response": {"temp": 18}}},
+            {"functionResponse": {"id": "call_1", "name": "get_weather", "response": {"output": "sunny"}}}]},
     ]
 
 
@@ -238,14 +287,53 @@ def test_thought_signatures_survive_the_round_trip_on_their_own_parts(client, ge
                                 call_part("get_weather", {"city": "Paris"}, signature="sig-call")]))
     first = client.chat.completions.create(model=PRO_3, messages=[WEATHER], tools=TOOLS, reasoning_effort="high")
     message = first.choices[0].message
-    assert json.loads(message.model_extra["reasoning_signature"]) == {"call_0": "sig-call"}
+    call_id = message.tool_calls[0].id
+    history = [WEATHER, replayed(message), {"role": "tool", "tool_call_id": call_id, "content": "18C"}]
 
     gemini.enqueue(Reply(parts=[text_part("It is 18C.", signature="sig-text")]))
-    chunks = stream_of(client, model=PRO_3, tools=TOOLS, messages=[
-        WEATHER, message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": "call_0", "content": "18C"}])
+    chunks = stream_of(client, model=PRO_3, tools=TOOLS, messages=history)
     assert gemini.requests[-1]["body"]["contents"][1] == {"role": "model", "parts": [
-        {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "sig-call"}]}
-    assert [json.loads(s) for s in extra(chunks, "reasoning_signature")] == [{"text": "sig-text"}]
+        {"functionCall": {"id": call_id, "name": "get_weather", "args": {"city": "Paris"}},
+         "thoughtSignature": "sig-call"}]}
+    signatures = extra(chunks, "reasoning_signature")
+    assert len(signatures) == 1  # once per answer, whole
+    history += [{"role": "assistant", "content": text_of(chunks), "reasoning_signature": signatures[0]},
+                {"role": "user", "content": "Thanks"}]
+    client.chat.completions.create(model=PRO_3, tools=TOOLS, messages=history)
+    assert gemini.requests[-1]["body"]["contents"][3] == {"role": "model", "parts": [
+        {"text": "It is 18C.", "thoughtSignature": "sig-text"}]}
+
+
+def test_a_replayed_turn_keeps_the_order_of_its_parts(client, gemini):
+    parts = [text_part("Paris first."), call_part("get_weather", {"city": "Paris"}),
+             text_part("Then Rome."), call_part("get_weather", {"city": "Rome"}, signature="sig-rome")]
+    gemini.enqueue(Reply(parts=parts), Reply(parts=parts))
+    streamed = stream_of(client, messages=[WEATHER], tools=TOOLS)
+    deltas = [d for c in streamed if c.choices for d in (c.choices[0].delta.tool_calls or [])]
+    streamed_turn = {"role": "assistant", "content": text_of(streamed), "reasoning_signature":
+                     extra(streamed, "reasoning_signature")[0],
+                     "tool_calls": [{"id": d.id, "type": "function", "function": {
+                         "name": d.function.name, "arguments": d.function.arguments}} for d in deltas]}
+    whole = client.chat.completions.create(model=FLASH, messages=[WEATHER], tools=TOOLS).choices[0].message
+    for turn in (streamed_turn, replayed(whole)):
+        paris, rome = [call["id"] for call in turn["tool_calls"]]
+        client.chat.completions.create(model=FLASH, tools=TOOLS, messages=[
+            WEATHER, turn, {"role": "tool", "tool_call_id": paris, "content": "18C"},
+            {"role": "tool", "tool_call_id": rome, "content": "24C"}])
+        assert gemini.requests[-1]["body"]["contents"][1]["parts"] == [
+            {"text": "Paris first."},
+            {"functionCall": {"id": paris, "name": "get_weather", "args": {"city": "Paris"}}},
+            {"text": "Then Rome."},
+            {"functionCall": {"id": rome, "name": "get_weather", "args": {"city": "Rome"}}, "thoughtSignature": "sig-rome"},
+        ]
+
+
+def test_a_signature_from_another_provider_is_not_sent_to_gemini(client, gemini):
+    foreign = json.dumps({"anthropic": [{"thinking": "hm", "signature": "EqQB"}]})
+    client.chat.completions.create(model=FLASH, messages=[
+        WEATHER, {"role": "assistant", "content": "Sunny.", "reasoning_signature": foreign},
+        {"role": "user", "content": "Thanks"}])
+    assert gemini.requests[-1]["body"]["contents"][1] == {"role": "model", "parts": [{"text": "Sunny."}]}
 
 
 def test_gemini_3_call_replayed_without_a_signature_gets_the_documented_bypass(client, gemini):
@@ -257,7 +345,7 @@ def test_gemini_3_call_replayed_without_a_signature_gets_the_documented_bypass(c
     ])
     assert gemini.requests[-1]["body"]["contents"][1]["parts"] == [
         {"text": "Checking."},
-        {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+        {"functionCall": {"id": "call_0", "name": "get_weather", "args": {"city": "Paris"}},
          "thoughtSignature": "skip_thought_signature_validator"}]
 
 
@@ -287,14 +375,13 @@ def test_image_edit_turn_sends_the_image_back_with_its_signature(client, gemini)
     gemini.enqueue(Reply(parts=[thought_part("Composing."), image_part("ZmFrZQ==", signature="sig-img"),
                                 text_part("Done.", signature="sig-text")]))
     first = ask(client, "Draw a cat", model=PRO_IMAGE)
-    message = first.choices[0].message
-    assert json.loads(message.model_extra["reasoning_signature"]) == {"image_0": "sig-img", "text": "sig-text"}
-    ask_again = [{"role": "user", "content": "Draw a cat"}, message.model_dump(exclude_none=True, warnings=False),
+    ask_again = [{"role": "user", "content": "Draw a cat"}, replayed(first.choices[0].message),
                  {"role": "user", "content": "Make it blue"}]
     client.chat.completions.create(model=PRO_IMAGE, messages=ask_again)
+    # In the answer's own order: the image came before the text.
     assert gemini.requests[-1]["body"]["contents"][1] == {"role": "model", "parts": [
-        {"text": "Done.", "thoughtSignature": "sig-text"},
-        {"inlineData": {"mimeType": "image/png", "data": "ZmFrZQ=="}, "thoughtSignature": "sig-img"}]}
+        {"inlineData": {"mimeType": "image/png", "data": "ZmFrZQ=="}, "thoughtSignature": "sig-img"},
+        {"text": "Done.", "thoughtSignature": "sig-text"}]}
 
 
 def test_safety_stop_and_blocked_prompt_are_content_filter_finishes(client, gemini, tenant):
@@ -317,10 +404,42 @@ def test_safety_stop_and_blocked_prompt_are_content_filter_finishes(client, gemi
 def test_retryable_errors_are_retried_then_succeed(client, gemini, status, grpc_status, details):
     gemini.enqueue(Reply(status=status, error_status=grpc_status, error_details=details), Reply(text="second try"))
     assert ask(client).choices[0].message.content == "second try"
-    gemini.enqueue(Reply(stream_error_after=0, error_status=grpc_status), Reply(text="second try"))
+    # Refused before any answer, the stream call gets the same HTTP status.
+    gemini.enqueue(Reply(status=status, error_status=grpc_status, error_details=details), Reply(text="second try"))
     chunks = stream_of(client, messages=[{"role": "user", "content": "hi"}])
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "second try"
+    assert text_of(chunks) == "second try"
     assert len(gemini.requests) == 4
+
+
+@pytest.mark.parametrize(("grpc_status", "framing"), [("UNAVAILABLE", "bare"), ("INTERNAL", "data"),
+                                                      ("DEADLINE_EXCEEDED", "data")])
+def test_an_error_in_the_stream_before_any_output_is_retried(client, gemini, grpc_status, framing):
+    gemini.enqueue(Reply(stream_error_after=0, error_status=grpc_status, stream_error_framing=framing),
+                   Reply(text="second try"))
+    assert text_of(stream_of(client, messages=[{"role": "user", "content": "hi"}])) == "second try"
+    assert len(gemini.requests) == 2
+
+
+@pytest.mark.parametrize("reason", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS", "OTHER"])
+def test_a_finish_without_a_usable_answer_is_retried_not_an_empty_success(client, gemini, reason):
+    failed = Reply(parts=[], finish_reason=reason, finish_message="Malformed function call: get_weather(city=")
+    gemini.enqueue(failed, Reply(text="second try"))
+    assert ask(client, tools=TOOLS).choices[0].message.content == "second try"
+    gemini.enqueue(failed, Reply(text="second try"))
+    assert text_of(stream_of(client, messages=[WEATHER], tools=TOOLS)) == "second try"
+    assert len(gemini.requests) == 4
+
+
+def test_a_failed_finish_after_streamed_output_breaks_the_stream(client, gemini, tenant):
+    gemini.enqueue(Reply(text="Let me call the tool", finish_reason="MALFORMED_FUNCTION_CALL"))
+    received = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in client.chat.completions.create(model=FLASH, stream=True, messages=[WEATHER], tools=TOOLS):
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == "Let me call the"
+    assert caught.value.body["code"] == "upstream_stream_broken" and "MALFORMED_FUNCTION_CALL" in caught.value.message
+    assert len(gemini.requests) == 1
+    assert UsageRecord.objects.get(tenant=tenant).outcome == "error"
 
 
 def test_bad_request_keeps_geminis_message_and_is_not_retried(client, gemini):
@@ -337,7 +456,7 @@ def test_bad_request_keeps_geminis_message_and_is_not_retried(client, gemini):
     assert caught.value.body["code"] == "context_length_exceeded"
 
 
-def test_refused_key_is_a_502_that_never_shows_the_key(client, gemini):
+def test_refused_key_is_a_502(client, gemini):
     gemini.api_key = "AIza-rotated"  # the fake now refuses ours: Gemini's 400 API_KEY_INVALID
     try:
         with pytest.raises(openai.InternalServerError) as caught:
@@ -345,13 +464,33 @@ def test_refused_key_is_a_502_that_never_shows_the_key(client, gemini):
     finally:
         gemini.api_key = API_KEY
     assert caught.value.status_code == 502 and caught.value.body["code"] == "upstream_auth_failed"
-    assert API_KEY not in json.dumps(caught.value.body)
-    gemini.enqueue(Reply(status=403, error_status="PERMISSION_DENIED",
-                         error_message=f"Permission denied for key {API_KEY}."))
+    assert "API key not valid" in caught.value.body["message"]
+    assert len(gemini.requests) == 1
+
+
+@pytest.mark.parametrize("failure", [
+    Reply(status=403, error_status="PERMISSION_DENIED", error_message=f"Permission denied for key {API_KEY}."),
+    Reply(status=400, error_status="INVALID_ARGUMENT", error_message=f"API key not valid: {API_KEY}", error_details=[
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]),
+    Reply(stream_error_after=0, error_status="PERMISSION_DENIED", error_message=f"Key {API_KEY} is not allowed."),
+])
+def test_an_upstream_message_quoting_our_key_is_redacted(client, gemini, failure):
+    gemini.enqueue(failure)
     with pytest.raises(openai.InternalServerError) as caught:
-        ask(client)
+        stream_of(client, messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["code"] == "upstream_auth_failed"
-    assert API_KEY not in json.dumps(caught.value.body)
+    assert "[redacted]" in caught.value.body["message"] and API_KEY not in json.dumps(caught.value.body)
+    assert len(gemini.requests) == 1
+
+
+@pytest.mark.parametrize("framing", ["bare", "data"])
+def test_a_mid_stream_error_quoting_our_key_is_redacted(client, gemini, framing):
+    gemini.enqueue(Reply(text="one two three four", stream_error_after=2, stream_error_framing=framing,
+                         error_message=f"backend died holding {API_KEY}"))
+    with pytest.raises(openai.APIError) as caught:
+        stream_of(client, messages=[{"role": "user", "content": "count"}])
+    assert caught.value.body["code"] == "upstream_stream_broken"
+    assert "backend died holding [redacted]" in caught.value.message and API_KEY not in json.dumps(caught.value.body)
 
 
 def test_unknown_upstream_model_is_a_404(client, gemini):
@@ -360,13 +499,17 @@ def test_unknown_upstream_model_is_a_404(client, gemini):
         ask(client)
 
 
-def test_error_mid_stream_makes_the_sdk_raise_and_is_recorded(client, gemini, tenant):
-    gemini.enqueue(Reply(text="one two three four", stream_error_after=2, error_message="backend died"))
-    with pytest.raises(openai.APIError, match="backend died"):
+@pytest.mark.parametrize("framing", ["bare", "data"])
+def test_error_mid_stream_makes_the_sdk_raise_and_is_recorded(client, gemini, tenant, framing):
+    gemini.enqueue(Reply(text="one two three four", stream_error_after=2, error_message="backend died",
+                         stream_error_framing=framing))
+    with pytest.raises(openai.APIError, match="backend died") as caught:
         stream_of(client, messages=[{"role": "user", "content": "count"}])
+    assert caught.value.body["code"] == "upstream_stream_broken"
     gemini.enqueue(Reply(text="one two three four", cut_after=2))
-    with pytest.raises(openai.APIError):
+    with pytest.raises(openai.APIError) as caught:
         stream_of(client, messages=[{"role": "user", "content": "count"}])
+    assert caught.value.body["code"] == "upstream_stream_broken"
     assert [r.outcome for r in UsageRecord.objects.filter(tenant=tenant)] == ["error", "error"]
     assert len(gemini.requests) == 2
 

@@ -4,14 +4,15 @@
 Out (IR -> Anthropic):
     system / developer messages  -> top-level ``system`` (text blocks, in order, wherever they stood)
     user text / image parts      -> text blocks; images as ``source`` base64 (data: URLs) or url (http[s])
-    assistant message            -> [thinking (replayed reasoning + signature)], text, tool_use (input parsed)
+    assistant message            -> thinking blocks (from reasoning_signature), text, tool_use (input parsed)
     tool messages                -> tool_result blocks in a user turn; consecutive same-role turns merge
     max_output_tokens            -> max_tokens (always sent; see output_limits)
     stop / user                  -> stop_sequences / metadata.user_id
     tools / tool_choice          -> tools with input_schema / {"type": auto | any | none | tool}
     response_format json_schema  -> output_config.format (Anthropic's native structured outputs)
     reasoning_effort             -> thinking {"type": "enabled", "budget_tokens": THINKING_BUDGETS[effort]}
-Back: text blocks -> content; thinking -> reasoning + reasoning_signature; tool_use -> tool_calls
+Back: text blocks -> content; thinking -> reasoning (joined) and, with redacted_thinking, one
+reasoning_signature (see "Thinking blocks"); tool_use -> tool_calls
 (arguments = the input as JSON text); stop_reason -> FINISH_REASONS; usage -> Usage, where
 input_tokens = input + cache reads + cache writes (Anthropic reports the three apart).
 
@@ -30,9 +31,15 @@ Decisions:
   constrains output only to a schema), images in system messages, non-base64 data URLs and image
   types other than jpeg/png/gif/webp, tool_choice forms other than none/auto/required/function.
 - Dropped as having no Anthropic equivalent and changing no answer: ``Message.name``, image ``detail``.
-- Replayed reasoning needs its signature (Anthropic refuses unsigned thinking): reasoning sent back
-  without one is not forwarded. ``redacted_thinking`` blocks have no place in the IR and are not
-  returned. Temperature, top_p and tool_choice conflicts with thinking are left to Anthropic's 400.
+- Thinking blocks: every thinking block must go back unchanged, each with its own signature, and
+  every redacted_thinking block with its data. reasoning_signature is therefore one opaque JSON
+  string, ``{"anthropic": [{"thinking", "signature"} | {"data"}, ...]}``, each entry with ``at``
+  (omitted when 0): how many of the blocks a replay rebuilds (the text, once, then each tool_use)
+  came before it. A stream sends it once, whole, just before the finish. A replayed turn gets its
+  blocks back one-to-one in those places. A plain (non-JSON) string is still read as the signature
+  of one block holding the replayed reasoning; JSON that is not ours (Gemini's ``{"gemini": ...}``,
+  after a fallback) is ignored, as is reasoning without a signature (Anthropic refuses unsigned
+  thinking). Temperature, top_p and tool_choice conflicts with thinking are left to Anthropic's 400.
 - Errors: rate_limit_error / 429 -> ProviderRateLimited (Retry-After); overloaded_error (529),
   api_error, timeout_error, 408/409/5xx -> ProviderUnavailable; authentication, permission and
   billing errors -> ProviderAuthFailed (our credential's problem, not the client's); "prompt is
@@ -125,6 +132,9 @@ class AnthropicAdapter(Adapter):
             raise errors.ProviderStreamBroken(
                 f"{target.provider} ended the stream before message_stop.", provider=target.provider
             )
+        signature = translator.thinking.encode()
+        if signature:
+            yield Delta(reasoning_signature=signature)
         yield Finish(finish_reason(translator.stop_reason))
         yield UsageReport(parse_usage(translator.usage))
 
@@ -226,19 +236,46 @@ def encode_message_blocks(message: Message, target: Target) -> list[dict[str, An
         content = message.content if isinstance(message.content, str) else encode_parts(message.content, target)
         return [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": content or ""}]
     blocks: list[dict[str, Any]] = []
-    # A signature from another provider (Gemini's is a JSON map) after a fallback is not ours to send.
-    if message.role == "assistant" and message.reasoning_signature and not message.reasoning_signature.startswith("{"):
-        blocks.append({"type": "thinking", "thinking": message.reasoning or "",
-                       "signature": message.reasoning_signature})
     if isinstance(message.content, str):
         if message.content:
             blocks.append({"type": "text", "text": message.content})
     elif message.content:
         blocks.extend(encode_parts(message.content, target))
-    for call in message.tool_calls:
-        blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
-                       "input": parse_arguments(call, target)})
-    return blocks
+    if message.role != "assistant":
+        return blocks
+    # The text (once) and each tool_use: the places the replayed thinking blocks are put back in.
+    groups = ([blocks] if blocks else []) + [
+        [{"type": "tool_use", "id": call.id, "name": call.name, "input": parse_arguments(call, target)}]
+        for call in message.tool_calls]
+    thinking = replayed_thinking(message)
+    out: list[dict[str, Any]] = []
+    for place, group in enumerate(groups):
+        out += [block for at, block in thinking if at == place] + group
+    return out + [block for at, block in thinking if at >= len(groups)]
+
+
+def replayed_thinking(message: Message) -> list[tuple[int, dict[str, Any]]]:
+    """The thinking blocks of a replayed assistant turn, each with its place (module docstring)."""
+    raw = message.reasoning_signature
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):  # a plain signature: one block over the replayed reasoning
+        return [(0, {"type": "thinking", "thinking": message.reasoning or "", "signature": raw})]
+    entries = value.get("anthropic")  # anything else is another provider's, not ours to send
+    out = []
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        at = entry.get("at", 0) if type(entry.get("at", 0)) is int else 0
+        if isinstance(entry.get("signature"), str) and isinstance(entry.get("thinking"), str):
+            out.append((at, {"type": "thinking", "thinking": entry["thinking"], "signature": entry["signature"]}))
+        elif isinstance(entry.get("data"), str):
+            out.append((at, {"type": "redacted_thinking", "data": entry["data"]}))
+    return out
 
 
 def encode_parts(parts: list[ContentPart] | None, target: Target) -> list[dict[str, Any]]:
@@ -338,18 +375,23 @@ def parse_message(payload: dict[str, Any], target: Target) -> ChatResult:
         raise errors.ProviderUnavailable(f"{target.provider} answered without content.", provider=target.provider)
     texts: list[str] = []
     thoughts: list[str] = []
-    signature = None
+    thinking = ThinkingBlocks()
     calls: list[ToolCall] = []
     for block in blocks:
         kind = block.get("type")
         if kind == "text":
             texts.append(block.get("text") or "")
+            if block.get("text"):
+                thinking.passed(text=True)
         elif kind == "thinking":
             thoughts.append(block.get("thinking") or "")
-            signature = block.get("signature") or signature
+            thinking.add(thinking=block.get("thinking") or "", signature=block.get("signature") or "")
+        elif kind == "redacted_thinking":
+            thinking.add(data=block.get("data") or "")
         elif kind == "tool_use":
             calls.append(ToolCall(id=block.get("id", ""), name=block.get("name", ""),
                                   arguments=json.dumps(block.get("input") or {})))
+            thinking.passed()
     return ChatResult(
         id=payload.get("id") or f"msg_{uuid.uuid4().hex}",
         content="".join(texts) if texts or not calls else None,
@@ -357,9 +399,35 @@ def parse_message(payload: dict[str, Any], target: Target) -> ChatResult:
         usage=parse_usage(payload.get("usage") or {}),
         tool_calls=calls,
         reasoning="".join(thoughts) or None,
-        reasoning_signature=signature,
+        reasoning_signature=thinking.encode(),
         upstream_model=payload.get("model") or target.upstream_model,
     )
+
+
+class ThinkingBlocks:
+    """An answer's thinking and redacted_thinking blocks, in order, each placed among the blocks a
+    replay rebuilds (module docstring: "Thinking blocks"); fed whole or, in a stream, piece by piece."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.places = 0  # rebuilt blocks so far: the text (counted once), then each tool_use
+        self.text_seen = False
+
+    def add(self, **entry: str) -> dict[str, Any]:
+        self.entries.append({**entry, **({"at": self.places} if self.places else {})})
+        return self.entries[-1]
+
+    def passed(self, *, text: bool = False) -> None:
+        if not text:
+            self.places += 1
+        elif not self.text_seen:
+            self.text_seen = True
+            self.places += 1
+
+    def encode(self) -> str | None:
+        # Unsigned thinking cannot go back (Anthropic refuses it), so it is not carried.
+        entries = [entry for entry in self.entries if entry.get("signature") or entry.get("data")]
+        return json.dumps({"anthropic": entries}, separators=(",", ":")) if entries else None
 
 
 class StreamTranslator:
@@ -371,6 +439,8 @@ class StreamTranslator:
         self.stop_reason: str | None = None
         self.tool_index: dict[int, int] = {}  # Anthropic block index -> n-th tool_use block
         self.tools_with_arguments: set[int] = set()
+        self.thinking = ThinkingBlocks()
+        self.thinking_index: dict[int, dict[str, Any]] = {}  # Anthropic block index -> its entry
         self.produced = False
         self.stopped = False
 
@@ -402,22 +472,34 @@ class StreamTranslator:
     def block_start(self, index: int | None, block: dict[str, Any]) -> list[StreamEvent]:
         kind = block.get("type")
         if kind == "tool_use" and index is not None:
+            self.thinking.passed()
             position = self.tool_index[index] = len(self.tool_index)
             return [Delta(tool_calls=[ToolCallDelta(index=position, id=block.get("id"), name=block.get("name"))])]
         if kind == "text" and block.get("text"):
+            self.thinking.passed(text=True)
             return [Delta(content=block["text"])]
-        if kind == "thinking" and block.get("thinking"):
-            return [Delta(reasoning=block["thinking"])]
+        if kind == "thinking":
+            entry = self.thinking.add(thinking=block.get("thinking") or "", signature=block.get("signature") or "")
+            if index is not None:
+                self.thinking_index[index] = entry
+            return [Delta(reasoning=block["thinking"])] if block.get("thinking") else []
+        if kind == "redacted_thinking":
+            self.thinking.add(data=block.get("data") or "")
         return []
 
     def block_delta(self, index: int | None, delta: dict[str, Any]) -> list[StreamEvent]:
         kind = delta.get("type")
         if kind == "text_delta" and delta.get("text"):
+            self.thinking.passed(text=True)
             return [Delta(content=delta["text"])]
+        entry = self.thinking_index.get(index)
         if kind == "thinking_delta" and delta.get("thinking"):
+            if entry is not None:
+                entry["thinking"] += delta["thinking"]
             return [Delta(reasoning=delta["thinking"])]
-        if kind == "signature_delta" and delta.get("signature"):
-            return [Delta(reasoning_signature=delta["signature"])]
+        if kind == "signature_delta" and entry is not None:
+            entry["signature"] += delta.get("signature") or ""  # sent once, at the block's end
+            return []
         position = self.tool_index.get(index)
         if kind == "input_json_delta" and position is not None and delta.get("partial_json"):
             self.tools_with_arguments.add(position)

@@ -16,10 +16,8 @@ Request (IR -> Gemini, camelCase as the REST API speaks it):
 - max tokens, temperature, top_p, stop, seed -> ``generationConfig``; ``json_object`` ->
   ``responseMimeType: application/json``; ``json_schema`` -> that plus ``responseJsonSchema``, the
   plain-JSON-Schema field, so the client's schema is sent unchanged.
-- tools -> ``tools[0].functionDeclarations``; parameters converted to Gemini's OpenAPI-subset Schema
-  (``to_gemini_schema``: upper-case types, local ``$ref`` inlined, ``["x", "null"]`` -> nullable,
-  ``const`` -> enum; keywords it lacks, such as additionalProperties, are dropped: the declaration
-  gets looser, never wrong). tool_choice auto/none/required/{function} -> AUTO/NONE/ANY/ANY+allowed.
+- tools -> ``tools[0].functionDeclarations`` with Gemini's OpenAPI-subset Schema (gemini_schema);
+  tool_choice auto/none/required/{function} -> AUTO/NONE/ANY/ANY+allowed.
 - reasoning_effort -> ``thinkingConfig`` with ``includeThoughts`` (thought text comes back as
   reasoning): Gemini 3 models take ``thinkingLevel`` (none/minimal/low -> LOW, the rest -> HIGH, the
   two levels every Gemini 3 model accepts); older ones take ``thinkingBudget`` (THINKING_BUDGETS;
@@ -29,17 +27,22 @@ Request (IR -> Gemini, camelCase as the REST API speaks it):
 Answer (Gemini -> IR):
 - text parts -> content; ``thought: true`` parts -> reasoning (thought images are dropped);
   ``inlineData`` parts -> images as ``data:<mime>;base64,...`` URLs; ``functionCall`` parts -> tool
-  calls with ids ``call_<n>`` (Gemini has none; numbered in answer order, so stable per answer).
-  A stream delivers each call whole: one ToolCallDelta with id, name and all arguments.
-- ``thoughtSignature`` on any part -> ``reasoning_signature``: compact JSON mapping the tool call id,
-  ``image_<n>`` or ``text`` to its signature (streams send it once, just before the finish). When
-  the client replays that assistant turn, each signature goes back on the matching part. For
-  Gemini 3, which refuses an unsigned function call of the current turn, a replayed call without one
-  gets Google's documented "skip_thought_signature_validator" (history from another model, or a
-  client that dropped the field). Replayed reasoning text itself is not sent back.
+  calls with Gemini's ``id`` when it sends one, else a unique ``call_<24 hex>`` (ids must not repeat
+  across turns: clients key calls by id, and a fallback to Anthropic needs unique tool_use ids).
+  A stream delivers each call whole: one ToolCallDelta with id, name and all arguments. A replayed
+  call goes back with its id, and the tool result as a ``functionResponse`` with the same id.
+- ``reasoning_signature`` is ``{"gemini": [...]}``: the answer's parts in order (text by length,
+  images by number, calls by id), each with its ``thoughtSignature``. It is sent when a part was
+  signed or the order is not text, images, calls (streams send it once, just before the finish).
+  A replayed assistant turn is rebuilt in that order with each signature on its part (an older flat
+  ``{"text"|"image_<n>"|<call id>: signature}`` map is still read). For Gemini 3, which refuses an
+  unsigned function call of the current turn, a replayed call without one gets Google's documented
+  "skip_thought_signature_validator". Replayed reasoning text itself is not sent back.
 - finishReason STOP -> stop, or tool_calls when the answer has function calls; MAX_TOKENS ->
-  length; the safety family (FILTERED) -> content_filter; anything else -> stop. A prompt refused
-  with ``promptFeedback.blockReason`` is a content_filter finish with empty content, never an error.
+  length; the safety family (FILTERED) -> content_filter; FAILED (a malformed or unexpected call,
+  OTHER) -> ProviderUnavailable, or ProviderStreamBroken once a stream has sent output; anything
+  else -> stop. A prompt refused with ``promptFeedback.blockReason`` is a content_filter finish with
+  empty content, never an error.
 - usageMetadata: input = promptTokenCount (+ toolUsePromptTokenCount), cached = cachedContentTokenCount,
   output = candidatesTokenCount + thoughtsTokenCount, reasoning = thoughtsTokenCount. Streams use
   the last chunk that carries it.
@@ -70,6 +73,7 @@ from providers.adapters.base import (
     timeout_for,
     transport_error,
 )
+from providers.adapters.gemini_schema import calling_config, declaration
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -89,11 +93,10 @@ THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "hig
                     "max": 24576}
 FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
             "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"}
+# Finishes that leave no usable answer: an error (retryable before output), never an empty success.
+FAILED = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS", "OTHER"}
 SKIP_SIGNATURE = "skip_thought_signature_validator"
-SCHEMA_KEYS = ("title", "description", "nullable", "enum", "default", "example", "pattern", "minimum", "maximum",
-               "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties", "required",
-               "propertyOrdering")
-SCHEMA_FORMATS = {"enum", "date-time", "int32", "int64", "float", "double"}
+SIGNED = "thoughtSignature"  # the wire key, also the key of a signed part in our reasoning_signature
 
 
 class GeminiAdapter(Adapter):
@@ -113,6 +116,8 @@ class GeminiAdapter(Adapter):
                     if chunk.get("error"):
                         raise stream_error(chunk["error"], target, produced=produced)
                     delta = reader.read(chunk)
+                    if reader.failed():
+                        raise reader.failure(target, produced=produced)
                     if delta is not None:
                         produced = True
                         yield delta
@@ -130,8 +135,9 @@ class GeminiAdapter(Adapter):
             raise errors.ProviderStreamBroken(
                 f"{target.provider} ended the stream before a finish reason.", provider=target.provider
             )
-        if reader.signatures:
-            yield Delta(reasoning_signature=reader.signature())
+        signature = reader.signature()
+        if signature:
+            yield Delta(reasoning_signature=signature)
         yield Finish(reader.finish_reason())
         if reader.usage is not None:
             yield UsageReport(reader.usage)
@@ -230,34 +236,88 @@ def image_part(url: str, target: Target) -> dict[str, Any]:
     return {"fileData": {"mimeType": mime if mime and mime.startswith("image/") else "image/jpeg", "fileUri": url}}
 
 
-def load_signatures(raw: str | None) -> dict[str, str]:
-    # A signature from another provider is not ours to replay: Gemini would refuse it anyway.
+def load_layout(raw: str | None, text: str, images: int, calls: list[ToolCall]) -> list[dict[str, Any]]:
+    """The recorded parts of an answer (see AnswerReader.layout), from our reasoning_signature:
+    ``{"gemini": [...]}``, or the older flat map ``{"text"|"image_<n>"|<call id>: signature}``, read as
+    text, images, calls. Anything else (another provider's signature) is not ours: Gemini would
+    refuse it, so it is not sent."""
     try:
-        signatures = json.loads(raw) if raw else {}
+        value = json.loads(raw) if raw else None
     except ValueError:
-        return {}
-    return {k: v for k, v in signatures.items() if isinstance(v, str)} if isinstance(signatures, dict) else {}
+        return []
+    if not isinstance(value, dict):
+        return []
+    if isinstance(value.get("gemini"), list):
+        return [entry for entry in value["gemini"] if valid_entry(entry)]
+    if not value or not all(isinstance(v, str) for v in value.values()):
+        return []  # e.g. Anthropic's {"anthropic": [...]}
+    layout = [{"text": len(text), SIGNED: value["text"]}] if "text" in value else []
+    layout += [{"image": n, SIGNED: value[f"image_{n}"]} for n in range(images) if f"image_{n}" in value]
+    return layout + [{"call": call.id, SIGNED: value[call.id]} for call in calls if call.id in value]
+
+
+def valid_entry(entry: Any) -> bool:
+    if not isinstance(entry, dict) or not isinstance(entry.get(SIGNED, ""), str):
+        return False
+    kinds = [key for key in ("text", "image", "call") if key in entry]
+    if len(kinds) != 1:
+        return False
+    ref = entry[kinds[0]]
+    return isinstance(ref, str) if kinds[0] == "call" else type(ref) is int and ref >= 0
+
+
+def arrange(layout: list[dict[str, Any]], text: str, images: int, calls: list[ToolCall]) -> list[dict[str, Any]]:
+    """The replayed turn's parts, in the recorded order where the message still matches it: every
+    image and call of the message once (unrecorded ones after the rest), the text as recorded."""
+    call_ids = {call.id for call in calls}
+    seen: set[tuple[str, Any]] = set()
+    arranged = []
+    for entry in layout:
+        kind = next(key for key in ("text", "image", "call") if key in entry)
+        if kind == "image" and entry["image"] >= images or kind == "call" and entry["call"] not in call_ids:
+            continue
+        if kind != "text" and (kind, entry[kind]) in seen:
+            continue
+        seen.add((kind, entry[kind]))
+        arranged.append(dict(entry))
+    texts = [entry for entry in arranged if "text" in entry]
+    if sum(entry["text"] for entry in texts) != len(text):
+        # The client changed the text: one part where the first was, with the last text signature.
+        signatures = [entry[SIGNED] for entry in texts if entry.get(SIGNED)]
+        whole = {"text": len(text), **({SIGNED: signatures[-1]} if signatures else {})}
+        first = arranged.index(texts[0]) if texts else 0
+        arranged = [entry for entry in arranged if "text" not in entry]
+        arranged.insert(first, whole)
+    arranged += [{"image": n} for n in range(images) if ("image", n) not in seen]
+    return arranged + [{"call": call.id} for call in calls if ("call", call.id) not in seen]
 
 
 def signed(part: dict[str, Any], signature: str | None) -> dict[str, Any]:
     if signature:
-        part["thoughtSignature"] = signature
+        part[SIGNED] = signature
     return part
 
 
 def encode_assistant(message: Message, target: Target) -> list[dict]:
-    signatures = load_signatures(message.reasoning_signature)
-    parts = []
     text = message.text()
-    if text or "text" in signatures:
-        parts.append(signed({"text": text}, signatures.get("text")))
     images = [part for part in message.content if isinstance(part, ImagePart)] if isinstance(message.content, list) else []
-    for index, image in enumerate(images):
-        parts.append(signed(image_part(image.url, target), signatures.get(f"image_{index}")))
+    calls = {call.id: call for call in message.tool_calls}
+    layout = load_layout(message.reasoning_signature, text, len(images), message.tool_calls)
     fallback = SKIP_SIGNATURE if is_gemini_3(target.upstream_model) else None
-    for call in message.tool_calls:
-        call_part = {"functionCall": {"name": call.name, "args": call_arguments(call, target)}}
-        parts.append(signed(call_part, signatures.get(call.id) or fallback))
+    parts, offset = [], 0
+    for entry in arrange(layout, text, len(images), message.tool_calls):
+        signature = entry.get(SIGNED)
+        if "text" in entry:
+            piece, offset = text[offset:offset + entry["text"]], offset + entry["text"]
+            if piece or signature:
+                parts.append(signed({"text": piece}, signature))
+        elif "image" in entry:
+            parts.append(signed(image_part(images[entry["image"]].url, target), signature))
+        else:
+            call = calls[entry["call"]]
+            # The id goes back as sent (Gemini's own, or ours), matched by the functionResponse's.
+            call_part = {"functionCall": {"id": call.id, "name": call.name, "args": call_arguments(call, target)}}
+            parts.append(signed(call_part, signature or fallback))
     return parts
 
 
@@ -288,66 +348,8 @@ def function_response(message: Message, tool_names: dict[str, str], target: Targ
         value = None
     # Gemini wants an object: a JSON object result goes as is, anything else under "output",
     # the key Google's SDK documents for a function's output.
-    return {"functionResponse": {"name": name, "response": value if isinstance(value, dict) else {"output": text}}}
-
-
-def declaration(tool: dict[str, Any], target: Target) -> dict[str, Any]:
-    function = tool.get("function") or {}
-    if not function.get("name"):
-        raise errors.ProviderBadRequest("Every tool needs 'function.name'.", provider=target.provider)
-    declared: dict[str, Any] = {"name": function["name"]}
-    if function.get("description"):
-        declared["description"] = function["description"]
-    if function.get("parameters"):
-        schema = to_gemini_schema(function["parameters"])
-        # Gemini refuses an OBJECT without properties; a function without arguments has none.
-        if schema.get("type") != "OBJECT" or schema.get("properties"):
-            declared["parameters"] = schema
-    return declared
-
-
-def to_gemini_schema(schema: Any, defs: dict[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:
-    """A JSON Schema as Gemini's OpenAPI-subset Schema (see the module docstring)."""
-    if not isinstance(schema, dict) or depth > 40:
-        return {}
-    if defs is None:
-        defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.rsplit("/", 1)[-1] in defs:
-        rest = {key: value for key, value in schema.items() if key != "$ref"}
-        return to_gemini_schema({**defs[ref.rsplit("/", 1)[-1]], **rest}, defs, depth + 1)
-    out: dict[str, Any] = {key: schema[key] for key in SCHEMA_KEYS if key in schema}
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kinds = [k for k in kind if k != "null"]
-        if len(kinds) < len(kind):
-            out["nullable"] = True
-        if len(kinds) > 1:
-            out["anyOf"] = [to_gemini_schema({**schema, "type": k}, defs, depth + 1) for k in kinds]
-        kind = kinds[0] if len(kinds) == 1 else None
-    if isinstance(kind, str) and kind != "null":
-        out["type"] = kind.upper()
-    if "const" in schema:
-        out["enum"] = [schema["const"]]
-    if schema.get("format") in SCHEMA_FORMATS:
-        out["format"] = schema["format"]
-    if isinstance(schema.get("properties"), dict):
-        out["properties"] = {name: to_gemini_schema(sub, defs, depth + 1) for name, sub in schema["properties"].items()}
-    if "items" in schema:
-        out["items"] = to_gemini_schema(schema["items"], defs, depth + 1)
-    variants = schema.get("anyOf") or schema.get("oneOf")
-    if isinstance(variants, list):
-        out["anyOf"] = [to_gemini_schema(sub, defs, depth + 1) for sub in variants]
-    if isinstance(schema.get("allOf"), list) and len(schema["allOf"]) == 1:
-        out = {**to_gemini_schema(schema["allOf"][0], defs, depth + 1), **out}
-    return out
-
-
-def calling_config(choice: str | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        return {"mode": "ANY", **({"allowedFunctionNames": [name]} if name else {})}
-    return {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}.get(choice, "AUTO")}
+    response = {"name": name, "response": value if isinstance(value, dict) else {"output": text}}
+    return {"functionResponse": {"id": message.tool_call_id, **response} if message.tool_call_id else response}
 
 
 def thinking_config(effort: str, model: str) -> dict[str, Any]:
@@ -379,14 +381,19 @@ def generation_config(request: ChatRequest, target: Target) -> dict[str, Any]:
 # --- answer ----------------------------------------------------------------------------------
 
 class AnswerReader:
-    """Reads one answer's parts in order, whole or chunk by chunk: numbers tool calls and images,
-    collects thought signatures, remembers the finish reason and the latest usage."""
+    """Reads one answer's parts in order, whole or chunk by chunk: gives tool calls their ids and
+    numbers images, records the parts' order and thought signatures (``layout``), remembers the
+    finish reason and the latest usage."""
 
     def __init__(self) -> None:
         self.tool_calls: list[ToolCall] = []
         self.image_count = 0
-        self.signatures: dict[str, str] = {}
+        # One entry per answer part, in order: {"text": <characters>} (consecutive text merges, as
+        # a stream splits one part over chunks), {"image": <n>} or {"call": <id>}; each with the
+        # part's thoughtSignature when it had one.
+        self.layout: list[dict[str, Any]] = []
         self.finish: str | None = None
+        self.finish_message = ""
         self.blocked = False
         self.usage: Usage | None = None
 
@@ -399,33 +406,57 @@ class AnswerReader:
             return None
         candidate = candidates[0]
         self.finish = candidate.get("finishReason") or self.finish
+        self.finish_message = str(candidate.get("finishMessage") or self.finish_message)
         text, thoughts, calls, images = [], [], [], []
         for part in (candidate.get("content") or {}).get("parts") or ():
-            key = "text"
+            signature = part.get("thoughtSignature") or None
             if "functionCall" in part:
-                call = part["functionCall"]
-                index = len(self.tool_calls)
-                tool_call = ToolCall(id=f"call_{index}", name=call.get("name", ""),
-                                     arguments=json.dumps(call.get("args") or {}))
-                self.tool_calls.append(tool_call)
-                calls.append(ToolCallDelta(index=index, id=tool_call.id, name=tool_call.name,
-                                           arguments=tool_call.arguments))
-                key = tool_call.id
+                calls.append(self.add_call(part["functionCall"], signature))
             elif "inlineData" in part:
                 if part.get("thought"):
                     continue  # an interim "thought image", not part of the answer
                 data = part["inlineData"]
                 images.append(f"data:{data.get('mimeType') or 'image/png'};base64,{data.get('data', '')}")
-                key = f"image_{self.image_count}"
+                self.layout.append(signed({"image": self.image_count}, signature))
                 self.image_count += 1
             elif "text" in part:
                 (thoughts if part.get("thought") else text).append(part["text"])
-            if part.get("thoughtSignature"):
-                self.signatures[key] = part["thoughtSignature"]
+                # A thought's signature goes back on the answer text that follows it.
+                self.add_text("" if part.get("thought") else part["text"], signature)
         if not (any(text) or any(thoughts) or calls or images):
             return None
         return Delta(content="".join(text) or None, reasoning="".join(thoughts) or None,
                      tool_calls=calls or None, images=images or None)
+
+    def add_call(self, call: dict[str, Any], signature: str | None) -> ToolCallDelta:
+        # Gemini's own id when it sends one; else ours, unique, as clients and other providers'
+        # histories (a fallback to Anthropic) expect of a tool call id.
+        call_id = call["id"] if isinstance(call.get("id"), str) and call["id"] else f"call_{uuid.uuid4().hex[:24]}"
+        index = len(self.tool_calls)
+        tool_call = ToolCall(id=call_id, name=call.get("name", ""), arguments=json.dumps(call.get("args") or {}))
+        self.tool_calls.append(tool_call)
+        self.layout.append(signed({"call": call_id}, signature))
+        return ToolCallDelta(index=index, id=tool_call.id, name=tool_call.name, arguments=tool_call.arguments)
+
+    def add_text(self, text: str, signature: str | None) -> None:
+        last = self.layout[-1] if self.layout else None
+        if last is not None and "text" in last and not (signature and last.get(SIGNED)):
+            last["text"] += len(text)
+            if signature:
+                last[SIGNED] = signature
+        elif text or signature:
+            self.layout.append(signed({"text": len(text)}, signature))
+
+    def failed(self) -> bool:
+        return self.finish in FAILED and not self.blocked
+
+    def failure(self, target: Target, *, produced: bool) -> errors.ProviderError:
+        message = self.finish_message[:200]
+        detail = f": {message.replace(target.api_key, '[redacted]') if target.api_key else message}" if message else ""
+        text = f"{target.provider} stopped without a usable answer (finishReason {self.finish}){detail}"
+        if produced:  # part of the answer is already out: the client must learn it is incomplete
+            return errors.ProviderStreamBroken(text, provider=target.provider)
+        return errors.ProviderUnavailable(text, provider=target.provider)
 
     def finish_reason(self) -> str:
         if self.blocked or self.finish in FILTERED:
@@ -435,7 +466,14 @@ class AnswerReader:
         return "tool_calls" if self.tool_calls else "stop"
 
     def signature(self) -> str | None:
-        return json.dumps(self.signatures, separators=(",", ":"), sort_keys=True) if self.signatures else None
+        """The layout as our reasoning_signature when a replay needs it (a signed part, or an order
+        other than text, images, calls)."""
+        kinds = [next(key for key in ("text", "image", "call") if key in entry) for entry in self.layout]
+        ranks = [("text", "image", "call").index(kind) for kind in kinds]
+        default = ranks == sorted(ranks) and kinds.count("text") <= 1
+        if default and not any(entry.get(SIGNED) for entry in self.layout):
+            return None
+        return json.dumps({"gemini": self.layout}, separators=(",", ":"))
 
 
 def parse_usage(payload: dict[str, Any]) -> Usage | None:
@@ -459,6 +497,8 @@ def parse_answer(payload: Any, target: Target) -> ChatResult:
     delta = reader.read(payload) or Delta()
     if not payload.get("candidates") and not reader.blocked:
         raise errors.ProviderUnavailable(f"{target.provider} answered without a candidate.", provider=target.provider)
+    if reader.failed():  # nothing reached the client yet: the router may retry or fall back
+        raise reader.failure(target, produced=False)
     content = delta.content
     if content is None and not (reader.tool_calls or delta.images):
         content = ""  # a refused prompt or an empty answer: empty text, as OpenAI answers a filtered one

@@ -3,13 +3,18 @@
 It speaks ../shared/providers/WIRE_FORMATS.md section 4: ``POST /v1/messages`` checked for
 ``x-api-key`` and ``anthropic-version: 2023-06-01``; the Message object (thinking, text and
 tool_use blocks, stop_reason, usage with the cache fields beside input_tokens); streams where
-every event has an ``event:`` line equal to ``data.type`` (message_start, content_block_start /
-delta / stop per block, one ``ping`` after the first block start, message_delta with cumulative
-output usage, message_stop, no ``[DONE]``); error bodies ``{"type": "error", "error": {...},
-"request_id": ...}`` and ``event: error`` mid-stream. It refuses what Anthropic refuses and a
-test could get wrong: no max_tokens, a system role in messages, a thinking budget out of range.
+every event has an ``event:`` line equal to ``data.type`` (message_start carrying the input and
+cache usage with output_tokens 1, content_block_start / delta / stop per block, one ``ping`` after
+the first block start, message_delta with the cumulative output_tokens (and output_tokens_details
+when scripted), message_stop, no ``[DONE]``); a thinking block streams thinking_delta pieces then
+one signature_delta, a redacted_thinking block comes whole in its content_block_start; error bodies
+``{"type": "error", "error": {...}, "request_id": ...}`` and ``event: error`` mid-stream. It refuses
+what Anthropic refuses and a test could get wrong: no max_tokens, a system role in messages, a
+thinking budget out of range, a replayed thinking block without its signature or changed from what
+this fake signed, a redacted_thinking block without its data.
 
-Tests script it with ``enqueue(Reply(...))``; unscripted requests get the default reply.
+Tests script it with ``enqueue(Reply(...))``, or explicit ``blocks`` built with ``thinking_block``,
+``redacted_block``, ``text_block`` and ``tool_block``; unscripted requests get the default reply.
 """
 
 import asyncio
@@ -37,10 +42,27 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     tool_calls: list[tuple[str, dict]] = field(default_factory=list)  # (name, input): tool_use blocks after text
     thinking: str | None = None  # a thinking block first, signed with SIGNATURE
+    blocks: list[dict] | None = None  # the answer's content blocks, in order (instead of the above)
     stop_reason: str | None = None  # default: tool_use with tool calls, else end_turn
     usage: dict | None = None  # override the usage object
     stream_error_after: int | None = None  # this many text deltas, then event: error
     cut_after: int | None = None  # this many text deltas, then drop the connection
+
+
+def thinking_block(thinking: str, signature: str = SIGNATURE) -> dict:
+    return {"type": "thinking", "thinking": thinking, "signature": signature}
+
+
+def redacted_block(data: str) -> dict:
+    return {"type": "redacted_thinking", "data": data}
+
+
+def text_block(text: str) -> dict:
+    return {"type": "text", "text": text}
+
+
+def tool_block(tool_id: str, name: str, arguments: dict) -> dict:
+    return {"type": "tool_use", "id": tool_id, "name": name, "input": arguments}
 
 
 def words_of(text: str) -> list[str]:
@@ -66,6 +88,7 @@ class FakeAnthropic(ThreadedServer):
         self.api_key = api_key
         self.script: deque[Reply] = deque()
         self.requests: list[dict] = []
+        self.signed: dict[str, str] = {}  # signature -> the thinking this fake signed with it
 
     @property
     def base_url(self) -> str:
@@ -77,6 +100,7 @@ class FakeAnthropic(ThreadedServer):
     def reset(self) -> None:
         self.script.clear()
         self.requests.clear()
+        self.signed.clear()
         self.api_key = API_KEY
 
     @property
@@ -106,10 +130,26 @@ class FakeAnthropic(ThreadedServer):
             if message.get("role") not in ("user", "assistant"):
                 return self.error(400, "invalid_request_error",
                                   f"messages.{index}.role: Input should be 'user' or 'assistant'")
+        for index, message in enumerate(body["messages"]):
+            problem = self.replayed_thinking_problem(message.get("content"))
+            if problem:
+                return self.error(400, "invalid_request_error", f"messages.{index}.content.{problem}")
         thinking = body.get("thinking") or {}
         if thinking.get("type") == "enabled" and not 1024 <= thinking.get("budget_tokens", 0) < body["max_tokens"]:
             return self.error(400, "invalid_request_error",
                               "thinking.budget_tokens: must be >= 1024 and less than max_tokens")
+        return None
+
+    def replayed_thinking_problem(self, content) -> str | None:
+        for index, block in enumerate(content if isinstance(content, list) else ()):
+            if block.get("type") == "thinking":
+                signature = block.get("signature")
+                if not signature:
+                    return f"{index}.thinking.signature: Field required"
+                if signature in self.signed and self.signed[signature] != block.get("thinking"):
+                    return f"{index}: Invalid `signature` in `thinking` block"
+            if block.get("type") == "redacted_thinking" and not block.get("data"):
+                return f"{index}.redacted_thinking.data: Field required"
         return None
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
@@ -128,7 +168,8 @@ class FakeAnthropic(ThreadedServer):
         }
         message = {
             "id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "model": body["model"],
-            "content": blocks, "stop_reason": reply.stop_reason or ("tool_use" if reply.tool_calls else "end_turn"),
+            "content": blocks, "stop_reason": reply.stop_reason or (
+                "tool_use" if any(block["type"] == "tool_use" for block in blocks) else "end_turn"),
             "stop_sequence": None, "usage": usage,
         }
         if body.get("stream"):
@@ -136,18 +177,28 @@ class FakeAnthropic(ThreadedServer):
         return web.json_response(message, headers={"request-id": f"req_{uuid.uuid4().hex[:24]}"})
 
     def blocks_for(self, reply: Reply) -> list[dict]:
-        blocks: list[dict] = []
-        if reply.thinking:
-            blocks.append({"type": "thinking", "thinking": reply.thinking, "signature": SIGNATURE})
-        if reply.text:
-            blocks.append({"type": "text", "text": reply.text})
-        for number, (name, arguments) in enumerate(reply.tool_calls, start=1):
-            blocks.append({"type": "tool_use", "id": f"toolu_0{number}", "name": name, "input": arguments})
+        if reply.blocks is not None:
+            blocks = [dict(block) for block in reply.blocks]
+        else:
+            blocks = [thinking_block(reply.thinking)] if reply.thinking else []
+            if reply.text:
+                blocks.append(text_block(reply.text))
+            for number, (name, arguments) in enumerate(reply.tool_calls, start=1):
+                blocks.append(tool_block(f"toolu_0{number}", name, arguments))
+        self.signed.update({block["signature"]: block["thinking"] for block in blocks if block["type"] == "thinking"})
         return blocks
 
     @staticmethod
     def count_output(blocks: list[dict]) -> int:
         return sum(len((block.get("text") or block.get("thinking") or "").split()) or 5 for block in blocks)
+
+    @staticmethod
+    def split_usage(usage: dict) -> tuple[dict, dict]:
+        """message_start's usage (input and cache counts; output_tokens 1) and message_delta's
+        (the cumulative output, with its details when there are any)."""
+        start = {key: value for key, value in usage.items() if key not in ("output_tokens", "output_tokens_details")}
+        end = {key: usage[key] for key in ("output_tokens", "output_tokens_details") if key in usage}
+        return {**start, "output_tokens": 1}, end
 
     # --- streaming ------------------------------------------------------------------------
     async def stream(self, request: web.Request, message: dict, reply: Reply) -> web.StreamResponse:
@@ -158,8 +209,7 @@ class FakeAnthropic(ThreadedServer):
         async def send(data: dict) -> None:
             await response.write(f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode())
 
-        usage = message["usage"]
-        start_usage = {**usage, "output_tokens": 1}
+        start_usage, end_usage = self.split_usage(message["usage"])
         await send({"type": "message_start", "message": {**message, "content": [], "stop_reason": None,
                                                          "usage": start_usage}})
         text_deltas = 0
@@ -186,7 +236,7 @@ class FakeAnthropic(ThreadedServer):
                 await send({"type": "ping"})
             await send({"type": "message_delta", "delta": {"stop_reason": message["stop_reason"],
                                                            "stop_sequence": None},
-                        "usage": {"output_tokens": usage["output_tokens"]}})
+                        "usage": end_usage})
             await send({"type": "message_stop"})
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
@@ -199,6 +249,8 @@ class FakeAnthropic(ThreadedServer):
             return {"type": "text", "text": ""}
         if block["type"] == "thinking":
             return {"type": "thinking", "thinking": "", "signature": ""}
+        if block["type"] == "redacted_thinking":
+            return dict(block)  # no deltas: the data comes whole
         return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
 
     @staticmethod
@@ -208,6 +260,8 @@ class FakeAnthropic(ThreadedServer):
         if block["type"] == "thinking":
             return [{"type": "thinking_delta", "thinking": word} for word in words_of(block["thinking"])] + [
                 {"type": "signature_delta", "signature": block["signature"]}]
+        if block["type"] == "redacted_thinking":
+            return []
         # The first fragment is often empty, as Anthropic sends it.
         return [{"type": "input_json_delta", "partial_json": part}
                 for part in ["", *fragments(json.dumps(block["input"]))] if block["input"] or not part]

@@ -4,7 +4,8 @@ It speaks WIRE_FORMATS.md section 8a: ``POST /v2/chat`` with ``Authorization: Be
 the response ``{id, finish_reason, message{role, content[], tool_calls, tool_plan}, usage{
 billed_units, tokens}}``; the stream as SSE events discriminated by ``data.type`` (message-start,
 content-start/-delta/-end, tool-plan-delta, tool-call-start/-delta/-end, message-end carrying
-finish_reason and usage), each with an ``event:`` line unless the reply says otherwise; errors
+finish_reason and usage; one running ``index`` over content blocks and tool calls, so a call after
+a thinking block is not index 0), each with an ``event:`` line unless the reply says otherwise; errors
 as ``{"message": str}`` (401 says "invalid api token"). Like Cohere it refuses request keys it
 does not know, so an OpenAI-only field leaking through fails loudly.
 
@@ -175,7 +176,10 @@ class FakeCohere(ThreadedServer):
                 for piece in split_words(reply.tool_plan):
                     await send({"type": "tool-plan-delta", "delta": {"message": {"tool_plan": piece}}})
             for position, (name, arguments) in enumerate(reply.tool_calls):
-                await self.send_tool_call(send, position, name, arguments)
+                # The stream's index counts the blocks before the call too (a thinking block), so
+                # the first call is not always index 0; its id keeps the call's own number.
+                await self.send_tool_call(send, index, position, name, arguments)
+                index += 1
             if words:
                 await send({"type": "content-start", "index": index,
                             "delta": {"message": {"content": {"type": "text", "text": ""}}}})
@@ -212,10 +216,10 @@ class FakeCohere(ThreadedServer):
         await send({"type": "content-end", "index": index})
 
     @staticmethod
-    async def send_tool_call(send, index: int, name: str, arguments: str) -> None:
+    async def send_tool_call(send, index: int, position: int, name: str, arguments: str) -> None:
         """tool_calls is one object here, not a list (WIRE_FORMATS 8a, stream item 5)."""
         await send({"type": "tool-call-start", "index": index, "delta": {"message": {"tool_calls": {
-            "id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": ""}}}}})
+            "id": f"call_{position}", "type": "function", "function": {"name": name, "arguments": ""}}}}})
         for fragment in halves(arguments):
             await send({"type": "tool-call-delta", "index": index,
                         "delta": {"message": {"tool_calls": {"function": {"arguments": fragment}}}}})

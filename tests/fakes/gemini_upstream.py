@@ -6,14 +6,16 @@ It speaks ../shared/providers/WIRE_FORMATS.md section 5:
   lines (with the space, as python-genai requires), no ``[DONE]``: the stream ends when the
   connection closes; without ``alt=sse`` one JSON array of the same responses.
 - ``x-goog-api-key`` (or ``?key=``); a wrong key is the documented quirk, 400 INVALID_ARGUMENT with
-  reason API_KEY_INVALID. Error bodies are ``{"error": {"code", "message", "status", "details"}}``; an
-  error inside a stream arrives as bare pretty-printed JSON lines, which is what python-genai reads.
+  reason API_KEY_INVALID. Error bodies are ``{"error": {"code", "message", "status", "details"}}``
+  (GRPC_CODES: each status's HTTP code); an error refusing a request comes with that HTTP status, on
+  the stream call too. One inside a 200 stream (after some chunks) arrives as bare pretty-printed JSON
+  lines, which is what python-genai reads, or framed as one ``data:`` line.
 - camelCase everywhere. Like the real API it refuses what Gemini would: unknown fields, roles other
   than user/model, an empty ``contents``, lower-case or JSON-Schema-only keys in a function's Schema.
 
 Tests script answers with ``enqueue(Reply(...))``: plain text, or explicit ``parts`` built with
-``text_part``/``thought_part``/``call_part``/``image_part``. Every request is recorded (model, action,
-query, headers, body). Streams send text parts word by word, other parts whole, the finishReason
+``text_part``/``thought_part``/``call_part`` (with or without Gemini's call ``id``)/``image_part``.
+Every request is recorded (model, action, query, headers, body). Streams send text parts word by word, other parts whole, the finishReason
 and the complete usageMetadata on the last chunk (earlier chunks carry a partial one).
 """
 
@@ -30,7 +32,9 @@ from tests.fakes.server import ThreadedServer
 
 DEFAULT_REPLY = "Hello from the fake Gemini."
 API_KEY = "AIza-fake-gemini-key"
-GRPC_CODES = {"INVALID_ARGUMENT": 400, "RESOURCE_EXHAUSTED": 429, "INTERNAL": 500, "UNAVAILABLE": 503}
+GRPC_CODES = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
+              "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429, "INTERNAL": 500, "UNAVAILABLE": 503,
+              "DEADLINE_EXCEEDED": 504}
 IMAGE_TOKENS = 1290  # what Gemini bills per generated 1024px image
 TOP_LEVEL = {"contents", "systemInstruction", "tools", "toolConfig", "safetySettings", "cachedContent",
              "generationConfig", "serviceTier"}
@@ -55,8 +59,10 @@ def thought_part(text: str) -> dict:
     return {"text": text, "thought": True}
 
 
-def call_part(name: str, args: dict, *, signature: str | None = None) -> dict:
-    return {"functionCall": {"name": name, "args": args}, **({"thoughtSignature": signature} if signature else {})}
+def call_part(name: str, args: dict, *, id: str | None = None, signature: str | None = None) -> dict:
+    """A functionCall part; ``id`` is optional on the wire (WIRE_FORMATS 5: ``functionCall {id?, name, args}``)."""
+    call = {**({"id": id} if id else {}), "name": name, "args": args}
+    return {"functionCall": call, **({"thoughtSignature": signature} if signature else {})}
 
 
 def image_part(data: str, mime: str = "image/png", *, signature: str | None = None) -> dict:
@@ -68,6 +74,7 @@ class Reply:
     text: str = DEFAULT_REPLY
     parts: list[dict] | None = None  # the answer's parts as Gemini sends them (instead of text)
     finish_reason: str = "STOP"
+    finish_message: str | None = None  # candidate.finishMessage (Gemini explains e.g. a malformed call)
     block_reason: str | None = None  # answer promptFeedback.blockReason and no candidates
     usage: dict | None = None  # override usageMetadata
     status: int = 200
@@ -75,7 +82,8 @@ class Reply:
     error_message: str = "The fake upstream failed as scripted."
     error_details: list[dict] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
-    stream_error_after: int | None = None  # send this many chunks, then an error object as bare JSON lines
+    stream_error_after: int | None = None  # send this many chunks, then an error object
+    stream_error_framing: str = "bare"  # the error as bare pretty-printed JSON lines, or "data" (one data: line)
     cut_after: int | None = None  # send this many chunks, then drop the connection
 
     def answer_parts(self) -> list[dict]:
@@ -167,6 +175,21 @@ def check_body(body: Any) -> None:
                                      f"Name cannot be empty.")
             if "parameters" in function:
                 check_schema(function["parameters"], f"tools[0].function_declarations[{index}].parameters")
+    check_function_ids(contents)
+
+
+def check_function_ids(contents: list[dict]) -> None:
+    """A functionResponse's id must name a functionCall id sent before it (an assumption: stricter
+    than anything verified, so a gateway that pairs the ids wrongly fails loudly)."""
+    call_ids: set[str] = set()
+    for index, content in enumerate(contents):
+        for part in content["parts"]:
+            if "id" in (part.get("functionCall") or {}):
+                call_ids.add(part["functionCall"]["id"])
+            response_id = (part.get("functionResponse") or {}).get("id")
+            if response_id is not None and response_id not in call_ids:
+                raise InvalidRequest(f"* GenerateContentRequest.contents[{index}]: function response id "
+                                     f"'{response_id}' does not match any function call id.")
 
 
 class FakeGemini(ThreadedServer):
@@ -239,6 +262,8 @@ class FakeGemini(ThreadedServer):
                     "usageMetadata": {"promptTokenCount": usage["promptTokenCount"],
                                       "totalTokenCount": usage["promptTokenCount"]}}
         candidate: dict[str, Any] = {"finishReason": reply.finish_reason, "index": 0}
+        if reply.finish_message:
+            candidate["finishMessage"] = reply.finish_message
         if parts:
             candidate["content"] = {"role": "model", "parts": parts}
         return {"candidates": [candidate], "usageMetadata": usage}
@@ -265,6 +290,8 @@ class FakeGemini(ThreadedServer):
         if not chunks:
             chunks = [{"candidates": [{"index": 0}]}]
         chunks[-1]["candidates"][0]["finishReason"] = reply.finish_reason
+        if reply.finish_message:
+            chunks[-1]["candidates"][0]["finishMessage"] = reply.finish_message
         chunks[-1]["usageMetadata"] = answer["usageMetadata"]
         return chunks
 
@@ -276,7 +303,10 @@ class FakeGemini(ThreadedServer):
                 if reply.stream_error_after is not None and index == reply.stream_error_after:
                     code = GRPC_CODES.get(reply.error_status, 500)
                     error = {"error": {"code": code, "message": reply.error_message, "status": reply.error_status}}
-                    await response.write(json.dumps(error, indent=2).encode() + b"\n")
+                    if reply.stream_error_framing == "data":
+                        await response.write(b"data: " + json.dumps(error).encode() + b"\n\n")
+                    else:
+                        await response.write(json.dumps(error, indent=2).encode() + b"\n")
                     break
                 if reply.cut_after is not None and index == reply.cut_after:
                     request.transport.close()

@@ -8,7 +8,7 @@ The reservation is replaced by the actual cost at settlement (usage.recording).
 """
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fnmatch import fnmatchcase
 
@@ -48,6 +48,7 @@ class Caller:
     key_name: str
     key_allowed_models: tuple[str, ...]
     plan: Plan
+    provider_keys: dict[str, str] = field(default_factory=dict)  # the tenant's own keys, by provider slug
 
 
 def upgrade_hint() -> str:
@@ -130,8 +131,10 @@ def most_input_tokens(prompt_bytes: int, *, messages: int, images: int) -> int:
 
 
 async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens: int,
-                        max_output_tokens: int) -> Reservation:
-    amount = most_cost(model.prices, input_tokens=input_tokens, max_output_tokens=max_output_tokens)
+                        max_output_tokens: int, byok: bool = False) -> Reservation:
+    flat_cost = caller.plan.byok_fee_per_request if byok else None
+    amount = flat_cost if byok else most_cost(model.prices, input_tokens=input_tokens,
+                                               max_output_tokens=max_output_tokens)
     cap = caller.plan.monthly_spend_limit
     pending = writer.submit(recording.reserve, request_id, caller.tenant_id, amount, cap)
     try:
@@ -147,7 +150,7 @@ async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens:
                       type="insufficient_quota", code="insufficient_quota")
     return Reservation(
         request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
-        provider=model.provider, capability=model.capability, prices=model.prices, amount=amount, month=month,
+        provider=model.provider, capability=model.capability, prices=model.prices, amount=amount, month=month, flat_cost=flat_cost,
     )
 
 
@@ -157,15 +160,15 @@ class Admission:
     rate: RateWindow
 
 
-async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int) -> Admission:
+async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int,
+                byok: bool = False) -> Admission:
     check_model(caller, model)
     if settings.REDIS_URL:
         rate = await sync_to_async(check_rate, thread_sensitive=False)(caller)  # a network round trip
     else:
         rate = check_rate(caller)  # process memory: cheaper than a thread hop
-    reservation = await reserve_spend(
-        caller, model, request_id=request_id, input_tokens=input_tokens, max_output_tokens=max_output_tokens
-    )
+    reservation = await reserve_spend(caller, model, request_id=request_id, input_tokens=input_tokens,
+                                      max_output_tokens=max_output_tokens, byok=byok)
     return Admission(reservation, rate)
 
 

@@ -30,6 +30,10 @@ class Plan(models.Model):
     stripe_price_id = models.CharField(
         max_length=100, blank=True, help_text="The Stripe Price a subscription to this plan carries (price_...)."
     )
+    byok_fee_per_request = models.DecimalField(
+        max_digits=10, decimal_places=6, default=Decimal("0"),
+        help_text="USD charged per request made with the tenant's own provider key (instead of the provider price).",
+    )
     grace_days = models.PositiveSmallIntegerField(
         default=7, help_text="Days a past-due subscription keeps this plan before the tenant drops to Free."
     )

@@ -1,7 +1,8 @@
+from django import forms
 from django.contrib import admin, messages
 
 from gateway.api_keys import revoke_api_key
-from gateway.models import ApiKey, Membership, Tenant
+from gateway.models import ApiKey, Membership, Tenant, TenantProviderKey
 
 
 class MembershipInline(admin.TabularInline):
@@ -53,3 +54,33 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class TenantProviderKeyForm(forms.ModelForm):
+    """The tenant's key is write-only: typed in, encrypted, never shown again."""
+
+    secret = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False,
+                             help_text="Leave empty to keep the stored key.")
+
+    class Meta:
+        model = TenantProviderKey
+        fields = ["tenant", "provider"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk and not cleaned.get("secret"):
+            self.add_error("secret", "Enter the tenant's key for this provider.")
+        return cleaned
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("secret"):
+            self.instance.set_secret(self.cleaned_data["secret"])
+        return super().save(commit)
+
+
+@admin.register(TenantProviderKey)
+class TenantProviderKeyAdmin(admin.ModelAdmin):
+    form = TenantProviderKeyForm
+    list_display = ["tenant", "provider", "hint", "created_at"]
+    search_fields = ["tenant__slug", "provider"]
+    readonly_fields = ["hint", "created_at"]

@@ -14,7 +14,7 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Plan, Subscription, SubscriptionStatus
-from gateway.models import ApiKey, Tenant
+from gateway.models import ApiKey, Tenant, TenantProviderKey
 from gateway.v1.errors import GatewayError
 from providers.blocking import run_blocking
 
@@ -56,6 +56,7 @@ class KeyContext:
     plan: Plan
     subscription_status: str
     last_used_at: datetime | None
+    provider_keys: dict[str, str] = field(default_factory=dict, repr=False)  # the tenant's own, decrypted
 
 
 def hash_key(raw: str) -> str:
@@ -116,6 +117,7 @@ def load_key_context(prefix: str) -> KeyContext | None:
         expires_at=row.expires_at, revoked=row.revoked_at is not None, tenant_id=row.tenant_id,
         tenant_slug=row.tenant.slug, plan=subscription.plan, subscription_status=subscription.status,
         last_used_at=row.last_used_at,
+        provider_keys={key.provider: key.get_secret() for key in TenantProviderKey.objects.filter(tenant=row.tenant)},
     )
 
 

@@ -3,6 +3,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from providers import encryption
+
 slug_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,62}$",
     "Use 1-63 lowercase letters, digits or dashes, starting with a letter or digit.",
@@ -76,3 +78,29 @@ class ApiKey(models.Model):
     @property
     def display_prefix(self) -> str:
         return f"tg-{self.prefix}-…"
+
+
+class TenantProviderKey(models.Model):
+    """A tenant's own key for a provider (bring your own key), encrypted like our credentials.
+
+    Calls to that provider's models are then made with it and billed the plan's BYOK fee
+    instead of the provider price."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="provider_keys")
+    provider = models.CharField(max_length=64, help_text="Provider slug, e.g. 'openai'.")
+    secret_encrypted = models.TextField(editable=False)
+    hint = models.CharField(max_length=16, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "provider"], name="one_key_per_tenant_provider")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} {self.provider} (…{self.hint})"
+
+    def set_secret(self, raw: str) -> None:
+        self.secret_encrypted = encryption.encrypt(raw)
+        self.hint = raw[-4:]
+
+    def get_secret(self) -> str:
+        return encryption.decrypt(self.secret_encrypted)

@@ -276,6 +276,12 @@ class Chain:
         return reason in self.fallback_on
 
 
+def with_key(deployment: Deployment, api_key: str) -> Deployment:
+    """The same deployment called with another key (a tenant's own)."""
+    return Deployment(deployment.model, deployment.adapter,
+                      [dataclasses.replace(deployment.targets[0], api_key=api_key)])
+
+
 def breaker_key(deployment: Deployment) -> str:
     return breaker.key_of(deployment.model.provider, deployment.model.upstream_model)
 

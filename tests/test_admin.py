@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from providers.models import Credential, Provider
 
-PAGES = ["gateway_tenant", "gateway_membership", "gateway_apikey", "billing_plan", "billing_subscription",
+PAGES = ["gateway_tenant", "gateway_membership", "gateway_apikey", "gateway_tenantproviderkey", "billing_plan", "billing_subscription",
          "providers_provider", "providers_credential", "providers_model", "usage_usagerecord", "usage_dailyusage",
          "usage_monthlyspend"]
 

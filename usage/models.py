@@ -39,6 +39,7 @@ class UsageRecord(models.Model):
     reasoning_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
     cache_write_tokens = models.PositiveIntegerField(default=0)
+    byok = models.BooleanField(default=False, help_text="Made with the tenant's own provider key: billed the plan fee.")
     usage_estimated = models.BooleanField(
         default=False, help_text="The provider reported no usage (stream cut short); tokens were counted by us."
     )

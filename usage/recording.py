@@ -45,6 +45,13 @@ class Reservation:
     prices: TokenPrices
     amount: Decimal
     month: date
+    flat_cost: Decimal | None = None  # the plan's fee for a call made with the tenant's own key
+
+    def cost_of(self, usage: Usage) -> Decimal:
+        if self.flat_cost is None:
+            return cost_of(self.prices, usage)
+        # The fee is for a call that did something: one that failed before any token is free.
+        return self.flat_cost if usage.input_tokens or usage.output_tokens else Decimal(0)
 
 
 @dataclass(slots=True)
@@ -129,7 +136,7 @@ def release(reservation: "Reservation") -> None:
 RECORD_FIELDS = [
     "request_id", "tenant_id", "api_key_id", "created_at", "model", "provider", "upstream_model", "capability",
     "streamed", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens",
-    "usage_estimated", "cost",
+    "byok", "usage_estimated", "cost",
     "reserved", "latency_ms", "ttft_ms", "outcome", "http_status", "error_type", "ending",
 ]
 INSERT_RECORD = f"""
@@ -171,8 +178,8 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
         upstream_model=settlement.upstream_model, capability=reservation.capability, streamed=settlement.streamed,
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
         cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
-        usage_estimated=settlement.usage_estimated,
-        cost=cost_of(reservation.prices, usage), reserved=reservation.amount, latency_ms=settlement.latency_ms,
+        byok=reservation.flat_cost is not None, usage_estimated=settlement.usage_estimated,
+        cost=reservation.cost_of(usage), reserved=reservation.amount, latency_ms=settlement.latency_ms,
         ttft_ms=settlement.ttft_ms, outcome=Outcome.ERROR if failed else Outcome.OK,
         http_status=settlement.http_status, error_type=settlement.error_type, ending=settlement.ending,
     )

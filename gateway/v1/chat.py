@@ -23,6 +23,7 @@ from gateway.v1.metering import Meter
 from gateway.v1.requests import (
     admit_request,
     authenticated_caller,
+    byok_chain,
     fallback_chain,
     find_model,
     read_body,
@@ -57,11 +58,12 @@ async def chat_completions(request):
     model, deployments = await find_model(chat.model, capability="chat")
     entitlements.check_model(caller, model)  # before the features: say nothing of models off the plan
     router.check_features(chat, model)
-    chain = await fallback_chain(caller, chat, deployments)
+    own_key = byok_chain(request, caller, deployments)
+    chain = own_key or await fallback_chain(caller, chat, deployments)
     size, images = prompt_size(chat)
     reservation = await admit_request(request, caller, model, requested_output=chat.max_output_tokens,
                                       prompt_bytes=size, messages=len(chat.messages), images=images,
-                                      alternatives=[d.model for d in chain.deployments[1:]])
+                                      alternatives=[d.model for d in chain.deployments[1:]], byok=own_key is not None)
     meter = Meter(reservation, started=started, streamed=chat.stream, input_estimate=size // 4)
     meter.served_by(model)
     trace = router.Trace()

@@ -14,7 +14,6 @@ import time
 from decimal import Decimal
 
 from providers.errors import ProviderError
-from providers.pricing import cost_of
 from providers.router import ModelInfo
 from providers.types import Delta, Usage
 from usage.live import publish_settled
@@ -79,7 +78,7 @@ class Meter:
 
     def cost(self) -> Decimal:
         """What this request costs, from the usage settled (or about to be)."""
-        return cost_of(self.reservation.prices, self.final_usage())
+        return self.reservation.cost_of(self.final_usage())
 
     def start_settling(self) -> asyncio.Future:
         """Begin settlement now (once), from a snapshot: later changes to this meter (a

@@ -46,7 +46,21 @@ def read_body(request) -> bytes:
 
 def caller_of(key: KeyContext) -> Caller:
     return Caller(tenant_id=key.tenant_id, tenant_slug=key.tenant_slug, key_id=key.key_id, key_name=key.key_name,
-                  key_allowed_models=key.allowed_models, plan=key.plan)
+                  key_allowed_models=key.allowed_models, plan=key.plan, provider_keys=key.provider_keys)
+
+
+PROVIDER_KEY_HEADER = "x-provider-key"
+
+
+def byok_chain(request, caller: Caller, deployments: list[Deployment]) -> router.Chain | None:
+    """With the tenant's own key for the model's provider (sent in x-provider-key, or stored),
+    the call goes only to that provider's deployments, with that key: never on to our keys."""
+    provider = deployments[0].model.provider
+    key = request.headers.get(PROVIDER_KEY_HEADER, "").strip() or caller.provider_keys.get(provider)
+    if not key:
+        return None
+    own = [router.with_key(deployment, key) for deployment in deployments if deployment.model.provider == provider]
+    return router.Chain(own, frozenset())
 
 
 async def authenticated_caller(request, *, method: str) -> Caller:
@@ -99,7 +113,7 @@ async def fallback_chain(caller: Caller, chat: ChatRequest, deployments: list[De
 
 async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_output: int | None,
                         prompt_bytes: int, messages: int = 1, images: int = 0,
-                        alternatives: list[ModelInfo] = ()) -> Reservation:
+                        alternatives: list[ModelInfo] = (), byok: bool = False) -> Reservation:
     """Admission, with the key's rate window added to the response headers. With fallbacks, the
     reservation covers the most the priciest model of the chain could cost."""
     if requested_output is not None and requested_output > model.max_output_tokens:
@@ -110,7 +124,7 @@ async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_
         m.prices, input_tokens=input_tokens, max_output_tokens=requested_output or m.max_output_tokens))
     admission = await entitlements.admit(
         caller, priciest, request_id=request.request_id, input_tokens=input_tokens,
-        max_output_tokens=requested_output or priciest.max_output_tokens,
+        max_output_tokens=requested_output or priciest.max_output_tokens, byok=byok,
     )
     request.gateway_headers.update(admission.rate.headers())
     return admission.reservation

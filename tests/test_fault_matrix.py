@@ -7,8 +7,9 @@ import httpx
 import pytest
 
 from billing.models import Plan
-from providers.models import Model, Provider
-from tests.fakes.openai_upstream import Reply
+from providers import router
+from providers.models import Credential, Model, Provider
+from tests.fakes.openai_upstream import API_KEY, FakeOpenAI, Reply
 from usage.models import MonthlySpend, UsageRecord
 
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
@@ -79,3 +80,41 @@ def test_200_concurrent_requests_while_a_deployment_flaps_all_end_well_and_bill_
     ledger = MonthlySpend.objects.get(tenant=tenant)
     assert ledger.reserved == 0
     assert ledger.settled == sum(record.cost for record in records)
+
+
+def test_killing_a_provider_during_load_loses_no_request_and_bills_none_twice(
+        gateway_url, api_key, tenant, fake_openai, resilient, settings):
+    """The primary's server goes away mid-run; every request still ends well through the
+    fallback (another provider, another server), and each is billed exactly once."""
+    Plan.objects.filter(slug="pro").update(requests_per_minute=10_000)
+    Provider.objects.filter(slug="openai").update(first_byte_timeout=10)
+    backup = FakeOpenAI().start()
+    try:
+        groq = Provider.objects.get(slug="groq")
+        groq.base_url, groq.enabled = backup.base_url, True
+        groq.save()
+        credential = Credential(provider=groq, label="test")
+        credential.set_secret(API_KEY)
+        credential.save()
+        Model.objects.filter(public_id="openai/gpt-4o-mini").update(fallbacks=["groq/llama-3.1-8b-instant"])
+        router.forget_catalog()
+        fake_openai.enqueue(*[Reply(chunk_delay=0.01) for _ in range(40)])
+
+        def call(n: int) -> int:
+            if n == 60:
+                fake_openai.stop()  # the primary provider dies with requests in flight
+            response = httpx.post(f"{gateway_url}/v1/chat/completions", json={**BODY, "stream": n % 2 == 0},
+                                  headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
+            return response.status_code
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(call, range(150)))
+    finally:
+        backup.stop()
+        fake_openai.start(port=fake_openai.port)  # back for the tests after this one
+    assert statuses == [200] * 150
+    records = UsageRecord.objects.filter(tenant=tenant)
+    assert records.count() == 150
+    assert records.filter(model="groq/llama-3.1-8b-instant").exists()
+    ledger = MonthlySpend.objects.get(tenant=tenant)
+    assert ledger.reserved == 0 and ledger.settled == sum(record.cost for record in records)

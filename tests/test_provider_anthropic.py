@@ -290,10 +290,15 @@ def test_several_thinking_blocks_go_back_one_to_one_in_their_places(client, clau
         message = client.chat.completions.create(model=MODEL, **kwargs).choices[0].message.model_dump(exclude_none=True)
     assert message["reasoning_content"] == "First the city.Then the tool."
     assert replay(client, claude, message) == INTERLEAVED
-    # The fake refuses a thinking block changed from what it signed, as Anthropic does.
-    tampered = {**message, "reasoning_signature": message["reasoning_signature"].replace("Then the", "The")}
+
+
+def test_thinking_changed_from_what_was_signed_is_refused_upstream(client, claude):
+    claude.enqueue(Reply(text="42", thinking="Six times seven."))
+    ask(client, "answer?", reasoning_effort="medium")
+    changed = {"role": "assistant", "content": "42", "reasoning_content": "Seven times six.",
+               "reasoning_signature": SIGNATURE}
     with pytest.raises(openai.BadRequestError, match="Invalid `signature` in `thinking` block"):
-        replay(client, claude, tampered)
+        replay(client, claude, changed)
 
 
 @pytest.mark.parametrize("signature", [

@@ -328,6 +328,17 @@ def test_a_replayed_turn_keeps_the_order_of_its_parts(client, gemini):
         ]
 
 
+def test_an_older_flat_signature_map_is_still_replayed(client, gemini):
+    client.chat.completions.create(model=PRO_3, tools=TOOLS, messages=[
+        WEATHER, {"role": "assistant", "content": "Checking.", "reasoning_signature": '{"text":"s-t","call_0":"s-c"}',
+                  "tool_calls": [{"id": "call_0", "type": "function",
+                                  "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "18C"}])
+    assert gemini.requests[-1]["body"]["contents"][1]["parts"] == [
+        {"text": "Checking.", "thoughtSignature": "s-t"},
+        {"functionCall": {"id": "call_0", "name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "s-c"}]
+
+
 def test_a_signature_from_another_provider_is_not_sent_to_gemini(client, gemini):
     foreign = json.dumps({"anthropic": [{"thinking": "hm", "signature": "EqQB"}]})
     client.chat.completions.create(model=FLASH, messages=[

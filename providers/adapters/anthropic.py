@@ -263,9 +263,10 @@ def replayed_thinking(message: Message) -> list[tuple[int, dict[str, Any]]]:
         value = json.loads(raw)
     except ValueError:
         value = None
-    if not isinstance(value, dict):  # a plain signature: one block over the replayed reasoning
+    if not isinstance(value, dict | list):  # a plain signature: one block over the replayed reasoning
         return [(0, {"type": "thinking", "thinking": message.reasoning or "", "signature": raw})]
-    entries = value.get("anthropic")  # anything else is another provider's, not ours to send
+    # JSON without our key is another provider's (Gemini's {"gemini": ...}), not ours to send.
+    entries = value.get("anthropic") if isinstance(value, dict) else None
     out = []
     for entry in entries if isinstance(entries, list) else ():
         if not isinstance(entry, dict):

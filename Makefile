@@ -41,10 +41,12 @@ endif
 test: $(VENV)/.installed test-sqlite test-postgres
 
 test-sqlite: $(VENV)/.installed
+	tests/ensure_redis.sh
 	$(PY) -m pytest
 
 # Starts a throwaway PostgreSQL cluster from the machine's packages (installed if missing).
 test-postgres: $(VENV)/.installed
+	tests/ensure_redis.sh
 	tests/with_postgres.sh $(PY) -m pytest
 
 bench: $(VENV)/.installed

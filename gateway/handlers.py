@@ -25,6 +25,7 @@ from django.urls import set_script_prefix
 
 from gateway.v1.errors import error_response
 from gateway.v1.requests import too_large
+from providers import breaker
 from providers.http import close_client
 from usage.writer import writer
 
@@ -135,6 +136,7 @@ class Lifespan:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await close_client()
+                await breaker.close()
                 await asyncio.to_thread(writer.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -1,15 +1,20 @@
-"""Circuit breakers, one per deployment (provider + upstream model), in this process.
+"""Circuit breakers, one per deployment (provider + upstream model).
 
     closed     calls go through; failures in the last BREAKER_WINDOW_SECONDS are counted
     open       after BREAKER_FAILURES of them: skipped for BREAKER_COOLDOWN_SECONDS
     half-open  after the cool-down one call (the probe) goes through; its success closes the
                breaker, its failure opens it for another cool-down
 
-Only failures that say the deployment is unwell count (rate limited, unavailable, timeouts):
-a client's bad request says nothing about the provider. The state lives in this process; each
-worker learns on its own (a few failed calls per worker at most, each falling back).
+Only failures that say the deployment is unwell count (rate limited, unavailable, timeouts,
+our credential refused): a client's bad request says nothing about the provider.
+
+Each process keeps the state in memory. With REDIS_URL set, the workers share it: failures
+are counted in Redis, an open breaker is a Redis key every worker sees (each checks it at most
+once a second per deployment, so the hot path does not pay a round trip per call), and the
+probe after a cool-down is one worker's alone (SET NX).
 """
 
+import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,15 +23,20 @@ from django.conf import settings
 
 from providers import errors
 
+REMOTE_CHECK_SECONDS = 1.0
+PREFIX = "tollgate:breaker:"
+
 
 @dataclass(slots=True)
 class BreakerState:
     failures: deque[float] = field(default_factory=deque)
-    open_until: float = 0.0
+    open_until: float = 0.0  # monotonic
     probing: bool = False
+    remote_checked: float = 0.0
 
 
 _states: dict[str, BreakerState] = {}
+_redis: dict[asyncio.AbstractEventLoop, object] = {}
 
 
 def key_of(provider: str, upstream_model: str) -> str:
@@ -37,51 +47,112 @@ def counts(error: errors.ProviderError) -> bool:
     return error.retryable or isinstance(error, errors.ProviderAuthFailed)
 
 
-def allows(key: str) -> bool:
+def shared():
+    """The Redis client of this event loop, or None without REDIS_URL."""
+    if not settings.REDIS_URL:
+        return None
+    loop = asyncio.get_running_loop()
+    client = _redis.get(loop)
+    if client is None:
+        import redis.asyncio
+
+        client = _redis[loop] = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    return client
+
+
+def open_locally(state: BreakerState, seconds: float) -> None:
+    state.failures.clear()
+    state.probing = False
+    state.open_until = time.monotonic() + seconds
+
+
+async def allows(key: str) -> bool:
     """May a call go to this deployment now? Claims the probe when the cool-down is over."""
-    state = _states.get(key)
-    if state is None or state.open_until == 0.0:
+    state = _states.setdefault(key, BreakerState())
+    now = time.monotonic()
+    redis = shared()
+    if redis is not None and now - state.remote_checked >= REMOTE_CHECK_SECONDS:
+        state.remote_checked = now
+        ttl = await redis.pttl(PREFIX + "open:" + key)
+        if ttl > 0:
+            state.open_until = max(state.open_until, now + ttl / 1000)
+        elif state.open_until == 0.0 and await redis.exists(PREFIX + "halfopen:" + key):
+            state.open_until = now  # another worker opened it and its cool-down is over
+    if state.open_until == 0.0:
         return True
-    if time.monotonic() < state.open_until or state.probing:
+    if now < state.open_until or state.probing:
         return False
+    if redis is not None and not await redis.set(PREFIX + "probe:" + key, "1", nx=True,
+                                                 ex=int(settings.BREAKER_COOLDOWN_SECONDS) + 30):
+        return False  # another worker is probing
     state.probing = True  # the one call that decides
     return True
 
 
-def record_success(key: str) -> None:
+async def record_success(key: str) -> None:
     state = _states.get(key)
-    if state is not None:
+    if state is not None and (state.open_until or state.failures):
         state.failures.clear()
         state.open_until, state.probing = 0.0, False
+        redis = shared()
+        if redis is not None:
+            await redis.delete(*(PREFIX + part + key for part in ("open:", "halfopen:", "probe:", "fail:")))
 
 
-def record_failure(key: str) -> None:
+async def record_failure(key: str) -> None:
     now = time.monotonic()
     state = _states.setdefault(key, BreakerState())
+    cooldown = settings.BREAKER_COOLDOWN_SECONDS
+    redis = shared()
     if state.probing:  # the probe failed: another cool-down
-        state.probing = False
-        state.open_until = now + settings.BREAKER_COOLDOWN_SECONDS
+        await open_everywhere(redis, key, state, cooldown)
+        return
+    if redis is not None:
+        failures = await redis.incr(PREFIX + "fail:" + key)
+        if failures == 1:
+            await redis.expire(PREFIX + "fail:" + key, int(settings.BREAKER_WINDOW_SECONDS) or 1)
+        if failures >= settings.BREAKER_FAILURES:
+            await open_everywhere(redis, key, state, cooldown)
         return
     state.failures.append(now)
     while state.failures and state.failures[0] < now - settings.BREAKER_WINDOW_SECONDS:
         state.failures.popleft()
     if len(state.failures) >= settings.BREAKER_FAILURES:
-        state.failures.clear()
-        state.open_until = now + settings.BREAKER_COOLDOWN_SECONDS
+        open_locally(state, cooldown)
 
 
-def release_probe(key: str) -> None:
+async def open_everywhere(redis, key: str, state: BreakerState, cooldown: float) -> None:
+    open_locally(state, cooldown)
+    if redis is not None:
+        milliseconds = max(1, int(cooldown * 1000))
+        await redis.set(PREFIX + "open:" + key, "1", px=milliseconds)
+        await redis.set(PREFIX + "halfopen:" + key, "1", px=milliseconds + 600_000)
+        await redis.delete(PREFIX + "fail:" + key, PREFIX + "probe:" + key)
+
+
+async def release_probe(key: str) -> None:
     """A probe that ended without a verdict (the client left): let the next call probe."""
     state = _states.get(key)
-    if state is not None:
+    if state is not None and state.probing:
         state.probing = False
+        redis = shared()
+        if redis is not None:
+            await redis.delete(PREFIX + "probe:" + key)
 
 
 def cooldowns() -> dict[str, float]:
-    """Open breakers and the seconds left of their cool-down (for the admin and health checks)."""
+    """Open breakers of this process and the seconds left of their cool-down."""
     now = time.monotonic()
     return {key: state.open_until - now for key, state in _states.items() if state.open_until > now}
 
 
+async def close() -> None:
+    """Close this event loop's Redis client (at shutdown)."""
+    client = _redis.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
 def reset() -> None:
+    """Forget this process's state (the shared state, if any, stays in Redis)."""
     _states.clear()

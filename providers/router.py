@@ -296,7 +296,7 @@ def cooling_down(deployment: Deployment) -> errors.ProviderUnavailable:
 async def complete_chain(request: ChatRequest, chain: Chain, trace: Trace) -> ChatResult:
     skipped: errors.ProviderError | None = None
     for index, deployment in enumerate(chain.deployments):
-        if not breaker.allows(breaker_key(deployment)):
+        if not await breaker.allows(breaker_key(deployment)):
             skipped = skipped or cooling_down(deployment)
             continue
         trace.model = deployment.model
@@ -311,7 +311,7 @@ async def complete_chain(request: ChatRequest, chain: Chain, trace: Trace) -> Ch
 async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> AsyncIterator[StreamEvent]:
     skipped: errors.ProviderError | None = None
     for index, deployment in enumerate(chain.deployments):
-        if not breaker.allows(breaker_key(deployment)):
+        if not await breaker.allows(breaker_key(deployment)):
             skipped = skipped or cooling_down(deployment)
             continue
         trace.model = deployment.model
@@ -357,21 +357,21 @@ async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | 
             async with asyncio.timeout(deadline - time.monotonic()):
                 result = await deployment.adapter.complete(request, target)
         except TimeoutError as exc:
-            breaker.record_failure(key)
+            await breaker.record_failure(key)
             raise errors.ProviderTimeout(
                 f"{target.provider} took longer than {target.total_timeout:g}s.", provider=target.provider
             ) from exc
         except errors.ProviderError as error:
             if breaker.counts(error):
-                breaker.record_failure(key)
-            if not error.retryable or not breaker.allows(key):
+                await breaker.record_failure(key)
+            if not error.retryable or not await breaker.allows(key):
                 raise
             await wait_before_retry(attempt, error, deadline)
         except asyncio.CancelledError:
-            breaker.release_probe(key)
+            await breaker.release_probe(key)
             raise
         else:
-            breaker.record_success(key)
+            await breaker.record_success(key)
             return result
     raise AssertionError("unreachable")
 
@@ -398,16 +398,16 @@ async def stream(request: ChatRequest, deployment: Deployment, trace: Trace | No
                     )
                 produced = True
                 yield event
-            breaker.record_success(key)
+            await breaker.record_success(key)
             return
         except errors.ProviderError as error:
             if breaker.counts(error):
-                breaker.record_failure(key)
-            if produced or not error.retryable or not breaker.allows(key):
+                await breaker.record_failure(key)
+            if produced or not error.retryable or not await breaker.allows(key):
                 raise
             await wait_before_retry(attempt, error, deadline)
         except (asyncio.CancelledError, GeneratorExit):
-            breaker.release_probe(key)
+            await breaker.release_probe(key)
             raise
         finally:
             await events.aclose()

@@ -1,6 +1,8 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from providers import breaker
+from providers.health import chat_deployments, probe_all
 from providers.models import Credential, Deployment, Model, Provider
 from providers.router import forget_catalog
 
@@ -70,11 +72,34 @@ class DeploymentInline(admin.TabularInline):
     fields = ["provider", "upstream_name", "priority", "weight", "enabled"]
 
 
+@admin.action(description="Probe the selected models (one tiny request per deployment)")
+def probe_models(modeladmin, request, queryset):
+    deployments = chat_deployments(public_ids=list(queryset.values_list("public_id", flat=True)))
+    if not deployments:
+        modeladmin.message_user(request, "None of them has a servable deployment (enabled, with a key).",
+                                messages.WARNING)
+        return
+    for result in probe_all(deployments):
+        modeladmin.message_user(request, result.line().strip(), messages.SUCCESS if result.ok else messages.ERROR)
+
+
 @admin.register(Model)
 class ModelAdmin(CatalogAdmin):
     inlines = [DeploymentInline]
+    actions = [probe_models]
     list_display = ["public_id", "provider", "upstream_name", "capability", "group", "input_price", "output_price",
-                    "cached_input_price", "context_window", "enabled"]
+                    "cached_input_price", "context_window", "enabled", "cooling_down"]
     list_filter = ["capability", "provider", "group", "enabled"]
     search_fields = ["public_id", "upstream_name"]
     list_editable = ["enabled"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("provider").prefetch_related("deployments__provider")
+
+    @admin.display(description="breaker")
+    def cooling_down(self, model):
+        """Open circuit breakers of this process for the model's deployments."""
+        left = {key: seconds for key, seconds in breaker.cooldowns().items()
+                if key == breaker.key_of(model.provider.slug, model.upstream_name)
+                or any(key == breaker.key_of(d.provider.slug, d.upstream_name) for d in model.deployments.all())}
+        return ", ".join(f"{key} open {seconds:.0f}s" for key, seconds in left.items()) or "closed"

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from providers.models import Credential, Provider
+from tests.fakes.openai_upstream import Reply
 
 PAGES = ["gateway_tenant", "gateway_membership", "gateway_apikey", "gateway_tenantproviderkey", "billing_plan", "billing_subscription",
          "providers_provider", "providers_credential", "providers_model", "usage_usagerecord", "usage_dailyusage",
@@ -43,3 +44,16 @@ def test_credential_secret_is_write_only_and_encrypted(operator):
     assert credential.get_secret() == "sk-secret-9876" and "sk-secret" not in credential.secret_encrypted
     page = operator.get(reverse("admin:providers_credential_change", args=[credential.pk])).content.decode()
     assert "sk-secret-9876" not in page and "9876" in page
+
+
+def test_operator_probes_models_from_the_admin_and_sees_the_result(operator, fake_openai, settings):
+    from providers.models import Model
+
+    settings.UPSTREAM_MAX_RETRIES = 0
+    fake_openai.enqueue(Reply(status=503, error_message="down for maintenance"))
+    ids = list(Model.objects.filter(public_id__in=["openai/gpt-4o-mini", "demo/echo"]).values_list("pk", flat=True))
+    response = operator.post(reverse("admin:providers_model_changelist"),
+                             {"action": "probe_models", "_selected_action": ids}, follow=True)
+    page = response.content.decode()
+    assert "demo/echo (demo/echo): answered in" in page
+    assert "openai/gpt-4o-mini (openai/gpt-4o-mini): openai returned 503: down for maintenance" in page

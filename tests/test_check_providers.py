@@ -13,8 +13,8 @@ def test_check_providers_reports_each_deployment_and_what_failed(catalog, fake_o
     out = io.StringIO()
     call_command("check_providers", "--model", "openai/gpt-4o-mini", "--model", "demo/echo", stdout=out)
     report = out.getvalue()
-    assert "ok    demo/echo (demo/echo)" in report
-    assert "down  openai/gpt-4o-mini (openai/gpt-4o-mini)" in report and "overloaded right now" in report
+    assert "ok    demo/echo (demo/echo): answered in" in report
+    assert "down  openai/gpt-4o-mini (openai/gpt-4o-mini): " in report and "overloaded right now" in report
     assert "1 of 2 deployments answered." in report
     sent = fake_openai.requests[-1]["body"]
     assert sent["max_completion_tokens"] == 1

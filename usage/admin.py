@@ -28,7 +28,12 @@ class UsageRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(DailyUsage)
 class DailyUsageAdmin(ReadOnlyAdmin):
-    list_display = ["day", "tenant", "model", "requests", "errors", "input_tokens", "output_tokens", "cost"]
+    list_display = ["day", "tenant", "model", "requests", "errors", "error_rate", "input_tokens", "output_tokens",
+                    "cost"]
+
+    @admin.display(description="error rate")
+    def error_rate(self, row):
+        return f"{row.errors / row.requests:.0%}" if row.requests else "—"
     list_filter = ["day", "model"]
     search_fields = ["tenant__slug", "model"]
     date_hierarchy = "day"

@@ -23,8 +23,8 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
 
+from gateway.v1.admission import too_large
 from gateway.v1.errors import error_response
-from gateway.v1.requests import too_large
 from providers import breaker
 from providers.http import close_client
 from usage.writer import writer

@@ -18,9 +18,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 
 from billing import entitlements
 from gateway.v1 import openai_chat, sse
-from gateway.v1.errors import api_view, as_gateway_error, error_body, log_provider_error
-from gateway.v1.metering import Meter
-from gateway.v1.requests import (
+from gateway.v1.admission import (
     admit_request,
     authenticated_caller,
     byok_chain,
@@ -28,6 +26,8 @@ from gateway.v1.requests import (
     find_model,
     read_body,
 )
+from gateway.v1.errors import api_view, as_gateway_error, error_body, log_provider_error
+from gateway.v1.metering import Meter
 from providers import router
 from providers.errors import ProviderError, ProviderStreamBroken
 from providers.types import ChatRequest, Delta, Finish, StreamEvent, UsageReport

@@ -3,8 +3,8 @@
 from django.http import JsonResponse
 
 from billing.entitlements import is_model_allowed
+from gateway.v1.admission import authenticated_caller
 from gateway.v1.errors import GatewayError, api_view
-from gateway.v1.requests import authenticated_caller
 from providers import router
 from providers.router import ModelInfo
 

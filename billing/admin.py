@@ -9,6 +9,7 @@ from billing.models import (
     Subscription,
 )
 from billing.subscriptions import change_plan
+from usage.admin import ReadOnlyAdmin
 
 
 @admin.register(Plan)
@@ -46,19 +47,6 @@ class SubscriptionAdmin(admin.ModelAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         form.initial_plan = obj.plan if obj is not None else None
         return form
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History: written by the billing code, never by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PlanChange)

@@ -22,7 +22,7 @@ from gateway.api_keys import issue_api_key
 from gateway.tenants import create_tenant
 from providers import breaker, router
 from providers.catalog import read_catalog, seed_catalog
-from providers.models import Provider
+from providers.models import Credential, Provider
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from usage.writer import writer
 
@@ -92,6 +92,18 @@ def catalog(transactional_db, fake_openai):
     seed_catalog(read_catalog(), {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": fake_openai.base_url})
     seed_plans()
     Provider.objects.filter(slug="demo").update(quirks={})  # no pacing between words in tests
+
+
+def serve_provider_from(slug: str, base_url: str, key: str = API_KEY) -> Provider:
+    """Enable a catalog provider and point it at a fake upstream, with the fake's key."""
+    provider = Provider.objects.get(slug=slug)
+    provider.base_url, provider.enabled = base_url, True
+    provider.save()
+    credential = Credential(provider=provider, label="test")
+    credential.set_secret(key)
+    credential.save()
+    router.forget_catalog()
+    return provider
 
 
 def make_tenant(slug: str, email: str, plan: str):

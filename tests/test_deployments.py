@@ -4,8 +4,9 @@ import openai
 import pytest
 
 from providers import router
-from providers.models import Credential, Deployment, Model, Provider
-from tests.fakes.openai_upstream import API_KEY, Reply
+from providers.models import Deployment, Model
+from tests.conftest import serve_provider_from
+from tests.fakes.openai_upstream import Reply
 from usage.models import UsageRecord
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -15,13 +16,7 @@ HELLO = [{"role": "user", "content": "hello"}]
 def second_provider(catalog, fake_openai, settings):
     """Groq, pointed at the same fake, serving openai/gpt-4o-mini under its own model name."""
     settings.UPSTREAM_MAX_RETRIES = 0
-    groq = Provider.objects.get(slug="groq")
-    groq.base_url, groq.enabled = fake_openai.base_url, True
-    groq.save()
-    credential = Credential(provider=groq, label="test")
-    credential.set_secret(API_KEY)
-    credential.save()
-    router.forget_catalog()
+    groq = serve_provider_from("groq", fake_openai.base_url)
 
     def deploy(priority: int, weight: int = 1) -> None:
         Deployment.objects.create(model=Model.objects.get(public_id="openai/gpt-4o-mini"), provider=groq,

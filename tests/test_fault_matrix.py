@@ -8,8 +8,9 @@ import pytest
 
 from billing.models import Plan
 from providers import router
-from providers.models import Credential, Model, Provider
-from tests.fakes.openai_upstream import API_KEY, FakeOpenAI, Reply
+from providers.models import Model, Provider
+from tests.conftest import serve_provider_from
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from usage.models import MonthlySpend, UsageRecord
 
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
@@ -90,12 +91,7 @@ def test_killing_a_provider_during_load_loses_no_request_and_bills_none_twice(
     Provider.objects.filter(slug="openai").update(first_byte_timeout=10)
     backup = FakeOpenAI().start()
     try:
-        groq = Provider.objects.get(slug="groq")
-        groq.base_url, groq.enabled = backup.base_url, True
-        groq.save()
-        credential = Credential(provider=groq, label="test")
-        credential.set_secret(API_KEY)
-        credential.save()
+        serve_provider_from("groq", backup.base_url)
         Model.objects.filter(public_id="openai/gpt-4o-mini").update(fallbacks=["groq/llama-3.1-8b-instant"])
         router.forget_catalog()
         fake_openai.enqueue(*[Reply(chunk_delay=0.01) for _ in range(40)])

@@ -6,8 +6,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from providers import router
-from providers.models import Credential, Provider
+from tests.conftest import serve_provider_from
 from tests.fakes.anthropic_upstream import (
     API_KEY,
     API_VERSION,
@@ -41,11 +40,7 @@ def fake_anthropic():
 def claude(catalog, fake_anthropic) -> FakeAnthropic:
     """Anthropic enabled, pointed at the fake, with the fake's key as its credential."""
     fake_anthropic.reset()
-    Provider.objects.filter(slug=SLUG).update(base_url=fake_anthropic.base_url, enabled=True)
-    credential = Credential(provider=Provider.objects.get(slug=SLUG), label="test")
-    credential.set_secret(API_KEY)
-    credential.save()
-    router.forget_catalog()
+    serve_provider_from(SLUG, fake_anthropic.base_url, API_KEY)
     return fake_anthropic
 
 

@@ -8,8 +8,8 @@ import openai
 import pytest
 
 from providers import router
-from providers.models import Credential, Model, Provider
-from tests.conftest import wait_for
+from providers.models import Model
+from tests.conftest import serve_provider_from, wait_for
 from tests.fakes.cohere_upstream import API_KEY, DEFAULT_REPLY, PREAMBLE_TOKENS, FakeCohere, Reply
 from usage.models import UsageRecord
 
@@ -34,11 +34,7 @@ def fake_cohere():
 def cohere(catalog, fake_cohere):
     """Cohere enabled, pointed at the fake, with one credential."""
     fake_cohere.reset()
-    Provider.objects.filter(slug=SLUG).update(base_url=fake_cohere.base_url, enabled=True)
-    credential = Credential(provider=Provider.objects.get(slug=SLUG), label="test")
-    credential.set_secret(API_KEY)
-    credential.save()
-    router.forget_catalog()
+    serve_provider_from(SLUG, fake_cohere.base_url, API_KEY)
     return fake_cohere
 
 

@@ -7,8 +7,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from providers import router
-from providers.models import Credential, Provider
+from tests.conftest import serve_provider_from
 from tests.fakes.gemini_upstream import (
     API_KEY,
     DEFAULT_REPLY,
@@ -54,11 +53,7 @@ def fake_gemini():
 def gemini(catalog, fake_gemini) -> FakeGemini:
     """Gemini enabled, pointed at the fake, with the fake's key as its credential."""
     fake_gemini.reset()
-    Provider.objects.filter(slug=SLUG).update(base_url=fake_gemini.base_url, enabled=True)
-    credential = Credential(provider=Provider.objects.get(slug=SLUG), label="test")
-    credential.set_secret(API_KEY)
-    credential.save()
-    router.forget_catalog()
+    serve_provider_from(SLUG, fake_gemini.base_url, API_KEY)
     return fake_gemini
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from providers import router
 from providers.catalog import read_catalog, seed_catalog
-from providers.models import Credential, Provider
+from providers.models import Provider
+from tests.conftest import serve_provider_from
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI, Reply
 from usage.models import UsageRecord
 
@@ -24,13 +25,7 @@ def serve_from_fake(catalog, fake_openai):
     """serve_from_fake("groq"): that provider, enabled, pointed at the fake OpenAI upstream."""
 
     def point(slug: str, fake: FakeOpenAI = fake_openai) -> None:
-        provider = Provider.objects.get(slug=slug)
-        provider.base_url, provider.enabled = fake.base_url, True
-        provider.save()
-        credential = Credential(provider=provider, label="test")
-        credential.set_secret(API_KEY)
-        credential.save()
-        router.forget_catalog()
+        serve_provider_from(slug, fake.base_url)
 
     return point
 

@@ -1,6 +1,8 @@
 """POST /v1/chat/completions: the request path, top to bottom.
 
 key -> decode -> model -> admission (reservation) -> router -> encode -> settle (exactly once).
+Everything after decode is ``serve_chat``, shared with the other chat protocols (/v1/messages):
+each brings its decoded ChatRequest, how to encode an answer and a ``StreamEncoder``.
 
 A streamed answer starts only after the provider's first event, so a provider that fails
 before producing anything still gets a proper HTTP status (and the router can retry). After
@@ -12,9 +14,10 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from billing import entitlements
 from gateway.v1 import openai_chat, sse
@@ -26,11 +29,17 @@ from gateway.v1.admission import (
     find_model,
     read_body,
 )
-from gateway.v1.errors import api_view, as_gateway_error, error_body, log_provider_error
+from gateway.v1.errors import (
+    GatewayError,
+    api_view,
+    as_gateway_error,
+    error_body,
+    log_provider_error,
+)
 from gateway.v1.metering import Meter
 from providers import router
 from providers.errors import ProviderError, ProviderStreamBroken
-from providers.types import ChatRequest, Delta, Finish, StreamEvent, UsageReport
+from providers.types import ChatRequest, ChatResult, Delta, Finish, StreamEvent, Usage, UsageReport
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +59,67 @@ def prompt_size(chat: ChatRequest) -> tuple[int, int]:
     return size, images
 
 
+class StreamEncoder(Protocol):
+    """One streamed answer in a client protocol's wire format: each method returns the bytes to
+    send (b"" for none). ``closing`` comes before settlement, ``done`` (the terminal event)
+    after it: a client that has seen the end of the stream has its usage recorded."""
+
+    def opening(self) -> bytes: ...
+    def delta(self, delta: Delta) -> bytes: ...
+    def finish(self, reason: str) -> bytes: ...
+    def closing(self, usage: Usage) -> bytes: ...
+    def done(self) -> bytes: ...
+    def failure(self, error: GatewayError) -> bytes: ...
+
+
+class OpenAIStream:
+    """Chat Completions chunks as a StreamEncoder."""
+
+    def __init__(self, encoder: openai_chat.ChunkEncoder):
+        self.encoder = encoder
+
+    def opening(self) -> bytes:
+        return sse.event(self.encoder.role())
+
+    def delta(self, delta: Delta) -> bytes:
+        return sse.event(self.encoder.delta(delta))
+
+    def finish(self, reason: str) -> bytes:
+        return sse.event(self.encoder.finish(reason))
+
+    def closing(self, usage: Usage) -> bytes:
+        return sse.event(self.encoder.usage(usage)) if self.encoder.include_usage else b""
+
+    def done(self) -> bytes:
+        return sse.DONE
+
+    def failure(self, error: GatewayError) -> bytes:
+        # The SDK raises APIError on a data event with an "error" key: the client learns the
+        # answer is incomplete instead of seeing a clean finish.
+        return sse.event(error_body(error.message, type=error.type, code=error.code))
+
+
 @api_view
 async def chat_completions(request):
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
     chat = openai_chat.decode(read_body(request))
+    completion_id = f"chatcmpl-{request.request_id[4:]}"
+    return await serve_chat(
+        request, caller, chat, started=started,
+        encode_answer=lambda result, model: openai_chat.encode_completion(
+            result, completion_id=completion_id, model=model),
+        stream_encoder=lambda model, input_estimate: OpenAIStream(openai_chat.ChunkEncoder(
+            completion_id=completion_id, model=model, include_usage=chat.include_usage)),
+    )
+
+
+async def serve_chat(request, caller: entitlements.Caller, chat: ChatRequest, *, started: float,
+                     encode_answer: Callable[[ChatResult, str], dict[str, Any]],
+                     stream_encoder: Callable[[str, int], StreamEncoder]) -> HttpResponse:
+    """Everything after decoding: model, plan, admission, the router, settlement. The answer is
+    ``encode_answer(result, served model id)``; a stream is ``stream_encoder(served model id,
+    input token estimate)``'s events."""
     model, deployments = await find_model(chat.model, capability="chat")
     entitlements.check_model(caller, model)  # before the features: say nothing of models off the plan
     router.check_features(chat, model)
@@ -68,7 +133,7 @@ async def chat_completions(request):
     meter.served_by(model)
     trace = router.Trace()
     if chat.stream:
-        return await start_stream(request, chat, chain, meter, trace)
+        return await start_stream(request, chat, chain, meter, trace, stream_encoder)
     try:
         result = await router.complete_chain(chat, chain, trace)
     except ProviderError as error:
@@ -87,8 +152,7 @@ async def chat_completions(request):
         meter.served_by(trace.model, upstream_model=trace.upstream_model)
         served_by(request, trace)
         await meter.settle()
-    body = openai_chat.encode_completion(result, completion_id=f"chatcmpl-{request.request_id[4:]}",
-                                        model=trace.model.public_id)
+    body = encode_answer(result, trace.model.public_id)
     request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
     return JsonResponse(body)
 
@@ -100,8 +164,8 @@ def served_by(request, trace: router.Trace) -> None:
         request.gateway_headers["x-tollgate-served-model"] = trace.model.public_id
 
 
-async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: Meter,
-                       trace: router.Trace) -> StreamingHttpResponse:
+async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: Meter, trace: router.Trace,
+                       stream_encoder: Callable[[str, int], StreamEncoder]) -> StreamingHttpResponse:
     events = router.stream_chain(chat, chain, trace)
     try:
         first = await anext(events)
@@ -121,8 +185,7 @@ async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: M
     finally:
         meter.served_by(trace.model, upstream_model=trace.upstream_model)
         served_by(request, trace)
-    encoder = openai_chat.ChunkEncoder(completion_id=f"chatcmpl-{request.request_id[4:]}",
-                                       model=trace.model.public_id, include_usage=chat.include_usage)
+    encoder = stream_encoder(trace.model.public_id, meter.input_estimate)
     body = relay(first, events, encoder, meter)
     # Safety net: if the response is dropped before its first iteration (the client left in
     # that instant), the generator's finally never runs; settle from here instead.
@@ -136,38 +199,37 @@ def settle_abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
         loop.call_soon_threadsafe(meter.start_settling)
 
 
-async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent],
-                encoder: openai_chat.ChunkEncoder, meter: Meter) -> AsyncIterator[bytes]:
+async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent], encoder: StreamEncoder,
+                meter: Meter) -> AsyncIterator[bytes]:
     finished = False
     try:
-        yield sse.event(encoder.role())
+        yield encoder.opening()
         event = first
         while event is not None:
             if isinstance(event, Delta):
                 meter.produced(event)
-                yield sse.event(encoder.delta(event))
+                if chunk := encoder.delta(event):
+                    yield chunk
             elif isinstance(event, Finish):
                 finished = True
-                yield sse.event(encoder.finish(event.reason))
+                if chunk := encoder.finish(event.reason):
+                    yield chunk
             elif isinstance(event, UsageReport):
                 meter.settlement.usage = event.usage
             event = await anext(events, None)
         if not finished:
             raise ProviderStreamBroken(f"{meter.reservation.provider} ended the stream without finishing.",
                                        provider=meter.reservation.provider)
-        if encoder.include_usage:
-            yield sse.event(encoder.usage(meter.final_usage()))
-        # Settled before the last event: once a client has seen [DONE], its usage is recorded.
+        if chunk := encoder.closing(meter.final_usage()):
+            yield chunk
+        # Settled before the last event: once a client has seen the end, its usage is recorded.
         await meter.settle()
-        yield sse.DONE
+        yield encoder.done()
     except ProviderError as error:
         log_provider_error(error, meter.reservation.request_id)
         meter.failed(error)
         await meter.settle()
-        gateway_error = as_gateway_error(error)
-        # The SDK raises APIError on a data event with an "error" key: the client learns the
-        # answer is incomplete instead of seeing a clean finish.
-        yield sse.event(error_body(gateway_error.message, type=gateway_error.type, code=gateway_error.code))
+        yield encoder.failure(as_gateway_error(error))
     except (asyncio.CancelledError, GeneratorExit):
         meter.client_gone()
         raise
@@ -175,8 +237,9 @@ async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent],
         log.exception("stream of request %s failed in the gateway", meter.reservation.request_id)
         meter.failed_internally()
         await meter.settle()
-        yield sse.event(error_body(f"The gateway failed on this stream ({meter.reservation.request_id}); the "
-                                   "answer is incomplete.", type="server_error", code="internal_error"))
+        yield encoder.failure(GatewayError(
+            500, f"The gateway failed on this stream ({meter.reservation.request_id}); the answer is incomplete.",
+            type="server_error", code="internal_error"))
     finally:
         meter.start_settling()  # before anything else can be interrupted
         await events.aclose()

@@ -2,12 +2,14 @@
 
 Statuses are the ones the OpenAI SDKs map to the right exception (400 BadRequest, 401
 Authentication, 403 PermissionDenied, 404 NotFound, 413, 429 RateLimit, 5xx InternalServer).
-Messages say what was wrong and what to do.
+Messages say what was wrong and what to do. An endpoint speaking another vendor's protocol
+(/v1/messages) passes its own ``envelope`` to ``api_view``: same errors, that vendor's body.
 """
 
 import functools
 import logging
 import uuid
+from collections.abc import Callable
 
 from django.http import JsonResponse
 
@@ -53,10 +55,15 @@ def as_gateway_error(exc: Exception) -> GatewayError:
     raise TypeError(exc)
 
 
-def error_response(error: GatewayError) -> JsonResponse:
-    response = JsonResponse(
-        error_body(error.message, type=error.type, param=error.param, code=error.code), status=error.status
-    )
+Envelope = Callable[[GatewayError, str], dict]  # (error, request id) -> the response body
+
+
+def openai_envelope(error: GatewayError, request_id: str) -> dict:
+    return error_body(error.message, type=error.type, param=error.param, code=error.code)
+
+
+def error_response(error: GatewayError, *, envelope: Envelope = openai_envelope, request_id: str = "") -> JsonResponse:
+    response = JsonResponse(envelope(error, request_id), status=error.status)
     for name, value in error.headers.items():
         response[name] = value
     return response
@@ -75,26 +82,31 @@ def client_request_id(request) -> str | None:
     return value if 0 < len(value) <= 128 and value.isascii() and value.isprintable() else None
 
 
-def api_view(view):
+def api_view(view=None, *, envelope: Envelope = openai_envelope):
     """Wrap an async /v1 view: every failure leaves as the envelope, never as an HTML page, and
-    every answer carries the request's headers (ids, rate window, who served it, cost)."""
+    every answer carries the request's headers (ids, rate window, who served it, cost).
+    ``@api_view`` answers errors in the OpenAI envelope; ``@api_view(envelope=...)`` in another."""
+    if view is None:
+        return functools.partial(api_view, envelope=envelope)
 
     @functools.wraps(view)
     async def wrapper(request, *args, **kwargs):
         request.request_id = f"req_{uuid.uuid4().hex}"
         request.gateway_headers = {}
+        failure = None
         try:
             response = await view(request, *args, **kwargs)
         except (GatewayError, Refusal) as exc:
-            response = error_response(as_gateway_error(exc))
+            failure = as_gateway_error(exc)
         except ProviderError as exc:
             log_provider_error(exc, request.request_id)
-            response = error_response(as_gateway_error(exc))
+            failure = as_gateway_error(exc)
         except Exception:
             log.exception("unhandled error in %s (request %s)", request.path, request.request_id)
-            response = error_response(
-                GatewayError(500, f"The gateway failed on this request ({request.request_id}). "
-                             "Retry, and report the request id if it persists.", type="server_error"))
+            failure = GatewayError(500, f"The gateway failed on this request ({request.request_id}). "
+                                   "Retry, and report the request id if it persists.", type="server_error")
+        if failure is not None:
+            response = error_response(failure, envelope=envelope, request_id=request.request_id)
         for name, value in request.gateway_headers.items():
             response[name] = value
         response["x-request-id"] = client_request_id(request) or request.request_id

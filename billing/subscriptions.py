@@ -142,6 +142,11 @@ def apply_stripe_subscription(tenant_id: int, remote: RemoteSubscription, *, str
             log.info("tenant %s: ignoring %s subscription %s; it is on %s", tenant_id, remote.status, remote.id,
                      subscription.stripe_subscription_id)
             return
+        # A second live subscription (two checkouts finished side by side): following both would
+        # flip the plan with every invoice while Stripe charges twice. Keep the first; say so.
+        log.error("tenant %s follows Stripe subscription %s; a second live one, %s, is not applied: cancel one "
+                  "of them in Stripe", tenant_id, subscription.stripe_subscription_id, remote.id)
+        return
     if remote.status == "incomplete":
         return
     if subscription.stripe_customer_id and subscription.stripe_customer_id != remote.customer_id:

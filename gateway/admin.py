@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from gateway.api_keys import revoke_api_key
+from gateway.api_keys import forget_keys, revoke_api_key
 from gateway.models import ApiKey, Membership, Tenant, TenantProviderKey
 
 
@@ -80,7 +80,17 @@ class TenantProviderKeyForm(forms.ModelForm):
 
 @admin.register(TenantProviderKey)
 class TenantProviderKeyAdmin(admin.ModelAdmin):
+    """Changes apply at once in this process, elsewhere within KEY_CACHE_SECONDS."""
+
     form = TenantProviderKeyForm
     list_display = ["tenant", "provider", "hint", "created_at"]
     search_fields = ["tenant__slug", "provider"]
     readonly_fields = ["hint", "created_at"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        forget_keys()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        forget_keys()

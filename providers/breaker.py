@@ -15,13 +15,17 @@ probe after a cool-down is one worker's alone (SET NX).
 """
 
 import asyncio
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from providers import errors
+
+log = logging.getLogger(__name__)
 
 REMOTE_CHECK_SECONDS = 1.0
 PREFIX = "tollgate:breaker:"
@@ -37,6 +41,15 @@ class BreakerState:
 
 _states: dict[str, BreakerState] = {}
 _redis: dict[asyncio.AbstractEventLoop, object] = {}
+_redis_down_until = [0.0]
+REDIS_RETRY_SECONDS = 10.0
+
+
+def redis_failed(exc: Exception) -> None:
+    """Redis did not answer: go local for a while rather than fail every request."""
+    log.warning("circuit breakers: Redis unavailable (%s); each worker on its own for %.0fs", exc,
+                REDIS_RETRY_SECONDS)
+    _redis_down_until[0] = time.monotonic() + REDIS_RETRY_SECONDS
 
 
 def key_of(provider: str, upstream_model: str) -> str:
@@ -44,12 +57,13 @@ def key_of(provider: str, upstream_model: str) -> str:
 
 
 def counts(error: errors.ProviderError) -> bool:
-    return error.retryable or isinstance(error, errors.ProviderAuthFailed)
+    return error.retryable or isinstance(error, errors.ProviderAuthFailed | errors.ProviderStreamBroken)
 
 
 def shared():
-    """The Redis client of this event loop, or None without REDIS_URL."""
-    if not settings.REDIS_URL:
+    """The Redis client of this event loop, or None without REDIS_URL (or while it is down:
+    then each worker falls back on what it knows itself)."""
+    if not settings.REDIS_URL or time.monotonic() < _redis_down_until[0]:
         return None
     loop = asyncio.get_running_loop()
     client = _redis.get(loop)
@@ -66,54 +80,77 @@ def open_locally(state: BreakerState, seconds: float) -> None:
     state.open_until = time.monotonic() + seconds
 
 
-async def allows(key: str) -> bool:
-    """May a call go to this deployment now? Claims the probe when the cool-down is over."""
+async def allows(key: str | None) -> bool:
+    """May a call go to this deployment now? Claims the probe when the cool-down is over.
+    (No key: a call outside the shared breakers, always allowed.)"""
+    if key is None:
+        return True
     state = _states.setdefault(key, BreakerState())
     now = time.monotonic()
     redis = shared()
     if redis is not None and now - state.remote_checked >= REMOTE_CHECK_SECONDS:
         state.remote_checked = now
-        ttl = await redis.pttl(PREFIX + "open:" + key)
-        if ttl > 0:
-            state.open_until = max(state.open_until, now + ttl / 1000)
-        elif state.open_until == 0.0 and await redis.exists(PREFIX + "halfopen:" + key):
-            state.open_until = now  # another worker opened it and its cool-down is over
+        try:
+            ttl = await redis.pttl(PREFIX + "open:" + key)
+            if ttl > 0:
+                state.open_until = max(state.open_until, now + ttl / 1000)
+            elif state.open_until == 0.0 and await redis.exists(PREFIX + "halfopen:" + key):
+                state.open_until = now  # another worker opened it and its cool-down is over
+        except (RedisError, OSError) as exc:
+            redis_failed(exc)
+            redis = None
     if state.open_until == 0.0:
         return True
     if now < state.open_until or state.probing:
         return False
-    if redis is not None and not await redis.set(PREFIX + "probe:" + key, "1", nx=True,
-                                                 ex=int(settings.BREAKER_COOLDOWN_SECONDS) + 30):
-        return False  # another worker is probing
+    try:
+        if redis is not None and not await redis.set(PREFIX + "probe:" + key, "1", nx=True,
+                                                     ex=int(settings.BREAKER_COOLDOWN_SECONDS) + 30):
+            return False  # another worker is probing
+    except (RedisError, OSError) as exc:
+        redis_failed(exc)
     state.probing = True  # the one call that decides
     return True
 
 
-async def record_success(key: str) -> None:
-    state = _states.get(key)
+async def record_success(key: str | None) -> None:
+    state = _states.get(key) if key is not None else None
     if state is not None and (state.open_until or state.failures):
         state.failures.clear()
         state.open_until, state.probing = 0.0, False
         redis = shared()
         if redis is not None:
-            await redis.delete(*(PREFIX + part + key for part in ("open:", "halfopen:", "probe:", "fail:")))
+            try:
+                await redis.delete(*(PREFIX + part + key for part in ("open:", "halfopen:", "probe:", "fail:")))
+            except (RedisError, OSError) as exc:
+                redis_failed(exc)
 
 
-async def record_failure(key: str) -> None:
+async def record_failure(key: str | None) -> None:
+    if key is None:
+        return
     now = time.monotonic()
     state = _states.setdefault(key, BreakerState())
     cooldown = settings.BREAKER_COOLDOWN_SECONDS
     redis = shared()
     if state.probing:  # the probe failed: another cool-down
-        await open_everywhere(redis, key, state, cooldown)
+        try:
+            await open_everywhere(redis, key, state, cooldown)
+        except (RedisError, OSError) as exc:
+            redis_failed(exc)
         return
     if redis is not None:
-        failures = await redis.incr(PREFIX + "fail:" + key)
-        if failures == 1:
-            await redis.expire(PREFIX + "fail:" + key, int(settings.BREAKER_WINDOW_SECONDS) or 1)
-        if failures >= settings.BREAKER_FAILURES:
-            await open_everywhere(redis, key, state, cooldown)
-        return
+        state.failures.append(now)  # so that a success here clears the shared count
+        try:
+            failures = await redis.incr(PREFIX + "fail:" + key)
+            if failures == 1:
+                await redis.expire(PREFIX + "fail:" + key, int(settings.BREAKER_WINDOW_SECONDS) or 1)
+            if failures >= settings.BREAKER_FAILURES:
+                await open_everywhere(redis, key, state, cooldown)
+            return
+        except (RedisError, OSError) as exc:
+            redis_failed(exc)
+            state.failures.pop()
     state.failures.append(now)
     while state.failures and state.failures[0] < now - settings.BREAKER_WINDOW_SECONDS:
         state.failures.popleft()
@@ -130,14 +167,17 @@ async def open_everywhere(redis, key: str, state: BreakerState, cooldown: float)
         await redis.delete(PREFIX + "fail:" + key, PREFIX + "probe:" + key)
 
 
-async def release_probe(key: str) -> None:
+async def release_probe(key: str | None) -> None:
     """A probe that ended without a verdict (the client left): let the next call probe."""
-    state = _states.get(key)
+    state = _states.get(key) if key is not None else None
     if state is not None and state.probing:
         state.probing = False
         redis = shared()
         if redis is not None:
-            await redis.delete(PREFIX + "probe:" + key)
+            try:
+                await redis.delete(PREFIX + "probe:" + key)
+            except (RedisError, OSError) as exc:
+                redis_failed(exc)
 
 
 def cooldowns() -> dict[str, float]:
@@ -156,3 +196,4 @@ async def close() -> None:
 def reset() -> None:
     """Forget this process's state (the shared state, if any, stays in Redis)."""
     _states.clear()
+    _redis_down_until[0] = 0.0

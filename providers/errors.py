@@ -9,7 +9,8 @@ reaches a view.
     ├── ProviderBadRequest               400     no: the provider refused the request as invalid
     │   ├── ContextWindowExceeded        400     no (a larger-context fallback may help)
     │   ├── ContentFiltered              400     no
-    │   └── UnsupportedFeature           400     no: the request uses what this provider/model lacks
+    │   ├── UnsupportedFeature           400     no: the request uses what this provider/model lacks
+    │   └── OwnKeyRefused                400     no: the tenant's own provider key was refused
     ├── ProviderAuthFailed               502     no: our credential was refused (operator's problem)
     └── ProviderNotFound                 404     no: the upstream model does not exist
 
@@ -77,6 +78,12 @@ class UnsupportedFeature(ProviderBadRequest):
     """Raised before any call: a silent drop would answer a different question."""
 
     code = "unsupported_feature"
+
+
+class OwnKeyRefused(ProviderBadRequest):
+    """The provider refused the tenant's own key (bring your own key): theirs to fix."""
+
+    code = "provider_key_refused"
 
 
 class ProviderAuthFailed(ProviderError):

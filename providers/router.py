@@ -53,6 +53,7 @@ class Deployment:
     model: ModelInfo
     adapter: Adapter
     targets: list[Target]
+    own_key: bool = False  # called with a tenant's own key: outside the shared circuit breakers
     _rotation: Iterator[Target] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -279,10 +280,24 @@ class Chain:
 def with_key(deployment: Deployment, api_key: str) -> Deployment:
     """The same deployment called with another key (a tenant's own)."""
     return Deployment(deployment.model, deployment.adapter,
-                      [dataclasses.replace(deployment.targets[0], api_key=api_key)])
+                      [dataclasses.replace(deployment.targets[0], api_key=api_key)], own_key=True)
 
 
-def breaker_key(deployment: Deployment) -> str:
+def own_key_refused(error: errors.ProviderError, deployment: Deployment) -> errors.ProviderError:
+    """A tenant's own key refused is the tenant's to fix, not the operator's."""
+    if deployment.own_key and isinstance(error, errors.ProviderAuthFailed):
+        return errors.OwnKeyRefused(
+            f"{deployment.model.provider} refused your own provider key (HTTP {error.upstream_status}). Check the key "
+            "sent in x-provider-key or stored for your tenant.", provider=deployment.model.provider,
+            upstream_status=error.upstream_status)
+    return error
+
+
+def breaker_key(deployment: Deployment) -> str | None:
+    """The deployment's shared breaker, or None for a call made with a tenant's own key: that
+    key's failures say nothing about ours, and our outages must not refuse it."""
+    if deployment.own_key:
+        return None
     return breaker.key_of(deployment.model.provider, deployment.model.upstream_model)
 
 
@@ -330,19 +345,50 @@ async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> Asyn
     raise skipped or AssertionError("a chain with no deployment")
 
 
-async def next_event(events: AsyncIterator[StreamEvent], target: Target, *, first: bool) -> StreamEvent | None:
+async def next_event(events: AsyncIterator[StreamEvent], target: Target, *, first: bool,
+                     deadline: float) -> StreamEvent | None:
     """The stream's next event, or None at its end; a provider silent past the first-byte limit
-    (before the first event) or the between-chunks limit (after it) is timed out."""
-    limit = target.first_byte_timeout if first else target.read_timeout
+    (before the first event) or the between-chunks limit (after it), or past the call's
+    deadline, is timed out."""
+    phase = target.first_byte_timeout if first else target.read_timeout
+    left = max(0.0, deadline - time.monotonic())
     try:
-        async with asyncio.timeout(limit):
+        async with asyncio.timeout(min(phase, left)):
             return await anext(events)
     except StopAsyncIteration:
         return None
     except TimeoutError as exc:
-        where = "to start its answer" if first else "between two chunks"
-        raise errors.ProviderTimeout(f"{target.provider} was silent for over {limit:g}s {where}.",
-                                     provider=target.provider) from exc
+        if left < phase:
+            message = f"{target.provider} took longer than {target.total_timeout:g}s."
+        else:
+            message = (f"{target.provider} was silent for over {phase:g}s "
+                       f"{'to start its answer' if first else 'between two chunks'}.")
+        raise errors.ProviderTimeout(message, provider=target.provider) from exc
+
+
+class Verdict:
+    """One call's report to its deployment's circuit breaker: a failure that says the provider
+    is unwell, or anything else the provider answered (success); a call that ends with neither
+    (the client left) hands back a probe it may hold."""
+
+    def __init__(self, key: str | None):
+        self.key = key
+        self.given = False
+
+    async def failed(self, error: errors.ProviderError) -> None:
+        self.given = True
+        if breaker.counts(error):
+            await breaker.record_failure(self.key)
+        else:
+            await breaker.record_success(self.key)  # it answered, if only to refuse the request
+
+    async def succeeded(self) -> None:
+        self.given = True
+        await breaker.record_success(self.key)
+
+    async def close(self) -> None:
+        if not self.given:
+            await breaker.release_probe(self.key)
 
 
 async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> ChatResult:
@@ -353,26 +399,25 @@ async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | 
         target = deployment.next_target()
         trace.attempt(target)
         deadline = started + target.total_timeout
+        verdict = Verdict(key)
         try:
-            async with asyncio.timeout(deadline - time.monotonic()):
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 result = await deployment.adapter.complete(request, target)
         except TimeoutError as exc:
-            await breaker.record_failure(key)
-            raise errors.ProviderTimeout(
-                f"{target.provider} took longer than {target.total_timeout:g}s.", provider=target.provider
-            ) from exc
+            error = errors.ProviderTimeout(f"{target.provider} took longer than {target.total_timeout:g}s.",
+                                           provider=target.provider)
+            await verdict.failed(error)
+            raise error from exc
         except errors.ProviderError as error:
-            if breaker.counts(error):
-                await breaker.record_failure(key)
+            await verdict.failed(error)
             if not error.retryable or not await breaker.allows(key):
-                raise
+                raise own_key_refused(error, deployment) from error
             await wait_before_retry(attempt, error, deadline)
-        except asyncio.CancelledError:
-            await breaker.release_probe(key)
-            raise
         else:
-            await breaker.record_success(key)
+            await verdict.succeeded()
             return result
+        finally:
+            await verdict.close()
     raise AssertionError("unreachable")
 
 
@@ -386,28 +431,22 @@ async def stream(request: ChatRequest, deployment: Deployment, trace: Trace | No
         trace.attempt(target)
         deadline = started + target.total_timeout
         produced = False
+        verdict = Verdict(key)
         events = deployment.adapter.stream(request, target)
         try:
             while True:
-                event = await next_event(events, target, first=not produced)
+                event = await next_event(events, target, first=not produced, deadline=deadline)
                 if event is None:
                     break
-                if time.monotonic() > deadline:
-                    raise errors.ProviderTimeout(
-                        f"{target.provider} took longer than {target.total_timeout:g}s.", provider=target.provider
-                    )
                 produced = True
                 yield event
-            await breaker.record_success(key)
+            await verdict.succeeded()
             return
         except errors.ProviderError as error:
-            if breaker.counts(error):
-                await breaker.record_failure(key)
+            await verdict.failed(error)
             if produced or not error.retryable or not await breaker.allows(key):
-                raise
+                raise own_key_refused(error, deployment) from error
             await wait_before_retry(attempt, error, deadline)
-        except (asyncio.CancelledError, GeneratorExit):
-            await breaker.release_probe(key)
-            raise
         finally:
+            await verdict.close()
             await events.aclose()

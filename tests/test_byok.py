@@ -8,7 +8,9 @@ import pytest
 
 from billing.models import Plan
 from gateway.models import TenantProviderKey
-from providers.models import Model
+from providers import router
+from providers.models import Deployment, Model, Provider
+from tests.conftest import serve_provider_from
 from usage.models import UsageRecord
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -56,8 +58,37 @@ def test_a_refused_tenant_key_never_falls_back_to_ours(gateway_url, api_key, fak
     response = httpx.post(f"{gateway_url}/v1/chat/completions",
                           json={"model": "openai/gpt-4o-mini", "messages": HELLO},
                           headers={"Authorization": f"Bearer {api_key}", "x-provider-key": "sk-wrong"})
-    assert response.status_code == 502
+    assert response.status_code == 400  # the tenant's key, the tenant's to fix
+    assert response.json()["error"]["code"] == "provider_key_refused"
+    assert "refused your own provider key" in response.json()["error"]["message"]
     assert "sk-wrong" not in response.text
     assert [r["headers"]["Authorization"] for r in fake_openai.requests] == ["Bearer sk-wrong"]
     assert UsageRecord.objects.get(tenant=tenant).cost == 0  # a failed call is not charged the fee
 
+
+
+def test_a_tenants_bad_key_does_not_open_the_breaker_for_everyone(gateway_url, api_key, client, fake_openai, fee,
+                                                                   settings):
+    settings.BREAKER_FAILURES = 2
+    for _ in range(3):
+        response = httpx.post(f"{gateway_url}/v1/chat/completions",
+                              json={"model": "openai/gpt-4o-mini", "messages": HELLO},
+                              headers={"Authorization": f"Bearer {api_key}", "x-provider-key": "sk-wrong"})
+        assert response.status_code == 400
+    assert client.chat.completions.create(model="openai/gpt-4o-mini", messages=HELLO)  # our key: unaffected
+
+
+def test_the_key_goes_only_to_the_provider_the_model_is_listed_under(client, fake_openai, fee, tenant):
+    serve_provider_from("groq", fake_openai.base_url)
+    Deployment.objects.create(model=Model.objects.get(public_id="openai/gpt-4o-mini"),
+                              provider=Provider.objects.get(slug="groq"), upstream_name="on-groq", weight=3)
+    router.forget_catalog()
+    fake_openai.api_key = TENANT_KEY
+    try:
+        for _ in range(4):
+            client.chat.completions.create(model="openai/gpt-4o-mini", messages=HELLO,
+                                           extra_headers={"x-provider-key": TENANT_KEY})
+    finally:
+        fake_openai.api_key = "sk-fake-upstream"
+    assert {r["body"]["model"] for r in fake_openai.requests} == {"gpt-4o-mini"}  # never sent to groq
+    assert all(r.byok and r.provider == "openai" for r in UsageRecord.objects.filter(tenant=tenant))

@@ -52,10 +52,11 @@ def caller_of(key: KeyContext) -> Caller:
 PROVIDER_KEY_HEADER = "x-provider-key"
 
 
-def byok_chain(request, caller: Caller, deployments: list[Deployment]) -> router.Chain | None:
-    """With the tenant's own key for the model's provider (sent in x-provider-key, or stored),
-    the call goes only to that provider's deployments, with that key: never on to our keys."""
-    provider = deployments[0].model.provider
+def byok_chain(request, caller: Caller, model: ModelInfo, deployments: list[Deployment]) -> router.Chain | None:
+    """With the tenant's own key for the model's provider (the one it is listed under; sent in
+    x-provider-key, or stored), the call goes only to that provider's deployments, with that
+    key: never on to our keys, and never a key of one provider sent to another."""
+    provider = model.provider
     key = request.headers.get(PROVIDER_KEY_HEADER, "").strip() or caller.provider_keys.get(provider)
     if not key:
         return None

@@ -123,7 +123,7 @@ async def serve_chat(request, caller: entitlements.Caller, chat: ChatRequest, *,
     model, deployments = await find_model(chat.model, capability="chat")
     entitlements.check_model(caller, model)  # before the features: say nothing of models off the plan
     router.check_features(chat, model)
-    own_key = byok_chain(request, caller, deployments)
+    own_key = byok_chain(request, caller, model, deployments)
     chain = own_key or await fallback_chain(caller, chat, deployments)
     size, images = prompt_size(chat)
     reservation = await admit_request(request, caller, model, requested_output=chat.max_output_tokens,
@@ -178,6 +178,7 @@ async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: M
             meter.client_gone()
         else:
             meter.failed_internally()
+        meter.served_by(trace.model, upstream_model=trace.upstream_model)  # the one tried, before settling
         meter.start_settling()
         await events.aclose()
         await meter.settle()

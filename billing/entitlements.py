@@ -1,9 +1,11 @@
 """Admission: is this request allowed on the tenant's plan, and can the tenant afford it?
 
 Checked before any provider is called, in this order:
-    1. model and capability on the plan, and on the key's own allow-list   -> 403
-    2. request rate (django-ratelimit's core, key = API key, rate = plan)   -> 429 + Retry-After
-    3. the monthly spend cap: reserve the most the request can cost         -> 429 insufficient_quota
+    1. check_model: model and capability on the plan and the key's allow-list  -> 403
+       (the endpoint's first check, for every model of its chain, before it says
+       anything else about the model)
+    2. admit: request rate (django-ratelimit's core, key = API key, rate = plan) -> 429 + Retry-After
+    3. admit: the monthly spend cap, reserving the most the request can cost     -> 429 insufficient_quota
 The reservation is replaced by the actual cost at settlement (usage.recording).
 """
 
@@ -162,7 +164,7 @@ class Admission:
 
 async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int,
                 byok: bool = False) -> Admission:
-    check_model(caller, model)
+    """Rate and spend for a call whose models have passed check_model."""
     if settings.REDIS_URL:
         rate = await sync_to_async(check_rate, thread_sensitive=False)(caller)  # a network round trip
     else:

@@ -63,9 +63,9 @@ from providers.adapters.base import (
     Adapter,
     fetch_json,
     parse_retry_after,
+    stream_transport_error,
     streamed_response,
     timeout_for,
-    transport_error,
 )
 from providers.sse import decode_events
 from providers.types import (
@@ -118,12 +118,7 @@ class AnthropicAdapter(Adapter):
                     if translator.stopped:
                         break
         except httpx.TransportError as exc:
-            if translator.produced:
-                raise errors.ProviderStreamBroken(
-                    f"{target.provider} dropped the stream part-way ({type(exc).__name__}).",
-                    provider=target.provider,
-                ) from exc
-            raise transport_error(exc, target) from exc
+            raise stream_transport_error(exc, target, produced=translator.produced) from exc
         except json.JSONDecodeError as exc:
             raise errors.ProviderStreamBroken(
                 f"{target.provider} sent a stream event that is not JSON.", provider=target.provider

@@ -51,6 +51,22 @@ def transport_error(exc: httpx.TransportError, target: Target) -> errors.Provide
     )
 
 
+def stream_failure(message: str, target: Target, *, produced: bool) -> errors.ProviderError:
+    """A stream that failed: after output began it is broken (final); before any output the
+    call may simply be retried."""
+    if produced:
+        return errors.ProviderStreamBroken(message, provider=target.provider)
+    return errors.ProviderUnavailable(message, provider=target.provider)
+
+
+def stream_transport_error(exc: httpx.TransportError, target: Target, *, produced: bool) -> errors.ProviderError:
+    """The connection failed during a stream: broken once output began, else as any transport error."""
+    if produced:
+        return errors.ProviderStreamBroken(
+            f"{target.provider} dropped the stream part-way ({type(exc).__name__}).", provider=target.provider)
+    return transport_error(exc, target)
+
+
 def parse_retry_after(headers: httpx.Headers) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds form only)."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):

@@ -69,9 +69,9 @@ from providers.adapters.base import (
     Adapter,
     fetch_json,
     parse_retry_after,
+    stream_transport_error,
     streamed_response,
     timeout_for,
-    transport_error,
 )
 from providers.adapters.gemini_schema import calling_config, declaration
 from providers.types import (
@@ -122,11 +122,7 @@ class GeminiAdapter(Adapter):
                         produced = True
                         yield delta
         except httpx.TransportError as exc:
-            if produced:
-                raise errors.ProviderStreamBroken(
-                    f"{target.provider} broke the stream: {type(exc).__name__}.", provider=target.provider
-                ) from exc
-            raise transport_error(exc, target) from exc
+            raise stream_transport_error(exc, target, produced=produced) from exc
         except ValueError as exc:
             raise errors.ProviderStreamBroken(
                 f"{target.provider} sent a stream event that is not JSON.", provider=target.provider

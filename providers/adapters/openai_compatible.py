@@ -31,9 +31,10 @@ from providers.adapters.base import (
     Adapter,
     fetch_json,
     parse_retry_after,
+    stream_failure,
+    stream_transport_error,
     streamed_response,
     timeout_for,
-    transport_error,
 )
 from providers.sse import decode_events
 from providers.types import (
@@ -91,7 +92,7 @@ class OpenAICompatibleAdapter(Adapter):
                             finished = True
                             yield Finish(finish_reason(choice["finish_reason"]))
         except httpx.TransportError as exc:
-            raise transport_error(exc, target) from exc
+            raise stream_transport_error(exc, target, produced=produced) from exc
         except json.JSONDecodeError as exc:
             raise stream_failure(f"{target.provider} sent a stream event that is not JSON.", target,
                                  produced=produced) from exc
@@ -100,13 +101,6 @@ class OpenAICompatibleAdapter(Adapter):
                                  produced=produced)
         if usage is not None:
             yield UsageReport(usage)
-
-
-def stream_failure(message: str, target: Target, *, produced: bool) -> errors.ProviderError:
-    """Broken after output began (final); before any output, the call may simply be retried."""
-    if produced:
-        return errors.ProviderStreamBroken(message, provider=target.provider)
-    return errors.ProviderUnavailable(message, provider=target.provider)
 
 
 def url_for(target: Target) -> httpx.URL:

@@ -20,12 +20,11 @@ Tests script it with ``enqueue(Reply(...))``, or explicit ``blocks`` built with 
 import asyncio
 import json
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ScriptedServer
 
 API_KEY = "sk-ant-fake-upstream"
 API_VERSION = "2023-06-01"
@@ -80,26 +79,20 @@ def fragments(text: str, parts: int = 3) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)]
 
 
-class FakeAnthropic(ThreadedServer):
+class FakeAnthropic(ScriptedServer):
     thread_name = "fake-anthropic"
+    reply_class = Reply
 
     def __init__(self, *, api_key: str = API_KEY):
-        super().__init__()
-        self.api_key = api_key
-        self.script: deque[Reply] = deque()
-        self.requests: list[dict] = []
+        super().__init__(api_key=api_key)
         self.signed: dict[str, str] = {}  # signature -> the thinking this fake signed with it
 
     @property
     def base_url(self) -> str:
         return self.address  # like api.anthropic.com: the client adds /v1/messages
 
-    def enqueue(self, *replies: Reply) -> None:
-        self.script.extend(replies)
-
     def reset(self) -> None:
-        self.script.clear()
-        self.requests.clear()
+        super().reset()
         self.signed.clear()
         self.api_key = API_KEY
 
@@ -158,7 +151,7 @@ class FakeAnthropic(ThreadedServer):
         refused = self.refusal(request, body)
         if refused is not None:
             return refused
-        reply = self.script.popleft() if self.script else Reply()
+        reply = self.next_reply()
         if reply.status != 200:
             return self.error(reply.status, reply.error_type, reply.error_message, reply.headers)
         blocks = self.blocks_for(reply)

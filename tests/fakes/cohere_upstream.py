@@ -15,12 +15,11 @@ Tests script it with ``enqueue(Reply(...))``; unscripted requests get the defaul
 import asyncio
 import json
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ScriptedServer
 
 API_KEY = "co-fake-upstream-key"
 DEFAULT_REPLY = "Hello from the fake Cohere."
@@ -71,26 +70,20 @@ def halves(text: str) -> list[str]:
     return [text[:middle], text[middle:]]
 
 
-class FakeCohere(ThreadedServer):
+class FakeCohere(ScriptedServer):
     thread_name = "fake-cohere"
+    reply_class = Reply
 
     def __init__(self, *, api_key: str = API_KEY):
-        super().__init__()
-        self.api_key = api_key
-        self.script: deque[Reply] = deque()
-        self.requests: list[dict] = []
+        super().__init__(api_key=api_key)
 
     @property
     def base_url(self) -> str:
         return self.address
 
-    def enqueue(self, *replies: Reply) -> None:
-        self.script.extend(replies)
-
     def reset(self) -> None:
+        super().reset()
         self.api_key = API_KEY
-        self.script.clear()
-        self.requests.clear()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -124,7 +117,7 @@ class FakeCohere(ThreadedServer):
         problem = self.invalid(body)
         if problem:
             return self.error(400, problem)
-        reply = self.script.popleft() if self.script else Reply()
+        reply = self.next_reply()
         if reply.status != 200:
             return self.error(reply.status, reply.error_message, reply.headers)
         words = split_words(reply.text) if not reply.tool_calls else []

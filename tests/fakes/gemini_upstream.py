@@ -22,13 +22,12 @@ and the complete usageMetadata on the last chunk (earlier chunks carry a partial
 import asyncio
 import json
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ScriptedServer
 
 DEFAULT_REPLY = "Hello from the fake Gemini."
 API_KEY = "AIza-fake-gemini-key"
@@ -192,25 +191,16 @@ def check_function_ids(contents: list[dict]) -> None:
                                      f"'{response_id}' does not match any function call id.")
 
 
-class FakeGemini(ThreadedServer):
+class FakeGemini(ScriptedServer):
     thread_name = "fake-gemini"
+    reply_class = Reply
 
     def __init__(self, *, api_key: str = API_KEY):
-        super().__init__()
-        self.api_key = api_key
-        self.script: deque[Reply] = deque()
-        self.requests: list[dict] = []
+        super().__init__(api_key=api_key)
 
     @property
     def base_url(self) -> str:
         return self.address
-
-    def enqueue(self, *replies: Reply) -> None:
-        self.script.extend(replies)
-
-    def reset(self) -> None:
-        self.script.clear()
-        self.requests.clear()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -242,7 +232,7 @@ class FakeGemini(ThreadedServer):
             check_body(body)
         except InvalidRequest as exc:
             return self.error(400, "INVALID_ARGUMENT", str(exc))
-        reply = self.script.popleft() if self.script else Reply()
+        reply = self.next_reply()
         if reply.status != 200:
             return self.error(reply.status, reply.error_status, reply.error_message, reply.error_details,
                               reply.headers)

@@ -15,12 +15,11 @@ import asyncio
 import json
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ScriptedServer
 
 DEFAULT_REPLY = "Hello from the fake upstream."
 API_KEY = "sk-fake-upstream"
@@ -80,15 +79,13 @@ def split_words(text: str) -> list[str]:
     return [words[0]] + [" " + word for word in words[1:]]
 
 
-class FakeOpenAI(ThreadedServer):
+class FakeOpenAI(ScriptedServer):
     thread_name = "fake-openai"
+    reply_class = Reply
 
     def __init__(self, *, api_key: str | None = API_KEY, record: bool = True):
-        super().__init__()
-        self.api_key = api_key
+        super().__init__(api_key=api_key)
         self.record = record  # keep every request for assertions (off under load: it only grows)
-        self.script: deque[Reply] = deque()
-        self.requests: list[dict] = []
         self.open_streams = 0
         self.closed_streams = 0
         self.abandoned_streams = 0  # closed by the client before the fake finished sending
@@ -98,9 +95,6 @@ class FakeOpenAI(ThreadedServer):
     @property
     def base_url(self) -> str:
         return f"{self.address}/v1"
-
-    def enqueue(self, *replies: Reply) -> None:
-        self.script.extend(replies)
 
     def flap(self, upstream_model: str) -> None:
         """Fail every other request for this model (503), whatever the script says."""
@@ -116,9 +110,8 @@ class FakeOpenAI(ThreadedServer):
         return self._released
 
     def reset(self) -> None:
+        super().reset()
         self._released = None
-        self.script.clear()
-        self.requests.clear()
         self.flapping.clear()
         self.open_streams = self.closed_streams = self.abandoned_streams = 0
 
@@ -142,7 +135,7 @@ class FakeOpenAI(ThreadedServer):
             count = self.flapping[body["model"]] = self.flapping[body["model"]] + 1
             reply = Reply(status=503, error_message="flapping") if count % 2 else Reply()
         else:
-            reply = self.script.popleft() if self.script else Reply()
+            reply = self.next_reply()
         if reply.hold:
             await self._gate().wait()
         if reply.reset:

@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+from collections import deque
 
 from aiohttp import web
 
@@ -50,3 +51,27 @@ class ThreadedServer:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
+
+
+class ScriptedServer(ThreadedServer):
+    """A fake upstream answering from a script: ``enqueue(Reply(...))`` decides the next answers,
+    unscripted requests get ``reply_class()``'s default, and every request is kept in
+    ``requests`` for the test to assert on."""
+
+    reply_class: type = object
+
+    def __init__(self, *, api_key: str | None) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.script: deque = deque()
+        self.requests: list[dict] = []
+
+    def enqueue(self, *replies) -> None:
+        self.script.extend(replies)
+
+    def next_reply(self):
+        return self.script.popleft() if self.script else self.reply_class()
+
+    def reset(self) -> None:
+        self.script.clear()
+        self.requests.clear()

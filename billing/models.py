@@ -54,6 +54,20 @@ class Plan(models.Model):
     stripe_overage_price_id = models.CharField(
         max_length=100, blank=True, help_text="The metered Stripe Price Checkout adds beside stripe_price_id."
     )
+    images_per_month = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Images generated per calendar month; empty = no limit.")
+    video_seconds_per_month = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds of video generated per calendar month; empty = no limit.")
+    speech_characters_per_month = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Characters turned into speech per calendar month; empty = no limit.")
+    transcription_minutes_per_month = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Minutes of audio transcribed per calendar month; empty = no limit.")
+    max_image_pixels = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Largest image, width x height in pixels (1048576 = 1024x1024); empty = any.")
+    max_video_resolution = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Tallest video in lines (720 = 720p); empty = any.")
+    response_retention_days = models.PositiveSmallIntegerField(
+        default=30, help_text="Days stored /v1/responses are kept before `purge_responses` deletes them.")
     sort_order = models.PositiveSmallIntegerField(default=0)
 
     class Meta:

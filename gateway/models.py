@@ -45,6 +45,13 @@ class Membership(models.Model):
         return f"{self.user} in {self.tenant} ({self.role})"
 
 
+KEY_SCOPES = ["inference", "management"]
+
+
+def default_key_scopes() -> list[str]:
+    return ["inference"]
+
+
 class ApiKey(models.Model):
     """A tenant's API key. The raw key is shown once; we keep a lookup prefix and a keyed hash.
 
@@ -67,6 +74,11 @@ class ApiKey(models.Model):
         default=list,
         blank=True,
         help_text="Public model ids or patterns like 'openai/*' this key may call; empty = all the plan allows.",
+    )
+    scopes = models.JSONField(
+        default=default_key_scopes,
+        blank=True,
+        help_text=f"What the key may do, of {KEY_SCOPES}: 'inference' calls /v1, 'management' calls /api/.",
     )
 
     class Meta:
@@ -104,3 +116,30 @@ class TenantProviderKey(models.Model):
 
     def get_secret(self) -> str:
         return encryption.decrypt(self.secret_encrypted)
+
+
+class Invitation(models.Model):
+    """An invitation to join a tenant with a role, sent by email; accepted once, by link.
+
+    The link carries a random token; we keep only its SHA-256 hash."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.tenant} ({self.role})"

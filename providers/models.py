@@ -96,6 +96,20 @@ class Model(models.Model):
         max_digits=14, decimal_places=6, null=True, blank=True,
         help_text="USD per million tokens written to the prompt cache; empty = the input price.",
     )
+    price_per_image = models.DecimalField(**PRICE, help_text="USD per image (image models), unless image_prices says.")
+    image_prices = models.JSONField(
+        default=dict, blank=True,
+        help_text='USD per image by "WxH/quality", "WxH" or "quality", e.g. {"1024x1024/hd": "0.08"}.')
+    price_per_video_second = models.DecimalField(
+        **PRICE, help_text="USD per second of video, unless video_second_prices says.")
+    video_second_prices = models.JSONField(
+        default=dict, blank=True, help_text='USD per second by resolution, e.g. {"720p": "0.10", "1080p": "0.30"}.')
+    price_per_million_characters = models.DecimalField(**PRICE, help_text="USD per million characters of speech.")
+    price_per_audio_minute = models.DecimalField(**PRICE, help_text="USD per minute of audio transcribed.")
+    media_options = models.JSONField(
+        default=dict, blank=True,
+        help_text='What a media model accepts, checked before any call, e.g. {"sizes": ["1024x1024"], "max_n": 1, '
+                  '"qualities": ["standard", "hd"], "durations": [4, 8], "resolutions": ["720p"], "voices": [...]}.')
     features = models.JSONField(
         default=list, blank=True,
         help_text=f"What the model accepts beyond plain text, of {FEATURES}; empty = not declared (all allowed).",

@@ -2,7 +2,9 @@
 
     get_catalog()     an in-process snapshot of enabled providers, models, prices and decrypted
                       credentials, reloaded every CATALOG_CACHE_SECONDS (no query per request)
-    complete(...)     one non-streamed call, retried on retryable errors, then down a fallback chain
+    call(...)         one non-streamed call (chat, image, video submission, speech, ...), retried on
+                      retryable errors; call_chain(...) goes on down a fallback chain
+    complete(...)     call() for a chat completion
     stream(...)       events of one streamed call, retried and falling back only until the first event
 
 Retries wait with exponential backoff and full jitter, or the provider's Retry-After when it
@@ -14,17 +16,23 @@ import dataclasses
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TypeVar
 
 from django.conf import settings
 
 from providers import breaker, errors
 from providers.adapters.base import Adapter
 from providers.blocking import run_blocking
-from providers.pricing import TokenPrices
+from providers.pricing import MediaPrices, PriceTable, TokenPrices
 from providers.registry import get_adapter
 from providers.types import ChatRequest, ChatResult, StreamEvent, Target
+
+T = TypeVar("T")
+# What a call asks of a deployment: given its adapter and one of its targets, the result.
+Operation = Callable[[Adapter, Target], Awaitable[T]]
 
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
@@ -44,6 +52,9 @@ class ModelInfo:
     features: frozenset[str] | None = None  # None: not declared, nothing refused
     fallbacks: tuple[str, ...] = ()
     fallback_on: frozenset[str] = frozenset({"rate_limited", "unavailable"})
+    # What a media model accepts (sizes, max_n, durations, ...): providers.models.Model.media_options.
+    # Not part of the snapshot's identity (a dict is not hashable).
+    media_options: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -96,6 +107,18 @@ class Catalog:
         return [deployment for group in self.deployments[public_id] for deployment in group.order()]
 
 
+def price_table(prices: dict) -> PriceTable:
+    return tuple((str(detail), Decimal(str(price))) for detail, price in (prices or {}).items())
+
+
+def media_prices_of(row) -> MediaPrices:
+    return MediaPrices(
+        per_image=row.price_per_image, image=price_table(row.image_prices),
+        per_video_second=row.price_per_video_second, video_second=price_table(row.video_second_prices),
+        per_million_characters=row.price_per_million_characters, per_audio_minute=row.price_per_audio_minute,
+    )
+
+
 def load_catalog() -> Catalog:
     """Build the snapshot from the database (sync; the admin and commands call it directly)."""
     from providers.models import Deployment as DeploymentRow
@@ -135,7 +158,9 @@ def load_catalog() -> Catalog:
             group=row.group,
             context_window=row.context_window,
             max_output_tokens=row.max_output_tokens,
-            prices=TokenPrices(row.input_price, row.output_price, row.cached_input_price, row.cache_write_price),
+            prices=TokenPrices(row.input_price, row.output_price, row.cached_input_price, row.cache_write_price,
+                               media_prices_of(row)),
+            media_options=row.media_options or {},
             created=int(row.created_at.timestamp()),
             features=frozenset(row.features) if row.features else None,
             fallbacks=tuple(row.fallbacks or ()),
@@ -308,7 +333,9 @@ def cooling_down(deployment: Deployment) -> errors.ProviderUnavailable:
         "or configure a fallback.", provider=deployment.model.provider, retry_after=max(1.0, left))
 
 
-async def complete_chain(request: ChatRequest, chain: Chain, trace: Trace) -> ChatResult:
+async def call_chain(chain: Chain, operation: Operation[T], trace: Trace) -> T:
+    """One non-streamed call (a chat completion, an image, a video submission, speech, ...) along
+    the chain: each deployment with its retries, then the next one when the chain moves on."""
     skipped: errors.ProviderError | None = None
     for index, deployment in enumerate(chain.deployments):
         if not await breaker.allows(breaker_key(deployment)):
@@ -316,11 +343,15 @@ async def complete_chain(request: ChatRequest, chain: Chain, trace: Trace) -> Ch
             continue
         trace.model = deployment.model
         try:
-            return await complete(request, deployment, trace)
+            return await call(operation, deployment, trace)
         except errors.ProviderError as error:
             if not chain.moves_on(error, index):
                 raise
     raise skipped or AssertionError("a chain with no deployment")
+
+
+async def complete_chain(request: ChatRequest, chain: Chain, trace: Trace) -> ChatResult:
+    return await call_chain(chain, lambda adapter, target: adapter.complete(request, target), trace)
 
 
 async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> AsyncIterator[StreamEvent]:
@@ -391,7 +422,9 @@ class Verdict:
             await breaker.release_probe(self.key)
 
 
-async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> ChatResult:
+async def call(operation: Operation[T], deployment: Deployment, trace: Trace | None = None) -> T:
+    """One non-streamed call on one deployment: its credentials in turn, retried with backoff
+    while the error is retryable, within the provider's total timeout."""
     trace = trace or Trace()
     key = breaker_key(deployment)
     started = time.monotonic()
@@ -402,7 +435,7 @@ async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | 
         verdict = Verdict(key)
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                result = await deployment.adapter.complete(request, target)
+                result = await operation(deployment.adapter, target)
         except TimeoutError as exc:
             error = errors.ProviderTimeout(f"{target.provider} took longer than {target.total_timeout:g}s.",
                                            provider=target.provider)
@@ -419,6 +452,10 @@ async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | 
         finally:
             await verdict.close()
     raise AssertionError("unreachable")
+
+
+async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> ChatResult:
+    return await call(lambda adapter, target: adapter.complete(request, target), deployment, trace)
 
 
 async def stream(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> AsyncIterator[StreamEvent]:

@@ -39,6 +39,13 @@ class UsageRecord(models.Model):
     reasoning_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
     cache_write_tokens = models.PositiveIntegerField(default=0)
+    images = models.PositiveIntegerField(default=0)
+    video_seconds = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal("0"))
+    characters = models.PositiveIntegerField(default=0, help_text="Of text turned into speech.")
+    audio_seconds = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal("0"),
+                                        help_text="Of audio transcribed.")
+    media_detail = models.CharField(max_length=64, blank=True, help_text="The price the media units were billed at.")
+    web_searches = models.PositiveIntegerField(default=0)
     byok = models.BooleanField(default=False, help_text="Made with the tenant's own provider key: billed the plan fee.")
     usage_estimated = models.BooleanField(
         default=False, help_text="The provider reported no usage (stream cut short); tokens were counted by us."
@@ -73,6 +80,11 @@ class DailyUsage(models.Model):
     reasoning_tokens = models.PositiveBigIntegerField(default=0)
     cached_tokens = models.PositiveBigIntegerField(default=0)
     cache_write_tokens = models.PositiveBigIntegerField(default=0)
+    images = models.PositiveBigIntegerField(default=0)
+    video_seconds = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
+    characters = models.PositiveBigIntegerField(default=0)
+    audio_seconds = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
+    web_searches = models.PositiveBigIntegerField(default=0)
     cost = models.DecimalField(**MONEY)
 
     class Meta:

@@ -136,7 +136,7 @@ def release(reservation: "Reservation") -> None:
 RECORD_FIELDS = [
     "request_id", "tenant_id", "api_key_id", "created_at", "model", "provider", "upstream_model", "capability",
     "streamed", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens",
-    "byok", "usage_estimated", "cost",
+    "images", "video_seconds", "characters", "audio_seconds", "media_detail", "web_searches", "byok", "usage_estimated", "cost",
     "reserved", "latency_ms", "ttft_ms", "outcome", "http_status", "error_type", "ending",
 ]
 INSERT_RECORD = f"""
@@ -153,8 +153,8 @@ SELECT request_id, tenant_id, month, amount FROM usage_openreservation WHERE cre
 ROLLUP_UPSERT = """
 INSERT INTO usage_dailyusage
     (tenant_id, day, model, requests, errors, input_tokens, output_tokens, reasoning_tokens, cached_tokens,
-     cache_write_tokens, cost)
-VALUES (%s, %s, %s, 1, %s, %s, %s, %s, %s, %s, CAST(%s AS NUMERIC))
+     cache_write_tokens, images, video_seconds, characters, audio_seconds, web_searches, cost)
+VALUES (%s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s, CAST(%s AS NUMERIC), %s, CAST(%s AS NUMERIC), %s, CAST(%s AS NUMERIC))
 ON CONFLICT (tenant_id, day, model) DO UPDATE SET
     requests = usage_dailyusage.requests + 1,
     errors = usage_dailyusage.errors + excluded.errors,
@@ -163,6 +163,11 @@ ON CONFLICT (tenant_id, day, model) DO UPDATE SET
     reasoning_tokens = usage_dailyusage.reasoning_tokens + excluded.reasoning_tokens,
     cached_tokens = usage_dailyusage.cached_tokens + excluded.cached_tokens,
     cache_write_tokens = usage_dailyusage.cache_write_tokens + excluded.cache_write_tokens,
+    images = usage_dailyusage.images + excluded.images,
+    video_seconds = usage_dailyusage.video_seconds + excluded.video_seconds,
+    characters = usage_dailyusage.characters + excluded.characters,
+    audio_seconds = usage_dailyusage.audio_seconds + excluded.audio_seconds,
+    web_searches = usage_dailyusage.web_searches + excluded.web_searches,
     cost = usage_dailyusage.cost + excluded.cost
 """
 
@@ -178,6 +183,8 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
         upstream_model=settlement.upstream_model, capability=reservation.capability, streamed=settlement.streamed,
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
         cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
+        images=usage.images, video_seconds=usage.video_seconds, characters=usage.characters,
+        audio_seconds=usage.audio_seconds, media_detail=usage.media_detail, web_searches=usage.web_searches,
         byok=reservation.flat_cost is not None, usage_estimated=settlement.usage_estimated,
         cost=reservation.cost_of(usage), reserved=reservation.amount, latency_ms=settlement.latency_ms,
         ttft_ms=settlement.ttft_ms, outcome=Outcome.ERROR if failed else Outcome.OK,
@@ -197,7 +204,9 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
                                        ops.adapt_datefield_value(reservation.month)])
         cursor.execute(ROLLUP_UPSERT, [reservation.tenant_id, day, reservation.model, int(failed),
                                        usage.input_tokens, usage.output_tokens, usage.reasoning_tokens,
-                                       usage.cached_tokens, usage.cache_write_tokens, record.cost])
+                                       usage.cached_tokens, usage.cache_write_tokens, usage.images,
+                                       usage.video_seconds, usage.characters, usage.audio_seconds,
+                                       usage.web_searches, record.cost])
     return record
 
 

@@ -5,6 +5,7 @@ prices, the database or Django requests, and must NOT retry (the router does). E
 failure leaves it as a providers.errors.ProviderError.
 """
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +14,21 @@ import httpx
 
 from providers import errors
 from providers.http import get_client
-from providers.types import ChatRequest, ChatResult, StreamEvent, Target
+from providers.types import (
+    ChatRequest,
+    ChatResult,
+    GeneratedMedia,
+    ImageRequest,
+    ImageResult,
+    SpeechRequest,
+    SpeechResult,
+    StreamEvent,
+    Target,
+    TranscriptionRequest,
+    TranscriptionResult,
+    VideoJobState,
+    VideoRequest,
+)
 
 # An adapter's mapping of a vendor error response (status, headers, body) to our error tree.
 ErrorMapper = Callable[[int, httpx.Headers, bytes, Target], errors.ProviderError]
@@ -30,6 +45,52 @@ class Adapter:
         """An async iterator of Delta, then one Finish, then one UsageReport when the provider
         reports usage. Closing the iterator early must close the upstream connection."""
         raise NotImplementedError
+
+    # Media. A wire format implements the ones its provider offers; the catalog only lists
+    # models of a capability on providers whose adapter has it (the endpoints check
+    # ``supports``). Each waits for the provider's answer (polling its queue where it has
+    # one) within target.total_timeout, except video, which is a job the gateway polls.
+
+    async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:
+        """Images from a prompt. usage.images is the number the provider made; media_detail the
+        size/quality they are priced at."""
+        raise NotImplementedError
+
+    async def edit_images(self, request: ImageRequest, target: Target) -> ImageResult:
+        """Images from request.images (and request.mask) changed as the prompt says."""
+        raise NotImplementedError
+
+    async def submit_video(self, request: VideoRequest, target: Target) -> VideoJobState:
+        """Start a video job; answer as soon as the provider accepted it (status queued or
+        in_progress). Must NOT wait for the video."""
+        raise NotImplementedError
+
+    async def poll_video(self, state: VideoJobState, target: Target) -> VideoJobState:
+        """The job's state now, from ``state.handle``. When completed, ``video`` says where the
+        file is and ``usage.video_seconds`` how long it is."""
+        raise NotImplementedError
+
+    async def cancel_video(self, state: VideoJobState, target: Target) -> None:
+        """Ask the provider to stop the job, where it can; by default it cannot (a no-op)."""
+
+    async def speech(self, request: SpeechRequest, target: Target) -> SpeechResult:
+        """Audio for request.input; usage.characters is its length."""
+        raise NotImplementedError
+
+    async def transcribe(self, request: TranscriptionRequest, target: Target) -> TranscriptionResult:
+        """Text from request.file; usage.audio_seconds is the audio's duration."""
+        raise NotImplementedError
+
+    async def fetch_media(self, media: GeneratedMedia, target: Target) -> bytes:
+        """The bytes of a generated file: inline, or downloaded from its URL. Adapters whose
+        file URLs need the provider's key override this."""
+        if media.content is not None:
+            return media.content
+        return await download(media.url or "", target)
+
+    def supports(self, operation: str) -> bool:
+        """Whether this adapter implements ``operation`` (a method name above)."""
+        return getattr(type(self), operation) is not getattr(Adapter, operation)
 
 
 def timeout_for(target: Target) -> httpx.Timeout:
@@ -109,3 +170,20 @@ async def streamed_response(prepared: httpx.Request, target: Target,
         yield response
     finally:
         await response.aclose()
+
+
+async def download(url: str, target: Target, headers: dict[str, str] | None = None) -> bytes:
+    """A generated file from a provider URL (or a data: URL), as bytes."""
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        return base64.b64decode(data) if header.endswith(";base64") else data.encode()
+    try:
+        response = await get_client().get(url, headers=headers or {}, timeout=timeout_for(target),
+                                           follow_redirects=True)
+    except httpx.TransportError as exc:
+        raise transport_error(exc, target) from exc
+    if response.status_code >= 400:
+        raise errors.ProviderUnavailable(
+            f"{target.provider} did not hand over the generated file (HTTP {response.status_code}).",
+            provider=target.provider)
+    return response.content

@@ -6,6 +6,15 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 # The ASGI server the bench measured fastest with working WebSockets (README, "Performance").
 SERVER ?= uvicorn
+ifeq ($(SERVER),uvicorn)
+SERVE = $(VENV)/bin/uvicorn gateway.asgi:application --host 127.0.0.1 --port $(PORT) --workers 1 \
+	--loop uvloop --http httptools --ws websockets-sansio --no-access-log
+else ifeq ($(SERVER),granian)
+SERVE = $(VENV)/bin/granian --interface asgi --host 127.0.0.1 --port $(PORT) --workers 1 --loop uvloop --ws \
+	gateway.asgi:application
+else
+SERVE = $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) gateway.asgi:application
+endif
 
 .PHONY: run test test-sqlite test-postgres bench lint install
 
@@ -28,25 +37,25 @@ run: $(VENV)/.installed
 	@echo "  A tenant and a key:      $(PY) manage.py create_tenant acme --plan pro --owner-email you@example.com"
 	@echo "                           $(PY) manage.py create_api_key acme --name laptop"
 	@echo
-ifeq ($(SERVER),uvicorn)
-	exec $(VENV)/bin/uvicorn gateway.asgi:application --host 127.0.0.1 --port $(PORT) --workers 1 \
-		--loop uvloop --http httptools --ws websockets-sansio --no-access-log
-else ifeq ($(SERVER),granian)
-	exec $(VENV)/bin/granian --interface asgi --host 127.0.0.1 --port $(PORT) --workers 1 --loop uvloop --ws \
-		gateway.asgi:application
-else
-	exec $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) gateway.asgi:application
-endif
+	@# The server and the video worker (manage.py run_worker) run side by side: Ctrl-C, or either
+	@# one exiting, stops both.
+	@$(PY) manage.py run_worker & worker=$$!; \
+	$(SERVE) & server=$$!; \
+	trap 'kill -TERM $$worker $$server 2>/dev/null' INT TERM; \
+	wait -n $$worker $$server; status=$$?; \
+	kill -TERM $$worker $$server 2>/dev/null; wait $$worker $$server; exit $$status
 
 test: $(VENV)/.installed test-sqlite test-postgres
 
 test-sqlite: $(VENV)/.installed
 	tests/ensure_redis.sh
+	tests/ensure_chromium.sh
 	$(PY) -m pytest
 
 # Starts a throwaway PostgreSQL cluster from the machine's packages (installed if missing).
 test-postgres: $(VENV)/.installed
 	tests/ensure_redis.sh
+	tests/ensure_chromium.sh
 	tests/with_postgres.sh $(PY) -m pytest
 
 bench: $(VENV)/.installed

@@ -7,6 +7,12 @@ Checked before any provider is called, in this order:
     2. admit: request rate (django-ratelimit's core, key = API key, rate = plan) -> 429 + Retry-After
     3. admit: the monthly spend cap, reserving the most the request can cost     -> 429 insufficient_quota
 The reservation is replaced by the actual cost at settlement (usage.recording).
+
+Media requests (images, video, speech, transcription) go through admit_media instead of 3:
+the plan's largest image / tallest video (403), then the spend cap and the plan's monthly unit
+limits (images, seconds of video, characters, minutes of audio) in one atomic reservation of
+the most the request can make and cost (429 insufficient_quota). Settling the actual usage
+gives the rest back; a failed or cancelled job settles zero units and costs nothing.
 """
 
 import asyncio
@@ -20,7 +26,8 @@ from django_ratelimit import ALL
 from django_ratelimit.core import get_usage
 
 from billing.models import Plan
-from providers.pricing import most_cost
+from providers.pricing import cost_of, most_cost
+from providers.types import Usage
 from usage import recording
 from usage.recording import Reservation
 from usage.writer import writer
@@ -46,7 +53,7 @@ class Caller:
 
     tenant_id: int
     tenant_slug: str
-    key_id: int
+    key_id: int | None  # None: the dashboard's playground, called as a member without a key
     key_name: str
     key_allowed_models: tuple[str, ...]
     plan: Plan
@@ -87,7 +94,8 @@ def plan_rate(group, caller: Caller) -> str:
 
 
 def key_of(group, caller: Caller) -> str:
-    return str(caller.key_id)
+    # Keyless playground calls share one window per tenant, at the plan's per-key rate.
+    return str(caller.key_id) if caller.key_id is not None else f"playground-{caller.tenant_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +141,12 @@ def most_input_tokens(prompt_bytes: int, *, messages: int, images: int) -> int:
 
 
 async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens: int,
-                        max_output_tokens: int, byok: bool = False) -> Reservation:
+                        max_output_tokens: int, byok: bool = False, search_price: Decimal = Decimal(0)) -> Reservation:
+    """``search_price``: the request makes one web search at this price (gateway.v1.web_search)."""
     flat_cost = caller.plan.byok_fee_per_request if byok else None
     amount = flat_cost if byok else most_cost(model.prices, input_tokens=input_tokens,
                                                max_output_tokens=max_output_tokens)
+    amount += search_price
     cap = caller.plan.monthly_spend_limit
     pending = writer.submit(recording.reserve, request_id, caller.tenant_id, amount, cap)
     try:
@@ -153,6 +163,7 @@ async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens:
     return Reservation(
         request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
         provider=model.provider, capability=model.capability, prices=model.prices, amount=amount, month=month, flat_cost=flat_cost,
+        search_price=search_price,
     )
 
 
@@ -163,14 +174,14 @@ class Admission:
 
 
 async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int,
-                byok: bool = False) -> Admission:
+                byok: bool = False, search_price: Decimal = Decimal(0)) -> Admission:
     """Rate and spend for a call whose models have passed check_model."""
     if settings.REDIS_URL:
         rate = await sync_to_async(check_rate, thread_sensitive=False)(caller)  # a network round trip
     else:
         rate = check_rate(caller)  # process memory: cheaper than a thread hop
     reservation = await reserve_spend(caller, model, request_id=request_id, input_tokens=input_tokens,
-                                      max_output_tokens=max_output_tokens, byok=byok)
+                                      max_output_tokens=max_output_tokens, byok=byok, search_price=search_price)
     return Admission(reservation, rate)
 
 
@@ -179,3 +190,116 @@ def release_abandoned(done: asyncio.Future, request_id: str, tenant_id: int, amo
         writer.submit(recording.release, Reservation(
             request_id=request_id, tenant_id=tenant_id, api_key_id=None, model="", provider="", capability="",
             prices=None, amount=amount, month=done.result()))
+
+
+# Media: the plan's monthly limit of each unit (usage.recording.MEDIA_UNITS), and how to name it.
+MEDIA_LIMIT_NAMES = {
+    "images": ("image", "images"),
+    "video_seconds": ("video", "seconds of video"),
+    "characters": ("speech", "characters of speech"),
+    "audio_seconds": ("transcription", "seconds of audio transcribed"),
+}
+
+
+def media_limits(plan: Plan) -> dict[str, int | None]:
+    """The most of each media unit the plan allows per month (None = no limit)."""
+    minutes = plan.transcription_minutes_per_month
+    return {"images": plan.images_per_month, "video_seconds": plan.video_seconds_per_month,
+            "characters": plan.speech_characters_per_month,
+            "audio_seconds": None if minutes is None else minutes * 60}
+
+
+def dimensions_of(detail: str) -> tuple[int, int] | None:
+    """Width and height from a media detail ("1024x1792/hd" -> (1024, 1792)), if it names them;
+    a "2K"-style image size is that many 1024-pixel sides, and the larger reading wins."""
+    sizes = []
+    for part in detail.split("/"):
+        width, x, height = part.partition("x")
+        if x and width.isdigit() and height.isdigit():
+            sizes.append((int(width), int(height)))
+        elif part.endswith("K") and part[:-1].isdigit():
+            sizes.append((int(part[:-1]) * 1024, int(part[:-1]) * 1024))
+    return max(sizes, key=lambda size: size[0] * size[1], default=None)
+
+
+def lines_of(detail: str) -> int | None:
+    """A video's lines from its detail: "720p" -> 720, "1280x720" -> 720 (the shorter side)."""
+    size = dimensions_of(detail)
+    if size is not None:
+        return min(size)
+    for part in detail.split("/"):
+        if part.endswith("p") and part[:-1].isdigit():
+            return int(part[:-1])
+    return None
+
+
+def check_media_size(caller: Caller, model, detail: str) -> None:
+    """The plan's largest image (pixels) and tallest video (lines), read from the detail the
+    request will be priced at ("1792x1024/hd", "1080p"); a detail naming no size passes."""
+    plan = caller.plan
+    if model.capability == "image" and plan.max_image_pixels is not None:
+        size = dimensions_of(detail)
+        if size is not None and size[0] * size[1] > plan.max_image_pixels:
+            raise Refusal(403, f"Images of {size[0]}x{size[1]} are larger than plan {plan.name} allows "
+                          f"({plan.max_image_pixels} pixels at most, e.g. 1024x1024 = 1048576). Ask for a smaller "
+                          f"size, or {upgrade_hint()}.", type="permission_error", code="image_size_not_on_plan")
+    if model.capability == "video" and plan.max_video_resolution is not None:
+        lines = lines_of(detail)
+        if lines is not None and lines > plan.max_video_resolution:
+            raise Refusal(403, f"Video at {lines}p is more than plan {plan.name} allows "
+                          f"({plan.max_video_resolution}p at most). Ask for a lower resolution, or {upgrade_hint()}.",
+                          type="permission_error", code="video_resolution_not_on_plan")
+
+
+def media_refusal(caller: Caller, reached: recording.LimitReached, amount: Decimal, most: Usage) -> Refusal:
+    plan = caller.plan
+    if reached.limit == "spend":
+        return Refusal(429, f"You exceeded your current quota: plan {plan.name} allows ${plan.monthly_spend_limit} "
+                       f"of spend per month and this request could cost up to "
+                       f"${amount.quantize(Decimal('0.000001'))}. Ask for fewer or smaller outputs, wait for next "
+                       f"month, or {upgrade_hint()}.", type="insufficient_quota", code="insufficient_quota")
+    kind, units = MEDIA_LIMIT_NAMES[reached.limit]
+    limit = media_limits(plan)[reached.limit]
+    return Refusal(429, f"Monthly {kind} limit reached: plan {plan.name} includes {limit} {units} per month, "
+                   f"{reached.used.normalize():f} are used or in progress, and this request could use up to "
+                   f"{getattr(most, reached.limit)}. Ask for less, wait for next month, or {upgrade_hint()}.",
+                   type="insufficient_quota", code="media_limit_exceeded", headers={"x-should-retry": "false"})
+
+
+async def admit_media(caller: Caller, model, *, request_id: str, most: Usage) -> Admission:
+    """Admission for a media call whose model has passed check_model (and whose parameters the
+    model accepts): the plan's largest size (403), the request rate (429), then the most the
+    request can make and cost (``most``: images, video_seconds, characters, audio_seconds,
+    media_detail, and tokens for token-priced models) reserved atomically against the spend cap
+    and the plan's monthly unit limits (429 insufficient_quota; hard under concurrency).
+
+    Settle the Meter of the returned reservation with the actual usage: the units made (zero
+    for a failed or cancelled job) replace the units reserved, and the actual cost the amount."""
+    check_media_size(caller, model, most.media_detail)
+    if settings.REDIS_URL:
+        rate = await sync_to_async(check_rate, thread_sensitive=False)(caller)
+    else:
+        rate = check_rate(caller)
+    amount = cost_of(model.prices, most)
+    pending = writer.submit(recording.reserve_media, request_id, caller.tenant_id, amount,
+                            caller.plan.monthly_spend_limit, most, media_limits(caller.plan))
+    units = Usage(images=most.images, video_seconds=most.video_seconds, characters=most.characters,
+                  audio_seconds=most.audio_seconds, media_detail=most.media_detail)
+    reservation = Reservation(
+        request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
+        provider=model.provider, capability=model.capability, prices=model.prices, amount=amount,
+        month=None, units=units)
+    try:
+        reservation.month = await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        pending.add_done_callback(lambda done: release_abandoned_media(done, reservation))
+        raise
+    except recording.LimitReached as reached:
+        raise media_refusal(caller, reached, amount, most) from None
+    return Admission(reservation, rate)
+
+
+def release_abandoned_media(done: asyncio.Future, reservation: Reservation) -> None:
+    if not done.cancelled() and done.exception() is None:
+        reservation.month = done.result()
+        writer.submit(recording.release, reservation)

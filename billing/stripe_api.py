@@ -144,6 +144,37 @@ def create_portal_session(*, customer_id: str, return_url: str) -> str:
     return session.url
 
 
+@dataclass(frozen=True, slots=True)
+class InvoiceSummary:
+    """One invoice as the billing page lists it; amounts in the currency's smallest unit."""
+
+    id: str
+    number: str
+    status: str  # draft, open, paid, uncollectible, void
+    amount_due: int
+    amount_paid: int
+    currency: str
+    created: datetime | None
+    hosted_invoice_url: str
+    invoice_pdf: str
+
+
+@calling_stripe
+def list_invoices(*, customer_id: str, limit: int = 12) -> list[InvoiceSummary]:
+    """The customer's most recent invoices, newest first (one page; older ones are in the portal)."""
+    page = client().v1.invoices.list(params={"customer": customer_id, "limit": limit})
+    invoices = []
+    for invoice in page.data:
+        data = invoice.to_dict()
+        invoices.append(InvoiceSummary(
+            id=data["id"], number=data.get("number") or "", status=data.get("status") or "",
+            amount_due=int(data.get("amount_due") or 0), amount_paid=int(data.get("amount_paid") or 0),
+            currency=(data.get("currency") or "usd").upper(), created=timestamp(data.get("created")),
+            hosted_invoice_url=data.get("hosted_invoice_url") or "", invoice_pdf=data.get("invoice_pdf") or "",
+        ))
+    return invoices
+
+
 # --- subscriptions ---------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

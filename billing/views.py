@@ -1,4 +1,5 @@
-"""The tenant's billing: GET /billing (page), POST /api/billing/checkout and /api/billing/portal.
+"""The tenant's billing: POST /api/billing/checkout and /api/billing/portal; GET /billing redirects
+to the dashboard's billing page (gateway/dashboard/billing.py).
 
 Checkout and portal are for the tenant's owner or billing members, signed in (session). They
 take the tenant's slug (and the plan's) as JSON or as the page's form, and answer JSON
@@ -6,22 +7,19 @@ take the tenant's slug (and the plan's) as JSON or as the page's form, and answe
 """
 
 import json
-from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from billing import stripe_api
-from billing.models import Plan, PlanChange, Subscription, SubscriptionStatus
+from billing.models import Plan
 from billing.stripe_api import BillingError, BillingNotConfigured, StripeUnavailable
-from billing.subscriptions import CheckoutRefused, Redirect, grace_ends, open_portal, start_checkout
+from billing.subscriptions import CheckoutRefused, Redirect, open_portal, start_checkout
 from gateway.access import get_membership_for_user
+from gateway.dashboard.navigation import current_membership
+from gateway.dashboard.tenancy import load_membership, tenant_url
 from gateway.models import Membership, Role
-from usage.models import MonthlySpend, UsageRecord
 
 BILLING_ROLES = {Role.OWNER, Role.BILLING}
 
@@ -98,39 +96,16 @@ def portal(request, membership: Membership, fields: dict) -> Redirect:
     return open_portal(membership.tenant)
 
 
-def month_usage(tenant) -> dict:
-    start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    ledger = MonthlySpend.objects.filter(tenant=tenant, month=start.date()).first()
-    requests = UsageRecord.objects.filter(tenant=tenant, created_at__gte=start).aggregate(n=Count("id"))["n"]
-    return {"spend": ledger.settled if ledger else Decimal(0), "requests": requests, "month": start}
-
-
 @login_required
 @require_GET
 def billing_page(request) -> HttpResponse:
+    """The billing page's old address (Stripe's return URLs use it): to the dashboard's billing
+    page of ?tenant=, else of the current tenant, keeping the rest of the query."""
     slug = request.GET.get("tenant")
-    if not slug:
-        first = Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__slug").first()
-        if first is None:
-            raise Http404("You are not a member of any tenant.")
-        slug = first.tenant.slug
-    try:
-        membership = get_membership_for_user(request.user, slug)
-    except Membership.DoesNotExist as exc:
-        raise Http404("No such tenant among yours.") from exc
-    subscription = Subscription.objects.select_related("plan").get(tenant=membership.tenant)
-    plan = subscription.plan
-    configured = stripe_api.is_configured()
-    return render(request, "billing/page.html", {
-        "tenant": membership.tenant,
-        "subscription": subscription,
-        "plan": plan,
-        "usage": month_usage(membership.tenant),
-        "configured": configured,
-        "can_manage": can_manage_billing(membership),
-        "is_past_due": subscription.status == SubscriptionStatus.PAST_DUE,
-        "grace_ends": grace_ends(subscription, plan),
-        "offers": [p for p in Plan.objects.exclude(stripe_price_id="") if p.pk != plan.pk] if configured else [],
-        "history": PlanChange.objects.filter(tenant=membership.tenant).select_related("from_plan", "to_plan")[:10],
-        "checkout": request.GET.get("checkout", ""),
-    })
+    membership = load_membership(request, slug) if slug else current_membership(request)
+    if membership is None:
+        raise Http404("You are not a member of any tenant.")
+    query = request.GET.copy()
+    query.pop("tenant", None)
+    url = tenant_url(membership.tenant.slug, "billing/")
+    return HttpResponseRedirect(f"{url}?{query.urlencode()}" if query else url)

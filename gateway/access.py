@@ -4,10 +4,75 @@ Each returns only what the given user may see; an outsider gets DoesNotExist, ne
 tenant's row.
 """
 
-from gateway.models import Membership
+import uuid
+
+from billing.models import Subscription
+from gateway.models import ApiKey, Invitation, Membership, Tenant
+from media.models import MediaFile, VideoJob
+from usage.models import UsageRecord
 
 
 def get_membership_for_user(user, tenant_slug: str) -> Membership:
     if not user.is_authenticated:
         raise Membership.DoesNotExist("not signed in")
     return Membership.objects.select_related("tenant").get(user=user, tenant__slug=tenant_slug)
+
+
+def get_memberships_for_user(user) -> list[Membership]:
+    """Every tenant the user belongs to, by tenant name (the tenant switcher)."""
+    if not user.is_authenticated:
+        return []
+    return list(Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name", "tenant__slug"))
+
+
+def get_members_for_tenant(tenant) -> list[Membership]:
+    return list(Membership.objects.filter(tenant=tenant).select_related("user").order_by("created_at", "pk"))
+
+
+def get_pending_invitations_for_tenant(tenant) -> list[Invitation]:
+    return list(Invitation.objects.filter(tenant=tenant, accepted_at__isnull=True, revoked_at__isnull=True)
+                .select_related("invited_by").order_by("-created_at"))
+
+
+def get_api_keys_for_tenant(tenant) -> list[ApiKey]:
+    return list(ApiKey.objects.filter(tenant=tenant).select_related("created_by"))
+
+
+def get_api_key_for_tenant(tenant, key_id: int) -> ApiKey:
+    """One of the tenant's keys; another tenant's id raises ApiKey.DoesNotExist."""
+    return ApiKey.objects.select_related("created_by").get(tenant=tenant, pk=key_id)
+
+
+def get_tenant_for_api_key(api_key: ApiKey, tenant_slug: str) -> Tenant:
+    """The key's own tenant, if that is the one named; any other slug raises Tenant.DoesNotExist."""
+    if api_key.tenant.slug != tenant_slug:
+        raise Tenant.DoesNotExist(f"no tenant {tenant_slug!r} for this key")
+    return api_key.tenant
+
+
+def get_usage_records_for_tenant(tenant):
+    """The tenant's usage records, newest first, with their keys (a QuerySet, to filter and page)."""
+    return UsageRecord.objects.filter(tenant=tenant).select_related("api_key").order_by("-created_at", "-pk")
+
+
+def get_subscription_for_tenant(tenant) -> Subscription:
+    return Subscription.objects.select_related("plan").get(tenant=tenant)
+
+
+def get_media_file_for_tenant(tenant_id: int, file_id: str) -> MediaFile:
+    """One of the tenant's generated files; another tenant's id, or no such id, raises
+    MediaFile.DoesNotExist."""
+    try:
+        return MediaFile.objects.get(tenant_id=tenant_id, pk=uuid.UUID(file_id))
+    except ValueError:
+        raise MediaFile.DoesNotExist(file_id) from None
+
+
+def get_video_job_for_tenant(tenant_id: int, job_id: str) -> VideoJob:
+    """One of the tenant's video jobs; another tenant's id raises VideoJob.DoesNotExist."""
+    return VideoJob.objects.get(tenant_id=tenant_id, pk=job_id)
+
+
+def get_video_jobs_for_tenant(tenant_id: int):
+    """The tenant's video jobs (a QuerySet, to order and page)."""
+    return VideoJob.objects.filter(tenant_id=tenant_id)

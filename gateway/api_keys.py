@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Plan, Subscription, SubscriptionStatus
-from gateway.models import ApiKey, Tenant, TenantProviderKey
+from gateway.models import ApiKey, Tenant, TenantProviderKey, default_key_scopes
 from gateway.v1.errors import GatewayError
 from providers.blocking import run_blocking
 
@@ -49,6 +49,7 @@ class KeyContext:
     key_name: str
     hashed: str
     allowed_models: tuple[str, ...]
+    scopes: tuple[str, ...]
     expires_at: datetime | None
     revoked: bool
     tenant_id: int
@@ -65,7 +66,8 @@ def hash_key(raw: str) -> str:
 
 @transaction.atomic
 def issue_api_key(tenant: Tenant, *, name: str, created_by=None, expires_at: datetime | None = None,
-                  allowed_models: list[str] | None = None) -> IssuedKey:
+                  allowed_models: list[str] | None = None, scopes: list[str] | None = None) -> IssuedKey:
+    """A new key of ``tenant``, within the plan's max_keys; ``scopes`` default to ['inference']."""
     # The subscription row, locked: two keys issued at once cannot both take the last free place.
     plan = Subscription.objects.select_for_update().select_related("plan").get(tenant=tenant).plan
     active = ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count()
@@ -78,7 +80,7 @@ def issue_api_key(tenant: Tenant, *, name: str, created_by=None, expires_at: dat
     raw = f"{KEY_PREFIX}-{prefix}-{secrets.token_urlsafe(32)}"
     api_key = ApiKey.objects.create(
         tenant=tenant, name=name, prefix=prefix, hashed=hash_key(raw), created_by=created_by,
-        expires_at=expires_at, allowed_models=allowed_models or [],
+        expires_at=expires_at, allowed_models=allowed_models or [], scopes=scopes or default_key_scopes(),
     )
     return IssuedKey(api_key, raw)
 
@@ -114,8 +116,8 @@ def load_key_context(prefix: str) -> KeyContext | None:
         return None
     return KeyContext(
         key_id=row.pk, key_name=row.name, hashed=row.hashed, allowed_models=tuple(row.allowed_models or ()),
-        expires_at=row.expires_at, revoked=row.revoked_at is not None, tenant_id=row.tenant_id,
-        tenant_slug=row.tenant.slug, plan=subscription.plan, subscription_status=subscription.status,
+        scopes=tuple(row.scopes or ()), expires_at=row.expires_at, revoked=row.revoked_at is not None,
+        tenant_id=row.tenant_id, tenant_slug=row.tenant.slug, plan=subscription.plan, subscription_status=subscription.status,
         last_used_at=row.last_used_at,
         provider_keys={key.provider: key.get_secret() for key in TenantProviderKey.objects.filter(tenant=row.tenant)},
     )

@@ -58,8 +58,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets, served by the app (no CDN)
     "channels",
     "gateway",
+    "media",
+    "conversations",
     "billing",
     "usage",
     "providers",
@@ -90,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "gateway.dashboard.context.dashboard",
             ],
         },
     },
@@ -134,6 +139,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+
+# --- dashboard accounts: sign-in, sessions, mail ---------------------------------------
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Cookies only over HTTPS: on unless DEBUG. Browsers treat http://localhost and 127.0.0.1 as
+# secure, so `make run` still signs in; set SECURE_COOKIES=false for plain HTTP on another host.
+SECURE_COOKIES = env.bool("SECURE_COOKIES", default=not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600
+# Each login POST counts against the client IP and the username; signups against the IP.
+LOGIN_ATTEMPTS_RATE = env.str("LOGIN_ATTEMPTS_RATE", default="10/15m")
+SIGNUP_RATE = env.str("SIGNUP_RATE", default="5/h")
+# Password reset and invitation mail. consolemail:// prints it (development); production sets
+# e.g. EMAIL_URL=smtp+tls://user:password@smtp.example.com:587. Tests use Django's locmem outbox.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tollgate <no-reply@localhost>")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -184,9 +210,87 @@ BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", default=30.0)
 # Retries of one upstream call before the first byte reached the client.
 UPSTREAM_MAX_RETRIES = env.int("UPSTREAM_MAX_RETRIES", default=2)
 
+# --- media: generated images, video and audio ----------------------------------------------
+# Provider URLs expire, so every generated file is copied into the "media" storage and served
+# by the app through signed, expiring, tenant-scoped URLs (media.files). "local" keeps them
+# under MEDIA_ROOT; "s3" in an S3-compatible bucket (django-storages; AWS, R2, MinIO, ...).
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="local")
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# How long a signed media URL works (GET /v1/media/{id} hands out a fresh one).
+MEDIA_URL_TTL_SECONDS = env.int("MEDIA_URL_TTL_SECONDS", default=3600)
+if MEDIA_STORAGE == "local":
+    STORAGES["media"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                         "OPTIONS": {"location": MEDIA_ROOT, "base_url": None}}
+elif MEDIA_STORAGE == "s3":
+    STORAGES["media"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env.str("MEDIA_S3_BUCKET"),  # required: stops the process at start when unset
+        "endpoint_url": env.str("MEDIA_S3_ENDPOINT_URL", default="") or None,
+        "region_name": env.str("MEDIA_S3_REGION", default="") or None,
+        "access_key": env.str("MEDIA_S3_ACCESS_KEY_ID", default="") or None,
+        "secret_key": env.str("MEDIA_S3_SECRET_ACCESS_KEY", default="") or None,
+        "location": env.str("MEDIA_S3_PREFIX", default=""),
+        "default_acl": "private",
+        "file_overwrite": False,
+    }}
+else:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"MEDIA_STORAGE must be 'local' or 's3', not {MEDIA_STORAGE!r}.")
+
+# --- video jobs (manage.py run_worker) ------------------------------------------------------
+# A job not finished by then fails as timed out and is refunded. Kept under
+# RESERVATION_TTL_SECONDS, so the job's spend reservation is still held when it settles.
+VIDEO_JOB_TIMEOUT_SECONDS = env.int("VIDEO_JOB_TIMEOUT_SECONDS", default=1500)
+# A worker's claim on a job; renewed while it works on it, so a worker that dies leaves its
+# jobs to another within this long.
+VIDEO_WORKER_LEASE_SECONDS = env.float("VIDEO_WORKER_LEASE_SECONDS", default=60.0)
+VIDEO_WORKER_CONCURRENCY = env.int("VIDEO_WORKER_CONCURRENCY", default=32)
+VIDEO_WORKER_IDLE_SECONDS = env.float("VIDEO_WORKER_IDLE_SECONDS", default=1.0)  # between looks for due jobs
+# Polls of a provider start this often and back off by half again each time, up to the max.
+VIDEO_POLL_SECONDS = env.float("VIDEO_POLL_SECONDS", default=3.0)
+VIDEO_POLL_MAX_SECONDS = env.float("VIDEO_POLL_MAX_SECONDS", default=30.0)
+VIDEO_STREAM_POLL_SECONDS = env.float("VIDEO_STREAM_POLL_SECONDS", default=0.5)  # stream=true progress checks
+
+# --- the management API (/api/) --------------------------------------------------------
+# Signed in (session, with CSRF) or a tenant API key with the 'management' scope as a Bearer
+# token; the key first, so an unauthenticated call gets 401 with WWW-Authenticate.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "gateway.api.authentication.ApiKeyAuthentication",
+        "gateway.api.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only, errors included; the interactive page is /api/docs/.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "gateway.api.errors.handle_api_exception",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tollgate management API",
+    "DESCRIPTION": (
+        "Manage a tenant's API keys, members, usage and billing. Authenticate with a dashboard session "
+        "(send the CSRF token on writes) or with a tenant API key that has the 'management' scope, as "
+        "'Authorization: Bearer tg-...'; such a key reaches only its own tenant and acts as an admin. "
+        "Errors are JSON: {\"error\": {\"message\", \"code\", \"fields\"}}."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No badge fetched from validator.swagger.io: the docs page loads nothing from elsewhere.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "TAGS": [
+        {"name": "tenants", "description": "The tenants the caller can manage."},
+        {"name": "keys", "description": "API keys: the raw key is shown once, at creation."},
+        {"name": "members", "description": "Members, roles and invitations."},
+        {"name": "usage", "description": "Usage records and summaries."},
+        {"name": "billing", "description": "The plan, its limits, and Stripe checkout and portal links."},
+    ],
 }
 
 # --- billing (Stripe) ------------------------------------------------------------------

@@ -44,6 +44,9 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.IN_PROGRESS)
+
+
 class VideoJob(models.Model):
     """A video being generated. Durable: the worker (manage.py run_worker) claims due jobs with
     row locking (claimed_until is a lease), polls the provider, and settles the usage once."""
@@ -55,6 +58,9 @@ class VideoJob(models.Model):
     model = models.CharField(max_length=200, help_text="Public model id asked for.")
     provider = models.CharField(max_length=64, blank=True, help_text="Who accepted the job.")
     served_model = models.CharField(max_length=200, blank=True, help_text="Public model id that accepted it.")
+    upstream_model = models.CharField(max_length=200, blank=True, help_text="The provider's name for that model.")
+    key_fingerprint = models.CharField(
+        max_length=16, blank=True, help_text="Which of the provider's credentials accepted it (polled with the same).")
     params = models.JSONField(default=dict, help_text="The request, as the client sent it (normalised).")
     chain = models.JSONField(default=list, blank=True, help_text="Public model ids still to try if submission fails.")
     handle = models.JSONField(default=dict, blank=True, help_text="The adapter's note of how to reach the job.")
@@ -64,6 +70,7 @@ class VideoJob(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     seconds = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal("0"))
     reserved = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal("0"))
+    month = models.DateField(null=True, blank=True, help_text="The ledger month its reservation was made in.")
     cost = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal("0"))
     file = models.ForeignKey(MediaFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     attempts = models.PositiveIntegerField(default=0, help_text="Polls made.")
@@ -78,7 +85,12 @@ class VideoJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "-created_at"])]
+        indexes = [models.Index(fields=["tenant", "-created_at"]),
+                   models.Index(fields=["status", "next_poll_at"], name="media_videojob_due_idx")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.model} {self.status}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES

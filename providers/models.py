@@ -5,7 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from providers import encryption
-from providers.registry import ADAPTERS
+from providers.registry import WIRE_FORMATS
 
 PRICE = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
 # Request features a model may lack; requests using an undeclared one get a 400 before any call.
@@ -19,8 +19,8 @@ def default_fallback_reasons() -> list[str]:
 
 
 def validate_wire_format(value: str) -> None:
-    if value not in ADAPTERS:
-        raise ValidationError(f"Unknown wire format '{value}'; one of: {', '.join(sorted(ADAPTERS))}.")
+    if value not in WIRE_FORMATS:
+        raise ValidationError(f"Unknown wire format '{value}'; one of: {', '.join(WIRE_FORMATS)}.")
 
 
 class Provider(models.Model):

@@ -1,11 +1,17 @@
-"""Wire format -> adapter class. Adding a wire format is one module plus one line here."""
+"""Wire format -> adapter class (chat models) or search client (web search engines). Adding a
+wire format is one module plus one line here."""
 
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.base import Adapter
 from providers.adapters.cohere import CohereAdapter
 from providers.adapters.demo import DemoAdapter
+from providers.adapters.fal import FalAdapter
 from providers.adapters.gemini import GeminiAdapter
 from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.replicate import ReplicateAdapter
+from providers.adapters.runway import RunwayAdapter
+from providers.adapters.stability import StabilityAdapter
+from providers.web_search import ExaClient, SearchClient, SerperClient, TavilyClient
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "openai_compatible": OpenAICompatibleAdapter,
@@ -13,9 +19,22 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "cohere": CohereAdapter,
     "anthropic": AnthropicAdapter,
     "gemini": GeminiAdapter,
+    "runway": RunwayAdapter,
+    "fal": FalAdapter,
+    "replicate": ReplicateAdapter,
+    "stability": StabilityAdapter,
 }
 
+SEARCH_CLIENTS: dict[str, type[SearchClient]] = {
+    "tavily": TavilyClient,
+    "serper": SerperClient,
+    "exa": ExaClient,
+}
+
+WIRE_FORMATS = sorted([*ADAPTERS, *SEARCH_CLIENTS])  # what a Provider row may declare
+
 _instances: dict[str, Adapter] = {}
+_search_clients: dict[str, SearchClient] = {}
 
 
 def get_adapter(wire_format: str) -> Adapter:
@@ -24,3 +43,11 @@ def get_adapter(wire_format: str) -> Adapter:
     if adapter is None:
         adapter = _instances[wire_format] = ADAPTERS[wire_format]()
     return adapter
+
+
+def get_search_client(wire_format: str) -> SearchClient:
+    """The process-wide search client for a wire format (clients hold no per-call state)."""
+    client = _search_clients.get(wire_format)
+    if client is None:
+        client = _search_clients[wire_format] = SEARCH_CLIENTS[wire_format]()
+    return client

@@ -56,6 +56,33 @@ class Message:
         return "".join(part.text for part in self.content if isinstance(part, TextPart))
 
 
+@dataclass(frozen=True, slots=True)
+class WebSearchOptions:
+    """The client asked the gateway to search the web and ground the answer in what it finds
+    (gateway.v1.web_search); adapters never see it."""
+
+    context_size: Literal["low", "medium", "high"] = "medium"  # how many results the model reads
+    country: str | None = None  # ISO 3166-1 alpha-2, the user's approximate location
+
+
+@dataclass(frozen=True, slots=True)
+class WebSearchCall:
+    """A web search the gateway made for a request: its query and the pages it found."""
+
+    query: str
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UrlCitation:
+    """A span of the answer's text (character offsets, end exclusive) citing a web page."""
+
+    url: str
+    title: str
+    start_index: int
+    end_index: int
+
+
 @dataclass(slots=True)
 class ChatRequest:
     model: str  # the public model id the client asked for
@@ -73,6 +100,10 @@ class ChatRequest:
     reasoning_effort: str | None = None
     user: str | None = None
     fallback_models: list[str] = field(default_factory=list)  # the client's own chain (the router's concern)
+    web_search: WebSearchOptions | None = None
+    # Searches made for this request (gateway.v1.web_search), for protocols that report them
+    # (the Responses API's web_search_call items).
+    web_search_calls: list[WebSearchCall] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -109,6 +140,7 @@ class ChatResult:
     reasoning_signature: str | None = None
     images: list[str] = field(default_factory=list)  # data: URLs of images the model generated
     citations: list[str] = field(default_factory=list)  # source URLs (search-grounded models)
+    annotations: list[UrlCitation] = field(default_factory=list)  # where the text cites them (web search)
     upstream_model: str = ""
 
 
@@ -130,6 +162,7 @@ class Delta:
     tool_calls: list[ToolCallDelta] | None = None
     images: list[str] | None = None  # data: URLs
     citations: list[str] | None = None
+    annotations: list[UrlCitation] | None = None  # citations completed by this or earlier text
 
 
 @dataclass(slots=True)

@@ -171,3 +171,154 @@ def wait_for(condition, timeout: float = 10.0, what: str = "condition"):
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def media_storage(settings, tmp_path):
+    """Generated files go to a directory of the test's own, not var/media."""
+    settings.STORAGES = {**settings.STORAGES, "media": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": tmp_path / "media", "base_url": None}}}
+    return tmp_path / "media"
+
+
+# --- video jobs ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def veo_server():
+    from tests.fakes.veo_upstream import FakeVeo
+
+    fake = FakeVeo().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def runway_server():
+    from tests.fakes.runway_upstream import FakeRunway
+
+    fake = FakeRunway().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_veo(catalog, veo_server):
+    """Gemini (Veo) enabled, pointed at the fake Veo, with its key."""
+    veo_server.reset()
+    serve_provider_from("gemini", veo_server.base_url, veo_server.api_key)
+    return veo_server
+
+
+@pytest.fixture
+def fake_runway(catalog, runway_server):
+    """Runway enabled, pointed at the fake, with its key."""
+    runway_server.reset()
+    serve_provider_from("runway", runway_server.base_url, runway_server.api_key)
+    return runway_server
+
+
+@pytest.fixture
+def video_worker(catalog, settings):
+    """The video worker (the loop of manage.py run_worker) in a thread of this process, polling
+    every few hundredths of a second. Yields the Worker."""
+    from media.jobs import Worker
+
+    settings.VIDEO_POLL_SECONDS = 0.05
+    settings.VIDEO_POLL_MAX_SECONDS = 0.2
+    settings.VIDEO_WORKER_IDLE_SECONDS = 0.05
+    settings.VIDEO_STREAM_POLL_SECONDS = 0.05
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    worker = Worker(name="test-worker")
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(worker.run(stop, grace_seconds=2))
+        loop.close()
+
+    thread = threading.Thread(target=run, name="video-worker", daemon=True)
+    thread.start()
+    yield worker
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(15)
+
+
+# --- fal.ai and Replicate (queues polled inside the call) --------------------------------------
+
+QUICK_POLLS = {"poll_interval": 0.01, "poll_interval_max": 0.05}  # provider quirks: poll every few ms
+
+
+@pytest.fixture(scope="session")
+def fal_server():
+    from tests.fakes.fal_queue import FakeFal
+
+    fake = FakeFal().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def replicate_server():
+    from tests.fakes.replicate_api import FakeReplicate
+
+    fake = FakeReplicate().start()
+    yield fake
+    fake.stop()
+
+
+def serve_queue_provider(slug: str, fake) -> Provider:
+    fake.reset()
+    provider = serve_provider_from(slug, fake.base_url, fake.api_key)
+    provider.quirks = {**provider.quirks, **QUICK_POLLS}
+    provider.save(update_fields=["quirks"])
+    router.forget_catalog()
+    return provider
+
+
+@pytest.fixture
+def fake_fal(catalog, fal_server):
+    """fal enabled (the catalog's models and quirks), pointed at the fake queue, polled quickly."""
+    serve_queue_provider("fal", fal_server)
+    return fal_server
+
+
+@pytest.fixture
+def fake_replicate(catalog, replicate_server):
+    """Replicate enabled (the catalog's models and quirks), pointed at the fake API, polled quickly."""
+    serve_queue_provider("replicate", replicate_server)
+    return replicate_server
+
+
+@pytest.fixture(scope="session")
+def stability_server():
+    from tests.fakes.stability_upstream import FakeStability
+
+    fake = FakeStability().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_stability(stability_server, catalog):
+    """Stability AI's image API, as the catalog's `stability` provider."""
+    stability_server.reset()
+    serve_provider_from("stability", stability_server.base_url, stability_server.api_key)
+    return stability_server
+
+
+@pytest.fixture(scope="session")
+def google_images_server():
+    from tests.fakes.gemini_images_upstream import FakeGoogleImages
+
+    fake = FakeGoogleImages().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_google_images(google_images_server, catalog):
+    """The Gemini API with Imagen and the Gemini image models, as the catalog's `gemini` provider."""
+    google_images_server.reset()
+    serve_provider_from("gemini", google_images_server.base_url, google_images_server.api_key)
+    return google_images_server

@@ -111,7 +111,7 @@ def test_free_tenant_upgrades_to_pro_and_its_limits_change_at_once(stripe_fake, 
     [change] = PlanChange.objects.filter(tenant=on_free)
     assert (change.from_plan.slug, change.to_plan.slug) == ("free", "pro")
     assert change.stripe_event_id == StripeEvent.objects.get().stripe_event_id
-    assert "Plan: Pro" in signed_in("alice@example.com").get("/billing").content.decode()
+    assert "Plan: Pro" in signed_in("alice@example.com").get("/billing", follow=True).content.decode()
 
     # Charlie's tenant: untouched.
     assert Subscription.objects.get(tenant=other_tenant).stripe_customer_id == ""
@@ -121,7 +121,7 @@ def test_free_tenant_upgrades_to_pro_and_its_limits_change_at_once(stripe_fake, 
 
 def test_the_page_form_redirects_to_checkout(stripe_fake, on_free):
     browser = signed_in("alice@example.com")
-    page = browser.get("/billing").content.decode()
+    page = browser.get("/billing", follow=True).content.decode()
     assert "Plan: Free" in page and 'name="plan" value="pro"' in page
     answer = browser.post("/api/billing/checkout", {"tenant": "alice-co", "plan": "pro"})
     assert answer.status_code == 303
@@ -140,7 +140,7 @@ def test_only_owners_and_billing_members_start_checkout(stripe_fake, on_free, ot
     # Charlie owns his own tenant, not Alice's: for him it does not exist.
     assert start_checkout(signed_in("charlie@example.com"), "alice-co", "pro").status_code == 404
     assert signed_in("charlie@example.com").get("/billing?tenant=alice-co").status_code == 404
-    assert "Upgrade" not in signed_in("bob@example.com").get("/billing").content.decode()
+    assert "Upgrade" not in signed_in("bob@example.com").get("/billing", follow=True).content.decode()
     assert stripe_fake.requests == []
 
     assert start_checkout(signed_in("pay@example.com"), "alice-co", "pro").status_code == 200
@@ -181,7 +181,7 @@ def test_stripe_down_during_checkout_is_a_clear_503(stripe_fake, on_free):
 def test_without_stripe_keys_billing_says_it_is_not_configured(catalog, settings, on_free, other_tenant):
     settings.STRIPE_SECRET_KEY = settings.STRIPE_WEBHOOK_SECRET = settings.STRIPE_API_BASE = ""
     browser = signed_in("alice@example.com")
-    page = browser.get("/billing")
+    page = browser.get("/billing", follow=True)
     assert page.status_code == 200
     text = page.content.decode()
     assert "Billing is not configured" in text and "Plan: Free" in text and "Upgrade" not in text

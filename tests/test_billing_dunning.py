@@ -34,7 +34,7 @@ def expire_grace_periods() -> str:
 
 
 def billing_page() -> str:
-    return signed_in("alice@example.com").get("/billing").content.decode()
+    return signed_in("alice@example.com").get("/billing", follow=True).content.decode()
 
 
 def changes() -> list[tuple[str, str, str]]:
@@ -54,7 +54,7 @@ def test_payment_failure_grace_downgrade_payment_restore(stripe_fake, on_free, c
     assert "Payment failed" in billing_page() and "Update the card before" in billing_page()
     assert ask(client, "openai/gpt-4o-mini").parse().choices  # within grace: still Pro
     assert expire_grace_periods() == "no grace period ended\n"
-    assert "Payment failed" not in signed_in("charlie@example.com").get("/billing").content.decode()
+    assert "Payment failed" not in signed_in("charlie@example.com").get("/billing", follow=True).content.decode()
 
     # Seven days (Pro's grace) pass: the clock is the only thing moved.
     Subscription.objects.filter(tenant=on_free).update(past_due_since=timezone.now() - timedelta(days=7, seconds=1))

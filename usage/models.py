@@ -108,6 +108,13 @@ class MonthlySpend(models.Model):
     month = models.DateField(help_text="First day of the month.")
     settled = models.DecimalField(**MONEY)
     reserved = models.DecimalField(**MONEY)
+    # Media units counted against the plan's monthly limits: those made plus those reserved by
+    # requests in flight, moved with the same conditional UPDATE as the money (db defaults: the
+    # ledger's plain-SQL inserts name only the money).
+    images = models.PositiveBigIntegerField(default=0, db_default=0)
+    video_seconds = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"), db_default=Decimal("0"))
+    characters = models.PositiveBigIntegerField(default=0, db_default=0)
+    audio_seconds = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"), db_default=Decimal("0"))
 
     class Meta:
         ordering = ["-month"]
@@ -130,6 +137,11 @@ class OpenReservation(models.Model):
     month = models.DateField()
     amount = models.DecimalField(**MONEY)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The media units it holds on the month's counters (MonthlySpend.images, ...).
+    images = models.PositiveIntegerField(default=0, db_default=0)
+    video_seconds = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal("0"), db_default=Decimal("0"))
+    characters = models.PositiveIntegerField(default=0, db_default=0)
+    audio_seconds = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal("0"), db_default=Decimal("0"))
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.amount}"

@@ -6,6 +6,9 @@
     settle(...)    insert the UsageRecord (unique request_id), close the open reservation and
                    swap what it held for the actual cost in the ledger, upsert the daily rollup
     release(...)   close an open reservation without a record (the request never ran)
+    reserve_media(...)   reserve() for a media request: the money and its media units (images,
+                   seconds of video, characters, seconds of audio) in the same one UPDATE, also
+                   within the plan's monthly unit limits; settle and release move them back
     sweep_stale_reservations()   release reservations whose request is long gone (a crash)
 
 All run on the ledger writer (usage/writer.py), inside its transaction. settle() runs from the
@@ -46,12 +49,19 @@ class Reservation:
     amount: Decimal
     month: date
     flat_cost: Decimal | None = None  # the plan's fee for a call made with the tenant's own key
+    # Media: the units held on the month's counters against the plan's limits (reserve_media).
+    # Settlement reads what is still held from the open row, so a job settled after a restart
+    # needs only a non-None value here.
+    units: Usage | None = None
+    search_price: Decimal = Decimal(0)  # per web search made (0 with the tenant's own search key)
 
     def cost_of(self, usage: Usage) -> Decimal:
+        # A search made is billed whatever happened next: the search provider billed us for it.
+        searches = usage.web_searches * self.search_price
         if self.flat_cost is None:
-            return cost_of(self.prices, usage)
+            return cost_of(self.prices, usage) + searches
         # The fee is for a call that did something: one that failed before any token is free.
-        return self.flat_cost if usage.input_tokens or usage.output_tokens else Decimal(0)
+        return (self.flat_cost if usage.input_tokens or usage.output_tokens else Decimal(0)) + searches
 
 
 @dataclass(slots=True)
@@ -118,19 +128,128 @@ def reserve(request_id: str, tenant_id: int, amount: Decimal, cap: Decimal | Non
     return month
 
 
+MEDIA_UNITS = ("images", "video_seconds", "characters", "audio_seconds")
+RESERVE_MEDIA = """
+UPDATE usage_monthlyspend SET reserved = reserved + CAST(%s AS NUMERIC), images = images + %s,
+    video_seconds = video_seconds + CAST(%s AS NUMERIC), characters = characters + %s,
+    audio_seconds = audio_seconds + CAST(%s AS NUMERIC)
+WHERE tenant_id = %s AND month = %s"""
+UNDER_CAP = " AND settled + reserved + CAST(%s AS NUMERIC) <= CAST(%s AS NUMERIC)"
+UNIT_UNDER_LIMIT = " AND {unit} + CAST(%s AS NUMERIC) <= CAST(%s AS NUMERIC)"
+OPEN_MEDIA_RESERVATION = """
+INSERT INTO usage_openreservation
+    (request_id, tenant_id, month, amount, created_at, images, video_seconds, characters, audio_seconds)
+VALUES (%s, %s, %s, CAST(%s AS NUMERIC), %s, %s, CAST(%s AS NUMERIC), %s, CAST(%s AS NUMERIC))
+"""
+LEDGER_ROW = f"""
+SELECT settled, reserved, {", ".join(MEDIA_UNITS)} FROM usage_monthlyspend WHERE tenant_id = %s AND month = %s
+"""
+CLOSE_MEDIA_RESERVATION = f"DELETE FROM usage_openreservation WHERE request_id = %s RETURNING {', '.join(MEDIA_UNITS)}"
+MOVE_UNITS = """
+UPDATE usage_monthlyspend SET images = images + %s, video_seconds = video_seconds + CAST(%s AS NUMERIC),
+    characters = characters + %s, audio_seconds = audio_seconds + CAST(%s AS NUMERIC)
+WHERE tenant_id = %s AND month = %s
+"""
+
+
+class LimitReached(Exception):
+    """reserve_media refused: ``limit`` is "spend" (the cap) or the unit whose monthly limit the
+    request would pass (one of MEDIA_UNITS); ``used`` is what the month has used of it so far
+    (made plus in flight)."""
+
+    def __init__(self, limit: str, used: Decimal):
+        super().__init__(f"{limit} limit reached ({used} used)")
+        self.limit = limit
+        self.used = used
+
+
+def units_of(usage: Usage) -> list:
+    return [getattr(usage, unit) for unit in MEDIA_UNITS]
+
+
+def reserve_media(request_id: str, tenant_id: int, amount: Decimal, cap: Decimal | None, units: Usage,
+                  limits: dict[str, Decimal | int | None]) -> date:
+    """Reserve ``amount`` and the media ``units`` on this month's ledger, in one conditional
+    UPDATE: within ``cap`` and, for each unit the request uses, within ``limits[unit]`` (the
+    most per month; None = no limit). Concurrent requests can pass neither. Raises LimitReached."""
+    now = timezone.now()
+    month_value = connection.ops.adapt_datefield_value(month_of(now.date()))
+    sql = RESERVE_MEDIA
+    params = [amount, *units_of(units), tenant_id, month_value]
+    checked = []
+    for unit in MEDIA_UNITS:
+        limit = limits.get(unit)
+        if limit is not None and getattr(units, unit):
+            sql += UNIT_UNDER_LIMIT.format(unit=unit)
+            params += [getattr(units, unit), limit]
+            checked.append(unit)
+    if cap is not None:
+        sql += UNDER_CAP
+        params += [amount, cap]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if not cursor.rowcount:
+            cursor.execute(OPEN_MONTH, [tenant_id, month_value])
+            cursor.execute(sql, params)
+            if not cursor.rowcount:
+                raise limit_reached(cursor, tenant_id, month_value, amount, cap, units, limits, checked)
+        cursor.execute(OPEN_MEDIA_RESERVATION, [request_id, tenant_id, month_value, amount,
+                                                connection.ops.adapt_datetimefield_value(now), *units_of(units)])
+    return month_of(now.date())
+
+
+def limit_reached(cursor, tenant_id: int, month_value, amount: Decimal, cap: Decimal | None, units: Usage,
+                  limits: dict, checked: list[str]) -> LimitReached:
+    """Which limit refused a reservation (read after the fact: only refusals pay for it)."""
+    cursor.execute(LEDGER_ROW, [tenant_id, month_value])
+    settled, reserved, *used = [Decimal(str(value)) for value in cursor.fetchone()]
+    for unit, so_far in zip(MEDIA_UNITS, used, strict=True):
+        if unit in checked and so_far + Decimal(str(getattr(units, unit))) > Decimal(str(limits[unit])):
+            return LimitReached(unit, so_far)
+    return LimitReached("spend", settled + reserved)
+
+
 def close_reservation(cursor, reservation: "Reservation") -> Decimal:
     """Delete the open row; what it held, or nothing if settle, release or the sweeper did first."""
     cursor.execute(CLOSE_RESERVATION, [reservation.request_id])
     return reservation.amount if cursor.rowcount else Decimal(0)
 
 
+def close_media_reservation(cursor, reservation: "Reservation") -> Usage | None:
+    """close_reservation for a media reservation: the units it still held, or None if settle,
+    release or the sweeper closed it first."""
+    cursor.execute(CLOSE_MEDIA_RESERVATION, [reservation.request_id])
+    row = cursor.fetchone()
+    return None if row is None else units_from(row)
+
+
+def units_from(row) -> Usage:
+    """Media units as read from the database (SQLite hands back decimals as floats)."""
+    images, video_seconds, characters, audio_seconds = row
+    return Usage(images=int(images), video_seconds=Decimal(str(video_seconds)), characters=int(characters),
+                 audio_seconds=Decimal(str(audio_seconds)))
+
+
+def move_units(cursor, tenant_id: int, month_value, held: Usage | None, used: Usage) -> None:
+    """Swap the units a reservation held for those the request used, on the month's counters."""
+    held = held or Usage()
+    delta = [now - before for now, before in zip(units_of(used), units_of(held), strict=True)]
+    if any(delta):
+        cursor.execute(MOVE_UNITS, [*delta, tenant_id, month_value])
+
+
 def release(reservation: "Reservation") -> None:
     """Give back a reservation whose request never ran (the client left during admission)."""
+    month_value = connection.ops.adapt_datefield_value(reservation.month)
     with connection.cursor() as cursor:
-        held = close_reservation(cursor, reservation)
+        if reservation.units is not None:
+            held_units = close_media_reservation(cursor, reservation)
+            held = reservation.amount if held_units is not None else Decimal(0)
+            move_units(cursor, reservation.tenant_id, month_value, held_units, Usage())
+        else:
+            held = close_reservation(cursor, reservation)
         if held:
-            cursor.execute(GIVE_BACK, [held, reservation.tenant_id,
-                                       connection.ops.adapt_datefield_value(reservation.month)])
+            cursor.execute(GIVE_BACK, [held, reservation.tenant_id, month_value])
 
 
 RECORD_FIELDS = [
@@ -147,8 +266,9 @@ SETTLE_LEDGER = """
 UPDATE usage_monthlyspend SET reserved = reserved - CAST(%s AS NUMERIC), settled = settled + CAST(%s AS NUMERIC)
 WHERE tenant_id = %s AND month = %s
 """
-STALE_RESERVATIONS = """
-SELECT request_id, tenant_id, month, amount FROM usage_openreservation WHERE created_at < %s ORDER BY created_at
+STALE_RESERVATIONS = f"""
+SELECT request_id, tenant_id, month, amount, {", ".join(MEDIA_UNITS)} FROM usage_openreservation
+WHERE created_at < %s ORDER BY created_at
 """
 ROLLUP_UPSERT = """
 INSERT INTO usage_dailyusage
@@ -199,9 +319,14 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
         if not cursor.rowcount:
             log.warning("request %s was already settled; not counted twice", reservation.request_id)
             return None
-        held = close_reservation(cursor, reservation)
-        cursor.execute(SETTLE_LEDGER, [held, record.cost, reservation.tenant_id,
-                                       ops.adapt_datefield_value(reservation.month)])
+        month_value = ops.adapt_datefield_value(reservation.month)
+        if reservation.units is not None:
+            held_units = close_media_reservation(cursor, reservation)
+            held = reservation.amount if held_units is not None else Decimal(0)
+            move_units(cursor, reservation.tenant_id, month_value, held_units, usage)
+        else:
+            held = close_reservation(cursor, reservation)
+        cursor.execute(SETTLE_LEDGER, [held, record.cost, reservation.tenant_id, month_value])
         cursor.execute(ROLLUP_UPSERT, [reservation.tenant_id, day, reservation.model, int(failed),
                                        usage.input_tokens, usage.output_tokens, usage.reasoning_tokens,
                                        usage.cached_tokens, usage.cache_write_tokens, usage.images,
@@ -217,10 +342,11 @@ def sweep_stale_reservations() -> int:
     with connection.cursor() as cursor:
         cursor.execute(STALE_RESERVATIONS, [connection.ops.adapt_datetimefield_value(cutoff)])
         stale = cursor.fetchall()
-        for request_id, tenant_id, month, amount in stale:
+        for request_id, tenant_id, month, amount, *units in stale:
             cursor.execute(CLOSE_RESERVATION, [request_id])
             if cursor.rowcount:
                 cursor.execute(GIVE_BACK, [amount, tenant_id, month])
+                move_units(cursor, tenant_id, month, units_from(units), Usage())
                 log.warning("released the stale reservation of request %s (%s USD): it was never settled",
                             request_id, amount)
     return len(stale)

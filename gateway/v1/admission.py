@@ -1,6 +1,8 @@
 """The steps every /v1 endpoint takes before a provider is called: method, key, body, model,
 admission. Each raises the envelope's GatewayError (or a billing Refusal) on failure."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
@@ -50,6 +52,7 @@ def caller_of(key: KeyContext) -> Caller:
 
 
 PROVIDER_KEY_HEADER = "x-provider-key"
+INFERENCE_SCOPE = "inference"
 
 
 def byok_chain(request, caller: Caller, model: ModelInfo, deployments: list[Deployment]) -> router.Chain | None:
@@ -69,6 +72,11 @@ async def authenticated_caller(request, *, method: str) -> Caller:
         raise GatewayError(405, f"{request.path} accepts {method}, not {request.method}.", code="method_not_allowed",
                            headers={"Allow": method})
     key = await authenticate(request)
+    if INFERENCE_SCOPE not in key.scopes:
+        raise GatewayError(403, f"API key '{key.key_name}' may not call /v1: its scopes are "
+                           f"{', '.join(key.scopes) or 'none'}, and /v1 needs 'inference'. Use a key with the "
+                           "'inference' scope, or create one in the dashboard.", type="permission_error",
+                           code="missing_scope")
     if is_last_used_due(key):
         await run_blocking(touch_last_used, key)
     return caller_of(key)
@@ -114,9 +122,11 @@ async def fallback_chain(caller: Caller, chat: ChatRequest, deployments: list[De
 
 async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_output: int | None,
                         prompt_bytes: int, messages: int = 1, images: int = 0,
-                        alternatives: list[ModelInfo] = (), byok: bool = False) -> Reservation:
+                        alternatives: list[ModelInfo] = (), byok: bool = False,
+                        search_price: Decimal = Decimal(0)) -> Reservation:
     """Admission, with the key's rate window added to the response headers. With fallbacks, the
-    reservation covers the most the priciest model of the chain could cost."""
+    reservation covers the most the priciest model of the chain could cost; with a web search,
+    its price too."""
     if requested_output is not None and requested_output > model.max_output_tokens:
         raise bad_request(f"max_tokens is too large: {requested_output}. '{model.public_id}' produces at most "
                           f"{model.max_output_tokens} tokens per answer.", param="max_tokens")
@@ -125,7 +135,7 @@ async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_
         m.prices, input_tokens=input_tokens, max_output_tokens=requested_output or m.max_output_tokens))
     admission = await entitlements.admit(
         caller, priciest, request_id=request.request_id, input_tokens=input_tokens,
-        max_output_tokens=requested_output or priciest.max_output_tokens, byok=byok,
+        max_output_tokens=requested_output or priciest.max_output_tokens, byok=byok, search_price=search_price,
     )
     request.gateway_headers.update(admission.rate.headers())
     return admission.reservation

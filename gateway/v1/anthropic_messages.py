@@ -64,6 +64,9 @@ SUPPORTED = {
     "tool_choice", "thinking", "metadata", "output_config",
 }
 IGNORED = {"service_tier", "cache_control"}
+# POST /v1/messages/count_tokens takes the prompt only: no max_tokens, no sampling settings.
+COUNT_SUPPORTED = {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"}
+COUNT_MAX_TOKENS = 1 << 30  # stands in for the max_tokens a count has none of (thinking budgets stay below it)
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 MIN_THINKING_BUDGET = 1024
 THINKING_EFFORTS = ((16384, "high"), (4096, "medium"), (MIN_THINKING_BUDGET, "low"))
@@ -134,6 +137,17 @@ def decode(body: bytes) -> ChatRequest:
         reasoning_effort=decode_thinking(payload.get("thinking"), max_tokens, effort),
         user=decode_user(payload.get("metadata")),
     )
+
+
+def decode_count(body: bytes) -> ChatRequest:
+    """A count_tokens request: the Messages request without max_tokens and the sampling settings,
+    checked the same way."""
+    payload = parse_json_object(body)
+    unknown = sorted(set(payload) - COUNT_SUPPORTED - {"cache_control"})
+    if unknown:
+        raise bad_request(f"{', '.join(unknown)}: Extra inputs are not permitted.", param=unknown[0],
+                          code="unknown_parameter")
+    return decode(json.dumps({**payload, "max_tokens": COUNT_MAX_TOKENS}).encode())
 
 
 def decode_system(value: Any) -> list[Message]:

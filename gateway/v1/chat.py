@@ -14,13 +14,14 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from typing import Any, Protocol
 
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from billing import entitlements
-from gateway.v1 import openai_chat, sse
+from gateway.v1 import media_chat, openai_chat, sse, web_search
 from gateway.v1.admission import (
     admit_request,
     authenticated_caller,
@@ -105,6 +106,8 @@ async def chat_completions(request):
     caller = await authenticated_caller(request, method="POST")
     chat = openai_chat.decode(read_body(request))
     completion_id = f"chatcmpl-{request.request_id[4:]}"
+    if serve_media := media_chat.media_route(chat.model):  # image/<model>: a media model in chat
+        return await serve_media(request, caller, chat, started=started, completion_id=completion_id)
     return await serve_chat(
         request, caller, chat, started=started,
         encode_answer=lambda result, model: openai_chat.encode_completion(
@@ -116,26 +119,36 @@ async def chat_completions(request):
 
 async def serve_chat(request, caller: entitlements.Caller, chat: ChatRequest, *, started: float,
                      encode_answer: Callable[[ChatResult, str], dict[str, Any]],
-                     stream_encoder: Callable[[str, int], StreamEncoder]) -> HttpResponse:
+                     stream_encoder: Callable[[str, int], StreamEncoder],
+                     on_complete: Callable[[], Awaitable[None]] | None = None) -> HttpResponse:
     """Everything after decoding: model, plan, admission, the router, settlement. The answer is
     ``encode_answer(result, served model id)``; a stream is ``stream_encoder(served model id,
-    input token estimate)``'s events."""
+    input token estimate)``'s events. ``on_complete()`` is awaited once the answer is whole and
+    settled, before its end reaches the client (the JSON, or the stream's terminal event)."""
     model, deployments = await find_model(chat.model, capability="chat")
     entitlements.check_model(caller, model)  # before the features: say nothing of models off the plan
     router.check_features(chat, model)
     own_key = byok_chain(request, caller, model, deployments)
     chain = own_key or await fallback_chain(caller, chat, deployments)
+    search = await web_search.plan_search(request, caller, chat)
     size, images = prompt_size(chat)
+    if search:
+        request.gateway_headers["x-tollgate-search-provider"] = search.provider
     reservation = await admit_request(request, caller, model, requested_output=chat.max_output_tokens,
-                                      prompt_bytes=size, messages=len(chat.messages), images=images,
-                                      alternatives=[d.model for d in chain.deployments[1:]], byok=own_key is not None)
+                                      prompt_bytes=size + web_search.most_context_bytes(chat),
+                                      messages=len(chat.messages) + bool(search), images=images,
+                                      alternatives=[d.model for d in chain.deployments[1:]], byok=own_key is not None,
+                                      search_price=search.price if search else Decimal(0))
     meter = Meter(reservation, started=started, streamed=chat.stream, input_estimate=size // 4)
     meter.served_by(model)
     trace = router.Trace()
+    grounding = await ground_request(chat, search, meter) if search else None
     if chat.stream:
-        return await start_stream(request, chat, chain, meter, trace, stream_encoder)
+        return await start_stream(request, chat, chain, meter, trace, stream_encoder, grounding, on_complete)
     try:
         result = await router.complete_chain(chat, chain, trace)
+        if grounding:
+            grounding.cite(result)
     except ProviderError as error:
         meter.failed(error)
         raise
@@ -153,8 +166,29 @@ async def serve_chat(request, caller: entitlements.Caller, chat: ChatRequest, *,
         served_by(request, trace)
         await meter.settle()
     body = encode_answer(result, trace.model.public_id)
+    if on_complete is not None:
+        await on_complete()
     request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
     return JsonResponse(body)
+
+
+async def ground_request(chat: ChatRequest, search: web_search.SearchPlan, meter: Meter) -> web_search.Grounding:
+    """Search and ground the request; a failed search settles the request (no search billed) and
+    ends it with the search provider's error."""
+    try:
+        grounding = await web_search.ground(chat, search)
+    except BaseException as error:
+        if isinstance(error, ProviderError):
+            meter.failed(error)
+        elif isinstance(error, asyncio.CancelledError):
+            meter.client_gone()
+        else:
+            meter.failed_internally()
+        await meter.settle()
+        raise
+    meter.searched()
+    meter.input_estimate = prompt_size(chat)[0] // 4
+    return grounding
 
 
 def served_by(request, trace: router.Trace) -> None:
@@ -165,8 +199,12 @@ def served_by(request, trace: router.Trace) -> None:
 
 
 async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: Meter, trace: router.Trace,
-                       stream_encoder: Callable[[str, int], StreamEncoder]) -> StreamingHttpResponse:
+                       stream_encoder: Callable[[str, int], StreamEncoder],
+                       grounding: web_search.Grounding | None = None,
+                       on_complete: Callable[[], Awaitable[None]] | None = None) -> StreamingHttpResponse:
     events = router.stream_chain(chat, chain, trace)
+    if grounding:
+        events = grounding.cite_stream(events)
     try:
         first = await anext(events)
     except StopAsyncIteration:
@@ -187,7 +225,7 @@ async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: M
         meter.served_by(trace.model, upstream_model=trace.upstream_model)
         served_by(request, trace)
     encoder = stream_encoder(trace.model.public_id, meter.input_estimate)
-    body = relay(first, events, encoder, meter)
+    body = relay(first, events, encoder, meter, on_complete)
     # Safety net: if the response is dropped before its first iteration (the client left in
     # that instant), the generator's finally never runs; settle from here instead.
     weakref.finalize(body, settle_abandoned, meter, asyncio.get_running_loop())
@@ -201,7 +239,7 @@ def settle_abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent], encoder: StreamEncoder,
-                meter: Meter) -> AsyncIterator[bytes]:
+                meter: Meter, on_complete: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[bytes]:
     finished = False
     try:
         yield encoder.opening()
@@ -225,6 +263,8 @@ async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent], e
             yield chunk
         # Settled before the last event: once a client has seen the end, its usage is recorded.
         await meter.settle()
+        if on_complete is not None:
+            await on_complete()
         yield encoder.done()
     except ProviderError as error:
         log_provider_error(error, meter.reservation.request_id)

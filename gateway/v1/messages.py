@@ -2,14 +2,27 @@
 
 The same path as /v1/chat/completions (gateway.v1.chat.serve_chat: plan, admission, router,
 settlement); only the protocol differs (gateway.v1.anthropic_messages), errors included.
+
+POST /v1/messages/count_tokens answers ``{"input_tokens": N}`` for the same request shape, free
+(no reservation, no usage record) but authenticated, on the plan's request rate and for models
+on the plan only. A model whose serving deployment can count (Claude on the native Anthropic
+API) gets the provider's own count; any other an estimate (providers.tokenizer). The header
+``x-tollgate-token-count`` says which: ``provider`` or ``estimate``.
 """
 
 import time
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import JsonResponse
+
+from billing import entitlements
 from gateway.v1 import anthropic_messages
-from gateway.v1.admission import authenticated_caller, read_body
+from gateway.v1.admission import authenticated_caller, byok_chain, find_model, read_body
 from gateway.v1.chat import serve_chat
 from gateway.v1.errors import api_view
+from providers.blocking import run_blocking
+from providers.tokenizer import estimate_input_tokens
 
 
 @api_view(envelope=anthropic_messages.envelope)
@@ -25,3 +38,25 @@ async def create_message(request):
         stream_encoder=lambda model, input_estimate: anthropic_messages.StreamEncoder(
             message_id=message_id, model=model, input_estimate=input_estimate),
     )
+
+
+@api_view(envelope=anthropic_messages.envelope)
+async def count_tokens(request):
+    caller = await authenticated_caller(request, method="POST")
+    chat = anthropic_messages.decode_count(read_body(request))
+    model, deployments = await find_model(chat.model, capability="chat")
+    entitlements.check_model(caller, model)
+    if settings.REDIS_URL:
+        rate = await sync_to_async(entitlements.check_rate, thread_sensitive=False)(caller)
+    else:
+        rate = entitlements.check_rate(caller)
+    request.gateway_headers.update(rate.headers())
+    # The deployment that would serve the request counts, with the key it would be called with.
+    own = byok_chain(request, caller, model, deployments)
+    deployment = own.deployments[0] if own else deployments[0]
+    counted = await deployment.adapter.count_tokens(chat, deployment.next_target())
+    request.gateway_headers["x-tollgate-token-count"] = "estimate" if counted is None else "provider"
+    request.gateway_headers["x-tollgate-provider"] = deployment.model.provider
+    if counted is None:
+        counted = await run_blocking(estimate_input_tokens, chat)
+    return JsonResponse({"input_tokens": counted})

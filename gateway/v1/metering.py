@@ -32,6 +32,7 @@ class Meter:
         self.started = started
         self.input_estimate = input_estimate
         self.produced_chars = 0
+        self.web_searches = 0
         self.settlement = Settlement(streamed=streamed)
         self.settling: asyncio.Future | None = None
 
@@ -50,6 +51,10 @@ class Meter:
         self.produced_chars += len(delta.content or "") + len(delta.reasoning or "")
         for call in delta.tool_calls or ():
             self.produced_chars += len(call.name or "") + len(call.arguments)
+
+    def searched(self) -> None:
+        """A web search was made for this request (billed at the reservation's search price)."""
+        self.web_searches += 1
 
     def failed(self, error: ProviderError) -> None:
         self.settlement.http_status = error.status
@@ -74,6 +79,7 @@ class Meter:
         if settlement.usage == Usage() and (self.produced_chars or settlement.ending == Ending.CLIENT_GONE):
             settlement.usage = Usage(input_tokens=self.input_estimate, output_tokens=(self.produced_chars + 3) // 4)
             settlement.usage_estimated = True
+        settlement.usage.web_searches = self.web_searches
         return settlement.usage
 
     def cost(self) -> Decimal:

@@ -27,8 +27,24 @@ def encode_model(model: ModelInfo) -> dict:
             "input": str(prices.input),
             "output": str(prices.output),
             "cached_input": str(prices.cached_input),
+            **media_pricing(model),
         },
+        # What a media model accepts (sizes, n, qualities, durations, ...): anything else is a 400.
+        **({"media_options": model.media_options} if model.media_options else {}),
     }
+
+
+def media_pricing(model: ModelInfo) -> dict:
+    """Per-unit media prices, where the model has them (USD strings)."""
+    media = model.prices.media
+    priced = {"per_image": media.per_image, "per_video_second": media.per_video_second,
+              "per_million_characters": media.per_million_characters, "per_audio_minute": media.per_audio_minute}
+    encoded = {name: str(price) for name, price in priced.items() if price}
+    if media.image:
+        encoded["image"] = {detail: str(price) for detail, price in media.image}
+    if media.video_second:
+        encoded["video_second"] = {detail: str(price) for detail, price in media.video_second}
+    return encoded
 
 
 @api_view

@@ -18,7 +18,9 @@ from providers.types import (
     Message,
     TextPart,
     ToolCall,
+    UrlCitation,
     Usage,
+    WebSearchOptions,
 )
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -27,8 +29,10 @@ IGNORED = {"store", "metadata", "service_tier", "prompt_cache_key", "safety_iden
 SUPPORTED = {
     "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
     "top_p", "stop", "seed", "n", "tools", "tool_choice", "response_format", "reasoning_effort", "user",
-    "fallback_models", "models",
+    "fallback_models", "models", "web_search_options",
 }
+WEB_SEARCH_TOOLS = {"web_search", "web_search_preview"}  # the Responses API's names, accepted here too
+SEARCH_CONTEXT_SIZES = ("low", "medium", "high")
 REASONING_EFFORTS = {"none", "minimal", "low", "medium", "high", "xhigh", "max"}
 
 
@@ -183,13 +187,17 @@ def decode(body: bytes) -> ChatRequest:
     if seed is not None:
         expect(seed, int, "seed", "an integer")
     tools = payload.get("tools")
+    web_search = decode_web_search_options(payload.get("web_search_options"))
     if tools is not None:
         expect(tools, list, "tools", "a list of function tools")
         for index, tool in enumerate(tools):
             expect(tool, dict, f"tools[{index}]", "an object")
-            if tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
-                raise bad_request(f"'tools[{index}]' must be {{'type': 'function', 'function': {{...}}}}.",
-                                  param=f"tools[{index}]")
+            if tool.get("type") in WEB_SEARCH_TOOLS:
+                web_search = web_search or decode_web_search_tool(tool, f"tools[{index}]")
+            elif tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+                raise bad_request(f"'tools[{index}]' must be {{'type': 'function', 'function': {{...}}}} or "
+                                  "{'type': 'web_search'}.", param=f"tools[{index}]")
+        tools = [tool for tool in tools if tool.get("type") == "function"] or None
     tool_choice = payload.get("tool_choice")
     if tool_choice is not None and not (tool_choice in ("none", "auto", "required") or isinstance(tool_choice, dict)):
         raise bad_request("'tool_choice' must be 'none', 'auto', 'required' or {'type': 'function', ...}.",
@@ -224,7 +232,51 @@ def decode(body: bytes) -> ChatRequest:
         reasoning_effort=effort,
         user=user,
         fallback_models=fallbacks,
+        web_search=web_search,
     )
+
+
+def decode_search_location(value: Any, param: str) -> str | None:
+    """The country of OpenAI's approximate user_location ({"type": "approximate", "approximate":
+    {"country": "GB", ...}} in chat completions; flat in the Responses API's tool)."""
+    if value is None:
+        return None
+    expect(value, dict, param, "an object such as {'type': 'approximate', 'approximate': {'country': 'GB'}}")
+    place = value.get("approximate", value)
+    expect(place, dict, f"{param}.approximate", "an object")
+    country = place.get("country")
+    if country is None:
+        return None
+    if not (isinstance(country, str) and len(country) == 2 and country.isalpha()):
+        raise bad_request(f"'{param}.country' must be a two-letter ISO country code such as 'GB'.",
+                          param=f"{param}.country")
+    return country.upper()
+
+
+def decode_search_context_size(value: Any, param: str) -> str:
+    if value is None:
+        return "medium"
+    if value not in SEARCH_CONTEXT_SIZES:
+        raise bad_request(f"'{param}' must be one of {', '.join(SEARCH_CONTEXT_SIZES)}.", param=param)
+    return value
+
+
+def decode_web_search_options(value: Any) -> WebSearchOptions | None:
+    """OpenAI's ``web_search_options`` (search models): the gateway searches for any model."""
+    if value is None:
+        return None
+    expect(value, dict, "web_search_options", "an object")
+    return WebSearchOptions(
+        context_size=decode_search_context_size(value.get("search_context_size"),
+                                                "web_search_options.search_context_size"),
+        country=decode_search_location(value.get("user_location"), "web_search_options.user_location"))
+
+
+def decode_web_search_tool(tool: dict, param: str) -> WebSearchOptions:
+    """``{"type": "web_search"}`` (or ``web_search_preview``), as the Responses API declares it."""
+    return WebSearchOptions(
+        context_size=decode_search_context_size(tool.get("search_context_size"), f"{param}.search_context_size"),
+        country=decode_search_location(tool.get("user_location"), f"{param}.user_location"))
 
 
 def decode_fallbacks(payload: dict, model: str) -> list[str]:
@@ -253,6 +305,14 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
     }
 
 
+def encode_annotations(citations: list[UrlCitation]) -> list[dict[str, Any]]:
+    """Web search citations, as OpenAI's search models annotate their answers."""
+    return [{"type": "url_citation", "url_citation": {"start_index": citation.start_index,
+                                                      "end_index": citation.end_index,
+                                                      "title": citation.title, "url": citation.url}}
+            for citation in citations]
+
+
 def image_parts(urls: list[str]) -> list[dict[str, Any]]:
     return [{"type": "image_url", "image_url": {"url": url}} for url in urls]
 
@@ -263,7 +323,8 @@ def encode_completion(result: ChatResult, *, completion_id: str, model: str) -> 
         # Models that draw (Gemini image models) answer with content parts: text, then images
         # as data: URLs, the shape clients already send images in.
         content = ([{"type": "text", "text": result.content}] if result.content else []) + image_parts(result.images)
-    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None,
+                               "annotations": encode_annotations(result.annotations)}
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
     if result.reasoning_signature:
@@ -317,6 +378,8 @@ class ChunkEncoder:
             out["images"] = image_parts(delta.images)  # beside content, which stays text in a stream
         if delta.citations:
             out["citations"] = delta.citations
+        if delta.annotations:
+            out["annotations"] = encode_annotations(delta.annotations)
         if delta.tool_calls:
             out["tool_calls"] = [
                 {"index": call.index, **({"id": call.id, "type": "function"} if call.id else {}),

@@ -40,6 +40,8 @@ class Migration(migrations.Migration):
                 ('model', models.CharField(help_text='Public model id asked for.', max_length=200)),
                 ('provider', models.CharField(blank=True, help_text='Who accepted the job.', max_length=64)),
                 ('served_model', models.CharField(blank=True, help_text='Public model id that accepted it.', max_length=200)),
+                ('upstream_model', models.CharField(blank=True, help_text="The provider's name for that model.", max_length=200)),
+                ('key_fingerprint', models.CharField(blank=True, help_text="Which of the provider's credentials accepted it (polled with the same).", max_length=16)),
                 ('params', models.JSONField(default=dict, help_text='The request, as the client sent it (normalised).')),
                 ('chain', models.JSONField(blank=True, default=list, help_text='Public model ids still to try if submission fails.')),
                 ('handle', models.JSONField(blank=True, default=dict, help_text="The adapter's note of how to reach the job.")),
@@ -49,6 +51,7 @@ class Migration(migrations.Migration):
                 ('error_code', models.CharField(blank=True, max_length=64)),
                 ('seconds', models.DecimalField(decimal_places=3, default=Decimal('0'), max_digits=10)),
                 ('reserved', models.DecimalField(decimal_places=10, default=Decimal('0'), max_digits=20)),
+                ('month', models.DateField(blank=True, help_text='The ledger month its reservation was made in.', null=True)),
                 ('cost', models.DecimalField(decimal_places=10, default=Decimal('0'), max_digits=20)),
                 ('attempts', models.PositiveIntegerField(default=0, help_text='Polls made.')),
                 ('next_poll_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
@@ -74,5 +77,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='videojob',
             index=models.Index(fields=['tenant', '-created_at'], name='media_video_tenant__c68aeb_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='videojob',
+            index=models.Index(fields=['status', 'next_poll_at'], name='media_videojob_due_idx'),
         ),
     ]

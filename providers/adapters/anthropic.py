@@ -98,6 +98,7 @@ TOOL_CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {
 RETRYABLE_TYPES = {"overloaded_error", "api_error", "timeout_error"}
 CREDENTIAL_TYPES = {"authentication_error", "permission_error", "billing_error"}
 CONTEXT_PHRASES = ("prompt is too long", "exceed context limit", "context window")
+COUNTED = {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"}  # count_tokens takes
 
 
 class AnthropicAdapter(Adapter):
@@ -132,6 +133,21 @@ class AnthropicAdapter(Adapter):
             yield Delta(reasoning_signature=signature)
         yield Finish(finish_reason(translator.stop_reason))
         yield UsageReport(parse_usage(translator.usage))
+
+    async def count_tokens(self, request: ChatRequest, target: Target) -> int:
+        """The request's input tokens by Anthropic's own count (``POST /v1/messages/count_tokens``,
+        the Messages body without max_tokens and the sampling settings). Not billed by Anthropic."""
+        body = {key: value for key, value in build_body(request, target, stream=False).items() if key in COUNTED}
+        http_request = httpx.Request(
+            "POST", f"{messages_url(target.base_url)}/count_tokens", headers={
+                "x-api-key": target.api_key, "anthropic-version": API_VERSION, "content-type": "application/json"},
+            content=json.dumps(body).encode(), extensions={"timeout": timeout_for(target).as_dict()})
+        payload = await fetch_json(http_request, target, error_from_response)
+        tokens = payload.get("input_tokens") if isinstance(payload, dict) else None
+        if not isinstance(tokens, int):
+            raise errors.ProviderUnavailable(f"{target.provider} answered count_tokens without input_tokens.",
+                                             provider=target.provider)
+        return tokens
 
 
 # --- request ---------------------------------------------------------------------------------

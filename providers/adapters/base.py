@@ -46,6 +46,11 @@ class Adapter:
         reports usage. Closing the iterator early must close the upstream connection."""
         raise NotImplementedError
 
+    async def count_tokens(self, request: ChatRequest, target: Target) -> int | None:
+        """The request's input tokens by the provider's own count, or None where the provider has
+        no counting endpoint (the caller then estimates; providers.tokenizer)."""
+        return None
+
     # Media. A wire format implements the ones its provider offers; the catalog only lists
     # models of a capability on providers whose adapter has it (the endpoints check
     # ``supports``). Each waits for the provider's answer (polling its queue where it has

@@ -65,6 +65,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from providers import errors
+from providers.adapters import gemini_images, gemini_video
 from providers.adapters.base import (
     Adapter,
     fetch_json,
@@ -80,6 +81,8 @@ from providers.types import (
     Delta,
     Finish,
     ImagePart,
+    ImageRequest,
+    ImageResult,
     Message,
     StreamEvent,
     Target,
@@ -87,6 +90,8 @@ from providers.types import (
     ToolCallDelta,
     Usage,
     UsageReport,
+    VideoJobState,
+    VideoRequest,
 )
 
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576,
@@ -101,6 +106,12 @@ SIGNED = "thoughtSignature"  # the wire key, also the key of a signed part in ou
 
 class GeminiAdapter(Adapter):
     wire_format = "gemini"
+
+    async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:
+        return await gemini_images.generate_images(request, target)
+
+    async def edit_images(self, request: ImageRequest, target: Target) -> ImageResult:
+        return await gemini_images.edit_images(request, target)
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
         payload = await fetch_json(build_request(request, target, stream=False), target, error_from_response)
@@ -137,6 +148,12 @@ class GeminiAdapter(Adapter):
         yield Finish(reader.finish_reason())
         if reader.usage is not None:
             yield UsageReport(reader.usage)
+
+    async def submit_video(self, request: VideoRequest, target: Target) -> VideoJobState:
+        return await gemini_video.submit_video(request, target)
+
+    async def poll_video(self, state: VideoJobState, target: Target) -> VideoJobState:
+        return await gemini_video.poll_video(state, target)
 
 
 # --- request ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from providers import errors
+from providers.adapters import openai_images, openai_video
 from providers.adapters.base import (
     Adapter,
     fetch_json,
@@ -43,6 +44,8 @@ from providers.types import (
     Delta,
     Finish,
     ImagePart,
+    ImageRequest,
+    ImageResult,
     Message,
     StreamEvent,
     Target,
@@ -50,6 +53,8 @@ from providers.types import (
     ToolCallDelta,
     Usage,
     UsageReport,
+    VideoJobState,
+    VideoRequest,
 )
 
 
@@ -101,6 +106,21 @@ class OpenAICompatibleAdapter(Adapter):
                                  produced=produced)
         if usage is not None:
             yield UsageReport(usage)
+
+    async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:
+        return await openai_images.generate_images(request, target)
+
+    async def edit_images(self, request: ImageRequest, target: Target) -> ImageResult:
+        return await openai_images.edit_images(request, target)
+
+    async def submit_video(self, request: VideoRequest, target: Target) -> VideoJobState:
+        return await openai_video.submit_video(request, target)
+
+    async def poll_video(self, state: VideoJobState, target: Target) -> VideoJobState:
+        return await openai_video.poll_video(state, target)
+
+    async def cancel_video(self, state: VideoJobState, target: Target) -> None:
+        await openai_video.cancel_video(state, target)
 
 
 def url_for(target: Target) -> httpx.URL:

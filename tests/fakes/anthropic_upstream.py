@@ -1,6 +1,7 @@
 """A fake Anthropic Messages API over real HTTP on 127.0.0.1.
 
-It speaks ../shared/providers/WIRE_FORMATS.md section 4: ``POST /v1/messages`` checked for
+It speaks ../shared/providers/WIRE_FORMATS.md section 4: ``POST /v1/messages`` (and
+``POST /v1/messages/count_tokens``, answering ``{"input_tokens": N}``) checked for
 ``x-api-key`` and ``anthropic-version: 2023-06-01``; the Message object (thinking, text and
 tool_use blocks, stop_reason, usage with the cache fields beside input_tokens); streams where
 every event has an ``event:`` line equal to ``data.type`` (message_start carrying the input and
@@ -103,6 +104,7 @@ class FakeAnthropic(ScriptedServer):
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         return app
 
     def error(self, status: int, type_: str, message: str, headers=None) -> web.Response:
@@ -144,6 +146,27 @@ class FakeAnthropic(ScriptedServer):
             if block.get("type") == "redacted_thinking" and not block.get("data"):
                 return f"{index}.redacted_thinking.data: Field required"
         return None
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """``{"input_tokens": N}`` for a Messages body without max_tokens (Anthropic refuses the
+        output and sampling settings here), counted as the messages endpoint counts its input."""
+        body = await request.json()
+        self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+        if request.headers.get("x-api-key") != self.api_key:
+            return self.error(401, "authentication_error", "invalid x-api-key")
+        if request.headers.get("anthropic-version") != API_VERSION:
+            return self.error(400, "invalid_request_error", "anthropic-version: header is required")
+        for name in ("model", "messages"):
+            if name not in body:
+                return self.error(400, "invalid_request_error", f"{name}: Field required")
+        for name in ("max_tokens", "stream", "temperature", "top_p", "stop_sequences", "metadata"):
+            if name in body:
+                return self.error(400, "invalid_request_error", f"{name}: Extra inputs are not permitted")
+        reply = self.next_reply()
+        if reply.status != 200:
+            return self.error(reply.status, reply.error_type, reply.error_message, reply.headers)
+        return web.json_response({"input_tokens": count_input_tokens(body)},
+                                 headers={"request-id": f"req_{uuid.uuid4().hex[:24]}"})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

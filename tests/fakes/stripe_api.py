@@ -7,6 +7,7 @@ notation, ``Authorization: Bearer``, ``Idempotency-Key`` replays, the ``{"error"
     POST /v1/customers                    POST /v1/checkout/sessions
     POST /v1/billing_portal/sessions      GET  /v1/subscriptions/{id}
     POST /v1/billing/meter_events         (identifiers deduplicated, as Stripe does)
+    GET  /v1/invoices?customer=           (the invoices invoice() made, newest first)
 
 It also plays Stripe's side of what customers do (complete_checkout, update_subscription,
 invoice) and builds webhook events, signed exactly as Stripe signs them (sign()).
@@ -74,6 +75,7 @@ class FakeStripe(ThreadedServer):
         self.sessions: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
         self.meter_events: list[dict] = []  # every accepted call
+        self.invoices: list[dict] = []  # every invoice() made, oldest first
         self.counted_identifiers: list[str] = []  # what Stripe bills: each identifier once
         self.idempotent: dict[str, dict] = {}
         self.fail_meter_events = 0  # answer this many meter event calls with a 500
@@ -91,6 +93,7 @@ class FakeStripe(ThreadedServer):
         app.router.add_post("/v1/billing_portal/sessions", self.create_portal_session)
         app.router.add_get("/v1/subscriptions/{id}", self.retrieve_subscription)
         app.router.add_post("/v1/billing/meter_events", self.create_meter_event)
+        app.router.add_get("/v1/invoices", self.list_invoices)
         return app
 
     @staticmethod
@@ -179,6 +182,15 @@ class FakeStripe(ThreadedServer):
                               param="id")
         return web.json_response(subscription)
 
+    async def list_invoices(self, request: web.Request) -> web.Response:
+        _, refused = await self.read(request)
+        if refused:
+            return refused
+        customer, limit = request.query.get("customer"), int(request.query.get("limit", 10))
+        mine = [i for i in reversed(self.invoices) if customer is None or i["customer"] == customer]
+        return web.json_response({"object": "list", "url": "/v1/invoices", "has_more": len(mine) > limit,
+                                  "data": mine[:limit]})
+
     async def create_meter_event(self, request: web.Request) -> web.Response:
         form, refused = await self.read(request)
         if refused:
@@ -237,17 +249,22 @@ class FakeStripe(ThreadedServer):
     def invoice(self, subscription_id: str, *, paid: bool) -> dict:
         subscription = self.subscriptions[subscription_id]
         item = subscription["items"]["data"][0]
-        return {"id": self.new_id("in"), "object": "invoice", "customer": subscription["customer"],
-                "status": "paid" if paid else "open", "amount_paid": 9900 if paid else 0,
-                "amount_due": 9900, "currency": "usd", "billing_reason": "subscription_cycle",
-                "attempt_count": 1, "next_payment_attempt": None if paid else int(time.time()) + 3 * 86400,
-                "hosted_invoice_url": "https://invoice.stripe.com/i/fake",
-                "parent": {"type": "subscription_details", "quote_details": None,
-                           "subscription_details": {"subscription": subscription_id,
-                                                    "metadata": subscription["metadata"]}},
-                "lines": {"object": "list", "has_more": False, "data": [
-                    {"object": "line_item", "period": {"start": item["current_period_start"],
-                                                       "end": item["current_period_end"]}}]}}
+        invoice_id = self.new_id("in")
+        invoice = {"id": invoice_id, "object": "invoice", "customer": subscription["customer"],
+                   "number": f"TG-{len(self.invoices) + 1:04d}", "created": int(time.time()),
+                   "invoice_pdf": f"https://pay.stripe.com/invoice/{invoice_id}/pdf",
+                   "status": "paid" if paid else "open", "amount_paid": 9900 if paid else 0,
+                   "amount_due": 9900, "currency": "usd", "billing_reason": "subscription_cycle",
+                   "attempt_count": 1, "next_payment_attempt": None if paid else int(time.time()) + 3 * 86400,
+                   "hosted_invoice_url": "https://invoice.stripe.com/i/fake",
+                   "parent": {"type": "subscription_details", "quote_details": None,
+                              "subscription_details": {"subscription": subscription_id,
+                                                       "metadata": subscription["metadata"]}},
+                   "lines": {"object": "list", "has_more": False, "data": [
+                       {"object": "line_item", "period": {"start": item["current_period_start"],
+                                                          "end": item["current_period_end"]}}]}}
+        self.invoices.append(invoice)
+        return json.loads(json.dumps(invoice))
 
     def event(self, type_: str, obj: dict, *, previous_attributes: dict | None = None) -> dict:
         data = {"object": obj}

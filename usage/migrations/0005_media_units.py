@@ -66,4 +66,44 @@ class Migration(migrations.Migration):
             name='web_searches',
             field=models.PositiveIntegerField(default=0),
         ),
+        migrations.AddField(
+            model_name='monthlyspend',
+            name='audio_seconds',
+            field=models.DecimalField(db_default=Decimal('0'), decimal_places=3, default=Decimal('0'), max_digits=14),
+        ),
+        migrations.AddField(
+            model_name='monthlyspend',
+            name='characters',
+            field=models.PositiveBigIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name='monthlyspend',
+            name='images',
+            field=models.PositiveBigIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name='monthlyspend',
+            name='video_seconds',
+            field=models.DecimalField(db_default=Decimal('0'), decimal_places=3, default=Decimal('0'), max_digits=14),
+        ),
+        migrations.AddField(
+            model_name='openreservation',
+            name='audio_seconds',
+            field=models.DecimalField(db_default=Decimal('0'), decimal_places=3, default=Decimal('0'), max_digits=10),
+        ),
+        migrations.AddField(
+            model_name='openreservation',
+            name='characters',
+            field=models.PositiveIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name='openreservation',
+            name='images',
+            field=models.PositiveIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name='openreservation',
+            name='video_seconds',
+            field=models.DecimalField(db_default=Decimal('0'), decimal_places=3, default=Decimal('0'), max_digits=10),
+        ),
     ]

@@ -1,0 +1,269 @@
+"""What the management API reads and writes. Money is a string (exact decimal USD); times are
+ISO 8601 in UTC."""
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from fnmatch import fnmatchcase
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from gateway.models import KEY_SCOPES, ApiKey, Invitation, Membership, Role, default_key_scopes
+from usage.models import UsageRecord
+from usage.summaries import SPLITS
+
+MONEY = {"max_digits": 20, "decimal_places": 10}
+PLAN_MONEY = {"max_digits": 12, "decimal_places": 2}
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class TenantSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices,
+                                   help_text="The caller's role; a management key acts as admin.")
+
+
+def key_status(api_key: ApiKey) -> str:
+    if api_key.revoked_at is not None:
+        return "revoked"
+    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
+        return "expired"
+    return "active"
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    prefix = serializers.CharField(source="display_prefix",
+                                   help_text="The key's visible start, e.g. 'tg-1a2b3c4d5e6f-…'.")
+    status = serializers.SerializerMethodField()
+    created_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "status", "scopes", "allowed_models", "created_by", "created_at",
+                  "last_used_at", "expires_at", "revoked_at"]
+        read_only_fields = fields
+
+    def get_status(self, api_key: ApiKey) -> str:
+        return key_status(api_key)
+
+    def get_created_by(self, api_key: ApiKey) -> str | None:
+        return api_key.created_by.email if api_key.created_by else None
+
+
+class IssuedKeySerializer(ApiKeySerializer):
+    key = serializers.CharField(help_text="The raw key: shown in this answer only, never again.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+class KeyRequestSerializer(serializers.Serializer):
+    """A new key. ``context["model_ids"]`` holds the public ids of the models the plan allows."""
+
+    name = serializers.CharField(max_length=100)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True,
+                                           help_text="When the key stops working; empty = never.")
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list,
+        help_text="Model ids or patterns like 'openai/*' this key may call; empty = every model the plan allows.")
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=KEY_SCOPES), required=False, default=default_key_scopes,
+        allow_empty=False,
+        help_text="'inference' calls /v1; 'management' calls /api/ as an admin (only owners and admins grant it).")
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("That time is past: choose a later one, or leave it empty.")
+        return value
+
+    def validate_allowed_models(self, patterns: list[str]) -> list[str]:
+        patterns = list(dict.fromkeys(p.strip() for p in patterns if p.strip()))
+        model_ids = self.context["model_ids"]
+        unmatched = [p for p in patterns if not any(fnmatchcase(m, p) for m in model_ids)]
+        if unmatched:
+            raise serializers.ValidationError(
+                f"No model on your plan matches {', '.join(unmatched)}. GET /v1/models lists the ids.")
+        return patterns
+
+    def validate_scopes(self, scopes: list[str]) -> list[str]:
+        return [scope for scope in KEY_SCOPES if scope in scopes]
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email")
+    name = serializers.SerializerMethodField()
+    joined_at = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Membership
+        fields = ["id", "email", "name", "role", "joined_at"]
+        read_only_fields = fields
+
+    def get_name(self, membership: Membership) -> str:
+        return membership.user.get_full_name()
+
+
+class RoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    invited_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "invited_by", "created_at", "expires_at"]
+        read_only_fields = fields
+
+    def get_invited_by(self, invitation: Invitation) -> str | None:
+        return invitation.invited_by.email if invitation.invited_by else None
+
+
+class InviteSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+
+class UsageRecordSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="request_id", help_text="The request id (x-tollgate-request-id).")
+    key = serializers.SerializerMethodField()
+    cost = serializers.DecimalField(**MONEY)
+
+    class Meta:
+        model = UsageRecord
+        fields = ["id", "created_at", "model", "provider", "capability", "key", "streamed", "input_tokens",
+                  "output_tokens", "reasoning_tokens", "cached_tokens", "cost", "latency_ms", "ttft_ms", "outcome",
+                  "http_status", "error_type", "ending", "byok"]
+        read_only_fields = fields
+
+    def get_key(self, record: UsageRecord) -> dict | None:
+        """The key the request was made with (id, name, prefix); null for the dashboard's playground."""
+        if record.api_key is None:
+            return None
+        return {"id": record.api_key_id, "name": record.api_key.name, "prefix": record.api_key.display_prefix}
+
+
+class DayOrTimeField(serializers.DateTimeField):
+    """An ISO 8601 time, or a bare day (YYYY-MM-DD, UTC): its start or, with ``whole_day``, the
+    next day's start, so that an end day is included."""
+
+    def __init__(self, *, whole_day: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.whole_day = whole_day
+
+    def to_internal_value(self, value):
+        if isinstance(value, str) and DAY.fullmatch(value):
+            try:
+                start = datetime.combine(date.fromisoformat(value), time.min, tzinfo=UTC)
+            except ValueError:
+                self.fail("invalid", format="YYYY-MM-DD or an ISO 8601 time")
+            return start + timedelta(days=1) if self.whole_day else start
+        return super().to_internal_value(value)
+
+
+class UsageFilterSerializer(serializers.Serializer):
+    start = DayOrTimeField(required=False, help_text="From this time, or day (UTC), on.")
+    end = DayOrTimeField(required=False, whole_day=True,
+                         help_text="Before this time; a day (UTC) alone includes that whole day.")
+    model = serializers.CharField(required=False, help_text="Only this public model id.")
+    key = serializers.IntegerField(required=False, min_value=1, help_text="Only the key with this id.")
+
+    def validate(self, attrs):
+        if "start" in attrs and "end" in attrs and attrs["start"] >= attrs["end"]:
+            raise serializers.ValidationError({"end": ["end must come after start."]})
+        return attrs
+
+
+class SummaryQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(required=False, default=30, min_value=1, max_value=366)
+    split = serializers.ChoiceField(choices=SPLITS, required=False, allow_null=True, default=None,
+                                    help_text="One row per day and model or key; none = one row per day.")
+
+
+class DayUsageSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    split = serializers.CharField(help_text="The model id or key name of this row; '' without a split.")
+    requests = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(**MONEY)
+
+
+class ModelUsageSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    requests = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(**MONEY)
+
+
+class MonthUsageSerializer(serializers.Serializer):
+    month = serializers.DateField(help_text="The month's first day (UTC).")
+    requests = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(**MONEY, help_text="Settled spend this month, USD.")
+    reserved = serializers.DecimalField(**MONEY, help_text="Held by requests in flight, USD.")
+    spend_limit = serializers.DecimalField(**PLAN_MONEY, allow_null=True,
+                                           help_text="The plan's monthly cap; null = none.")
+    by_model = ModelUsageSerializer(many=True)
+
+
+class UsageSummarySerializer(serializers.Serializer):
+    month = MonthUsageSerializer()
+    daily = DayUsageSerializer(many=True)
+
+
+class PlanSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    monthly_price = serializers.DecimalField(**PLAN_MONEY)
+    requests_per_minute = serializers.IntegerField()
+    monthly_spend_limit = serializers.DecimalField(**PLAN_MONEY, allow_null=True)
+    allowed_capabilities = serializers.ListField(child=serializers.CharField())
+    allowed_models = serializers.ListField(child=serializers.CharField())
+    allowed_model_groups = serializers.ListField(child=serializers.CharField())
+    max_keys = serializers.IntegerField()
+    max_members = serializers.IntegerField()
+    images_per_month = serializers.IntegerField(allow_null=True)
+    video_seconds_per_month = serializers.IntegerField(allow_null=True)
+    speech_characters_per_month = serializers.IntegerField(allow_null=True)
+    transcription_minutes_per_month = serializers.IntegerField(allow_null=True)
+    allows_overage = serializers.BooleanField()
+    included_monthly_spend = serializers.DecimalField(**PLAN_MONEY)
+
+
+class SubscriptionSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    current_period_end = serializers.DateTimeField(allow_null=True)
+    cancel_at_period_end = serializers.BooleanField()
+    past_due_since = serializers.DateTimeField(allow_null=True)
+    grace_ends = serializers.DateTimeField(allow_null=True, help_text="When a past-due tenant drops to Free.")
+
+
+class PlanUseSerializer(serializers.Serializer):
+    month = serializers.DateField()
+    requests = serializers.IntegerField()
+    spend = serializers.DecimalField(**MONEY, help_text="Settled spend this month, USD.")
+    reserved = serializers.DecimalField(**MONEY)
+    spend_remaining = serializers.DecimalField(**MONEY, allow_null=True,
+                                               help_text="What the cap leaves this month; null without a cap.")
+    active_keys = serializers.IntegerField()
+    members = serializers.IntegerField()
+
+
+class PlanStatusSerializer(serializers.Serializer):
+    plan = PlanSerializer()
+    subscription = SubscriptionSerializer()
+    usage = PlanUseSerializer()
+
+
+class CheckoutSerializer(serializers.Serializer):
+    plan = serializers.SlugField(help_text="The slug of the plan to subscribe to.")
+
+
+class RedirectSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="Send the user's browser here (Stripe).")

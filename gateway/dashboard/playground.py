@@ -1,0 +1,235 @@
+"""The playground: a member picks a model of the plan, sends a prompt and watches the answer
+arrive over a WebSocket (ws/tenants/<slug>/playground/, session-authenticated).
+
+A prompt takes the /v1 request path itself, through ``gateway.v1.chat.serve_chat``: the same
+model and plan checks, admission (rate window and spend cap), routing, fallbacks and
+settlement as POST /v1/chat/completions. Only the caller and the wire differ:
+
+- the caller is the member, not an API key: its usage record has no key (``api_key`` null,
+  shown as "playground"), and its requests share one rate window per tenant at the plan's
+  per-key rate;
+- the answer is JSON messages on the socket instead of server-sent events.
+
+Socket protocol. The page sends ``{"action": "run", "model", "prompt", "max_tokens"?}`` or
+``{"action": "stop"}``. The server answers with, in order:
+    {"type": "started", "request_id", "model"}
+    {"type": "token", "text"}                 (many)
+    {"type": "done", "request_id", "model", "input_tokens", "output_tokens", "cost", "stopped",
+     "outcome", "error"?}                     the settled usage record: what the request cost
+or {"type": "error", "message", "code", "status"} when the request is refused or fails before
+any answer (also followed by "done" when it was admitted, so its cost shows).
+"""
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from contextlib import suppress
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.http.request import HttpHeaders
+from django.shortcuts import render
+
+from billing.entitlements import Caller, Refusal
+from billing.models import SubscriptionStatus
+from gateway.access import (
+    get_membership_for_user,
+    get_subscription_for_tenant,
+    get_usage_records_for_tenant,
+)
+from gateway.dashboard.catalog import plan_models
+from gateway.dashboard.tenancy import can_open, tenant_page
+from gateway.models import Membership
+from gateway.v1 import chat as v1_chat
+from gateway.v1 import openai_chat
+from gateway.v1.errors import GatewayError, as_gateway_error
+from providers.errors import ProviderError
+from providers.types import Delta, Usage
+from usage.charts import format_money
+
+log = logging.getLogger(__name__)
+
+PLAYGROUND_KEY_NAME = "playground"
+MAX_PROMPT_CHARS = 32_000
+
+
+@tenant_page("playground")
+def playground_page(request, membership):
+    plan = get_subscription_for_tenant(membership.tenant).plan
+    models = [model.public_id for model in plan_models(plan) if model.capability == "chat"]
+    return render(request, "dashboard/playground.html", {"models": models, "plan": plan})
+
+
+def caller_for_member(membership: Membership) -> Caller:
+    """The member as a /v1 caller: the tenant's plan and own provider keys, no API key."""
+    tenant = membership.tenant
+    subscription = get_subscription_for_tenant(tenant)
+    if subscription.status == SubscriptionStatus.CANCELED:
+        raise GatewayError(403, f"Tenant {tenant.slug} has no active subscription. Choose a plan on the billing "
+                           "page.", type="permission_error", code="no_subscription")
+    return Caller(
+        tenant_id=tenant.pk, tenant_slug=tenant.slug, key_id=None, key_name=PLAYGROUND_KEY_NAME,
+        key_allowed_models=(), plan=subscription.plan,
+        provider_keys={key.provider: key.get_secret() for key in tenant.provider_keys.all()},
+    )
+
+
+def settled_record(tenant, request_id: str):
+    return get_usage_records_for_tenant(tenant).filter(request_id=request_id).first()
+
+
+class PlaygroundRequest:
+    """What serve_chat reads of an HTTP request: its id, the headers it sets, the client's
+    headers (none: the member's provider keys come from the tenant's stored ones)."""
+
+    def __init__(self) -> None:
+        self.request_id = f"req_{uuid.uuid4().hex}"
+        self.gateway_headers: dict[str, str] = {}
+        self.headers = HttpHeaders({})
+        self.path = "/playground"
+        self.method = "POST"
+
+
+class SocketStream:
+    """A StreamEncoder (gateway.v1.chat) writing one JSON line per event for the socket."""
+
+    def opening(self) -> bytes:
+        return b""
+
+    def delta(self, delta: Delta) -> bytes:
+        return line({"type": "token", "text": delta.content}) if delta.content else b""
+
+    def finish(self, reason: str) -> bytes:
+        return line({"type": "finish", "reason": reason})
+
+    def closing(self, usage: Usage) -> bytes:
+        return b""
+
+    def done(self) -> bytes:
+        return b""
+
+    def failure(self, error: GatewayError) -> bytes:
+        return line({"type": "error", "message": error.message, "code": error.code, "status": error.status})
+
+
+def line(message: dict) -> bytes:
+    return json.dumps(message).encode() + b"\n"
+
+
+def chat_body(content: dict) -> bytes:
+    """The page's message as a Chat Completions body, for the /v1 decoder to check."""
+    prompt = content.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise GatewayError(400, "Type a prompt first.", code="missing_prompt")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise GatewayError(400, f"The prompt is {len(prompt)} characters long; the playground takes at most "
+                           f"{MAX_PROMPT_CHARS}. Call /v1/chat/completions for longer ones.", code="prompt_too_long")
+    body = {"model": content.get("model"), "messages": [{"role": "user", "content": prompt}], "stream": True,
+            "stream_options": {"include_usage": True}}
+    max_tokens = content.get("max_tokens")
+    if max_tokens not in (None, ""):
+        try:
+            body["max_tokens"] = int(max_tokens)
+        except (TypeError, ValueError):
+            raise GatewayError(400, f"Max tokens must be a whole number, not {max_tokens!r}.",
+                               param="max_tokens") from None
+    return json.dumps(body).encode()
+
+
+class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
+    """One member's playground: runs one prompt at a time and streams its answer."""
+
+    running: asyncio.Task | None = None
+    relaying: asyncio.Task | None = None
+
+    async def connect(self):
+        slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
+        try:
+            membership = await database_sync_to_async(get_membership_for_user)(self.scope["user"], slug)
+        except Membership.DoesNotExist:
+            await self.close(code=4403)
+            return
+        if not can_open(membership, "playground"):
+            await self.close(code=4403)
+            return
+        self.membership = membership
+        await self.accept()
+
+    async def disconnect(self, code):
+        # Leaving the page mid-answer is a client that left: the upstream call is cancelled and
+        # the tokens already produced are billed, as on /v1.
+        if self.running is not None and not self.running.done():
+            self.running.cancel()
+            with suppress(asyncio.CancelledError):
+                await self.running
+
+    async def receive_json(self, content, **kwargs):
+        action = content.get("action") if isinstance(content, dict) else None
+        if action == "run":
+            if self.running is not None and not self.running.done():
+                await self.send_json({"type": "error", "code": "busy", "status": 409,
+                                      "message": "A prompt is still running: stop it or wait for its end."})
+                return
+            self.running = asyncio.ensure_future(self.run(content))
+        elif action == "stop":
+            if self.relaying is not None and not self.relaying.done():
+                self.relaying.cancel()
+        else:
+            await self.send_json({"type": "error", "code": "unknown_action", "status": 400,
+                                  "message": "Send {\"action\": \"run\", ...} or {\"action\": \"stop\"}."})
+
+    async def run(self, content: dict) -> None:
+        request = PlaygroundRequest()
+        try:
+            chat = openai_chat.decode(chat_body(content))
+            caller = await database_sync_to_async(caller_for_member)(self.membership)
+            response = await v1_chat.serve_chat(
+                request, caller, chat, started=time.monotonic(),
+                encode_answer=lambda result, model: {},
+                stream_encoder=lambda model, input_estimate: SocketStream(),
+            )
+        except (GatewayError, Refusal, ProviderError) as exc:
+            await self.send_error(as_gateway_error(exc))
+            await self.send_settled(request.request_id, stopped=False)
+            return
+        except Exception:
+            log.exception("playground request %s failed in the gateway", request.request_id)
+            await self.send_error(GatewayError(500, f"The gateway failed on this request ({request.request_id}).",
+                                               type="server_error", code="internal_error"))
+            await self.send_settled(request.request_id, stopped=False)
+            return
+        await self.send_json({"type": "started", "request_id": request.request_id,
+                              "model": request.gateway_headers.get("x-tollgate-served-model", chat.model)})
+        self.relaying = asyncio.ensure_future(self.relay(response.streaming_content))
+        stopped = False
+        try:
+            await self.relaying
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise  # the socket closed: nobody to tell
+            stopped = True  # the member pressed stop: the relay settled what was produced
+        await self.send_settled(request.request_id, stopped=stopped)
+
+    async def relay(self, body) -> None:
+        async for chunk in body:
+            for message in chunk.splitlines():
+                if message:
+                    await self.send(text_data=message.decode())
+
+    async def send_error(self, error: GatewayError) -> None:
+        await self.send_json({"type": "error", "message": error.message, "code": error.code, "status": error.status})
+
+    async def send_settled(self, request_id: str, *, stopped: bool) -> None:
+        """The request's usage record, once settled: what it used and cost. A request refused
+        before admission has none."""
+        record = await database_sync_to_async(settled_record)(self.membership.tenant, request_id)
+        if record is None:
+            return
+        await self.send_json({
+            "type": "done", "request_id": record.request_id, "model": record.model, "stopped": stopped,
+            "input_tokens": record.input_tokens, "output_tokens": record.output_tokens,
+            "cost": str(record.cost.normalize()), "cost_display": format_money(record.cost),
+            "outcome": record.outcome, "ending": record.get_ending_display(),
+        })

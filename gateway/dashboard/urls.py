@@ -1,0 +1,43 @@
+"""The tenant dashboard, included at the site root (URL plan: /work/notes/dashboard_urls.md).
+
+Pages of one tenant live under /t/<tenant_slug>/ and are wrapped in tenancy.tenant_page().
+"""
+
+from django.urls import include, path
+
+from gateway.dashboard import (
+    accounts,
+    billing,
+    catalog,
+    keys,
+    members,
+    navigation,
+    playground,
+    usage_views,
+)
+
+urlpatterns = [
+    path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
+    path("accounts/password_reset/", accounts.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("invitations/<str:token>/", members.accept_invitation, name="invitation-accept"),
+    path("dashboard/", navigation.dashboard, name="dashboard"),
+    path("dashboard/switch/", navigation.switch_tenant, name="dashboard-switch"),
+    path("t/<slug:tenant_slug>/keys/", keys.keys_page, name="dashboard-keys"),
+    path("t/<slug:tenant_slug>/keys/<int:key_id>/revoke/", keys.revoke_key, name="dashboard-key-revoke"),
+    path("t/<slug:tenant_slug>/members/", members.members_page, name="dashboard-members"),
+    path("t/<slug:tenant_slug>/members/invite/", members.invite, name="dashboard-member-invite"),
+    path("t/<slug:tenant_slug>/members/<int:membership_id>/role/", members.change_role,
+         name="dashboard-member-role"),
+    path("t/<slug:tenant_slug>/members/<int:membership_id>/remove/", members.remove,
+         name="dashboard-member-remove"),
+    path("t/<slug:tenant_slug>/invitations/<int:invitation_id>/revoke/", members.revoke_invitation,
+         name="dashboard-invitation-revoke"),
+    path("t/<slug:tenant_slug>/models/", catalog.models_page, name="dashboard-models"),
+    path("t/<slug:tenant_slug>/billing/", billing.billing_page, name="dashboard-billing"),
+    path("t/<slug:tenant_slug>/usage/", usage_views.usage_page, name="dashboard-usage"),
+    path("t/<slug:tenant_slug>/usage/records/", usage_views.records_page, name="dashboard-usage-records"),
+    path("t/<slug:tenant_slug>/usage/export.csv", usage_views.export_csv, name="dashboard-usage-export"),
+    path("t/<slug:tenant_slug>/playground/", playground.playground_page, name="dashboard-playground"),
+]

@@ -1,0 +1,547 @@
+"""OpenAI's Responses API as a client protocol: decode a request, encode the response object and
+its stream (WIRE_FORMATS.md section 2). No provider knowledge: the canonical request is all the
+router sees, so every chat model of the catalog answers it.
+
+In (Responses -> IR):
+    input (a string)                  -> one user message
+    message items                     -> messages: input_text / output_text / refusal -> text,
+                                         input_image (an https or data: URL) -> image parts
+    function_call items               -> the assistant turn's tool_calls (consecutive items, and the
+                                         assistant message before them, are one turn)
+    function_call_output items        -> tool messages (call_id -> tool_call_id)
+    reasoning items                   -> the next assistant turn's reasoning (its summary text) and
+                                         reasoning_signature (its encrypted_content)
+    instructions                      -> a system message first; never carried to the next turn
+    tools: function (flat)            -> function tools in the Chat Completions shape
+    tools: web_search(_preview)       -> web_search options (search_context_size, user_location.country):
+                                         gateway.v1.web_search runs it, for every protocol
+    tool_choice                       -> "auto" | "none" | "required" | {"type": "function", ...}
+    text.format json_schema / json_object -> response_format
+    reasoning.effort, max_output_tokens, temperature, top_p, user (or safety_identifier) -> the same
+Out (IR -> Responses): a reasoning item (the reasoning as one summary_text, the signature as
+encrypted_content, so a client replaying items statelessly gives it back), a message with one
+output_text (web search citations as url_citation annotations over the span citing them; a
+provider's bare source list spans the whole text), an image_generation_call per image the model
+drew, a function_call per tool call. A finish on length or content_filter is status
+``incomplete`` with incomplete_details.reason max_output_tokens / content_filter.
+
+Decisions:
+- Refused with a 400 that names them: unknown fields, background, conversation, truncation
+  "auto" (the gateway never drops context silently), text.verbosity, input_file and file_id
+  images, item_reference items, tools other than function and web_search.
+- Accepted and not forwarded, changing no answer: include (encrypted reasoning is always
+  included), parallel_tool_calls (echoed), service_tier, prompt_cache_key, prompt_cache_retention,
+  stream_options.
+- Every input item gets an id (the client's, or a new one), as GET .../input_items lists them.
+The stream of a response is gateway.v1.openai_responses_stream.
+"""
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.v1.errors import GatewayError, bad_request
+from gateway.v1.openai_chat import (
+    REASONING_EFFORTS,
+    decode_fallbacks,
+    expect,
+    number_in,
+    parse_json_object,
+    positive_int,
+)
+from providers.types import (
+    ChatRequest,
+    ChatResult,
+    ContentPart,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCall,
+    UrlCitation,
+    Usage,
+    WebSearchOptions,
+)
+
+SUPPORTED = {
+    "model", "input", "instructions", "previous_response_id", "store", "stream", "stream_options",
+    "max_output_tokens", "temperature", "top_p", "tools", "tool_choice", "parallel_tool_calls", "text",
+    "reasoning", "metadata", "user", "safety_identifier", "truncation", "background", "conversation",
+    "fallback_models", "models",
+}
+IGNORED = {"include", "service_tier", "prompt_cache_key", "prompt_cache_retention"}
+MESSAGE_ROLES = ("user", "system", "developer", "assistant")
+ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning")
+WEB_SEARCH_TOOLS = {"web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"}
+CONTEXT_SIZES = ("low", "medium", "high")
+SUMMARY_MODES = ("auto", "concise", "detailed")
+INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+MAX_METADATA_KEYS = 16
+MAX_ID_CHARS = 64
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass(slots=True)
+class ResponsesCall:
+    """A decoded POST /v1/responses: the canonical request (this request's own input; the view
+    adds the earlier turns of previous_response_id) and what the response object repeats."""
+
+    chat: ChatRequest
+    input_items: list[dict[str, Any]]  # this request's input, as items with ids
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    store: bool = True
+    echo: dict[str, Any] = field(default_factory=dict)  # tools, tool_choice, text, reasoning, metadata, ...
+
+
+# --- request ----------------------------------------------------------------------------------
+
+def decode(body: bytes) -> ResponsesCall:
+    payload = parse_json_object(body)
+    unknown = sorted(set(payload) - SUPPORTED - IGNORED)
+    if unknown:
+        raise bad_request(f"Unrecognized request argument supplied: {', '.join(unknown)}.", param=unknown[0],
+                          code="unknown_parameter")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("'model' is required: a model id such as 'demo/echo' (GET /v1/models lists yours).",
+                          param="model", code="missing_required_parameter" if model is None else "invalid_type")
+    if payload.get("input") is None:
+        raise bad_request("'input' is required: a string, or a list of input items.", param="input",
+                          code="missing_required_parameter")
+    refuse_unsupported(payload)
+    stream = flag(payload, "stream", False)
+    if payload.get("stream_options") is not None:
+        expect(payload["stream_options"], dict, "stream_options", "an object")
+        if not stream:
+            raise bad_request("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
+    instructions = optional_string(payload, "instructions")
+    previous = optional_string(payload, "previous_response_id")
+    user = optional_string(payload, "user") or optional_string(payload, "safety_identifier")
+    tools, web_search, tools_echo = decode_tools(payload.get("tools"))
+    tool_choice, tool_choice_echo = decode_tool_choice(payload.get("tool_choice"))
+    response_format, text_echo = decode_text(payload.get("text"))
+    effort, reasoning_echo = decode_reasoning(payload.get("reasoning"))
+    items = decode_input(payload["input"])
+    chat = ChatRequest(
+        model=model,
+        messages=conversation(instructions, items),
+        stream=stream,
+        max_output_tokens=positive_int(payload, "max_output_tokens"),
+        temperature=number_in(payload, "temperature", 0, 2),
+        top_p=number_in(payload, "top_p", 0, 1),
+        tools=tools,
+        tool_choice=tool_choice,
+        response_format=response_format,
+        reasoning_effort=effort,
+        user=user,
+        fallback_models=decode_fallbacks(payload, model),
+        web_search=web_search,
+    )
+    echo = {
+        "metadata": decode_metadata(payload.get("metadata")),
+        "parallel_tool_calls": flag(payload, "parallel_tool_calls", True),
+        "reasoning": reasoning_echo,
+        "temperature": chat.temperature,
+        "text": text_echo,
+        "tool_choice": tool_choice_echo,
+        "tools": tools_echo,
+        "top_p": chat.top_p,
+        "truncation": "disabled",
+    }
+    return ResponsesCall(chat=chat, input_items=items, instructions=instructions, previous_response_id=previous,
+                         store=flag(payload, "store", True), echo=echo)
+
+
+def continue_from(call: ResponsesCall, earlier_items: list[dict[str, Any]]) -> None:
+    """Put the earlier turns (a stored response's input and output items) before this input."""
+    call.chat.messages = conversation(call.instructions, earlier_items + call.input_items)
+
+
+def refuse_unsupported(payload: dict) -> None:
+    if payload.get("conversation") is not None:
+        raise bad_request("'conversation' objects are not supported by the gateway; continue a stored response "
+                          "with previous_response_id instead.", param="conversation")
+    if payload.get("background"):
+        raise bad_request("'background' responses are not supported by the gateway; send the request without "
+                          "it (stream it to see progress).", param="background")
+    if payload.get("truncation") not in (None, "disabled"):
+        raise bad_request("'truncation' must be 'disabled': the gateway never drops part of a conversation on "
+                          "its own. Start a shorter conversation instead.", param="truncation")
+
+
+def flag(payload: dict, name: str, default: bool) -> bool:
+    value = payload.get(name)
+    return default if value is None else expect(value, bool, name, "true or false")
+
+
+def optional_string(payload: dict, name: str) -> str | None:
+    value = payload.get(name)
+    return None if value is None else expect(value, str, name, "a string")
+
+
+def decode_metadata(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    expect(value, dict, "metadata", "an object of up to 16 string values")
+    if len(value) > MAX_METADATA_KEYS:
+        raise bad_request(f"'metadata' has {len(value)} keys; at most {MAX_METADATA_KEYS} are allowed.",
+                          param="metadata")
+    for key, item in value.items():
+        if len(key) > 64 or not isinstance(item, str) or len(item) > 512:
+            raise bad_request(f"'metadata.{key[:64]}' must be a string of at most 512 characters under a key of at "
+                              "most 64.", param=f"metadata.{key[:64]}")
+    return value
+
+
+def decode_tools(value: Any) -> tuple[list[dict[str, Any]] | None, WebSearchOptions | None, list[dict[str, Any]]]:
+    """Function tools in the canonical shape, the web search asked for, and the tools as the
+    response object repeats them."""
+    if value is None:
+        return None, None, []
+    expect(value, list, "tools", "a list of tools")
+    functions: list[dict[str, Any]] = []
+    web_search = None
+    for index, tool in enumerate(value):
+        where = f"tools[{index}]"
+        expect(tool, dict, where, "a tool object")
+        kind = tool.get("type")
+        if kind in WEB_SEARCH_TOOLS:
+            web_search = decode_web_search(tool, where)
+            continue
+        if kind != "function":
+            raise bad_request(f"'{where}.type' must be 'function' or 'web_search', not {json.dumps(kind)}: the "
+                              "gateway runs your own function tools and web search only.", param=f"{where}.type")
+        function: dict[str, Any] = {"name": expect(tool.get("name"), str, f"{where}.name", "a string")}
+        if tool.get("parameters") is not None:
+            function["parameters"] = expect(tool["parameters"], dict, f"{where}.parameters", "a JSON schema object")
+        if tool.get("description") is not None:
+            function["description"] = expect(tool["description"], str, f"{where}.description", "a string")
+        if tool.get("strict") is not None:
+            function["strict"] = expect(tool["strict"], bool, f"{where}.strict", "true or false")
+        functions.append({"type": "function", "function": function})
+    return functions or None, web_search, value
+
+
+def decode_web_search(tool: dict, where: str) -> WebSearchOptions:
+    extra = sorted(set(tool) - {"type", "search_context_size", "user_location"})
+    if extra:
+        raise bad_request(f"'{where}.{extra[0]}' is not supported by the gateway's web search; remove it.",
+                          param=f"{where}.{extra[0]}")
+    size = tool.get("search_context_size") or "medium"
+    if size not in CONTEXT_SIZES:
+        raise bad_request(f"'{where}.search_context_size' must be one of {', '.join(CONTEXT_SIZES)}.",
+                          param=f"{where}.search_context_size")
+    location = tool.get("user_location") or {}
+    expect(location, dict, f"{where}.user_location", "an object")
+    country = location.get("country")
+    if country is not None:
+        expect(country, str, f"{where}.user_location.country", "a two-letter country code")
+    return WebSearchOptions(context_size=size, country=country)
+
+
+def decode_tool_choice(value: Any) -> tuple[str | dict[str, Any] | None, str | dict[str, Any]]:
+    """The canonical tool_choice, and the response object's."""
+    if value is None:
+        return None, "auto"
+    if value in ("none", "auto", "required"):
+        return value, value
+    expect(value, dict, "tool_choice", "'none', 'auto', 'required' or {'type': 'function', 'name': ...}")
+    if value.get("type") == "function":
+        name = expect(value.get("name"), str, "tool_choice.name", "a function name")
+        return {"type": "function", "function": {"name": name}}, value
+    if value.get("type") in WEB_SEARCH_TOOLS:
+        return None, value  # the gateway searches before the model answers: nothing left to choose
+    raise bad_request("'tool_choice' must be 'none', 'auto', 'required' or {'type': 'function', 'name': ...}.",
+                      param="tool_choice")
+
+
+def decode_text(value: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The canonical response_format, and the response object's ``text``."""
+    if value is None:
+        return None, {"format": {"type": "text"}}
+    expect(value, dict, "text", "an object such as {'format': {'type': 'json_schema', ...}}")
+    if value.get("verbosity") is not None:
+        raise bad_request("'text.verbosity' is not supported by the gateway (its models do not all take it); "
+                          "remove it.", param="text.verbosity")
+    extra = sorted(set(value) - {"format", "verbosity"})
+    if extra:
+        raise bad_request(f"Unrecognized argument 'text.{extra[0]}'.", param=f"text.{extra[0]}")
+    fmt = value.get("format") or {"type": "text"}
+    expect(fmt, dict, "text.format", "an object")
+    kind = fmt.get("type")
+    if kind == "text":
+        return None, {"format": {"type": "text"}}
+    if kind == "json_object":
+        return {"type": "json_object"}, {"format": {"type": "json_object"}}
+    if kind != "json_schema":
+        raise bad_request("'text.format.type' must be 'text', 'json_object' or 'json_schema'.",
+                          param="text.format.type")
+    schema: dict[str, Any] = {
+        "name": expect(fmt.get("name"), str, "text.format.name", "a name for the schema"),
+        "schema": expect(fmt.get("schema"), dict, "text.format.schema", "a JSON schema object"),
+    }
+    if fmt.get("strict") is not None:
+        schema["strict"] = expect(fmt["strict"], bool, "text.format.strict", "true or false")
+    if fmt.get("description") is not None:
+        schema["description"] = expect(fmt["description"], str, "text.format.description", "a string")
+    return {"type": "json_schema", "json_schema": schema}, {"format": {"type": "json_schema", **schema}}
+
+
+def decode_reasoning(value: Any) -> tuple[str | None, dict[str, Any]]:
+    if value is None:
+        return None, {"effort": None, "summary": None}
+    expect(value, dict, "reasoning", "an object such as {'effort': 'medium'}")
+    effort = value.get("effort")
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise bad_request(f"'reasoning.effort' must be one of {', '.join(sorted(REASONING_EFFORTS))}.",
+                          param="reasoning.effort")
+    summary = value.get("summary", value.get("generate_summary"))
+    if summary is not None and summary not in SUMMARY_MODES:
+        raise bad_request(f"'reasoning.summary' must be one of {', '.join(SUMMARY_MODES)}.", param="reasoning.summary")
+    return effort, {"effort": effort, "summary": summary}
+
+
+def decode_input(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        return [message_item("user", [{"type": "input_text", "text": value}])]
+    expect(value, list, "input", "a string or a list of input items")
+    if not value:
+        raise bad_request("'input' must contain at least one item.", param="input")
+    return [decode_item(raw, f"input[{index}]") for index, raw in enumerate(value)]
+
+
+def item_id(raw: dict, prefix: str) -> str:
+    given = raw.get("id")
+    return given if isinstance(given, str) and 0 < len(given) <= MAX_ID_CHARS else new_id(prefix)
+
+
+def message_item(role: str, content: list[dict[str, Any]], *, id: str | None = None) -> dict[str, Any]:
+    return {"type": "message", "id": id or new_id("msg"), "role": role, "status": "completed", "content": content}
+
+
+def decode_item(raw: Any, where: str) -> dict[str, Any]:
+    expect(raw, dict, where, "an input item object")
+    kind = raw.get("type", "message" if "role" in raw else None)
+    if kind == "message":
+        role = raw.get("role")
+        if role not in MESSAGE_ROLES:
+            raise bad_request(f"'{where}.role' must be one of {', '.join(MESSAGE_ROLES)}, not {json.dumps(role)}.",
+                              param=f"{where}.role")
+        return message_item(role, decode_parts(raw.get("content"), f"{where}.content", role=role),
+                            id=item_id(raw, "msg"))
+    if kind == "function_call":
+        return {"type": "function_call", "id": item_id(raw, "fc"),
+                "call_id": expect(raw.get("call_id"), str, f"{where}.call_id", "a string"),
+                "name": expect(raw.get("name"), str, f"{where}.name", "a string"),
+                "arguments": expect(raw.get("arguments"), str, f"{where}.arguments", "a JSON string"),
+                "status": "completed"}
+    if kind == "function_call_output":
+        output = raw.get("output")
+        if not isinstance(output, str):
+            output = decode_parts(output, f"{where}.output", role="tool")
+        return {"type": "function_call_output", "id": item_id(raw, "fco"),
+                "call_id": expect(raw.get("call_id"), str, f"{where}.call_id", "a string"),
+                "output": output, "status": "completed"}
+    if kind == "reasoning":
+        return decode_reasoning_item(raw, where)
+    if kind == "item_reference":
+        raise bad_request(f"'{where}': item references are not supported; send the item itself, or continue a "
+                          "stored response with previous_response_id.", param=where)
+    raise bad_request(f"'{where}.type' must be one of {', '.join(ITEM_TYPES)}, not {json.dumps(kind)}.",
+                      param=f"{where}.type")
+
+
+def decode_parts(value: Any, where: str, *, role: str) -> list[dict[str, Any]]:
+    """Content parts as stored: input_text / input_image for the client's roles, output_text /
+    refusal for the assistant."""
+    if isinstance(value, str):
+        return [output_text(value) if role == "assistant" else {"type": "input_text", "text": value}]
+    expect(value, list, where, "a string or a list of content parts")
+    parts = []
+    for index, part in enumerate(value):
+        at = f"{where}[{index}]"
+        expect(part, dict, at, "a content part object")
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            text = expect(part.get("text"), str, f"{at}.text", "a string")
+            parts.append(output_text(text) if role == "assistant" else {"type": "input_text", "text": text})
+        elif kind == "refusal" and role == "assistant":
+            parts.append({"type": "refusal", "refusal": expect(part.get("refusal"), str, f"{at}.refusal", "a string")})
+        elif kind == "input_image" and role != "assistant":
+            parts.append(decode_image(part, at))
+        elif kind == "input_file":
+            raise bad_request(f"'{at}': files are not supported by the gateway; send the text, or images as "
+                              "input_image.", param=f"{at}.type")
+        else:
+            allowed = "output_text or refusal" if role == "assistant" else "input_text or input_image"
+            raise bad_request(f"'{at}.type' must be {allowed}, not {json.dumps(kind)}.", param=f"{at}.type")
+    return parts
+
+
+def decode_image(part: dict, where: str) -> dict[str, Any]:
+    url = part.get("image_url")
+    if url is None and part.get("file_id") is not None:
+        raise bad_request(f"'{where}.file_id': uploaded files are not supported by the gateway; send image_url "
+                          "(an https URL or a data:image/... URL).", param=f"{where}.file_id")
+    expect(url, str, f"{where}.image_url", "an https URL or a data:image/... URL")
+    if not url.startswith(("https://", "http://", "data:image/")):
+        raise bad_request(f"'{where}.image_url' must be an http(s) URL or a data:image/... URL.",
+                          param=f"{where}.image_url")
+    detail = part.get("detail") or "auto"
+    expect(detail, str, f"{where}.detail", "'low', 'high' or 'auto'")
+    return {"type": "input_image", "image_url": url, "detail": detail}
+
+
+def decode_reasoning_item(raw: dict, where: str) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "reasoning", "id": item_id(raw, "rs"), "summary": []}
+    for name, part_type in (("summary", "summary_text"), ("content", "reasoning_text")):
+        parts = raw.get(name) or []
+        expect(parts, list, f"{where}.{name}", "a list")
+        texts = [expect(part.get("text") if isinstance(part, dict) else None, str, f"{where}.{name}[{index}].text",
+                        "a string") for index, part in enumerate(parts)]
+        if texts or name == "summary":
+            item[name] = [{"type": part_type, "text": text} for text in texts]
+    if raw.get("encrypted_content") is not None:
+        item["encrypted_content"] = expect(raw["encrypted_content"], str, f"{where}.encrypted_content", "a string")
+    return item
+
+
+# --- items -> canonical messages --------------------------------------------------------------
+
+def conversation(instructions: str | None, items: list[dict[str, Any]]) -> list[Message]:
+    """The canonical messages of a conversation's items (decoded or stored ones)."""
+    messages = [Message(role="system", content=instructions)] if instructions else []
+    turn: Message | None = None  # the assistant turn being put together
+    reasoning: dict[str, Any] | None = None  # a reasoning item waiting for its turn
+    for item in items:
+        kind = item["type"]
+        if kind == "function_call" or (kind == "message" and item["role"] == "assistant"):
+            if turn is None:
+                turn = Message(role="assistant", content=None)
+                if reasoning is not None:
+                    texts = reasoning.get("content") or reasoning["summary"]
+                    turn.reasoning = "".join(part["text"] for part in texts) or None
+                    turn.reasoning_signature = reasoning.get("encrypted_content")
+                    reasoning = None
+                messages.append(turn)
+            if kind == "message":
+                turn.content = (turn.content or "") + "".join(
+                    part.get("text") or part.get("refusal") or "" for part in item["content"])
+            else:
+                turn.tool_calls.append(ToolCall(id=item["call_id"], name=item["name"], arguments=item["arguments"]))
+        elif kind == "reasoning":
+            reasoning, turn = item, None
+        elif kind == "function_call_output":
+            messages.append(Message(role="tool", content=message_content(item["output"]), tool_call_id=item["call_id"]))
+            turn = None
+        elif kind == "message":
+            messages.append(Message(role=item["role"], content=message_content(item["content"])))
+            turn = None
+        # Other stored output (images the model drew) carries nothing a model reads back.
+    return messages
+
+
+def message_content(parts: str | list[dict[str, Any]]) -> str | list[ContentPart]:
+    if isinstance(parts, str):
+        return parts
+    content: list[ContentPart] = [
+        ImagePart(url=part["image_url"], detail=part["detail"]) if part["type"] == "input_image"
+        else TextPart(part["text"]) for part in parts
+    ]
+    if len(content) == 1 and isinstance(content[0], TextPart):
+        return content[0].text
+    return content
+
+
+# --- response ---------------------------------------------------------------------------------
+
+def encode_usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
+
+
+def outcome(finish_reason: str) -> tuple[str, dict[str, str] | None]:
+    """The response status and incomplete_details of an answer that finished so."""
+    reason = INCOMPLETE_REASONS.get(finish_reason)
+    return ("incomplete", {"reason": reason}) if reason else ("completed", None)
+
+
+def response_object(call: ResponsesCall, *, response_id: str, model: str, created_at: int, status: str,
+                    output: list[dict[str, Any]], usage: Usage | None = None, error: dict | None = None,
+                    incomplete_details: dict | None = None) -> dict[str, Any]:
+    finished = status in ("completed", "incomplete")
+    return {
+        "id": response_id, "object": "response", "created_at": created_at, "status": status, "background": False,
+        "completed_at": int(time.time()) if finished else None, "error": error,
+        "incomplete_details": incomplete_details, "instructions": call.instructions,
+        "max_output_tokens": call.chat.max_output_tokens, "model": model, "output": output,
+        "previous_response_id": call.previous_response_id, "store": call.store,
+        "usage": encode_usage(usage) if usage is not None else None, "user": call.chat.user, **call.echo,
+    }
+
+
+def output_text(text: str, annotations: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": list(annotations), "logprobs": []}
+
+
+def url_citation(citation: UrlCitation) -> dict[str, Any]:
+    return {"type": "url_citation", "url": citation.url, "title": citation.title,
+            "start_index": citation.start_index, "end_index": citation.end_index}
+
+
+def source_citations(urls: list[str], text: str) -> list[dict[str, Any]]:
+    """A provider's bare source list (search-grounded models) cites the whole answer."""
+    return [url_citation(UrlCitation(url=url, title=url, start_index=0, end_index=len(text))) for url in urls]
+
+
+def reasoning_item(text: str | None, signature: str | None) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "reasoning", "id": new_id("rs"),
+                            "summary": [{"type": "summary_text", "text": text}] if text else []}
+    if signature:
+        item["encrypted_content"] = signature
+    return item
+
+
+def image_item(url: str) -> dict[str, Any]:
+    """An image the model drew (a data: URL) as OpenAI returns one: base64, its format named."""
+    header, _, data = url.partition(",")
+    media_type = header[len("data:"):].partition(";")[0]
+    return {"type": "image_generation_call", "id": new_id("ig"), "status": "completed", "result": data,
+            "output_format": media_type.partition("/")[2] or "png"}
+
+
+def function_call_item(call_id: str | None, name: str, arguments: str, status: str) -> dict[str, Any]:
+    return {"type": "function_call", "id": new_id("fc"), "call_id": call_id or new_id("call"), "name": name,
+            "arguments": arguments, "status": status}
+
+
+def encode_result(call: ResponsesCall, result: ChatResult, *, response_id: str, model: str,
+                  created_at: int) -> dict[str, Any]:
+    status, incomplete = outcome(result.finish_reason)
+    output: list[dict[str, Any]] = []
+    if result.reasoning or result.reasoning_signature:
+        output.append(reasoning_item(result.reasoning, result.reasoning_signature))
+    if result.content or not (result.tool_calls or result.images):
+        text = result.content or ""
+        annotations = [url_citation(c) for c in result.annotations] or source_citations(result.citations, text)
+        output.append({**message_item("assistant", [output_text(text, annotations)]), "status": status})
+    output += [image_item(url) for url in result.images]
+    output += [function_call_item(c.id, c.name, c.arguments, status) for c in result.tool_calls]
+    return response_object(call, response_id=response_id, model=model, created_at=created_at, status=status,
+                           output=output, usage=result.usage, incomplete_details=incomplete)
+
+
+def failure_error(error: GatewayError) -> dict[str, Any]:
+    """A failed response's ``error``: the SDK knows the codes rate_limit_exceeded and server_error."""
+    code = "rate_limit_exceeded" if error.status == 429 else "server_error"
+    return {"code": code, "message": error.message}

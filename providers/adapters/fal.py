@@ -1,0 +1,453 @@
+"""fal.ai's queue API (WIRE_FORMATS 6): image, video and speech models, all through one queue.
+
+    submit   POST {base_url}/{model id}         the model's JSON input -> {request_id, status_url,
+                                                response_url, cancel_url} (status IN_QUEUE)
+    status   GET  {status_url}?logs=1           202 IN_QUEUE {queue_position} | 202 IN_PROGRESS
+                                                {logs} | 200 COMPLETED {logs, metrics, error?}
+    result   GET  {response_url}                the model's output JSON, no envelope
+    cancel   PUT  {cancel_url}                  202 CANCELLATION_REQUESTED | 400 ALREADY_COMPLETED
+    auth     Authorization: Key <FAL_API_KEY>   (``key_id:key_secret``, as fal issues keys)
+
+The base URL is the queue host (https://queue.fal.run); the model id is the upstream model name,
+so any fal model the operator adds in the admin is served. fal's request URLs carry only the
+{owner}/{app} of the model id (fal-ai/flux/dev -> fal-ai/flux/requests/{id}); they are followed
+when they are on the base URL's host and otherwise rebuilt there from the request id, so the
+key never travels to another host.
+
+Images and speech wait on the queue inside the call: the status endpoint is polled with backoff
+within target.total_timeout (providers.adapters.queue), and the request is cancelled upstream
+when the wait is given up. Video is a job the gateway polls: submit_video answers as soon as fal
+has queued it, poll_video looks once; its handle keeps the request's URLs (and the seconds and
+resolution asked for), so a restarted worker carries on.
+
+Input, IR -> fal (fal's common field names; a model naming one differently declares it in the
+provider's ``model_inputs`` quirk, see providers.adapters.queue):
+    images   prompt, num_images (n), image_size (fal's preset name when size is a preset, else
+             {width, height}), aspect_ratio, seed, guidance_scale, num_inference_steps (steps),
+             negative_prompt, output_format, and quality and style as given (the gateway lets
+             them through only for models whose media_options declare them, such as Recraft's styles)
+    edits    the same, plus image_url (the image as sent, or as a data: URL; several images go
+             as image_urls) and mask_url
+    video    prompt, negative_prompt, seed, aspect_ratio, resolution, duration (the seconds as a
+             string, "8"; a model taking "8s" declares duration: "{seconds}s"), fps, image_url
+             (image-to-video). An OpenAI size, "1280x720", becomes aspect_ratio 16:9 and
+             resolution 720p when neither was given
+    speech   text, voice, speed. instructions -> UnsupportedFeature
+    extra    merged in as given (the declared provider extras); the model's fixed inputs last
+
+Output, fal -> IR:
+    images   ``images`` (or one ``image``), each {url, content_type, width, height}: usage.images
+             is how many came back, media_detail the "WxH" of the first (image prices are by size)
+    video    ``video`` {url, content_type, duration?, width?, height?}: video_seconds is the
+             duration fal reports, else the one asked for, else read from the file itself
+             (providers.adapters.mp4); media_detail is the resolution, "720p" (the shorter side)
+    speech   ``audio`` (or ``audio_file``, ``audio_url``): a File or a bare URL, downloaded;
+             usage.characters is the input's length
+
+Errors (``{"detail": str | [{"loc", "msg", "type"}], "error_type"?}``, or the ``x-fal-error-type``
+header): 401, 402, 403 (a locked account, an exhausted balance) -> ProviderAuthFailed; 404 -> ProviderNotFound
+(on submit: no such model); 429 -> ProviderRateLimited (Retry-After honoured); an error type
+``content_policy_violation`` -> ContentFiltered; 504 or a timeout error type -> ProviderTimeout;
+other 5xx, 408, 409 -> ProviderUnavailable; other 4xx (422 validation) -> ProviderBadRequest with
+fal's messages. A COMPLETED status carrying an ``error`` is answered by the result URL's error
+status, mapped the same way.
+"""
+
+import json
+import logging
+import mimetypes
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from providers import errors
+from providers.adapters import mp4
+from providers.adapters.base import Adapter, download, fetch_json, parse_retry_after, timeout_for
+from providers.adapters.queue import (
+    JobEnded,
+    apply_model_inputs,
+    duration_value,
+    is_missed_look,
+    media_url,
+    model_inputs,
+    progress_from_logs,
+    requested_resolution,
+    same_origin,
+    size_ratio,
+    wait_for_job,
+)
+from providers.types import (
+    GeneratedMedia,
+    ImageRequest,
+    ImageResult,
+    SpeechRequest,
+    SpeechResult,
+    Target,
+    Usage,
+    VideoJobState,
+    VideoRequest,
+)
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE_PRESETS = {
+    "1024x1024": "square_hd", "512x512": "square", "768x1024": "portrait_4_3", "576x1024": "portrait_16_9",
+    "1024x768": "landscape_4_3", "1024x576": "landscape_16_9",
+}
+PRESET_SIZES = {preset: size for size, preset in IMAGE_SIZE_PRESETS.items()}
+AUDIO_KEYS = ("audio", "audio_file", "audio_url")
+CONTENT_POLICY = "content_policy_violation"
+TIMEOUT_TYPES = {"request_timeout", "generation_timeout", "timeout"}
+DONE, QUEUED, RUNNING = "COMPLETED", "IN_QUEUE", "IN_PROGRESS"
+
+
+class FalAdapter(Adapter):
+    wire_format = "fal"
+
+    async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:
+        output = await run_queued(image_input(request, target), target)
+        return image_result(output, request, target)
+
+    async def edit_images(self, request: ImageRequest, target: Target) -> ImageResult:
+        if not request.images:
+            raise errors.ProviderBadRequest("An image edit needs the image to change.", provider=target.provider)
+        payload = image_input(request, target, edit=True)
+        output = await run_queued(payload, target)
+        return image_result(output, request, target)
+
+    async def submit_video(self, request: VideoRequest, target: Target) -> VideoJobState:
+        queued = await submit(video_input(request, target), target)
+        handle = {**queued, "seconds": request.duration_seconds, "resolution": requested_resolution(request)}
+        return VideoJobState(status="queued", handle=handle, progress=0, upstream_model=target.upstream_model)
+
+    async def poll_video(self, state: VideoJobState, target: Target) -> VideoJobState:
+        handle = state.handle
+        try:
+            status = await fetch_json(status_request(handle, target), target, request_error)
+        except errors.ProviderNotFound as error:
+            return VideoJobState(status="failed", handle=handle, error=error.message,
+                                 upstream_model=target.upstream_model)
+        if check_status(status, target) != DONE:
+            return queued_state(status, state, target)
+        try:
+            output = await fetch_json(queue_request("GET", handle["response_url"], target), target, request_error)
+        except errors.ProviderError as error:
+            if is_missed_look(error):
+                raise  # the video may still be there on the next look
+            return VideoJobState(status="failed", handle=handle, error=error.message,
+                                 upstream_model=target.upstream_model)
+        if status.get("error"):
+            return VideoJobState(status="failed", handle=handle, error=failed(status, target).message,
+                                 upstream_model=target.upstream_model)
+        return await completed_video(output, state, target)
+
+    async def cancel_video(self, state: VideoJobState, target: Target) -> None:
+        await cancel(state.handle, target)
+
+    async def speech(self, request: SpeechRequest, target: Target) -> SpeechResult:
+        output = await run_queued(speech_input(request, target), target)
+        audio = next((found for key in AUDIO_KEYS if (found := file_of(output.get(key)))), None)
+        if audio is None:
+            raise no_media(target, "audio")
+        content = await download(audio["url"], target)
+        return SpeechResult(audio=content, content_type=content_type_of(audio, "audio/mpeg"),
+                            usage=Usage(characters=len(request.input)), upstream_model=target.upstream_model)
+
+
+# --- the queue --------------------------------------------------------------------------------
+
+def queue_request(method: str, url: str, target: Target, *, body: dict | None = None,
+                  params: dict | None = None) -> httpx.Request:
+    headers = {"Authorization": f"Key {target.api_key}", "Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return httpx.Request(method, url, headers=headers, params=params,
+                         content=json.dumps(body).encode() if body is not None else None,
+                         extensions={"timeout": timeout_for(target).as_dict()})
+
+
+async def submit(payload: dict[str, Any], target: Target) -> dict[str, str]:
+    """Queue the model's input; the request's id and URLs (on our base URL's host)."""
+    url = f"{target.base_url.rstrip('/')}/{target.upstream_model.strip('/')}"
+    answer = await fetch_json(queue_request("POST", url, target, body=payload), target, error_from_response)
+    request_id = answer.get("request_id") if isinstance(answer, dict) else None
+    if not request_id:
+        raise errors.ProviderUnavailable(f"{target.provider} queued the request without an id.",
+                                         provider=target.provider)
+    return request_urls(answer, request_id, target)
+
+
+def request_urls(answer: dict, request_id: str, target: Target) -> dict[str, str]:
+    # fal's SDK builds the same URLs itself from the request id (from_request_id): {owner}/{app}.
+    owner_app = "/".join(target.upstream_model.strip("/").split("/")[:2])
+    base = f"{target.base_url.rstrip('/')}/{owner_app}/requests/{request_id}"
+    built = {"response_url": base, "status_url": f"{base}/status", "cancel_url": f"{base}/cancel"}
+    urls = {name: answer[name] if same_origin(answer.get(name), target.base_url) else url
+            for name, url in built.items()}
+    return {"request_id": request_id, **urls}
+
+
+def status_request(handle: dict, target: Target) -> httpx.Request:
+    return queue_request("GET", handle["status_url"], target, params={"logs": "1"})
+
+
+async def run_queued(payload: dict[str, Any], target: Target) -> dict[str, Any]:
+    """Submit, wait for COMPLETED (polling the status with backoff), and fetch the output."""
+    handle = await submit(payload, target)
+
+    async def check() -> dict[str, Any] | None:
+        status = await fetch_json(status_request(handle, target), target, request_error)
+        if check_status(status, target) != DONE:
+            log_status(status, handle, target)
+            return None
+        try:
+            output = await fetch_json(queue_request("GET", handle["response_url"], target), target, request_error)
+        except errors.ProviderError as error:
+            if is_missed_look(error):
+                raise
+            raise JobEnded(error) from error
+        if status.get("error"):
+            raise JobEnded(failed(status, target))
+        return output
+
+    output = await wait_for_job(check, target, lambda: cancel(handle, target))
+    if not isinstance(output, dict):
+        raise errors.ProviderUnavailable(f"{target.provider} answered with an output that is not an object.",
+                                         provider=target.provider)
+    return output
+
+
+async def cancel(handle: dict, target: Target) -> None:
+    """Ask fal to stop the request; one already finished (400) or gone (404) needs nothing."""
+    try:
+        await fetch_json(queue_request("PUT", handle["cancel_url"], target), target, request_error)
+    except (errors.ProviderNotFound, errors.ProviderBadRequest):
+        return
+
+
+def check_status(status: Any, target: Target) -> str:
+    """The queue status of a status answer; anything but fal's three is a look that failed."""
+    value = status.get("status") if isinstance(status, dict) else None
+    if value not in (QUEUED, RUNNING, DONE):
+        raise errors.ProviderUnavailable(f"{target.provider} answered a status check with status {value!r}.",
+                                         provider=target.provider)
+    return value
+
+
+def log_status(status: dict, handle: dict, target: Target) -> None:
+    if status.get("status") == QUEUED:
+        log.debug("%s %s: queued at position %s", target.provider, handle["request_id"], status.get("queue_position"))
+    elif status.get("status") == RUNNING:
+        for line in status.get("logs") or ():
+            log.debug("%s %s: %s", target.provider, handle["request_id"], line.get("message"))
+
+
+def queued_state(status: dict, state: VideoJobState, target: Target) -> VideoJobState:
+    log_status(status, state.handle, target)
+    if status.get("status") == QUEUED:
+        return VideoJobState(status="queued", handle=state.handle, progress=0, upstream_model=target.upstream_model)
+    lines = [str(line.get("message", "")) for line in status.get("logs") or () if isinstance(line, dict)]
+    progress = progress_from_logs(lines)
+    return VideoJobState(status="in_progress", handle=state.handle,
+                         progress=progress if progress is not None else state.progress,
+                         upstream_model=target.upstream_model)
+
+
+# --- input --------------------------------------------------------------------------------------
+
+def image_input(request: ImageRequest, target: Target, *, edit: bool = False) -> dict[str, Any]:
+    payload: dict[str, Any] = {"prompt": request.prompt, "num_images": request.n}
+    if request.size:
+        payload["image_size"] = image_size(request.size)
+    optional = {"aspect_ratio": request.aspect_ratio, "seed": request.seed, "guidance_scale": request.guidance_scale,
+                "num_inference_steps": request.steps, "negative_prompt": request.negative_prompt,
+                "output_format": request.output_format, "quality": request.quality, "style": request.style}
+    payload.update({name: value for name, value in optional.items() if value is not None})
+    if edit:
+        urls = [media_url(image) for image in request.images]
+        payload.update({"image_url": urls[0]} if len(urls) == 1 else {"image_urls": urls})
+        if request.mask is not None:
+            payload["mask_url"] = media_url(request.mask)
+    return apply_model_inputs({**payload, **request.extra}, model_inputs(target))
+
+
+def image_size(size: str) -> str | dict[str, int]:
+    if size in IMAGE_SIZE_PRESETS:
+        return IMAGE_SIZE_PRESETS[size]
+    width, _, height = size.partition("x")
+    return {"width": int(width), "height": int(height)}
+
+
+def video_input(request: VideoRequest, target: Target) -> dict[str, Any]:
+    options = model_inputs(target)
+    payload: dict[str, Any] = {"prompt": request.prompt}
+    optional = {"negative_prompt": request.negative_prompt, "seed": request.seed, "fps": request.fps,
+                "aspect_ratio": request.aspect_ratio or size_ratio(request.size),
+                "resolution": requested_resolution(request)}
+    payload.update({name: value for name, value in optional.items() if value is not None})
+    if request.duration_seconds is not None:
+        payload["duration"] = duration_value(request.duration_seconds, options, str)
+    if request.image is not None:
+        payload["image_url"] = media_url(request.image)
+    return apply_model_inputs({**payload, **request.extra}, options)
+
+
+def speech_input(request: SpeechRequest, target: Target) -> dict[str, Any]:
+    if request.instructions:
+        raise errors.UnsupportedFeature("fal speech models take no instructions; leave them out.",
+                                        provider=target.provider)
+    payload: dict[str, Any] = {"text": request.input}
+    if request.voice:
+        payload["voice"] = request.voice
+    if request.speed is not None:
+        payload["speed"] = request.speed
+    return apply_model_inputs({**payload, **request.extra}, model_inputs(target))
+
+
+
+
+
+
+
+
+# --- output -------------------------------------------------------------------------------------
+
+def file_of(value: Any) -> dict[str, Any] | None:
+    """A fal File ({url, content_type, ...}) or a bare URL, as a File; None for anything else."""
+    if isinstance(value, str) and value:
+        return {"url": value}
+    if isinstance(value, dict) and isinstance(value.get("url"), str):
+        return value
+    return None
+
+
+def content_type_of(file: dict[str, Any], default: str) -> str:
+    return file.get("content_type") or mimetypes.guess_type(urlsplit(file["url"]).path)[0] or default
+
+
+def image_result(output: dict[str, Any], request: ImageRequest, target: Target) -> ImageResult:
+    found = output.get("images")
+    images = [file for item in (found if isinstance(found, list) else [output.get("image")]) if (file := file_of(item))]
+    if not images:
+        raise no_media(target, "images", output)
+    first = images[0]
+    detail = (f"{first['width']}x{first['height']}" if first.get("width") and first.get("height")
+              else PRESET_SIZES.get(str(request.size), request.size or ""))
+    media = [GeneratedMedia(content_type=content_type_of(image, "image/png"), url=image["url"],
+                            revised_prompt=output.get("prompt") if output.get("prompt") != request.prompt else None)
+             for image in images]
+    return ImageResult(images=media, usage=Usage(images=len(media), media_detail=detail),
+                       upstream_model=target.upstream_model)
+
+
+async def completed_video(output: Any, state: VideoJobState, target: Target) -> VideoJobState:
+    video = file_of(output.get("video")) if isinstance(output, dict) else None
+    if video is None and isinstance(output, dict) and isinstance(output.get("videos"), list) and output["videos"]:
+        video = file_of(output["videos"][0])
+    if video is None:
+        return VideoJobState(status="failed", handle=state.handle, error=no_media(target, "video", output).message,
+                             upstream_model=target.upstream_model)
+    media = GeneratedMedia(content_type=content_type_of(video, "video/mp4"), url=video["url"])
+    seconds = reported_seconds(video) or (Decimal(state.handle["seconds"]) if state.handle.get("seconds") else None)
+    if seconds is None:
+        media.content = await download(video["url"], target)
+        seconds = mp4.duration_seconds(media.content)
+        if seconds is None:
+            log.warning("%s %s: the video's length is unknown; billed as 0 seconds",
+                        target.provider, state.handle.get("request_id"))
+            seconds = Decimal(0)
+    if video.get("width") and video.get("height"):
+        resolution = f"{min(int(video['width']), int(video['height']))}p"
+    else:
+        resolution = state.handle.get("resolution") or ""
+    return VideoJobState(status="completed", handle=state.handle, progress=100, video=media,
+                         usage=Usage(video_seconds=seconds, media_detail=resolution),
+                         upstream_model=target.upstream_model)
+
+
+def reported_seconds(video: dict[str, Any]) -> Decimal | None:
+    value = video.get("duration")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return Decimal(str(value)).quantize(Decimal("0.001"))
+    return None
+
+
+def no_media(target: Target, what: str, output: Any = None) -> errors.ProviderUnavailable:
+    keys = ", ".join(sorted(output)) if isinstance(output, dict) else "nothing"
+    return errors.ProviderUnavailable(f"{target.provider}'s answer held no {what} (it had: {keys}).",
+                                      provider=target.provider)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+def describe(detail: Any) -> str:
+    """fal's ``detail``: a message, or FastAPI's list of {loc, msg, type}."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(part) for part in item.get("loc") or () if part != "body")
+                parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail) if detail else ""
+
+
+def error_type_of(payload: Any, headers: httpx.Headers) -> str:
+    if isinstance(payload, dict):
+        if payload.get("error_type"):
+            return str(payload["error_type"])
+        detail = payload.get("detail")
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict) and detail[0].get("type"):
+            return str(detail[0]["type"])
+    return headers.get("x-fal-error-type", "")
+
+
+def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    message = (describe(payload.get("detail")) if isinstance(payload, dict) else "") or \
+        body[:200].decode(errors="replace").strip() or "no message"
+    if target.api_key:
+        message = message.replace(target.api_key, "[redacted]")
+    error = error_for_status(status, message, error_type_of(payload, headers), target)
+    error.retry_after = parse_retry_after(headers)
+    return error
+
+
+def request_error(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
+    """An error about a queued request (status, result, cancel): a 404 is the request, not the model."""
+    if status == 404:
+        return errors.ProviderNotFound(f"{target.provider} no longer knows this request (404).",
+                                       provider=target.provider, upstream_status=status)
+    return error_from_response(status, headers, body, target)
+
+
+def error_for_status(status: int, message: str, error_type: str, target: Target) -> errors.ProviderError:
+    text = f"{target.provider} returned {status}: {message}"
+    kwargs = {"provider": target.provider, "upstream_status": status}
+    if status == 429:
+        return errors.ProviderRateLimited(text, **kwargs)
+    if status in (401, 402, 403):
+        return errors.ProviderAuthFailed(
+            f"{target.provider} refused the gateway's credential ({status}: {message}); "
+            "the operator must check its key or account balance.", **kwargs)
+    if status == 404:
+        return errors.ProviderNotFound(f"{target.provider} has no model '{target.upstream_model}' (404).", **kwargs)
+    if error_type == CONTENT_POLICY:
+        return errors.ContentFiltered(text, **kwargs)
+    if status == 504 or error_type in TIMEOUT_TYPES:
+        return errors.ProviderTimeout(text, **kwargs)
+    if status in (408, 409) or status >= 500:
+        return errors.ProviderUnavailable(text, **kwargs)
+    return errors.ProviderBadRequest(text, **kwargs)
+
+
+def failed(status: dict, target: Target) -> errors.ProviderError:
+    """A COMPLETED status with an error whose result URL answered 200 anyway."""
+    return error_for_status(500, str(status.get("error")), str(status.get("error_type") or ""), target)

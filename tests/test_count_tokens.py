@@ -1,0 +1,98 @@
+"""POST /v1/messages/count_tokens through the official anthropic SDK: Claude's own count from the
+Anthropic API, an o200k_base estimate for other models; free, but only for keys and models on the plan."""
+
+import anthropic
+import pytest
+
+from billing.models import Plan
+from gateway import api_keys
+from providers import router
+from providers.models import Credential, Provider
+from tests.fakes import anthropic_upstream
+from tests.fakes.anthropic_upstream import FakeAnthropic, count_input_tokens
+from usage.models import UsageRecord
+
+CLAUDE = "anthropic/claude-sonnet-4-5"
+GPT = "openai/gpt-4o-mini"
+QUESTION = [{"role": "user", "content": "Hello, world! How many tokens is this?"}]
+TOOLS = [{"name": "get_weather", "description": "Weather for a city",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+
+
+@pytest.fixture
+def claude_sdk_for(gateway_url):
+    clients = []
+
+    def make(key: str) -> anthropic.Anthropic:
+        clients.append(anthropic.Anthropic(base_url=gateway_url, api_key=key, max_retries=0))
+        return clients[-1]
+
+    yield make
+    for sdk in clients:
+        sdk.close()
+
+
+@pytest.fixture(scope="module")
+def fake_anthropic():
+    fake = FakeAnthropic().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def claude_upstream(catalog, fake_anthropic) -> FakeAnthropic:
+    fake_anthropic.reset()
+    Provider.objects.filter(slug="anthropic").update(base_url=fake_anthropic.base_url, enabled=True)
+    credential = Credential(provider=Provider.objects.get(slug="anthropic"), label="test")
+    credential.set_secret(anthropic_upstream.API_KEY)
+    credential.save()
+    router.forget_catalog()
+    return fake_anthropic
+
+
+def test_claude_is_counted_by_the_anthropic_api(claude_sdk_for, api_key, other_api_key, claude_upstream, tenant,
+                                                other_tenant):
+    counted = claude_sdk_for(api_key).messages.count_tokens(model=CLAUDE, system="Be brief.", messages=QUESTION,
+                                                            tools=TOOLS)
+    sent = claude_upstream.requests[-1]
+    assert sent["path"] == "/v1/messages/count_tokens"
+    assert sent["body"]["model"] == "claude-sonnet-4-5" and "max_tokens" not in sent["body"]
+    assert sent["body"]["system"] == [{"type": "text", "text": "Be brief."}]
+    assert sent["body"]["tools"][0]["name"] == "get_weather"
+    assert counted.input_tokens == count_input_tokens(sent["body"]) > 0
+
+    raw = claude_sdk_for(other_api_key).messages.with_raw_response.count_tokens(model=CLAUDE, messages=QUESTION)
+    assert raw.headers["x-tollgate-token-count"] == "provider"
+    assert raw.parse().input_tokens == count_input_tokens(claude_upstream.requests[-1]["body"])
+    # Free: neither tenant has a usage record.
+    assert not UsageRecord.objects.filter(tenant__in=[tenant, other_tenant]).exists()
+
+
+def test_other_models_get_the_documented_local_estimate(claude_sdk_for, api_key, fake_openai, tenant):
+    sdk = claude_sdk_for(api_key)
+    raw = sdk.messages.with_raw_response.count_tokens(model=GPT, messages=QUESTION)
+    assert raw.headers["x-tollgate-token-count"] == "estimate"
+    # o200k_base: 10 tokens of text, 3 for the message, 3 to prime the reply.
+    assert raw.parse().input_tokens == 16
+    # "Be brief." is 3 tokens, and a message of its own.
+    assert sdk.messages.count_tokens(model=GPT, system="Be brief.", messages=QUESTION).input_tokens == 22
+    assert fake_openai.requests == []  # counted here: the provider is not called
+    assert not UsageRecord.objects.filter(tenant=tenant).exists()
+
+
+def test_count_needs_a_valid_key_a_model_on_the_plan_and_a_valid_request(claude_sdk_for, api_key, catalog, tenant):
+    with pytest.raises(anthropic.AuthenticationError):
+        claude_sdk_for("tg-nope-nope").messages.count_tokens(model=GPT, messages=QUESTION)
+    sdk = claude_sdk_for(api_key)
+    with pytest.raises(anthropic.NotFoundError):
+        sdk.messages.count_tokens(model="nobody/nothing", messages=QUESTION)
+    tenant.subscription.plan = Plan.objects.get(slug="free")
+    tenant.subscription.save()
+    api_keys.forget_keys()
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        sdk.messages.count_tokens(model=GPT, messages=QUESTION)
+    assert "not on plan Free" in refused.value.message
+    assert sdk.messages.count_tokens(model="demo/echo", messages=QUESTION).input_tokens == 16
+    with pytest.raises(anthropic.BadRequestError) as invalid:
+        sdk.messages.count_tokens(model="demo/echo", messages=QUESTION, extra_body={"max_tokens": 5})
+    assert "max_tokens: Extra inputs are not permitted" in invalid.value.message

@@ -1,0 +1,94 @@
+"""The management API describes itself: an OpenAPI schema at /api/schema/ with no generator
+warnings, Swagger UI at /api/docs/ served entirely by the app (no CDN); unknown paths and
+methods answer in the API's JSON error body."""
+
+import re
+
+import httpx
+import pytest
+import yaml
+from django.contrib.staticfiles import finders
+from django.core.management import call_command
+from django.test import Client
+
+from tests.test_management_api_keys import management_key, signed_in, with_key
+
+PATHS = {
+    "/api/tenants/": {"get"},
+    "/api/tenants/{slug}/": {"get"},
+    "/api/tenants/{slug}/keys/": {"get", "post"},
+    "/api/tenants/{slug}/keys/{key_id}/": {"get"},
+    "/api/tenants/{slug}/keys/{key_id}/revoke/": {"post"},
+    "/api/tenants/{slug}/members/": {"get"},
+    "/api/tenants/{slug}/members/{member_id}/": {"patch", "delete"},
+    "/api/tenants/{slug}/invitations/": {"get", "post"},
+    "/api/tenants/{slug}/invitations/{invitation_id}/revoke/": {"post"},
+    "/api/tenants/{slug}/usage/records/": {"get"},
+    "/api/tenants/{slug}/usage/summary/": {"get"},
+    "/api/tenants/{slug}/plan/": {"get"},
+    "/api/tenants/{slug}/billing/checkout/": {"post"},
+    "/api/tenants/{slug}/billing/portal/": {"post"},
+}
+
+
+def test_the_schema_lists_every_endpoint_with_both_ways_to_authenticate(db, gateway_url):
+    answer = httpx.get(f"{gateway_url}/api/schema/")  # public: no credentials needed
+    assert answer.status_code == 200
+    schema = yaml.safe_load(answer.text)
+    assert schema["openapi"].startswith("3.")
+    assert {path: set(ops) - {"parameters"} for path, ops in schema["paths"].items()} == PATHS
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["managementKey"] == {"type": "http", "scheme": "bearer", "bearerFormat": "tg-<prefix>-<secret>",
+                                        "description": "A tenant API key with the 'management' scope."}
+    assert schemes["session"]["in"] == "cookie"
+    create_key = schema["paths"]["/api/tenants/{slug}/keys/"]["post"]
+    assert {"201", "400", "401", "403", "404", "409"} <= set(create_key["responses"])
+    assert "key" in schema["components"]["schemas"]["IssuedKey"]["properties"]
+    as_json = httpx.get(f"{gateway_url}/api/schema/", headers={"Accept": "application/vnd.oai.openapi+json"})
+    assert as_json.json()["paths"].keys() == schema["paths"].keys()
+
+
+def test_the_schema_generates_without_warnings_and_validates(db, tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "/api/tenants/{slug}/usage/records/" in (tmp_path / "schema.yaml").read_text()
+
+
+@pytest.fixture
+def assets_from_finders(settings):
+    """Serve static files as runserver does (a fresh test Client builds its middleware anew)."""
+    settings.SERVESTATIC_USE_FINDERS = True
+
+
+def test_the_docs_page_loads_swagger_ui_from_this_server_only(db, assets_from_finders):
+    browser = Client()
+    page = browser.get("/api/docs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "/api/schema/" in html
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources and all(source.startswith("/static/") for source in sources), sources
+    assert not re.search(r"https?://", html.replace("http://testserver", ""))
+    assert '"validatorUrl": null' in html  # no badge fetched from validator.swagger.io
+    for source in sources:
+        assert finders.find(source.removeprefix("/static/")), f"{source} is not shipped with the app"
+        served = browser.get(source)
+        assert served.status_code == 200, source
+        assert int(served["Content-Length"]) > 0, source
+
+
+def test_unknown_paths_and_methods_answer_in_json(tenant, other_tenant):
+    alice = signed_in("alice@example.com")
+    unknown = alice.get("/api/tenants/alice-co/nothing/")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == {"message": "Unknown endpoint GET /api/tenants/alice-co/nothing/. The API's "
+                                                  "endpoints are listed at /api/docs/.", "code": "not_found"}
+    wrong = alice.put("/api/tenants/alice-co/keys/", {}, content_type="application/json")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "method_not_allowed" and "PUT" in wrong.json()["error"]["message"]
+    # The older billing endpoints keep their URLs (answered by billing.views, not the catch-all).
+    assert alice.post("/api/billing/portal", {"tenant": "alice-co"},
+                      content_type="application/json").status_code != 404
+    # An outsider's unknown tenant reads like any other missing tenant.
+    for outsider in (signed_in("charlie@example.com"), with_key(management_key(other_tenant))):
+        assert outsider.get("/api/tenants/alice-co/").json()["error"]["code"] == "not_found"
+    assert [t["slug"] for t in signed_in("charlie@example.com").get("/api/tenants/").json()] == ["charlie-co"]

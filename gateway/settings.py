@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("TOLLGATE_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -222,8 +223,10 @@ if MEDIA_STORAGE == "local":
     STORAGES["media"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
                          "OPTIONS": {"location": MEDIA_ROOT, "base_url": None}}
 elif MEDIA_STORAGE == "s3":
+    if not env.str("MEDIA_S3_BUCKET", default=""):
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs MEDIA_S3_BUCKET, the bucket to keep media in.")
     STORAGES["media"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-        "bucket_name": env.str("MEDIA_S3_BUCKET"),  # required: stops the process at start when unset
+        "bucket_name": env.str("MEDIA_S3_BUCKET"),
         "endpoint_url": env.str("MEDIA_S3_ENDPOINT_URL", default="") or None,
         "region_name": env.str("MEDIA_S3_REGION", default="") or None,
         "access_key": env.str("MEDIA_S3_ACCESS_KEY_ID", default="") or None,
@@ -233,8 +236,6 @@ elif MEDIA_STORAGE == "s3":
         "file_overwrite": False,
     }}
 else:
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(f"MEDIA_STORAGE must be 'local' or 's3', not {MEDIA_STORAGE!r}.")
 
 # --- video jobs (manage.py run_worker) ------------------------------------------------------

@@ -42,8 +42,9 @@ def env_name(slug: str, suffix: str) -> str:
 def seed_catalog(catalog: dict, environ: os._Environ | dict = os.environ) -> list[str]:
     """Create missing providers and models; enable each provider whose <SLUG>_API_KEY (or the
     entry's ``key_env``) is set (storing the key, comma-separated for several) and apply
-    <SLUG>_BASE_URL; a provider that needs no key (quirks auth: none) is enabled by its
-    <SLUG>_BASE_URL alone. Returns notes."""
+    <SLUG>_BASE_URL (or the entry's ``base_url_env``); a provider without a base URL stays disabled
+    until it has one; a provider that needs no key (quirks auth: none) is enabled by its base URL
+    variable alone. Returns notes."""
     notes = []
     for entry in catalog["providers"]:
         slug = entry["slug"]
@@ -56,7 +57,8 @@ def seed_catalog(catalog: dict, environ: os._Environ | dict = os.environ) -> lis
         )
         if created:
             notes.append(f"added provider {slug}")
-        base_url = environ.get(env_name(slug, "BASE_URL"))
+        base_url_var = entry.get("base_url_env") or env_name(slug, "BASE_URL")  # AZURE_OPENAI_ENDPOINT
+        base_url = environ.get(base_url_var)
         key_var = entry.get("key_env") or env_name(slug, "API_KEY")  # a vendor's own name (REPLICATE_API_TOKEN)
         keys = [key.strip() for key in environ.get(key_var, "").split(",") if key.strip()]
         if base_url and provider.base_url != base_url:
@@ -69,8 +71,7 @@ def seed_catalog(catalog: dict, environ: os._Environ | dict = os.environ) -> lis
             provider.save(update_fields=["enabled"])
             notes.append(f"{slug}: enabled (no key needed) at {base_url}")
         if keys and not (base_url or provider.base_url):
-            notes.append(f"{slug}: {key_var} is set but the provider has no base URL; "
-                         f"set {env_name(slug, 'BASE_URL')} too")
+            notes.append(f"{slug}: {key_var} is set but the provider has no base URL; set {base_url_var} too")
         elif keys:
             for index, key in enumerate(keys):
                 label = "env" if index == 0 else f"env-{index + 1}"

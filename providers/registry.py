@@ -2,6 +2,7 @@
 wire format is one module plus one line here."""
 
 from providers.adapters.anthropic import AnthropicAdapter
+from providers.adapters.azure_openai import AzureOpenAIAdapter
 from providers.adapters.base import Adapter
 from providers.adapters.cohere import CohereAdapter
 from providers.adapters.demo import DemoAdapter
@@ -15,6 +16,7 @@ from providers.web_search import ExaClient, SearchClient, SerperClient, TavilyCl
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "openai_compatible": OpenAICompatibleAdapter,
+    "azure_openai": AzureOpenAIAdapter,
     "demo": DemoAdapter,
     "cohere": CohereAdapter,
     "anthropic": AnthropicAdapter,

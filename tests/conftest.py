@@ -322,3 +322,22 @@ def fake_google_images(google_images_server, catalog):
     google_images_server.reset()
     serve_provider_from("gemini", google_images_server.base_url, google_images_server.api_key)
     return google_images_server
+
+
+# --- audio ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def gemini_audio_server():
+    from tests.fakes.gemini_audio_upstream import FakeGeminiAudio
+
+    fake = FakeGeminiAudio().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_gemini_audio(gemini_audio_server, catalog):
+    """The Gemini API with its TTS models and audio understanding, as the catalog's `gemini` provider."""
+    gemini_audio_server.reset()
+    serve_provider_from("gemini", gemini_audio_server.base_url, gemini_audio_server.api_key)
+    return gemini_audio_server

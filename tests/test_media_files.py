@@ -1,6 +1,9 @@
 """Stored media: signed, expiring, tenant-scoped URLs served by the gateway; another tenant's
 file or a tampered URL is a 404."""
 
+import os
+import subprocess
+import sys
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -81,3 +84,21 @@ def test_ranges_are_served_for_players_that_seek(image_url):
     assert tail.content == whole[-4:]
     outside = httpx.get(image_url, headers={"Range": f"bytes={len(whole) + 10}-"})
     assert outside.status_code == 416 and outside.headers["content-range"] == f"bytes */{len(whole)}"
+
+
+def settings_in_a_fresh_process(**environ) -> subprocess.CompletedProcess:
+    code = ("import django; django.setup(); from django.core.files.storage import storages; "
+            "media = storages['media']; print(type(media).__name__, media.bucket_name, media.endpoint_url, "
+            "media.location, media.default_acl)")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "gateway.settings", **environ})
+
+
+def test_an_s3_compatible_bucket_is_configured_from_the_environment():
+    done = settings_in_a_fresh_process(MEDIA_STORAGE="s3", MEDIA_S3_BUCKET="tollgate-media",
+                                       MEDIA_S3_ENDPOINT_URL="https://minio.internal:9000", MEDIA_S3_PREFIX="gen")
+    assert done.stdout.split() == ["S3Storage", "tollgate-media", "https://minio.internal:9000", "gen", "private"]
+    missing = settings_in_a_fresh_process(MEDIA_STORAGE="s3", MEDIA_S3_BUCKET="")
+    assert missing.returncode != 0 and "MEDIA_S3_BUCKET" in missing.stderr
+    wrong = settings_in_a_fresh_process(MEDIA_STORAGE="ftp")
+    assert wrong.returncode != 0 and "MEDIA_STORAGE must be 'local' or 's3'" in wrong.stderr

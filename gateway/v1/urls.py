@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from gateway.v1 import chat, images, media, messages, models, responses, videos
+from gateway.v1 import audio, chat, images, media, messages, models, responses, videos
 
 urlpatterns = [
     path("chat/completions", chat.chat_completions),
@@ -16,6 +16,9 @@ urlpatterns = [
     path("videos/<str:video_id>/content", videos.video_content),
     path("images/generations", images.generations),
     path("images/edits", images.edits),
+    path("audio/speech", audio.speech),
+    path("audio/generation", audio.speech),
+    path("audio/transcriptions", audio.transcriptions),
     path("media/<str:file_id>", media.retrieve_media),
     path("media/<str:file_id>/content", media.media_content),
     path("models", models.list_models),

@@ -65,7 +65,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from providers import errors
-from providers.adapters import gemini_images, gemini_video
+from providers.adapters import gemini_audio, gemini_images, gemini_video
 from providers.adapters.base import (
     Adapter,
     fetch_json,
@@ -84,10 +84,14 @@ from providers.types import (
     ImageRequest,
     ImageResult,
     Message,
+    SpeechRequest,
+    SpeechResult,
     StreamEvent,
     Target,
     ToolCall,
     ToolCallDelta,
+    TranscriptionRequest,
+    TranscriptionResult,
     Usage,
     UsageReport,
     VideoJobState,
@@ -155,12 +159,18 @@ class GeminiAdapter(Adapter):
     async def poll_video(self, state: VideoJobState, target: Target) -> VideoJobState:
         return await gemini_video.poll_video(state, target)
 
+    async def speech(self, request: SpeechRequest, target: Target) -> SpeechResult:
+        return await gemini_audio.speech(request, target)
+
+    async def transcribe(self, request: TranscriptionRequest, target: Target) -> TranscriptionResult:
+        return await gemini_audio.transcribe(request, target)
+
 
 # --- request ---------------------------------------------------------------------------------
 
 @lru_cache(maxsize=1024)
 def model_url(base_url: str, model: str, stream: bool) -> httpx.URL:
-    # Parsed once per provider and model, not per call (see openai_compatible.chat_completions_url).
+    # Parsed once per provider and model, not per call (see openai_compatible.route_url).
     base = base_url.rstrip("/")
     if not base.endswith("/v1beta"):
         base += "/v1beta"

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters import openai_images, openai_video
+from providers.adapters import openai_audio, openai_images, openai_video
 from providers.adapters.base import (
     Adapter,
     fetch_json,
@@ -47,10 +47,14 @@ from providers.types import (
     ImageRequest,
     ImageResult,
     Message,
+    SpeechRequest,
+    SpeechResult,
     StreamEvent,
     Target,
     ToolCall,
     ToolCallDelta,
+    TranscriptionRequest,
+    TranscriptionResult,
     Usage,
     UsageReport,
     VideoJobState,
@@ -62,15 +66,16 @@ class OpenAICompatibleAdapter(Adapter):
     wire_format = "openai_compatible"
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
-        payload = await fetch_json(build_request(request, target, stream=False), target, error_from_response)
+        payload = await fetch_json(self.build_request(request, target, stream=False), target,
+                                   self.error_from_response)
         return parse_completion(payload, target)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
         finished = produced = False
         usage: Usage | None = None
-        prepared = build_request(request, target, stream=True)
+        prepared = self.build_request(request, target, stream=True)
         try:
-            async with streamed_response(prepared, target, error_from_response) as response:
+            async with streamed_response(prepared, target, self.error_from_response) as response:
                 splitter = ThinkTagSplitter() if target.quirks.get("think_tags") else None
                 cited = False
                 async for sse in decode_events(response.aiter_lines()):
@@ -78,7 +83,7 @@ class OpenAICompatibleAdapter(Adapter):
                         break
                     chunk = json.loads(sse.data)
                     if chunk.get("error"):
-                        raise error_from_body(chunk, target, status=None)
+                        raise self.error_from_body(chunk, target, status=None)
                     usage = parse_usage(chunk) or usage
                     if chunk.get("citations") and not cited:  # Perplexity repeats them on every chunk
                         cited = True
@@ -107,6 +112,37 @@ class OpenAICompatibleAdapter(Adapter):
         if usage is not None:
             yield UsageReport(usage)
 
+    # Where a route is, how the key is sent and how errors read: the hooks a variant of this wire
+    # format overrides (azure_openai.py: the deployment in the path, an api-version, an api-key
+    # header). The media modules build their requests with them too.
+
+    def url_for(self, target: Target, route: str) -> httpx.URL:
+        """The URL of an API route ("chat/completions", "images/generations", "audio/speech", ...)."""
+        return route_url(target.base_url, route)
+
+    def auth_headers(self, target: Target) -> dict[str, str]:
+        """The headers carrying the credential (none for a keyless local server)."""
+        return {} if target.quirks.get("auth") == "none" else {"Authorization": f"Bearer {target.api_key}"}
+
+    def error_from_response(self, status: int, headers: httpx.Headers, body: bytes,
+                            target: Target) -> errors.ProviderError:
+        """An error response (status, headers, body) as the gateway's own error."""
+        return error_from_response(status, headers, body, target)
+
+    def error_from_body(self, payload: dict[str, Any], target: Target, *, status: int | None) -> errors.ProviderError:
+        """An error object (the response's body, or a ``data: {"error": ...}`` stream event)."""
+        return error_from_body(payload, target, status=status)
+
+    def build_request(self, request: ChatRequest, target: Target, *, stream: bool) -> httpx.Request:
+        # A prepared Request sent with client.send() skips the client's URL, header and cookie
+        # merging, a third of httpx's cost per call (bench/).
+        return httpx.Request(
+            "POST", self.url_for(target, "chat/completions"),
+            headers={"Accept": "application/json", "Content-Type": "application/json", **self.auth_headers(target)},
+            content=json.dumps(build_body(request, target, stream=stream)).encode(),
+            extensions={"timeout": timeout_for(target).as_dict()},
+        )
+
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:
         return await openai_images.generate_images(request, target)
 
@@ -122,15 +158,17 @@ class OpenAICompatibleAdapter(Adapter):
     async def cancel_video(self, state: VideoJobState, target: Target) -> None:
         await openai_video.cancel_video(state, target)
 
+    async def speech(self, request: SpeechRequest, target: Target) -> SpeechResult:
+        return await openai_audio.speech(request, target)
 
-def url_for(target: Target) -> httpx.URL:
-    return chat_completions_url(target.base_url)
+    async def transcribe(self, request: TranscriptionRequest, target: Target) -> TranscriptionResult:
+        return await openai_audio.transcribe(request, target)
 
 
 @lru_cache(maxsize=1024)
-def chat_completions_url(base_url: str) -> httpx.URL:
-    # Parsed once per provider, not per call: URL parsing is a visible share of httpx's cost.
-    return httpx.URL(base_url.rstrip("/") + "/chat/completions")
+def route_url(base_url: str, route: str) -> httpx.URL:
+    # Parsed once per provider and route, not per call: URL parsing is a visible share of httpx's cost.
+    return httpx.URL(base_url.rstrip("/") + "/" + route)
 
 
 def headers_for(target: Target) -> dict[str, str]:
@@ -138,16 +176,6 @@ def headers_for(target: Target) -> dict[str, str]:
     if target.quirks.get("auth") != "none":
         headers["Authorization"] = f"Bearer {target.api_key}"
     return headers
-
-
-def build_request(request: ChatRequest, target: Target, *, stream: bool) -> httpx.Request:
-    # A prepared Request sent with client.send() skips the client's URL, header and cookie
-    # merging, a third of httpx's cost per call (bench/).
-    return httpx.Request(
-        "POST", url_for(target), headers=headers_for(target),
-        content=json.dumps(build_body(request, target, stream=stream)).encode(),
-        extensions={"timeout": timeout_for(target).as_dict()},
-    )
 
 
 def encode_message(message: Message, *, replay_reasoning: bool = False) -> dict[str, Any]:

@@ -1,0 +1,183 @@
+"""OpenAI's Audio API: speech (tts-1, tts-1-hd, gpt-4o-mini-tts) and transcription (whisper-1,
+gpt-4o-transcribe, gpt-4o-mini-transcribe), and the compatible providers serving the same routes.
+OpenAICompatibleAdapter's speech and transcribe delegate here.
+
+    POST {base_url}/audio/speech           JSON {model, input, voice, response_format, speed,
+                                           instructions, stream_format?} -> the audio's bytes
+    POST {base_url}/audio/transcriptions   multipart/form-data: file, model, language, prompt,
+                                           response_format, temperature, timestamp_granularities[]
+    Authorization: Bearer <key>
+
+Speech:
+- tts-1 and tts-1-hd answer the audio itself and are priced per character: usage.characters is the
+  input's length.
+- GPT speech models (gpt-4o-mini-tts, priced by tokens) report their usage only in the SSE form, so
+  they are asked for ``stream_format: sse``: ``speech.audio.delta`` events carry base64 pieces of
+  the audio (in the format asked), ``speech.audio.done`` its ``usage {input_tokens, output_tokens}``.
+  An upstream that answers plain audio instead is read as such, without tokens.
+- The content type is the format's (mp3 -> audio/mpeg, ...), whatever label the upstream sends.
+Transcription:
+- Whisper-class models are asked for ``verbose_json`` whatever the client wants: its duration is
+  what they are billed by, and its segments let the gateway write text, srt and vtt itself.
+- GPT transcription models take only json and text; they are asked for json, whose ``usage`` says
+  the tokens they are billed by (or ``{"type": "duration", "seconds"}``).
+Errors are the Chat Completions envelope, mapped by openai_compatible.error_from_response.
+"""
+
+import base64
+import binascii
+import json
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from providers import errors
+from providers.adapters import openai_compatible
+from providers.adapters.base import fetch_json, streamed_response, timeout_for, transport_error
+from providers.sse import decode_events
+from providers.types import (
+    SpeechRequest,
+    SpeechResult,
+    Target,
+    TranscriptionRequest,
+    TranscriptionResult,
+    Usage,
+)
+
+SPEECH_CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac",
+                        "wav": "audio/wav", "pcm": "audio/pcm"}
+
+
+def is_gpt_model(model: str) -> bool:
+    """gpt-4o-mini-tts, gpt-4o-transcribe and their kin: token-priced, with their own answer shapes."""
+    return model.startswith("gpt-")
+
+
+def audio_url(base_url: str, route: str) -> httpx.URL:
+    return httpx.URL(f"{base_url.rstrip('/')}/audio/{route}")
+
+
+def auth_headers(target: Target, accept: str) -> dict[str, str]:
+    headers = {"Accept": accept}
+    if target.quirks.get("auth") != "none":
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    return headers
+
+
+def speech_body(request: SpeechRequest, target: Target) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": target.upstream_model, "input": request.input,
+                            "response_format": request.response_format}
+    if request.voice:
+        body["voice"] = request.voice
+    if request.speed is not None:
+        body["speed"] = request.speed
+    if request.instructions:
+        body["instructions"] = request.instructions
+    if is_gpt_model(target.upstream_model):
+        body["stream_format"] = "sse"
+    body.update(request.extra)
+    return body
+
+
+async def speech(request: SpeechRequest, target: Target) -> SpeechResult:
+    prepared = httpx.Request(
+        "POST", audio_url(target.base_url, "speech"),
+        headers={**auth_headers(target, "application/octet-stream"), "Content-Type": "application/json"},
+        content=json.dumps(speech_body(request, target)).encode(),
+        extensions={"timeout": timeout_for(target).as_dict()},
+    )
+    content_type = SPEECH_CONTENT_TYPES.get(request.response_format, "application/octet-stream")
+    usage = Usage(characters=len(request.input))
+    async with streamed_response(prepared, target, error_from_response) as response:
+        try:
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                audio = await read_speech_events(response, usage, target)
+            else:
+                audio = await response.aread()
+        except httpx.TransportError as exc:
+            raise transport_error(exc, target) from exc
+    if not audio:
+        raise errors.ProviderUnavailable(f"{target.provider} answered without audio.", provider=target.provider)
+    return SpeechResult(audio=audio, content_type=content_type, usage=usage, upstream_model=target.upstream_model)
+
+
+async def read_speech_events(response: httpx.Response, usage: Usage, target: Target) -> bytes:
+    """The audio of a ``stream_format: sse`` answer; its usage goes into ``usage``."""
+    pieces, done = [], False
+    async for sse in decode_events(response.aiter_lines()):
+        try:
+            event = json.loads(sse.data)
+            if event.get("error"):
+                raise openai_compatible.error_from_body(event, target, status=None)
+            if event.get("type") == "speech.audio.delta":
+                pieces.append(base64.b64decode(event.get("audio") or "", validate=True))
+            elif event.get("type") == "speech.audio.done":
+                reported = event.get("usage") or {}
+                usage.input_tokens = int(reported.get("input_tokens") or 0)
+                usage.output_tokens = int(reported.get("output_tokens") or 0)
+                done = True
+        except (ValueError, binascii.Error, AttributeError) as exc:
+            raise errors.ProviderUnavailable(f"{target.provider} sent a speech event that is not valid.",
+                                             provider=target.provider) from exc
+    if not done:
+        raise errors.ProviderUnavailable(f"{target.provider} ended the speech before it was done.",
+                                         provider=target.provider)
+    return b"".join(pieces)
+
+
+def transcription_fields(request: TranscriptionRequest, target: Target) -> dict[str, Any]:
+    fields: dict[str, Any] = {"model": target.upstream_model,
+                              "response_format": "json" if is_gpt_model(target.upstream_model) else "verbose_json"}
+    if request.language:
+        fields["language"] = request.language
+    if request.prompt:
+        fields["prompt"] = request.prompt
+    if request.temperature is not None:
+        fields["temperature"] = str(request.temperature)
+    if request.timestamp_granularities:
+        fields["timestamp_granularities[]"] = list(request.timestamp_granularities)
+    return fields
+
+
+async def transcribe(request: TranscriptionRequest, target: Target) -> TranscriptionResult:
+    file = request.file
+    upload = (file.filename or "audio", file.content or b"", file.content_type)
+    prepared = httpx.Request(
+        "POST", audio_url(target.base_url, "transcriptions"), headers=auth_headers(target, "application/json"),
+        data=transcription_fields(request, target), files={"file": upload},
+        extensions={"timeout": timeout_for(target).as_dict()},
+    )
+    return parse_transcription(await fetch_json(prepared, target, error_from_response), target)
+
+
+def parse_transcription(payload: Any, target: Target) -> TranscriptionResult:
+    text = payload.get("text") if isinstance(payload, dict) else None
+    if not isinstance(text, str):
+        raise errors.ProviderUnavailable(f"{target.provider} answered without a transcript.", provider=target.provider)
+    usage = Usage()
+    duration = seconds_of(payload.get("duration"))
+    billed = duration
+    reported = payload.get("usage")
+    if isinstance(reported, dict) and reported.get("type") == "tokens":
+        usage.input_tokens = int(reported.get("input_tokens") or 0)
+        usage.output_tokens = int(reported.get("output_tokens") or 0)
+    elif isinstance(reported, dict) and reported.get("type") == "duration":
+        billed = seconds_of(reported.get("seconds")) or duration  # what the provider bills, rounded its way
+    if billed is not None:
+        usage.audio_seconds = billed
+    return TranscriptionResult(
+        text=text, usage=usage, language=payload.get("language"), duration_seconds=duration,
+        segments=[s for s in payload.get("segments") or () if isinstance(s, dict)],
+        words=[w for w in payload.get("words") or () if isinstance(w, dict)], upstream_model=target.upstream_model,
+    )
+
+
+def seconds_of(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return Decimal(str(value))
+
+
+def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
+    return openai_compatible.error_from_response(status, headers, body, target)

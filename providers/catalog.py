@@ -1,14 +1,19 @@
 """catalog.yaml -> Provider and Model rows (bootstrap). Only adds what is missing, so the
-operator's edits in the admin survive every bootstrap."""
+operator's edits in the admin survive every bootstrap. Also add_azure_deployment: an Azure OpenAI
+deployment as catalog rows (the admin's form)."""
 
 import os
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import yaml
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.text import slugify
 
-from providers.models import Credential, Model, Provider
+from providers.adapters.azure_openai import endpoint_of
+from providers.models import Credential, Deployment, Model, Provider
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 # A provider entry may set its own (web search engines answer in seconds, not minutes).
@@ -108,3 +113,72 @@ def seed_catalog(catalog: dict, environ: os._Environ | dict = os.environ) -> lis
             if created:
                 notes.append(f"added model {model['id']}")
     return notes
+
+
+# --- Azure OpenAI deployments (the admin's "Add Azure OpenAI deployment") -------------------------
+
+AZURE_WIRE_FORMAT = "azure_openai"
+# What "priced like" copies from the model named: what it is, its prices and what it accepts.
+AZURE_COPIED_FIELDS = ("capability", "group", "context_window", "max_output_tokens", "input_price", "output_price",
+                       "cached_input_price", "cache_write_price", "features", *MEDIA_PRICES.values(),
+                       *MEDIA_TABLES.values())
+
+
+def azure_provider_for(endpoint: str) -> Provider | None:
+    """The Provider row of an Azure OpenAI resource, by its endpoint."""
+    wanted = endpoint_of(endpoint)
+    for provider in Provider.objects.filter(wire_format=AZURE_WIRE_FORMAT).order_by("pk"):
+        if provider.base_url and endpoint_of(provider.base_url) == wanted:
+            return provider
+    return None
+
+
+@transaction.atomic
+def add_azure_deployment(*, endpoint: str, deployment: str, api_version: str, api_key: str = "",
+                         serves: Model | None = None, public_id: str = "", priced_like: Model | None = None,
+                         prices: dict[str, Decimal] | None = None, group: str = "") -> Model | Deployment:
+    """Put an Azure OpenAI deployment in the catalog: its resource's Provider (found by endpoint;
+    else the unconfigured catalog ``azure`` row, else a new ``azure-<resource>`` row), the key, the
+    api-version (the resource's, or the deployment's own in quirks ``api_versions``), and either a
+    Deployment of ``serves`` (sharing its traffic) or a Model ``public_id`` (default
+    ``azure/<deployment>``) priced like ``priced_like`` or at ``prices``. Enables the provider."""
+    provider = azure_provider_for(endpoint)
+    if provider is None:
+        provider = Provider.objects.filter(slug="azure", wire_format=AZURE_WIRE_FORMAT, base_url="").first()
+    if provider is None:
+        resource = slugify(httpx.URL(endpoint).host.split(".")[0]) or "resource"
+        slug = next(s for s in (f"azure-{resource}", *(f"azure-{resource}-{n}" for n in range(2, 1000)))
+                    if not Provider.objects.filter(slug=s).exists())
+        provider = Provider(slug=slug, name=f"Azure OpenAI ({resource})", wire_format=AZURE_WIRE_FORMAT)
+    quirks = dict(provider.quirks or {})
+    per_deployment = dict(quirks.get("api_versions") or {})
+    per_deployment.pop(deployment, None)
+    if not provider.base_url or not quirks.get("api_version"):
+        quirks["api_version"] = api_version
+    elif quirks["api_version"] != api_version:
+        per_deployment[deployment] = api_version
+    if per_deployment:
+        quirks["api_versions"] = per_deployment
+    else:
+        quirks.pop("api_versions", None)
+    provider.base_url = endpoint_of(endpoint)
+    provider.quirks, provider.enabled = quirks, True
+    provider.save()
+    if api_key:
+        credential = Credential.objects.filter(provider=provider, label="admin").first() or Credential(
+            provider=provider, label="admin")
+        credential.set_secret(api_key)
+        credential.enabled = True
+        credential.save()
+    elif not provider.credentials.filter(enabled=True).exists():
+        raise ValidationError(f"{provider.slug} has no key yet: enter one of the resource's keys.")
+    if serves is not None:
+        row, _ = Deployment.objects.update_or_create(model=serves, provider=provider, upstream_name=deployment,
+                                                     defaults={"enabled": True})
+        return row
+    fields = {name: getattr(priced_like, name) for name in AZURE_COPIED_FIELDS} if priced_like else {}
+    fields.update({name: value for name, value in (prices or {}).items() if value is not None})
+    if group:
+        fields["group"] = group
+    return Model.objects.create(public_id=public_id or f"azure/{deployment}", provider=provider,
+                                upstream_name=deployment, **fields)

@@ -8,10 +8,14 @@ from providers.adapters.cohere import CohereAdapter
 from providers.adapters.demo import DemoAdapter
 from providers.adapters.fal import FalAdapter
 from providers.adapters.gemini import GeminiAdapter
+from providers.adapters.huggingface import HuggingFaceAdapter
+from providers.adapters.modelscope import ModelScopeAdapter
 from providers.adapters.openai_compatible import OpenAICompatibleAdapter
 from providers.adapters.replicate import ReplicateAdapter
 from providers.adapters.runway import RunwayAdapter
 from providers.adapters.stability import StabilityAdapter
+from providers.adapters.volcengine import VolcengineAdapter
+from providers.adapters.wavespeed import WaveSpeedAdapter
 from providers.web_search import ExaClient, SearchClient, SerperClient, TavilyClient
 
 ADAPTERS: dict[str, type[Adapter]] = {
@@ -25,6 +29,10 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "fal": FalAdapter,
     "replicate": ReplicateAdapter,
     "stability": StabilityAdapter,
+    "wavespeed": WaveSpeedAdapter,
+    "volcengine": VolcengineAdapter,
+    "modelscope": ModelScopeAdapter,
+    "huggingface": HuggingFaceAdapter,
 }
 
 SEARCH_CLIENTS: dict[str, type[SearchClient]] = {

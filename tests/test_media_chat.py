@@ -73,7 +73,8 @@ def test_flags_are_checked_like_the_endpoints_parameters(client, fake_stability,
     assert UsageRecord.objects.get(tenant=tenant).media_detail == "768x1344"
 
     cases = [("a tower --steps 30", "does not take 'steps'"),
-             ("a tower --foo 1", "Unknown flag --foo; use --duration, --n, --ratio, --seed, --size, --steps"),
+             ("a tower --foo 1", "Unknown flag --foo; use --duration, --guidance, --n, --ratio, --resolution, --seed, "
+                                 "--size, --steps"),
              ("a tower --duration 5", "--duration is for video models"),
              ("a tower --ratio 7:5", "aspect_ratio '7:5' is not available"),
              ("--size 1024x1024", "Describe what to make")]

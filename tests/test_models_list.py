@@ -29,9 +29,9 @@ def test_free_plan_lists_only_the_demo_model(sdk_for, catalog):
 
 
 def test_key_limited_to_some_models_lists_only_those(sdk_for, tenant):
-    key = issue_api_key(tenant, name="narrow", allowed_models=["openai/gpt-4o*"]).raw
+    key = issue_api_key(tenant, name="narrow", allowed_models=["openai/gpt-4.1*"]).raw
     client = sdk_for(key)
-    assert sorted(m.id for m in client.models.list()) == ["openai/gpt-4o", "openai/gpt-4o-mini"]
+    assert sorted(m.id for m in client.models.list()) == ["openai/gpt-4.1", "openai/gpt-4.1-mini", "openai/gpt-4.1-nano"]
 
 
 def test_plan_change_in_the_admin_shows_in_models_list(client, tenant):

@@ -37,10 +37,9 @@ def search_fakes():
 
 @pytest.fixture
 def search_plan(catalog):
-    """Pro, with the search capability."""
+    """Pro, which has the search capability (billing/plans.yaml)."""
     plan = Plan.objects.get(slug="pro")
-    plan.allowed_capabilities = [*plan.allowed_capabilities, "search"]
-    plan.save()
+    assert "search" in plan.allowed_capabilities
     return plan
 
 
@@ -201,12 +200,15 @@ def test_admission_reserves_the_search_price(client, fake_openai, search_fakes, 
 
 def test_web_search_needs_the_search_capability_and_a_provider(client, fake_openai, search_fakes, catalog, tenant):
     fake = serve_search("tavily", search_fakes)
+    plan = Plan.objects.get(slug="pro")
+    plan.allowed_capabilities = [c for c in plan.allowed_capabilities if c != "search"]
+    plan.save()
+    api_keys.forget_keys()
     with pytest.raises(openai.PermissionDeniedError) as refused:
         client.chat.completions.create(model=GPT, messages=QUESTION, tools=[{"type": "web_search"}])
     assert refused.value.body["code"] == "capability_not_on_plan" and "web search" in refused.value.message
     assert fake.requests == []
 
-    plan = Plan.objects.get(slug="pro")
     plan.allowed_capabilities = [*plan.allowed_capabilities, "search"]
     plan.save()
     Provider.objects.filter(slug="tavily").update(enabled=False)

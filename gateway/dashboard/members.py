@@ -71,7 +71,7 @@ def members_page(request, membership: Membership):
 def send_invitation(request, issued: memberships.IssuedInvitation) -> None:
     invitation = issued.invitation
     link = settings.PUBLIC_BASE_URL.rstrip("/") + reverse("invitation-accept", args=[issued.token])
-    context = {"invitation": invitation, "link": link, "inviter": request.user}
+    context = {"invitation": invitation, "link": link}
     send_mail(
         subject=f"Join {invitation.tenant.name} on Tollgate",
         message=render_to_string("dashboard/email/invitation.txt", context),

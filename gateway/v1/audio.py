@@ -41,8 +41,10 @@ import math
 import re
 import time
 import wave
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
+from typing import Any, TypeVar
 
 from django.http import HttpResponse, JsonResponse
 
@@ -77,6 +79,9 @@ INSTRUCTION_TOKENS = 256  # what an adapter adds to a transcription prompt (Gemi
 MILLISECOND = Decimal("0.001")
 LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
+Decoded = TypeVar("Decoded", SpeechRequest, TranscriptionRequest)
+Result = TypeVar("Result", SpeechResult, TranscriptionResult)
+
 
 @dataclass(slots=True)
 class AudioJob:
@@ -90,9 +95,9 @@ class AudioJob:
 
 
 async def admit_audio(request, caller, fields: dict, *, capability: str, operation: str, example: str,
-                      most_of, started: float):
-    """Model, plan, adapter, then the request decoded and admitted. ``most_of(model)`` decodes the
-    request and returns (canonical request, the most it can use)."""
+                      decode: Callable[[ModelInfo], tuple[Decoded, Usage]], started: float) -> tuple[Decoded, AudioJob]:
+    """Model, plan and adapter, then the request decoded for the model and admitted: ``decode(model)``
+    answers the canonical request and the most it can use."""
     public_id = fields.get("model")
     if not isinstance(public_id, str) or not public_id:
         raise bad_request(f"model is required: name a {capability} model, e.g. '{example}' (GET /v1/models lists the "
@@ -102,7 +107,7 @@ async def admit_audio(request, caller, fields: dict, *, capability: str, operati
     if not deployments[0].adapter.supports(operation):
         raise bad_request(f"'{model.public_id}' (provider {model.provider}) does not serve {capability} here.",
                           param="model", code="unsupported_operation")
-    decoded, most = most_of(model)
+    decoded, most = decode(model)
     admission = await entitlements.admit_media(caller, model, request_id=request.request_id, most=most)
     request.gateway_headers.update(admission.rate.headers())
     meter = Meter(admission.reservation, started=started, streamed=False, input_estimate=0)
@@ -110,7 +115,8 @@ async def admit_audio(request, caller, fields: dict, *, capability: str, operati
     return decoded, AudioJob(model=model, chain=router.Chain(deployments, model.fallback_on), meter=meter, most=most)
 
 
-async def run_audio(request, job: AudioJob, call, settle_usage):
+async def run_audio(request, job: AudioJob, call: Callable[[Any, Any], Awaitable[Result]],
+                    settle_usage: Callable[[Result], tuple[Usage, bool]]) -> Result:
     """The provider call along the chain, settled once: ``settle_usage(result)`` is the usage to
     record; a failure records none (and costs nothing)."""
     meter, trace = job.meter, job.trace
@@ -136,10 +142,13 @@ async def run_audio(request, job: AudioJob, call, settle_usage):
     return result
 
 
+def is_token_priced(model: ModelInfo) -> bool:
+    return bool(model.prices.input or model.prices.output)
+
+
 def with_reserved_tokens(usage: Usage, job: AudioJob) -> tuple[Usage, bool]:
     """A token-priced model whose provider reported no tokens is billed the tokens reserved."""
-    token_priced = job.model.prices.input or job.model.prices.output
-    if token_priced and not (usage.input_tokens or usage.output_tokens):
+    if is_token_priced(job.model) and not (usage.input_tokens or usage.output_tokens):
         usage.input_tokens, usage.output_tokens = job.most.input_tokens, job.most.output_tokens
         return usage, True
     return usage, False
@@ -153,9 +162,12 @@ async def speech(request):
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
     fields = decode_json(read_body(request))
-    speech_request, job = await admit_audio(
-        request, caller, fields, capability="speech", operation="speech", example="openai/tts-1",
-        most_of=lambda model: most_speech(model, decode_speech(model, fields)), started=started)
+    def decode(model: ModelInfo) -> tuple[SpeechRequest, Usage]:
+        speech_request = decode_speech(model, fields)
+        return speech_request, most_speech(model, speech_request)
+
+    speech_request, job = await admit_audio(request, caller, fields, capability="speech", operation="speech",
+                                            example="openai/tts-1", decode=decode, started=started)
 
     def settle_usage(result: SpeechResult) -> tuple[Usage, bool]:
         result.usage.characters = len(speech_request.input)
@@ -231,7 +243,7 @@ def decode_speed(model: ModelInfo, speed: float | None) -> float | None:
     return speed
 
 
-def most_speech(model: ModelInfo, speech_request: SpeechRequest) -> tuple[SpeechRequest, Usage]:
+def most_speech(model: ModelInfo, speech_request: SpeechRequest) -> Usage:
     """The characters to speak, and for token-priced models the most tokens: every byte of text
     a token, and the audio at the declared rate (slower speech is longer)."""
     characters = len(speech_request.input)
@@ -241,7 +253,7 @@ def most_speech(model: ModelInfo, speech_request: SpeechRequest) -> tuple[Speech
         speed = min(speech_request.speed or 1.0, 1.0)
         most.input_tokens = len(speech_request.input.encode()) + len((speech_request.instructions or "").encode())
         most.output_tokens = math.ceil(characters * float(rate) / speed)
-    return speech_request, most
+    return most
 
 
 # --- transcription ------------------------------------------------------------------------------
@@ -264,11 +276,14 @@ async def transcriptions(request):
     granularities = request.POST.getlist("timestamp_granularities[]") or request.POST.getlist(
         "timestamp_granularities")
     heard = wav_seconds(audio.content)
-    (transcription, response_format), job = await admit_audio(
-        request, caller, fields, capability="transcription", operation="transcribe", example="openai/whisper-1",
-        most_of=lambda model: most_transcription(model, decode_transcription(model, fields, audio, granularities),
-                                                 heard),
-        started=started)
+
+    def decode(model: ModelInfo) -> tuple[TranscriptionRequest, Usage]:
+        transcription = decode_transcription(model, fields, audio, granularities)
+        return transcription, most_transcription(model, transcription, heard)
+
+    transcription, job = await admit_audio(request, caller, fields, capability="transcription",
+                                           operation="transcribe", example="openai/whisper-1", decode=decode,
+                                           started=started)
 
     def settle_usage(result: TranscriptionResult) -> tuple[Usage, bool]:
         usage = result.usage
@@ -278,12 +293,11 @@ async def transcriptions(request):
 
     result = await run_audio(request, job, lambda adapter, target: adapter.transcribe(transcription, target),
                              settle_usage)
-    return encode_transcript(result, response_format, transcription, token_priced=bool(
-        job.model.prices.input or job.model.prices.output))
+    return encode_transcript(result, transcription, token_priced=is_token_priced(job.model))
 
 
 def decode_transcription(model: ModelInfo, fields: dict, audio: MediaInput,
-                         granularities: list[str]) -> tuple[TranscriptionRequest, str]:
+                         granularities: list[str]) -> TranscriptionRequest:
     response_format = fields.get("response_format") or "json"
     check_choice(model, "formats", response_format, param="response_format")
     if response_format not in TRANSCRIPT_FORMATS:
@@ -311,10 +325,9 @@ def decode_transcription(model: ModelInfo, fields: dict, audio: MediaInput,
                           param="timestamp_granularities[]")
     extras = {name: value for name, value in fields.items() if name not in TRANSCRIPTION_FIELDS and value}
     check_extras(model, extras)
-    transcription = TranscriptionRequest(model=model.public_id, file=audio, language=language,
-                                         prompt=fields.get("prompt") or None, response_format=response_format,
-                                         temperature=temperature, timestamp_granularities=granularities)
-    return transcription, response_format
+    return TranscriptionRequest(model=model.public_id, file=audio, language=language,
+                                prompt=fields.get("prompt") or None, response_format=response_format,
+                                temperature=temperature, timestamp_granularities=granularities)
 
 
 def wav_seconds(content: bytes) -> Decimal | None:
@@ -329,11 +342,9 @@ def wav_seconds(content: bytes) -> Decimal | None:
     return (Decimal(frames) / rate).quantize(MILLISECOND, ROUND_CEILING)
 
 
-def most_transcription(model: ModelInfo, decoded: tuple[TranscriptionRequest, str],
-                       heard: Decimal | None) -> tuple[tuple[TranscriptionRequest, str], Usage]:
+def most_transcription(model: ModelInfo, transcription: TranscriptionRequest, heard: Decimal | None) -> Usage:
     """The seconds of audio (the WAV's, else the size's upper bound; whole seconds, as providers
     round them up), and for token-priced models the most tokens those seconds and the prompt can be."""
-    transcription = decoded[0]
     size_bound = Decimal(len(transcription.file.content or b"")) / MIN_BYTES_PER_SECOND
     seconds = Decimal(math.ceil(heard or size_bound))
     most = Usage(audio_seconds=seconds)
@@ -342,12 +353,12 @@ def most_transcription(model: ModelInfo, decoded: tuple[TranscriptionRequest, st
         most.input_tokens = (math.ceil(seconds * Decimal(str(per_second_in)))
                              + len((transcription.prompt or "").encode()) + INSTRUCTION_TOKENS)
         most.output_tokens = math.ceil(seconds * Decimal(str(model.media_options.get("output_tokens_per_second", 0))))
-    return decoded, most
+    return most
 
 
-def encode_transcript(result: TranscriptionResult, response_format: str, transcription: TranscriptionRequest, *,
+def encode_transcript(result: TranscriptionResult, transcription: TranscriptionRequest, *,
                       token_priced: bool) -> HttpResponse:
-    usage = result.usage
+    response_format, usage = transcription.response_format, result.usage
     if token_priced:
         reported = {"type": "tokens", "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                     "total_tokens": usage.input_tokens + usage.output_tokens}

@@ -2,8 +2,11 @@
 /v1/chat/completions, for chat clients that know only that endpoint.
 
 The last user message is the prompt. Flags in it set the parameters and are taken out of it:
-    --size WxH   --ratio A:B   --steps N   --seed N   --n N   --duration N (video)
-each checked like the media endpoint's own parameter (a 400 lists what the model takes). The
+    --size WxH   --ratio A:B   --resolution Np   --steps N   --guidance X   --seed N   --n N
+    --duration N (video)
+each checked like the media endpoint's own parameter (a 400 lists what the model takes);
+``--resolution 720p`` picks the model's size whose shorter side that is (with ``--ratio``, of that
+ratio). A last user message of ``/help`` answers the flags and what the model takes, free. The
 answer is markdown: a ``![image 1](<signed URL>)`` line per image. Streamed, progress lines come
 first ("Generating 1 image with openai/dall-e-3 (1024x1024)."), one every PROGRESS_SECONDS while
 the provider works, then the links; the stream starts only after admission, so a refusal is a
@@ -25,18 +28,31 @@ from billing.entitlements import Caller
 from gateway.v1 import chat as chat_endpoint
 from gateway.v1 import images, openai_chat, sse
 from gateway.v1.errors import GatewayError, as_gateway_error, bad_request, log_provider_error
+from gateway.v1.media import allowed_values
 from providers.errors import ProviderError
+from providers.router import ModelInfo
 from providers.types import ChatRequest, ChatResult, Delta, Usage
 
 PROGRESS_SECONDS = 5.0
 FLAG = re.compile(r"(?:^|\s)--([A-Za-z_]+)(?:[ =]+(\S+))?")
-IMAGE_FLAGS = {"size": "size", "ratio": "aspect_ratio", "steps": "steps", "seed": "seed", "n": "n"}
+IMAGE_FLAGS = {"size": "size", "ratio": "aspect_ratio", "steps": "steps", "guidance": "guidance_scale", "seed": "seed",
+               "n": "n"}
+FLAG_HELP = {
+    "size": "WxH: the image size, e.g. --size 1024x1024",
+    "ratio": "A:B: the aspect ratio rather than a size, e.g. --ratio 16:9",
+    "resolution": "Np: the size by its shorter side (with --ratio, of that ratio), e.g. --resolution 720p",
+    "n": "how many images, e.g. --n 2",
+    "steps": "denoising steps, e.g. --steps 28",
+    "guidance": "how closely to follow the prompt (guidance scale), e.g. --guidance 3.5",
+    "seed": "a fixed seed, for the same image again, e.g. --seed 42",
+    "duration": "seconds of video (video/<model> only), e.g. --duration 8",
+}
+HELP_COMMANDS = ("/help", "--help")
 
 
 def parse_prompt(chat: ChatRequest, *, known: set[str]) -> tuple[str, dict[str, str]]:
     """The last user message's text without its flags, and the flags' values."""
-    user = next((message for message in reversed(chat.messages) if message.role == "user"), None)
-    text = user.text() if user is not None else ""
+    text = last_user_text(chat)
     flags: dict[str, str] = {}
     for match in FLAG.finditer(text):
         name, value = match[1].lower(), match[2]
@@ -53,6 +69,67 @@ def parse_prompt(chat: ChatRequest, *, known: set[str]) -> tuple[str, dict[str, 
     return prompt, flags
 
 
+def last_user_text(chat: ChatRequest) -> str:
+    user = next((message for message in reversed(chat.messages) if message.role == "user"), None)
+    return user.text() if user is not None else ""
+
+
+def size_at(model: ModelInfo, resolution: str, ratio: str | None) -> str:
+    """The model's size whose shorter side is ``resolution`` ("720p"), of ``ratio`` when given."""
+    lines = resolution.lower().removesuffix("p")
+    if not lines.isdigit():
+        raise bad_request(f"--resolution takes lines, e.g. 720p, not {resolution!r}.", param="messages")
+    sizes = [size for size in allowed_values(model, "sizes") or () if re.fullmatch(r"\d+x\d+", str(size))]
+    if not sizes:
+        raise bad_request(f"'{model.public_id}' takes no size; leave out --resolution.", param="messages")
+    for size in sizes:
+        width, height = (int(side) for side in size.split("x"))
+        if min(width, height) == int(lines) and (ratio is None or is_ratio(width, height, ratio)):
+            return size
+    at = f"{resolution}{f' and {ratio}' if ratio else ''}"
+    raise bad_request(f"'{model.public_id}' has no size at {at}; its sizes are: {', '.join(sizes)}.",
+                      param="messages")
+
+
+def is_ratio(width: int, height: int, ratio: str) -> bool:
+    across, _, down = ratio.partition(":")
+    if not (across.isdigit() and down.isdigit() and int(down)):
+        raise bad_request(f"--ratio takes A:B, e.g. 16:9, not {ratio!r}.", param="messages")
+    return abs(width / height - int(across) / int(down)) < 0.02
+
+
+def help_text(model: ModelInfo) -> str:
+    """The flags, and what this model takes of them."""
+    lines = [f"Describe the image to make; flags set its parameters (they are taken out of the prompt). "
+             f"For {model.public_id}:", ""]
+    lines += [f"- `--{name}` {text}" for name, text in FLAG_HELP.items()]
+    options = model.media_options
+    takes = [f"sizes {', '.join(map(str, allowed_values(model, 'sizes')))}" if options.get("sizes") else "",
+             f"ratios {', '.join(map(str, options['aspect_ratios']))}" if options.get("aspect_ratios") else "",
+             f"at most {options['max_n']} per request" if options.get("max_n") else "",
+             f"extras {', '.join(options['extras'])}" if options.get("extras") else ""]
+    if any(takes):
+        lines += ["", f"{model.public_id} takes: {'; '.join(part for part in takes if part)}."]
+    return "\n".join(lines)
+
+
+def answer_text(text: str, chat: ChatRequest, encoder, *, completion_id: str) -> HttpResponse:
+    """An answer the gateway gives itself (no provider, nothing billed)."""
+    if not chat.stream:
+        return JsonResponse(openai_chat.encode_completion(
+            ChatResult(id=completion_id, content=text, finish_reason="stop", usage=Usage()),
+            completion_id=completion_id, model=chat.model))
+
+    async def events() -> AsyncIterator[bytes]:
+        yield encoder.opening()
+        yield encoder.delta(Delta(content=text))
+        yield encoder.finish("stop")
+        yield encoder.closing(Usage())
+        yield encoder.done()
+
+    return StreamingHttpResponse(events(), content_type="text/event-stream", headers=sse.HEADERS)
+
+
 def media_route(model: str) -> Callable[..., Awaitable[HttpResponse]] | None:
     """The function serving ``model`` in chat, if it names a media model (``image/...``)."""
     return next((serve for prefix, serve in ROUTES.items() if model.startswith(prefix)), None)
@@ -60,14 +137,22 @@ def media_route(model: str) -> Callable[..., Awaitable[HttpResponse]] | None:
 
 async def serve_image_chat(request, caller: Caller, chat: ChatRequest, *, started: float,
                            completion_id: str) -> HttpResponse:
-    prompt, flags = parse_prompt(chat, known={*IMAGE_FLAGS, "duration"})
-    if "duration" in flags:
-        raise bad_request("--duration is for video models (video/<model>); images have none.", param="messages")
-    fields = {"model": chat.model.removeprefix("image/"), "prompt": prompt,
-              **{IMAGE_FLAGS[name]: value for name, value in flags.items()}}
-    job = await images.admit_images(request, caller, fields, [], None, started=started)
     encoder = chat_endpoint.OpenAIStream(openai_chat.ChunkEncoder(
         completion_id=completion_id, model=chat.model, include_usage=chat.include_usage))
+    public_id = chat.model.removeprefix("image/")
+    if last_user_text(chat).strip().lower() in HELP_COMMANDS:
+        model, _ = await images.find_image_model(public_id)
+        return answer_text(help_text(model), chat, encoder, completion_id=completion_id)
+    prompt, flags = parse_prompt(chat, known={*IMAGE_FLAGS, "resolution", "duration"})
+    if "duration" in flags:
+        raise bad_request("--duration is for video models (video/<model>); images have none.", param="messages")
+    if "resolution" in flags:
+        if "size" in flags:
+            raise bad_request("Send --size or --resolution, not both.", param="messages")
+        model, _ = await images.find_image_model(public_id)
+        flags["size"] = size_at(model, flags.pop("resolution"), flags.pop("ratio", None))
+    fields = {"model": public_id, "prompt": prompt, **{IMAGE_FLAGS[name]: value for name, value in flags.items()}}
+    job = await images.admit_images(request, caller, fields, [], None, started=started)
     if not chat.stream:
         made = await images.run_images(request, job)
         return JsonResponse(openai_chat.encode_completion(

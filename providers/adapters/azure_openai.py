@@ -7,6 +7,8 @@ The same for the media routes (images/generations, images/edits, audio/speech,
 audio/transcriptions): OpenAICompatibleAdapter's media methods build their requests with this
 adapter's url_for, auth_headers and error_from_response. Bodies, answers, streams and error
 envelopes are OpenAI's; the request's ``model`` is sent but Azure goes by the deployment in the path.
+The media modules tell model families apart by that name (dall-e-3, gpt-image-1, whisper-1, tts-1,
+gpt-4o-mini-tts ...), so media deployments must be named after their model (or start with its name).
 
 How the catalog maps onto it: one Provider row per Azure OpenAI resource (wire format
 ``azure_openai``, base_url = the resource's endpoint ``https://<resource>.openai.azure.com``, a
@@ -48,7 +50,7 @@ from urllib.parse import quote
 import httpx
 
 from providers import errors
-from providers.adapters.base import parse_retry_after
+from providers.adapters.base import Adapter, parse_retry_after
 from providers.adapters.openai_compatible import OpenAICompatibleAdapter
 from providers.types import Target
 
@@ -58,6 +60,12 @@ CONTENT_FILTER_CODES = ("content_filter", "content_policy_violation")
 
 class AzureOpenAIAdapter(OpenAICompatibleAdapter):
     wire_format = "azure_openai"
+
+    # Azure's video (Sora) is another API (/openai/v1/video/generations/jobs): not offered, so that
+    # supports("submit_video") is false and no video model is served from Azure by mistake.
+    submit_video = Adapter.submit_video
+    poll_video = Adapter.poll_video
+    cancel_video = Adapter.cancel_video
 
     def url_for(self, target: Target, route: str) -> httpx.URL:
         return deployment_url(target.base_url, target.upstream_model, route, api_version_for(target))

@@ -8,6 +8,9 @@ OpenAICompatibleAdapter's speech and transcribe delegate here.
                                            response_format, temperature, timestamp_granularities[]
     Authorization: Bearer <key>
 
+URLs, auth headers and error mapping are the calling adapter's (``api``): Azure OpenAI addresses
+the same routes per deployment, with an api-version and an ``api-key`` header (azure_openai.py).
+
 Speech:
 - tts-1 and tts-1-hd answer the audio itself and are priced per character: usage.characters is the
   input's length.
@@ -21,19 +24,18 @@ Transcription:
   what they are billed by, and its segments let the gateway write text, srt and vtt itself.
 - GPT transcription models take only json and text; they are asked for json, whose ``usage`` says
   the tokens they are billed by (or ``{"type": "duration", "seconds"}``).
-Errors are the Chat Completions envelope, mapped by openai_compatible.error_from_response.
+Errors are the Chat Completions envelope, mapped by the adapter's error_from_response.
 """
 
 import base64
 import binascii
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from providers import errors
-from providers.adapters import openai_compatible
 from providers.adapters.base import fetch_json, streamed_response, timeout_for, transport_error
 from providers.sse import decode_events
 from providers.types import (
@@ -45,6 +47,9 @@ from providers.types import (
     Usage,
 )
 
+if TYPE_CHECKING:
+    from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+
 SPEECH_CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac",
                         "wav": "audio/wav", "pcm": "audio/pcm"}
 
@@ -52,17 +57,6 @@ SPEECH_CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/
 def is_gpt_model(model: str) -> bool:
     """gpt-4o-mini-tts, gpt-4o-transcribe and their kin: token-priced, with their own answer shapes."""
     return model.startswith("gpt-")
-
-
-def audio_url(base_url: str, route: str) -> httpx.URL:
-    return httpx.URL(f"{base_url.rstrip('/')}/audio/{route}")
-
-
-def auth_headers(target: Target, accept: str) -> dict[str, str]:
-    headers = {"Accept": accept}
-    if target.quirks.get("auth") != "none":
-        headers["Authorization"] = f"Bearer {target.api_key}"
-    return headers
 
 
 def speech_body(request: SpeechRequest, target: Target) -> dict[str, Any]:
@@ -80,19 +74,19 @@ def speech_body(request: SpeechRequest, target: Target) -> dict[str, Any]:
     return body
 
 
-async def speech(request: SpeechRequest, target: Target) -> SpeechResult:
+async def speech(request: SpeechRequest, target: Target, api: "OpenAICompatibleAdapter") -> SpeechResult:
     prepared = httpx.Request(
-        "POST", audio_url(target.base_url, "speech"),
-        headers={**auth_headers(target, "application/octet-stream"), "Content-Type": "application/json"},
+        "POST", api.url_for(target, "audio/speech"),
+        headers={"Accept": "application/octet-stream", **api.auth_headers(target), "Content-Type": "application/json"},
         content=json.dumps(speech_body(request, target)).encode(),
         extensions={"timeout": timeout_for(target).as_dict()},
     )
     content_type = SPEECH_CONTENT_TYPES.get(request.response_format, "application/octet-stream")
     usage = Usage(characters=len(request.input))
-    async with streamed_response(prepared, target, error_from_response) as response:
+    async with streamed_response(prepared, target, api.error_from_response) as response:
         try:
             if response.headers.get("content-type", "").startswith("text/event-stream"):
-                audio = await read_speech_events(response, usage, target)
+                audio = await read_speech_events(response, usage, target, api)
             else:
                 audio = await response.aread()
         except httpx.TransportError as exc:
@@ -102,14 +96,15 @@ async def speech(request: SpeechRequest, target: Target) -> SpeechResult:
     return SpeechResult(audio=audio, content_type=content_type, usage=usage, upstream_model=target.upstream_model)
 
 
-async def read_speech_events(response: httpx.Response, usage: Usage, target: Target) -> bytes:
+async def read_speech_events(response: httpx.Response, usage: Usage, target: Target,
+                             api: "OpenAICompatibleAdapter") -> bytes:
     """The audio of a ``stream_format: sse`` answer; its usage goes into ``usage``."""
     pieces, done = [], False
     async for sse in decode_events(response.aiter_lines()):
         try:
             event = json.loads(sse.data)
             if event.get("error"):
-                raise openai_compatible.error_from_body(event, target, status=None)
+                raise api.error_from_body(event, target, status=None)
             if event.get("type") == "speech.audio.delta":
                 pieces.append(base64.b64decode(event.get("audio") or "", validate=True))
             elif event.get("type") == "speech.audio.done":
@@ -140,15 +135,17 @@ def transcription_fields(request: TranscriptionRequest, target: Target) -> dict[
     return fields
 
 
-async def transcribe(request: TranscriptionRequest, target: Target) -> TranscriptionResult:
+async def transcribe(request: TranscriptionRequest, target: Target,
+                     api: "OpenAICompatibleAdapter") -> TranscriptionResult:
     file = request.file
     upload = (file.filename or "audio", file.content or b"", file.content_type)
     prepared = httpx.Request(
-        "POST", audio_url(target.base_url, "transcriptions"), headers=auth_headers(target, "application/json"),
+        "POST", api.url_for(target, "audio/transcriptions"),
+        headers={"Accept": "application/json", **api.auth_headers(target)},
         data=transcription_fields(request, target), files={"file": upload},
         extensions={"timeout": timeout_for(target).as_dict()},
     )
-    return parse_transcription(await fetch_json(prepared, target, error_from_response), target)
+    return parse_transcription(await fetch_json(prepared, target, api.error_from_response), target)
 
 
 def parse_transcription(payload: Any, target: Target) -> TranscriptionResult:
@@ -177,7 +174,3 @@ def seconds_of(value: Any) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return Decimal(str(value))
-
-
-def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    return openai_compatible.error_from_response(status, headers, body, target)

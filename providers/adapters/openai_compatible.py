@@ -144,10 +144,10 @@ class OpenAICompatibleAdapter(Adapter):
         )
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:
-        return await openai_images.generate_images(request, target)
+        return await openai_images.generate_images(request, target, self)
 
     async def edit_images(self, request: ImageRequest, target: Target) -> ImageResult:
-        return await openai_images.edit_images(request, target)
+        return await openai_images.edit_images(request, target, self)
 
     async def submit_video(self, request: VideoRequest, target: Target) -> VideoJobState:
         return await openai_video.submit_video(request, target)
@@ -159,10 +159,10 @@ class OpenAICompatibleAdapter(Adapter):
         await openai_video.cancel_video(state, target)
 
     async def speech(self, request: SpeechRequest, target: Target) -> SpeechResult:
-        return await openai_audio.speech(request, target)
+        return await openai_audio.speech(request, target, self)
 
     async def transcribe(self, request: TranscriptionRequest, target: Target) -> TranscriptionResult:
-        return await openai_audio.transcribe(request, target)
+        return await openai_audio.transcribe(request, target, self)
 
 
 @lru_cache(maxsize=1024)

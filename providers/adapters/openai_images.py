@@ -6,6 +6,9 @@ that serve the same routes. OpenAICompatibleAdapter's image methods delegate her
                                          models, up to 16), mask, prompt, model, n, size, quality
     Authorization: Bearer <key>
 
+URLs, auth headers and error mapping are the calling adapter's (``api``): Azure OpenAI addresses
+the same routes per deployment, with an api-version and an ``api-key`` header (azure_openai.py).
+
 - Models other than GPT image ones are asked for ``response_format: b64_json`` (quirk
   ``images_response_format`` names another value, or "" for none): the gateway keeps every image
   in its own storage anyway, and an inline answer saves a download from a URL that expires in an
@@ -16,20 +19,22 @@ that serve the same routes. OpenAICompatibleAdapter's image methods delegate her
 - Usage: one image per ``data`` entry, at ``<size>/<quality>`` as the answer states them (GPT image
   models echo both) or as asked; GPT image models also report tokens (``usage.input_tokens``,
   ``output_tokens``), which is what they are priced by.
-Errors are the Chat Completions envelope, mapped by openai_compatible.error_from_response.
+Errors are the Chat Completions envelope, mapped by the adapter's error_from_response.
 """
 
 import base64
 import binascii
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from providers import errors
-from providers.adapters import openai_compatible
 from providers.adapters.base import fetch_json, timeout_for
 from providers.types import GeneratedMedia, ImageRequest, ImageResult, Target, Usage
+
+if TYPE_CHECKING:
+    from providers.adapters.openai_compatible import OpenAICompatibleAdapter
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 PASSED_THROUGH = ("seed", "negative_prompt", "guidance_scale", "steps")
@@ -41,17 +46,6 @@ def is_gpt_image(model: str) -> bool:
 
 def is_dalle(model: str) -> bool:
     return model.startswith("dall-e")
-
-
-def images_url(base_url: str, route: str) -> httpx.URL:
-    return httpx.URL(f"{base_url.rstrip('/')}/images/{route}")
-
-
-def auth_headers(target: Target) -> dict[str, str]:
-    headers = {"Accept": "application/json"}
-    if target.quirks.get("auth") != "none":
-        headers["Authorization"] = f"Bearer {target.api_key}"
-    return headers
 
 
 def image_fields(request: ImageRequest, target: Target) -> dict[str, Any]:
@@ -80,17 +74,17 @@ def image_fields(request: ImageRequest, target: Target) -> dict[str, Any]:
     return fields
 
 
-async def generate_images(request: ImageRequest, target: Target) -> ImageResult:
+async def generate_images(request: ImageRequest, target: Target, api: "OpenAICompatibleAdapter") -> ImageResult:
     prepared = httpx.Request(
-        "POST", images_url(target.base_url, "generations"),
-        headers={**auth_headers(target), "Content-Type": "application/json"},
+        "POST", api.url_for(target, "images/generations"),
+        headers={"Accept": "application/json", **api.auth_headers(target), "Content-Type": "application/json"},
         content=json.dumps(image_fields(request, target)).encode(),
         extensions={"timeout": timeout_for(target).as_dict()},
     )
-    return parse_images(await fetch_json(prepared, target, error_from_response), request, target)
+    return parse_images(await fetch_json(prepared, target, api.error_from_response), request, target)
 
 
-async def edit_images(request: ImageRequest, target: Target) -> ImageResult:
+async def edit_images(request: ImageRequest, target: Target, api: "OpenAICompatibleAdapter") -> ImageResult:
     if not request.images:
         raise errors.ProviderBadRequest("An image edit needs the image to change.", provider=target.provider)
     fields = image_fields(request, target)
@@ -101,11 +95,11 @@ async def edit_images(request: ImageRequest, target: Target) -> ImageResult:
         uploads.append(("mask", (request.mask.filename or "mask.png", request.mask.content or b"",
                                  request.mask.content_type)))
     prepared = httpx.Request(
-        "POST", images_url(target.base_url, "edits"), headers=auth_headers(target),
+        "POST", api.url_for(target, "images/edits"), headers={"Accept": "application/json", **api.auth_headers(target)},
         data={key: str(value) for key, value in fields.items()}, files=uploads,
         extensions={"timeout": timeout_for(target).as_dict()},
     )
-    return parse_images(await fetch_json(prepared, target, error_from_response), request, target)
+    return parse_images(await fetch_json(prepared, target, api.error_from_response), request, target)
 
 
 def parse_images(payload: Any, request: ImageRequest, target: Target) -> ImageResult:
@@ -137,7 +131,3 @@ def parse_images(payload: Any, request: ImageRequest, target: Target) -> ImageRe
         usage.output_tokens = int(reported.get("output_tokens") or 0)
         usage.cached_tokens = int(details.get("cached_tokens") or 0)
     return ImageResult(images=images, usage=usage, upstream_model=target.upstream_model)
-
-
-def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    return openai_compatible.error_from_response(status, headers, body, target)

@@ -120,8 +120,9 @@ def azure_error(payload: dict[str, Any], target: Target, status: int | None) -> 
     message = str(detail.get("message") or "")
     kwargs = {"provider": target.provider, "upstream_status": status}
     if code in CONTENT_FILTER_CODES:
-        inner = detail.get("innererror") or detail.get("inner_error") or {}
-        results = inner.get("content_filter_result") or inner.get("content_filter_results") or {}
+        inner = detail.get("innererror") or detail.get("inner_error")
+        inner = inner if isinstance(inner, dict) else {}
+        results = inner.get("content_filter_result") or inner.get("content_filter_results")
         flagged = filtered_categories(results) or "no category named"
         return errors.ContentFiltered(
             f"{target.provider} refused the request under its content filter ({flagged}). Change the prompt and "

@@ -186,3 +186,17 @@ def test_billing_links_say_when_billing_is_not_configured(tenant, other_tenant, 
     answer = post(signed_in("alice@example.com"), "/api/tenants/alice-co/billing/checkout/", {"plan": "basic"})
     assert answer.status_code == 503 and "not configured" in answer.json()["error"]["message"]
     assert post(signed_in("charlie@example.com"), "/api/tenants/alice-co/billing/portal/").status_code == 404
+
+
+def test_usage_records_show_media_units(tenant, other_tenant, gateway_url):
+    UsageRecord.objects.create(
+        request_id="req_media_1", tenant=tenant, model="openai/dall-e-3", provider="openai", capability="image",
+        images=2, media_detail="1024x1024/hd", cost=Decimal("0.16"), outcome="ok", ending="completed")
+    with httpx.Client(base_url=gateway_url, headers={"Authorization": f"Bearer {management_key(tenant)}"}) as api:
+        [record] = api.get(f"{USAGE}records/").json()["results"]
+    assert (record["images"], record["media_detail"], Decimal(record["cost"])) == (2, "1024x1024/hd", Decimal("0.16"))
+    assert Decimal(record["video_seconds"]) == 0 and record["characters"] == 0 and record["web_searches"] == 0
+
+    outsider_key = management_key(other_tenant)
+    with httpx.Client(base_url=gateway_url, headers={"Authorization": f"Bearer {outsider_key}"}) as outsider:
+        assert outsider.get(f"{USAGE}records/").status_code == 404

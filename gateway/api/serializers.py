@@ -134,7 +134,9 @@ class UsageRecordSerializer(serializers.ModelSerializer):
     class Meta:
         model = UsageRecord
         fields = ["id", "created_at", "model", "provider", "capability", "key", "streamed", "input_tokens",
-                  "output_tokens", "reasoning_tokens", "cached_tokens", "cost", "latency_ms", "ttft_ms", "outcome",
+                  "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens", "images",
+                  "video_seconds", "characters", "audio_seconds", "media_detail", "web_searches", "cost",
+                  "latency_ms", "ttft_ms", "outcome",
                   "http_status", "error_type", "ending", "byok"]
         read_only_fields = fields
 

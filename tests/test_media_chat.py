@@ -10,9 +10,10 @@ import pytest
 
 from billing.models import Plan
 from gateway.v1 import media_chat
-from media.models import MediaFile
+from media.models import MediaFile, VideoJob
 from tests.fakes.openai_images import ImageReply
 from tests.fakes.png import png_size
+from tests.fakes.video_jobs import FAKE_MP4, VideoScript
 from usage.models import MonthlySpend, UsageRecord
 
 LINK = re.compile(r"!\[image (\d+)\]\((http[^)]+)\)")
@@ -107,3 +108,48 @@ def test_limits_refuse_before_the_stream_starts_and_failures_end_it_with_an_erro
                                        messages=[{"role": "user", "content": "one more"}])
     assert refused.value.code == "media_limit_exceeded"
     assert len(image_requests(fake_openai)) == 4
+
+
+VIDEO_LINK = re.compile(r"\[video 1 \((\d+)s\)\]\((http[^)]+)\)")
+VEO_FAST = "gemini/veo-3.1-fast-generate-preview"
+
+
+def test_a_video_model_answers_in_chat_once_its_job_is_done(client, other_client, fake_veo, video_worker, tenant):
+    answer = client.chat.completions.create(model=f"video/{VEO_FAST}", messages=[
+        {"role": "user", "content": "a lighthouse in a storm --duration 6 --ratio 9:16 --resolution 720p"}])
+
+    [(seconds, url)] = VIDEO_LINK.findall(answer.choices[0].message.content)
+    assert seconds == "6" and httpx.get(url).content == FAKE_MP4
+    sent = fake_veo.videos.submissions[0]["body"]
+    assert sent["instances"][0]["prompt"] == "a lighthouse in a storm"
+    assert (sent["parameters"]["durationSeconds"], sent["parameters"]["aspectRatio"]) == (6, "9:16")
+    record = UsageRecord.objects.get(tenant=tenant)
+    assert (record.model, record.capability, record.video_seconds) == (VEO_FAST, "video", Decimal(6))
+    assert record.cost == Decimal("0.90")  # 6 s x $0.15
+    with pytest.raises(openai.NotFoundError):
+        other_client.get(f"/videos/{VideoJob.objects.get(tenant=tenant).id}", cast_to=object)
+
+
+def test_a_streamed_video_chat_shows_progress_then_the_link(client, fake_veo, video_worker, tenant):
+    chunks = list(client.chat.completions.create(model=f"video/{VEO_FAST}", stream=True, messages=[
+        {"role": "user", "content": "waves on a beach --duration 4"}]))
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text.startswith(f"Generating a 4s video with {VEO_FAST} (job video_")
+    assert VIDEO_LINK.search(text) and chunks[-1].choices[0].finish_reason == "stop"
+    assert UsageRecord.objects.get(tenant=tenant).video_seconds == Decimal(4)
+
+
+def test_video_chat_help_lists_the_flags_free(client, fake_veo, tenant):
+    answer = client.chat.completions.create(model=f"video/{VEO_FAST}", messages=[{"role": "user", "content": "/help"}])
+    text = answer.choices[0].message.content
+    assert all(f"--{flag}" in text for flag in ("duration", "ratio", "resolution", "size", "seed"))
+    assert not UsageRecord.objects.filter(tenant=tenant).exists()
+
+
+def test_a_video_job_that_fails_is_an_error_and_not_billed(client, fake_veo, video_worker, tenant):
+    fake_veo.videos.enqueue(VideoScript(outcome="failed", failure="The prompt was blocked by safety filters."))
+    with pytest.raises(openai.APIStatusError) as failed:
+        client.chat.completions.create(model=f"video/{VEO_FAST}", messages=[
+            {"role": "user", "content": "something forbidden --duration 4"}])
+    assert failed.value.status_code == 502 and "safety filters" in failed.value.message
+    assert UsageRecord.objects.get(tenant=tenant).cost == 0

@@ -13,7 +13,9 @@ the provider works, then the links; the stream starts only after admission, so a
 real HTTP status, and a failure after it is an error event (the SDK raises). Usage is the media
 request's: one record under the media model's id, settled before the last event.
 
-ROUTES maps each prefix to the function serving it (videos adds ``video/``).
+``video/<model>`` takes --duration, --ratio, --resolution, --size and --seed, makes a video job
+(as POST /v1/videos) and answers with a link to the video once the worker has made it; streamed,
+a progress line comes with each change of the job. ROUTES maps each prefix to its function.
 """
 
 import asyncio
@@ -26,7 +28,8 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from billing.entitlements import Caller
 from gateway.v1 import chat as chat_endpoint
-from gateway.v1 import images, openai_chat, sse
+from gateway.v1 import images, openai_chat, sse, videos
+from gateway.v1.admission import find_model
 from gateway.v1.errors import GatewayError, as_gateway_error, bad_request, log_provider_error
 from gateway.v1.media import allowed_values
 from providers.errors import ProviderError
@@ -205,4 +208,86 @@ async def stream_images(request, job: images.ImageJob, encoder) -> AsyncIterator
     yield encoder.done()
 
 
-ROUTES: dict[str, Callable[..., Awaitable[HttpResponse]]] = {"image/": serve_image_chat}
+VIDEO_FLAGS = {"duration": "duration_seconds", "ratio": "aspect_ratio", "resolution": "resolution", "size": "size",
+               "seed": "seed"}
+VIDEO_FLAG_HELP = {
+    "duration": "seconds of video, e.g. --duration 8",
+    "ratio": "A:B: the aspect ratio, e.g. --ratio 16:9",
+    "resolution": "Np: the video's height in lines, e.g. --resolution 720p",
+    "size": "WxH: the frame size instead of ratio and resolution, e.g. --size 1280x720",
+    "seed": "a fixed seed, for the same video again, e.g. --seed 42",
+}
+FAILED_JOB_STATUS = {"timeout": 504}
+
+
+def video_help_text(model: ModelInfo) -> str:
+    lines = [f"Describe the video to make; flags set its parameters (they are taken out of the prompt). "
+             f"For {model.public_id}:", ""]
+    lines += [f"- `--{name}` {text}" for name, text in VIDEO_FLAG_HELP.items()]
+    options = model.media_options
+    takes = [f"durations {', '.join(map(str, options['durations']))}s" if options.get("durations") else "",
+             f"resolutions {', '.join(map(str, options['resolutions']))}" if options.get("resolutions") else "",
+             f"ratios {', '.join(map(str, options['aspect_ratios']))}" if options.get("aspect_ratios") else ""]
+    if any(takes):
+        lines += ["", f"{model.public_id} takes: {'; '.join(part for part in takes if part)}."]
+    return "\n".join(lines)
+
+
+async def serve_video_chat(request, caller: Caller, chat: ChatRequest, *, started: float,
+                           completion_id: str) -> HttpResponse:
+    """``video/<model>``: a video job like POST /v1/videos, waited for (its worker makes it); the
+    answer links the video. Leaving the stream does not cancel the job (DELETE /v1/videos/{id})."""
+    encoder = chat_endpoint.OpenAIStream(openai_chat.ChunkEncoder(
+        completion_id=completion_id, model=chat.model, include_usage=chat.include_usage))
+    public_id = chat.model.removeprefix("video/")
+    if last_user_text(chat).strip().lower() in HELP_COMMANDS:
+        model, _ = await find_model(public_id, capability="video")
+        return answer_text(video_help_text(model), chat, encoder, completion_id=completion_id)
+    prompt, flags = parse_prompt(chat, known=set(VIDEO_FLAGS))
+    fields = {"model": public_id, "prompt": prompt, **{VIDEO_FLAGS[name]: value for name, value in flags.items()}}
+    job = await videos.admit_video(request, caller, fields, None)
+    if not chat.stream:
+        file = None
+        async for change in videos.watch_job(caller.tenant_id, job.id):
+            if change is not None:
+                job, file = change
+        return JsonResponse(openai_chat.encode_completion(
+            ChatResult(id=completion_id, content=video_answer(request, job, file), finish_reason="stop",
+                       usage=Usage()), completion_id=completion_id, model=chat.model))
+    return StreamingHttpResponse(stream_video(request, caller, job, encoder), content_type="text/event-stream",
+                                 headers=sse.HEADERS)
+
+
+def video_answer(request, job, file) -> str:
+    """The finished job as markdown, or the error of a job that did not finish."""
+    if job.status == "completed" and file is not None:
+        return f"[video 1 ({job.seconds.normalize():f}s)]({videos.media_url(request, file)})"
+    raise GatewayError(FAILED_JOB_STATUS.get(job.error_code, 502),
+                       f"Video job {job.id} {job.status}: {job.error or 'no video was made'}. It was not billed.",
+                       type="upstream_error", code=job.error_code or "video_failed")
+
+
+async def stream_video(request, caller: Caller, job, encoder) -> AsyncIterator[bytes]:
+    yield encoder.opening()
+    yield encoder.delta(Delta(content=f"Generating a {job.params.get('duration_seconds')}s video with "
+                                      f"{job.model} (job {job.id}).\n\n"))
+    file = None
+    async for change in videos.watch_job(caller.tenant_id, job.id):
+        if change is None:
+            yield b": keep-alive\n\n"
+            continue
+        job, file = change
+        if job.is_active:
+            yield encoder.delta(Delta(content=f"{job.status.replace('_', ' ').capitalize()}: {job.progress}%.\n\n"))
+    try:
+        answer = video_answer(request, job, file)
+    except GatewayError as error:
+        yield encoder.failure(error)
+        return
+    yield encoder.delta(Delta(content=answer))
+    yield encoder.finish("stop")
+    yield encoder.closing(Usage())
+    yield encoder.done()
+
+
+ROUTES: dict[str, Callable[..., Awaitable[HttpResponse]]] = {"image/": serve_image_chat, "video/": serve_video_chat}

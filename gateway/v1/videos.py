@@ -25,6 +25,7 @@ becomes a durable VideoJob; ``manage.py run_worker`` submits it and follows it t
 import asyncio
 import json
 import math
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 from django.conf import settings
@@ -336,6 +337,16 @@ async def video_generation(request):
 async def create_video(request):
     caller = await authenticated_caller(request, method="POST")
     fields, upload = decode(request)
+    job = await admit_video(request, caller, fields, upload)
+    if job.params.get("stream"):
+        return StreamingHttpResponse(progress_events(request, caller.tenant_id, job.id), content_type="text/event-stream",
+                                     headers=sse.HEADERS)
+    return JsonResponse(describe_job(request, job))
+
+
+async def admit_video(request, caller, fields: dict, upload) -> VideoJob:
+    """Check the request against the model and the plan, reserve its seconds and spend, and make
+    the durable job the worker will submit (also for video/<model> in chat)."""
     public_id = text(fields, "model")
     if not public_id:
         raise bad_request("model is required, e.g. openai/sora-2. GET /v1/models lists the video models your plan "
@@ -359,10 +370,7 @@ async def create_video(request):
         writer.submit(recording.release, reservation)  # nothing will run: give the reservation back
         raise
     request.gateway_headers["x-tollgate-video-id"] = job.id
-    if stream:
-        return StreamingHttpResponse(progress_events(request, caller.tenant_id, job.id), content_type="text/event-stream",
-                                     headers=sse.HEADERS)
-    return JsonResponse(describe_job(request, job))
+    return job
 
 
 def make_job(caller, request_id: str, model: ModelInfo, params: dict, chain: list[str], reservation,
@@ -376,8 +384,9 @@ def make_job(caller, request_id: str, model: ModelInfo, params: dict, chain: lis
                            seconds=Decimal(params["duration_seconds"]))
 
 
-async def progress_events(request, tenant_id: int, job_id: str):
-    """The job as an event each time its status or progress changes, until it ends."""
+async def watch_job(tenant_id: int, job_id: str) -> AsyncIterator[tuple[VideoJob, MediaFile | None] | None]:
+    """The job each time its status or progress changes, until it ends; None after each
+    KEEP_ALIVE_SECONDS without a change (for a keep-alive)."""
     seen = None
     quiet = 0.0
     while True:
@@ -385,15 +394,25 @@ async def progress_events(request, tenant_id: int, job_id: str):
         now = (job.status, job.progress)
         if now != seen:
             seen, quiet = now, 0.0
-            yield sse.event({"type": f"video.{job.status}", "video": describe_job(request, job, file)})
+            yield job, file
         elif quiet >= KEEP_ALIVE_SECONDS:
             quiet = 0.0
-            yield b": keep-alive\n\n"
+            yield None
         if not job.is_active:
-            yield sse.DONE
             return
         await asyncio.sleep(settings.VIDEO_STREAM_POLL_SECONDS)
         quiet += settings.VIDEO_STREAM_POLL_SECONDS
+
+
+async def progress_events(request, tenant_id: int, job_id: str):
+    """The job as an event each time its status or progress changes, until it ends."""
+    async for change in watch_job(tenant_id, job_id):
+        if change is None:
+            yield b": keep-alive\n\n"
+            continue
+        job, file = change
+        yield sse.event({"type": f"video.{job.status}", "video": describe_job(request, job, file)})
+    yield sse.DONE
 
 
 @api_view

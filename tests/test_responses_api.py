@@ -276,7 +276,11 @@ def test_the_web_search_tool_grounds_the_answer_with_url_citations(client, other
                       tools=[{"type": "web_search", "search_context_size": "low",
                               "user_location": {"type": "approximate", "country": "FR"}}])
     assert response.output_text == answer
-    [annotation] = response.output[0].content[0].annotations
+    search, message = response.output
+    assert (search.type, search.status, search.action.type) == ("web_search_call", "completed", "search")
+    assert search.action.query == "What is the capital of France?"
+    assert [source.url for source in search.action.sources] == [url for _, url, _ in tavily_search.DEFAULT_HITS[:3]]
+    [annotation] = message.content[0].annotations
     assert annotation.type == "url_citation" and annotation.url == "https://en.wikipedia.org/wiki/Paris"
     assert answer[annotation.start_index:annotation.end_index] == "[1]"
     assert fake_tavily.requests[-1]["body"]["query"] == "What is the capital of France?"

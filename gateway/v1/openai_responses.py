@@ -61,6 +61,7 @@ from providers.types import (
     ToolCall,
     UrlCitation,
     Usage,
+    WebSearchCall,
     WebSearchOptions,
 )
 
@@ -72,7 +73,7 @@ SUPPORTED = {
 }
 IGNORED = {"include", "service_tier", "prompt_cache_key", "prompt_cache_retention"}
 MESSAGE_ROLES = ("user", "system", "developer", "assistant")
-ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning")
+ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "web_search_call")
 WEB_SEARCH_TOOLS = {"web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"}
 CONTEXT_SIZES = ("low", "medium", "high")
 SUMMARY_MODES = ("auto", "concise", "detailed")
@@ -349,6 +350,10 @@ def decode_item(raw: Any, where: str) -> dict[str, Any]:
                 "output": output, "status": "completed"}
     if kind == "reasoning":
         return decode_reasoning_item(raw, where)
+    if kind == "web_search_call":  # an earlier search, sent back with the output it came in: kept, not read
+        action = raw.get("action")
+        return {"type": "web_search_call", "id": item_id(raw, "ws"), "status": "completed",
+                "action": action if isinstance(action, dict) else {"type": "search"}}
     if kind == "item_reference":
         raise bad_request(f"'{where}': item references are not supported; send the item itself, or continue a "
                           "stored response with previous_response_id.", param=where)
@@ -520,6 +525,13 @@ def image_item(url: str) -> dict[str, Any]:
             "output_format": media_type.partition("/")[2] or "png"}
 
 
+def web_search_item(search: WebSearchCall) -> dict[str, Any]:
+    """A search the gateway made before the model answered (gateway.v1.web_search)."""
+    return {"type": "web_search_call", "id": new_id("ws"), "status": "completed",
+            "action": {"type": "search", "query": search.query,
+                       "sources": [{"type": "url", "url": url} for url in search.urls]}}
+
+
 def function_call_item(call_id: str | None, name: str, arguments: str, status: str) -> dict[str, Any]:
     return {"type": "function_call", "id": new_id("fc"), "call_id": call_id or new_id("call"), "name": name,
             "arguments": arguments, "status": status}
@@ -528,7 +540,7 @@ def function_call_item(call_id: str | None, name: str, arguments: str, status: s
 def encode_result(call: ResponsesCall, result: ChatResult, *, response_id: str, model: str,
                   created_at: int) -> dict[str, Any]:
     status, incomplete = outcome(result.finish_reason)
-    output: list[dict[str, Any]] = []
+    output: list[dict[str, Any]] = [web_search_item(search) for search in call.chat.web_search_calls]
     if result.reasoning or result.reasoning_signature:
         output.append(reasoning_item(result.reasoning, result.reasoning_signature))
     if result.content or not (result.tool_calls or result.images):

@@ -26,8 +26,11 @@ from gateway.v1.openai_responses import (
     response_object,
     source_citations,
     url_citation,
+    web_search_item,
 )
 from providers.types import Delta, ToolCallDelta, Usage
+
+WEB_SEARCH_STAGES = ("in_progress", "searching", "completed")
 
 
 def event(payload: dict[str, Any]) -> bytes:
@@ -78,8 +81,18 @@ class ResponseStream:
 
     def opening(self) -> bytes:
         snapshot = self._response("in_progress", output=[])
-        return self._event("response.created", response=snapshot) + self._event("response.in_progress",
-                                                                                 response=snapshot)
+        out = self._event("response.created", response=snapshot) + self._event("response.in_progress",
+                                                                                response=snapshot)
+        # The gateway searched before the model was called: each search is done by now.
+        for search in self.call.chat.web_search_calls:
+            index = self._add(web_search_item(search))
+            out += self._event("response.output_item.added", output_index=index,
+                               item={**self.output[index], "status": "in_progress"})
+            for stage in WEB_SEARCH_STAGES:
+                out += self._event(f"response.web_search_call.{stage}", item_id=self.output[index]["id"],
+                                   output_index=index)
+            out += self._done(index)
+        return out
 
     def delta(self, delta: Delta) -> bytes:
         out = b""
@@ -230,6 +243,8 @@ def replay_item(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
         added = {**item, "summary": []}
     elif kind == "function_call":
         added = {**item, "status": "in_progress", "arguments": ""}
+    elif kind == "web_search_call":
+        added = {**item, "status": "in_progress"}
     else:
         added = item
     events = [{"type": "response.output_item.added", "output_index": index, "item": added}]
@@ -251,6 +266,8 @@ def replay_item(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
                 {"type": "response.reasoning_summary_text.done", **where, "text": part["text"]},
                 {"type": "response.reasoning_summary_part.done", **where, "part": part},
             ]
+    elif kind == "web_search_call":
+        events += [{"type": f"response.web_search_call.{stage}", **at} for stage in WEB_SEARCH_STAGES]
     elif kind == "function_call":
         events += [{"type": "response.function_call_arguments.delta", **at, "delta": item["arguments"]},
                    {"type": "response.function_call_arguments.done", **at, "name": item["name"],

@@ -62,7 +62,7 @@ def test_what_stability_does_not_take_is_refused_with_what_it_does(client, fake_
     cases = [
         (dict(model="stability/stable-image-core", prompt="x", n=2), "n must be 1 for 'stability/stable-image-core'"),
         (dict(model="stability/stable-image-core", prompt="x", size="512x512"),
-         "use one of: 1024x1024, 1344x768, 1536x640, 832x1216"),
+         "use one of: 1024x1024, 896x1088, 1088x896, 832x1216, 1216x832, 768x1344, 1344x768, 640x1536, 1536x640"),
         (dict(model="stability/stable-image-core", prompt="x", quality="hd"), "does not take quality"),
         (dict(model="stability/sd3.5-medium", prompt="x", output_format="webp"), "use one of: png, jpeg"),
         (dict(model="stability/stable-image-ultra", prompt="x", extra_body={"style_preset": "anime"}),

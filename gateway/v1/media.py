@@ -22,6 +22,7 @@ Endpoints:
                                   Range requests are honoured (video players seek)
 """
 
+import math
 import re
 
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
@@ -44,7 +45,20 @@ def allowed_values(model: ModelInfo, option: str) -> list | None:
     declared = model.media_options.get(option)
     if declared is None:
         return None
-    return list(declared)  # a dict (sizes -> aspect ratio) lists its keys
+    if isinstance(declared, dict):  # sizes -> aspect ratio: its sizes, in an order of their own
+        return sorted(declared, key=size_order)
+    return list(declared)
+
+
+def size_order(size: str) -> tuple:
+    """Square first, then pairs of portrait and landscape, nearest to square first. A JSON
+    object's key order is not kept by every database (PostgreSQL's jsonb sorts them), so the
+    order sizes are listed in, and the default (the first), must not come from it."""
+    match = re.fullmatch(r"(\d+)x(\d+)", str(size))
+    if not match:
+        return (1, 0.0, 0, str(size))
+    width, height = int(match[1]), int(match[2])
+    return (0, round(abs(math.log(width / height)), 6), width > height, str(size))
 
 
 def check_choice(model: ModelInfo, option: str, value, *, param: str) -> None:

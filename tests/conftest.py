@@ -9,22 +9,32 @@ import socket
 import threading
 import time
 
+import anthropic
+import httpx
 import openai
 import pytest
 import uvicorn
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.test import Client
 
-from billing.models import Plan
+from billing.models import Plan, Subscription
 from billing.plans import seed_plans
 from gateway import api_keys
 from gateway.api_keys import issue_api_key
+from gateway.models import Membership
 from gateway.tenants import create_tenant
 from providers import breaker, router
 from providers.catalog import read_catalog, seed_catalog
 from providers.models import Credential, Provider
+from tests.fakes import anthropic_upstream
+from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from tests.fakes.stripe_api import FakeStripe, use_fake_stripe
 from usage.writer import writer
+
+PASSWORD = "correct horse battery staple"
+PRICES = {"basic": "price_basic_monthly", "pro": "price_pro_monthly", "enterprise": "price_enterprise_monthly"}
 
 
 def free_port() -> int:
@@ -154,6 +164,77 @@ def client(sdk_for, api_key) -> openai.OpenAI:
 @pytest.fixture
 def other_client(sdk_for, other_api_key) -> openai.OpenAI:
     return sdk_for(other_api_key)
+
+
+@pytest.fixture
+def http(gateway_url, api_key):
+    """Plain HTTP to /v1 as the tenant (for what the SDK does not cover, such as video files)."""
+    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {api_key}"},
+                      timeout=20) as client:
+        yield client
+
+
+@pytest.fixture
+def other_http(gateway_url, other_api_key):
+    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {other_api_key}"},
+                      timeout=20) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def fake_anthropic():
+    fake = FakeAnthropic().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def claude(catalog, fake_anthropic) -> FakeAnthropic:
+    """Anthropic enabled, pointed at the fake, with the fake's key as its credential."""
+    fake_anthropic.reset()
+    serve_provider_from("anthropic", fake_anthropic.base_url, anthropic_upstream.API_KEY)
+    return fake_anthropic
+
+
+@pytest.fixture
+def claude_sdk_for(gateway_url):
+    """claude_sdk_for(key): the official anthropic SDK pointed at the gateway, no retries."""
+    clients = []
+
+    def make(key: str) -> anthropic.Anthropic:
+        clients.append(anthropic.Anthropic(base_url=gateway_url, api_key=key, max_retries=0))
+        return clients[-1]
+
+    yield make
+    for sdk in clients:
+        sdk.close()
+
+
+def signed_in(email: str) -> Client:
+    """A browser signed in as ``email`` (an existing user)."""
+    browser = Client()
+    browser.force_login(get_user_model().objects.get(email=email))
+    return browser
+
+
+def add_member(tenant, email: str, role: str) -> Membership:
+    user = get_user_model().objects.create_user(email, email, PASSWORD)
+    return Membership.objects.create(tenant=tenant, user=user, role=role)
+
+
+@pytest.fixture
+def stripe_fake(settings, catalog) -> FakeStripe:
+    """The fake Stripe API in use, the paid plans carrying their Stripe price ids."""
+    for slug, price in PRICES.items():
+        Plan.objects.filter(slug=slug).update(stripe_price_id=price)
+    return use_fake_stripe(settings)
+
+
+@pytest.fixture
+def on_free(tenant):
+    """Alice's tenant starts on Free (its plan as an operator would have set it)."""
+    Subscription.objects.filter(tenant=tenant).update(plan=Plan.objects.get(slug="free"))
+    return tenant
 
 
 def wait_for(condition, timeout: float = 10.0, what: str = "condition"):

@@ -8,11 +8,9 @@ import httpx
 import pytest
 
 from gateway.api_keys import issue_api_key
-from providers import router
-from providers.models import Credential, Provider
 from tests.conftest import make_tenant, wait_for
 from tests.fakes import anthropic_upstream
-from tests.fakes.anthropic_upstream import SIGNATURE, FakeAnthropic, text_block, thinking_block
+from tests.fakes.anthropic_upstream import SIGNATURE, text_block, thinking_block
 from tests.fakes.openai_upstream import DEFAULT_REPLY, Reply
 from usage.models import UsageRecord
 
@@ -24,20 +22,6 @@ PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQG
 
 
 @pytest.fixture
-def claude_sdk_for(gateway_url):
-    """claude_sdk_for(key): the official anthropic SDK pointed at the gateway, no retries."""
-    clients = []
-
-    def make(key: str) -> anthropic.Anthropic:
-        clients.append(anthropic.Anthropic(base_url=gateway_url, api_key=key, max_retries=0))
-        return clients[-1]
-
-    yield make
-    for sdk in clients:
-        sdk.close()
-
-
-@pytest.fixture
 def claude_client(claude_sdk_for, api_key) -> anthropic.Anthropic:
     return claude_sdk_for(api_key)
 
@@ -45,24 +29,6 @@ def claude_client(claude_sdk_for, api_key) -> anthropic.Anthropic:
 @pytest.fixture
 def other_claude_client(claude_sdk_for, other_api_key) -> anthropic.Anthropic:
     return claude_sdk_for(other_api_key)
-
-
-@pytest.fixture(scope="module")
-def fake_anthropic():
-    fake = FakeAnthropic().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def claude_upstream(catalog, fake_anthropic) -> FakeAnthropic:
-    fake_anthropic.reset()
-    Provider.objects.filter(slug="anthropic").update(base_url=fake_anthropic.base_url, enabled=True)
-    credential = Credential(provider=Provider.objects.get(slug="anthropic"), label="test")
-    credential.set_secret(anthropic_upstream.API_KEY)
-    credential.save()
-    router.forget_catalog()
-    return fake_anthropic
 
 
 def record_of(tenant) -> UsageRecord:
@@ -238,13 +204,13 @@ def test_upstream_failure_before_the_answer_is_a_server_error(claude_client, fak
     assert caught.value.body["error"]["type"] == "api_error"
 
 
-def test_claude_thinking_and_its_signature_go_back_unchanged(claude_client, claude_upstream):
-    claude_upstream.enqueue(anthropic_upstream.Reply(blocks=[thinking_block("Let me think."), text_block("42")]))
+def test_claude_thinking_and_its_signature_go_back_unchanged(claude_client, claude):
+    claude.enqueue(anthropic_upstream.Reply(blocks=[thinking_block("Let me think."), text_block("42")]))
     with claude_client.messages.stream(model=CLAUDE, max_tokens=4096,
                                        thinking={"type": "enabled", "budget_tokens": 2048},
                                        messages=[{"role": "user", "content": "answer?"}]) as stream:
         final = stream.get_final_message()
-    assert claude_upstream.requests[-1]["body"]["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert claude.requests[-1]["body"]["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     blocks = [block.type for block in final.content]
     assert "text" in blocks and final.content[blocks.index("text")].text == "42"
     assert "".join(b.thinking for b in final.content if b.type == "thinking") == "Let me think."
@@ -252,7 +218,7 @@ def test_claude_thinking_and_its_signature_go_back_unchanged(claude_client, clau
                                   messages=[{"role": "user", "content": "answer?"},
                                             {"role": "assistant", "content": final.content},
                                             {"role": "user", "content": "and?"}])
-    replayed = claude_upstream.requests[-1]["body"]["messages"][1]["content"]
+    replayed = claude.requests[-1]["body"]["messages"][1]["content"]
     assert replayed == [thinking_block("Let me think.", SIGNATURE), text_block("42")]
 
 
@@ -262,11 +228,11 @@ def test_claude_thinking_and_its_signature_go_back_unchanged(claude_client, clau
     ({"output_config": {"effort": "high"}}, 16384),
     ({"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}, None),
 ])
-def test_thinking_settings_become_an_effort_the_provider_understands(claude_client, claude_upstream,
+def test_thinking_settings_become_an_effort_the_provider_understands(claude_client, claude,
                                                                      thinking_settings, budget_sent):
     claude_client.messages.create(model=CLAUDE, max_tokens=40000, messages=[{"role": "user", "content": "hi"}],
                                   timeout=30, **thinking_settings)
-    thinking = claude_upstream.requests[-1]["body"].get("thinking")
+    thinking = claude.requests[-1]["body"].get("thinking")
     assert (thinking or {}).get("budget_tokens") == budget_sent
 
 

@@ -13,29 +13,8 @@ from django.test import Client
 from billing.models import Plan, PlanChange, StripeEvent, Subscription
 from billing.stripe_api import API_VERSION
 from gateway.models import Membership, Role
-from tests.fakes.stripe_api import signed, use_fake_stripe
-
-PRICES = {"basic": "price_basic_monthly", "pro": "price_pro_monthly", "enterprise": "price_enterprise_monthly"}
-
-
-@pytest.fixture
-def stripe_fake(settings, catalog):
-    for slug, price in PRICES.items():
-        Plan.objects.filter(slug=slug).update(stripe_price_id=price)
-    return use_fake_stripe(settings)
-
-
-@pytest.fixture
-def on_free(tenant):
-    """Alice's tenant starts on Free (its plan as an operator would have set it)."""
-    Subscription.objects.filter(tenant=tenant).update(plan=Plan.objects.get(slug="free"))
-    return tenant
-
-
-def signed_in(email: str) -> Client:
-    browser = Client()
-    browser.force_login(get_user_model().objects.get(email=email))
-    return browser
+from tests.conftest import signed_in
+from tests.fakes.stripe_api import signed
 
 
 def deliver(event: dict, **signing):

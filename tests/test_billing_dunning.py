@@ -10,21 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from billing.models import Plan, PlanChange, PlanChangeReason, Subscription
-from tests.fakes.stripe_api import use_fake_stripe
-from tests.test_billing_checkout import PRICES, ask, deliver, signed_in, subscribe
-
-
-@pytest.fixture
-def stripe_fake(settings, catalog):
-    for slug, price in PRICES.items():
-        Plan.objects.filter(slug=slug).update(stripe_price_id=price)
-    return use_fake_stripe(settings)
-
-
-@pytest.fixture
-def on_free(tenant):
-    Subscription.objects.filter(tenant=tenant).update(plan=Plan.objects.get(slug="free"))
-    return tenant
+from tests.test_billing_checkout import ask, deliver, signed_in, subscribe
 
 
 def expire_grace_periods() -> str:

@@ -11,8 +11,7 @@ from django.db.models import Sum
 from billing.models import OverageReport, Plan, Subscription
 from tests.conftest import wait_for
 from tests.fakes.openai_upstream import Reply
-from tests.fakes.stripe_api import use_fake_stripe
-from tests.test_billing_checkout import PRICES, ask, subscribe
+from tests.test_billing_checkout import ask, subscribe
 from usage.models import UsageRecord
 
 INCLUDED = Decimal("1.00")
@@ -20,13 +19,12 @@ UNIT = Decimal("0.01")
 
 
 @pytest.fixture
-def stripe_fake(settings, catalog):
-    for slug, price in PRICES.items():
-        Plan.objects.filter(slug=slug).update(stripe_price_id=price)
+def stripe_fake(stripe_fake):
+    """The shared fake, with Pro allowing metered overage."""
     Plan.objects.filter(slug="pro").update(
         allows_overage=True, included_monthly_spend=INCLUDED, overage_unit_amount=UNIT,
         overage_meter_event_name="tollgate_overage", stripe_overage_price_id="price_overage_metered")
-    return use_fake_stripe(settings)
+    return stripe_fake
 
 
 @pytest.fixture

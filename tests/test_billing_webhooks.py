@@ -9,22 +9,9 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from billing.models import Plan, PlanChange, StripeEvent, Subscription
-from tests.fakes.stripe_api import sign, signed, use_fake_stripe
-from tests.test_billing_checkout import PRICES, ask, deliver, signed_in, start_checkout, subscribe
-
-
-@pytest.fixture
-def stripe_fake(settings, catalog):
-    for slug, price in PRICES.items():
-        Plan.objects.filter(slug=slug).update(stripe_price_id=price)
-    return use_fake_stripe(settings)
-
-
-@pytest.fixture
-def on_free(tenant):
-    Subscription.objects.filter(tenant=tenant).update(plan=Plan.objects.get(slug="free"))
-    return tenant
+from billing.models import PlanChange, StripeEvent, Subscription
+from tests.fakes.stripe_api import sign, signed
+from tests.test_billing_checkout import ask, deliver, signed_in, start_checkout, subscribe
 
 
 def plan_of(tenant) -> str:

@@ -6,10 +6,7 @@ import pytest
 
 from billing.models import Plan
 from gateway import api_keys
-from providers import router
-from providers.models import Credential, Provider
-from tests.fakes import anthropic_upstream
-from tests.fakes.anthropic_upstream import FakeAnthropic, count_input_tokens
+from tests.fakes.anthropic_upstream import count_input_tokens
 from usage.models import UsageRecord
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -19,42 +16,11 @@ TOOLS = [{"name": "get_weather", "description": "Weather for a city",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
 
 
-@pytest.fixture
-def claude_sdk_for(gateway_url):
-    clients = []
-
-    def make(key: str) -> anthropic.Anthropic:
-        clients.append(anthropic.Anthropic(base_url=gateway_url, api_key=key, max_retries=0))
-        return clients[-1]
-
-    yield make
-    for sdk in clients:
-        sdk.close()
-
-
-@pytest.fixture(scope="module")
-def fake_anthropic():
-    fake = FakeAnthropic().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def claude_upstream(catalog, fake_anthropic) -> FakeAnthropic:
-    fake_anthropic.reset()
-    Provider.objects.filter(slug="anthropic").update(base_url=fake_anthropic.base_url, enabled=True)
-    credential = Credential(provider=Provider.objects.get(slug="anthropic"), label="test")
-    credential.set_secret(anthropic_upstream.API_KEY)
-    credential.save()
-    router.forget_catalog()
-    return fake_anthropic
-
-
-def test_claude_is_counted_by_the_anthropic_api(claude_sdk_for, api_key, other_api_key, claude_upstream, tenant,
+def test_claude_is_counted_by_the_anthropic_api(claude_sdk_for, api_key, other_api_key, claude, tenant,
                                                 other_tenant):
     counted = claude_sdk_for(api_key).messages.count_tokens(model=CLAUDE, system="Be brief.", messages=QUESTION,
                                                             tools=TOOLS)
-    sent = claude_upstream.requests[-1]
+    sent = claude.requests[-1]
     assert sent["path"] == "/v1/messages/count_tokens"
     assert sent["body"]["model"] == "claude-sonnet-4-5" and "max_tokens" not in sent["body"]
     assert sent["body"]["system"] == [{"type": "text", "text": "Be brief."}]
@@ -63,7 +29,7 @@ def test_claude_is_counted_by_the_anthropic_api(claude_sdk_for, api_key, other_a
 
     raw = claude_sdk_for(other_api_key).messages.with_raw_response.count_tokens(model=CLAUDE, messages=QUESTION)
     assert raw.headers["x-tollgate-token-count"] == "provider"
-    assert raw.parse().input_tokens == count_input_tokens(claude_upstream.requests[-1]["body"])
+    assert raw.parse().input_tokens == count_input_tokens(claude.requests[-1]["body"])
     # Free: neither tenant has a usage record.
     assert not UsageRecord.objects.filter(tenant__in=[tenant, other_tenant]).exists()
 

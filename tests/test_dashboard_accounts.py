@@ -10,15 +10,9 @@ from django.test import Client
 
 from billing.models import Subscription
 from gateway.models import Membership, Role, Tenant
-from tests.conftest import make_tenant
+from tests.conftest import make_tenant, signed_in
 
 PASSWORD = "correct horse battery staple"
-
-
-def signed_in_as(email: str) -> Client:
-    browser = Client()
-    browser.force_login(get_user_model().objects.get(email=email))
-    return browser
 
 
 def sign_up(browser: Client, email="dana@example.com", organization="Dana Labs", slug="", **extra):
@@ -137,7 +131,7 @@ def test_password_reset_by_email_also_for_an_account_made_by_an_operator(tenant,
     # Unknown addresses get the same answer and no mail.
     assert Client().post("/accounts/password_reset/", {"email": "nobody@example.com"}).status_code == 302
     assert len(mail.outbox) == 1
-    assert signed_in_as("alice@example.com").get("/t/charlie-co/keys/").status_code == 404
+    assert signed_in("alice@example.com").get("/t/charlie-co/keys/").status_code == 404
 
 
 def test_tenant_switcher_for_a_user_in_several_tenants(tenant, other_tenant):

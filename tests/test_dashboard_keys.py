@@ -7,25 +7,14 @@ from datetime import timedelta
 
 import openai
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
 from billing.models import Plan
-from gateway.models import ApiKey, Membership, Role
+from gateway.models import ApiKey, Role
+from tests.conftest import add_member, signed_in
 
 PASSWORD = "correct horse battery staple"
-
-
-def signed_in(email: str) -> Client:
-    browser = Client()
-    browser.force_login(get_user_model().objects.get(email=email))
-    return browser
-
-
-def add_member(tenant, email: str, role: str) -> Membership:
-    user = get_user_model().objects.create_user(email, email, PASSWORD)
-    return Membership.objects.create(tenant=tenant, user=user, role=role)
 
 
 def create_key(browser: Client, name: str, tenant_slug: str = "alice-co", **fields):

@@ -13,19 +13,9 @@ from django.utils import timezone
 
 from billing.models import Plan
 from gateway.models import Invitation, Membership, Role
+from tests.conftest import add_member, signed_in
 
 PASSWORD = "correct horse battery staple"
-
-
-def signed_in(email: str) -> Client:
-    browser = Client()
-    browser.force_login(get_user_model().objects.get(email=email))
-    return browser
-
-
-def add_member(tenant, email: str, role: str) -> Membership:
-    user = get_user_model().objects.create_user(email, email, PASSWORD)
-    return Membership.objects.create(tenant=tenant, user=user, role=role)
 
 
 def invite(browser: Client, email: str, role: str = Role.MEMBER, tenant_slug: str = "alice-co"):

@@ -5,43 +5,17 @@ Stripe is the fake API of tests/fakes/stripe_api.py. Charlie never sees Alice's 
 import re
 from decimal import Decimal
 
-import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
 from billing.models import Plan, Subscription
-from gateway.models import Membership, Role
+from gateway.models import Role
 from providers.models import Model
-from tests.fakes.stripe_api import use_fake_stripe
-from tests.test_billing_checkout import PRICES, deliver, subscribe
+from tests.conftest import add_member, signed_in
+from tests.test_billing_checkout import deliver, subscribe
 from usage.models import DailyUsage, MonthlySpend
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def stripe_fake(settings, catalog):
-    for slug, price in PRICES.items():
-        Plan.objects.filter(slug=slug).update(stripe_price_id=price)
-    return use_fake_stripe(settings)
-
-
-@pytest.fixture
-def on_free(tenant):
-    Subscription.objects.filter(tenant=tenant).update(plan=Plan.objects.get(slug="free"))
-    return tenant
-
-
-def signed_in(email: str) -> Client:
-    browser = Client()
-    browser.force_login(get_user_model().objects.get(email=email))
-    return browser
-
-
-def add_member(tenant, email: str, role: str) -> Membership:
-    user = get_user_model().objects.create_user(email, email, PASSWORD)
-    return Membership.objects.create(tenant=tenant, user=user, role=role)
 
 
 def model_ids(page: str) -> list[str]:

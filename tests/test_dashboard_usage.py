@@ -15,16 +15,11 @@ from django.utils import timezone
 
 from gateway.api_keys import issue_api_key
 from gateway.models import Membership, Role
+from tests.conftest import signed_in
 from tests.fakes.openai_upstream import Reply
 from usage.models import UsageRecord
 
 ALICE, CHARLIE = "alice@example.com", "charlie@example.com"
-
-
-def signed_in(email: str) -> Client:
-    browser = Client()
-    browser.force_login(get_user_model().objects.get(email=email))
-    return browser
 
 
 def ask(sdk, text: str, model: str = "demo/echo"):

@@ -6,13 +6,11 @@ from decimal import Decimal
 import openai
 import pytest
 
-from tests.conftest import serve_provider_from
 from tests.fakes.anthropic_upstream import (
     API_KEY,
     API_VERSION,
     DEFAULT_REPLY,
     SIGNATURE,
-    FakeAnthropic,
     Reply,
     redacted_block,
     text_block,
@@ -27,21 +25,6 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
                                            "parameters": {"type": "object",
                                                           "properties": {"city": {"type": "string"}}}}}]
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-
-
-@pytest.fixture(scope="module")
-def fake_anthropic():
-    fake = FakeAnthropic().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def claude(catalog, fake_anthropic) -> FakeAnthropic:
-    """Anthropic enabled, pointed at the fake, with the fake's key as its credential."""
-    fake_anthropic.reset()
-    serve_provider_from(SLUG, fake_anthropic.base_url, API_KEY)
-    return fake_anthropic
 
 
 def ask(client, content="Say hello", **kwargs):

@@ -198,20 +198,6 @@ def test_a_refused_prompt_is_the_clients_400_and_costs_nothing(client, fake_doub
     assert MonthlySpend.objects.get(tenant=tenant).reserved == 0
 
 
-@pytest.fixture
-def http(gateway_url, api_key):
-    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {api_key}"},
-                      timeout=20) as client:
-        yield client
-
-
-@pytest.fixture
-def other_http(gateway_url, other_api_key):
-    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {other_api_key}"},
-                      timeout=20) as client:
-        yield client
-
-
 def finished(http, video_id: str) -> dict:
     def done():
         body = http.get(f"/videos/{video_id}").json()

@@ -257,20 +257,6 @@ def test_speech_through_the_sdk_is_billed_per_character(client, fake_wavespeed, 
     assert not UsageRecord.objects.filter(tenant=other_tenant).exists()
 
 
-@pytest.fixture
-def http(gateway_url, api_key):
-    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {api_key}"},
-                      timeout=20) as client:
-        yield client
-
-
-@pytest.fixture
-def other_http(gateway_url, other_api_key):
-    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {other_api_key}"},
-                      timeout=20) as client:
-        yield client
-
-
 def finished(http, video_id: str) -> dict:
     def done():
         body = http.get(f"/videos/{video_id}").json()

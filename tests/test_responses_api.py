@@ -12,7 +12,7 @@ from billing.models import Plan
 from conversations.models import StoredResponse
 from tests.conftest import serve_provider_from, wait_for
 from tests.fakes import anthropic_upstream, tavily_search
-from tests.fakes.anthropic_upstream import SIGNATURE, FakeAnthropic
+from tests.fakes.anthropic_upstream import SIGNATURE
 from tests.fakes.openai_upstream import DEFAULT_REPLY, Reply
 from usage.models import UsageRecord
 
@@ -21,20 +21,6 @@ CLAUDE = "anthropic/claude-sonnet-4-5"
 WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Weather for a city",
                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                                "required": ["city"], "additionalProperties": False}, "strict": True}
-
-
-@pytest.fixture(scope="module")
-def fake_anthropic():
-    fake = FakeAnthropic().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def claude(catalog, fake_anthropic) -> FakeAnthropic:
-    fake_anthropic.reset()
-    serve_provider_from("anthropic", fake_anthropic.base_url, anthropic_upstream.API_KEY)
-    return fake_anthropic
 
 
 def record_of(tenant, response_id: str) -> UsageRecord:

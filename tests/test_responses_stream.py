@@ -8,9 +8,8 @@ import openai
 import pytest
 
 from conversations.models import StoredResponse
-from tests.conftest import serve_provider_from, wait_for
+from tests.conftest import wait_for
 from tests.fakes import anthropic_upstream
-from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import DEFAULT_REPLY, Reply
 from usage.models import UsageRecord
 
@@ -27,20 +26,6 @@ def hidden_from(outsider, response_id: str) -> None:
     """Another tenant's key never sees the response."""
     with pytest.raises(openai.NotFoundError):
         outsider.responses.retrieve(response_id)
-
-
-@pytest.fixture(scope="module")
-def fake_anthropic():
-    fake = FakeAnthropic().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def claude(catalog, fake_anthropic) -> FakeAnthropic:
-    fake_anthropic.reset()
-    serve_provider_from("anthropic", fake_anthropic.base_url, anthropic_upstream.API_KEY)
-    return fake_anthropic
 
 
 def test_a_text_answer_streams_as_the_sdk_expects(client, other_client, fake_openai, tenant):

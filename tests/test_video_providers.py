@@ -8,7 +8,6 @@ import struct
 import zlib
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from media.models import MediaFile
@@ -33,20 +32,6 @@ def tiny_png() -> bytes:
 
 PNG = tiny_png()
 PNG_URL = "data:image/png;base64," + base64.b64encode(PNG).decode()
-
-
-@pytest.fixture
-def http(gateway_url, api_key):
-    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {api_key}"},
-                      timeout=20) as client:
-        yield client
-
-
-@pytest.fixture
-def other_http(gateway_url, other_api_key):
-    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {other_api_key}"},
-                      timeout=20) as client:
-        yield client
 
 
 def finished(http, video_id: str) -> dict:

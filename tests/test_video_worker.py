@@ -8,7 +8,6 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 from django.db import connection
 
@@ -52,20 +51,6 @@ def start_worker(tmp_path, media_storage):
         if process.poll() is None:
             process.kill()
         process.wait(10)
-
-
-@pytest.fixture
-def http(gateway_url, api_key):
-    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {api_key}"},
-                      timeout=20) as client:
-        yield client
-
-
-@pytest.fixture
-def other_http(gateway_url, other_api_key):
-    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {other_api_key}"},
-                      timeout=20) as client:
-        yield client
 
 
 def finished(http, video_id: str, timeout: float = 30) -> dict:

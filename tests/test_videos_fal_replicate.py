@@ -4,7 +4,6 @@ list price; failures and cancellations cost nothing."""
 
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from billing.models import Plan
@@ -14,20 +13,6 @@ from tests.fakes import media_samples
 from tests.fakes.fal_queue import Reply as FalReply
 from tests.fakes.replicate_api import Reply as ReplicateReply
 from usage.models import MonthlySpend, UsageRecord
-
-
-@pytest.fixture
-def http(gateway_url, api_key):
-    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {api_key}"},
-                      timeout=20) as client:
-        yield client
-
-
-@pytest.fixture
-def other_http(gateway_url, other_api_key):
-    with httpx.Client(base_url=f"{gateway_url}/v1", headers={"Authorization": f"Bearer {other_api_key}"},
-                      timeout=20) as client:
-        yield client
 
 
 @pytest.fixture

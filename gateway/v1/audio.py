@@ -34,7 +34,6 @@ media_options of audio models (gateway.v1.media lists the shared ones):
                                  heard and written, for the reservation
 """
 
-import asyncio
 import io
 import json
 import math
@@ -56,7 +55,6 @@ from gateway.v1.images import decode_json, media_input, number
 from gateway.v1.media import allowed_values, check_choice, check_extras, default_choice
 from gateway.v1.metering import Meter
 from providers import router
-from providers.errors import ProviderError
 from providers.router import ModelInfo
 from providers.types import (
     MediaInput,
@@ -120,25 +118,10 @@ async def run_audio(request, job: AudioJob, call: Callable[[Any, Any], Awaitable
     """The provider call along the chain, settled once: ``settle_usage(result)`` is the usage to
     record; a failure records none (and costs nothing)."""
     meter, trace = job.meter, job.trace
-    try:
+    async with chat.metered(request, meter, trace):
         result = await router.call_chain(job.chain, call, trace)
-    except ProviderError as error:
-        meter.failed(error)
-        raise
-    except asyncio.CancelledError:
-        meter.client_gone()
-        raise
-    except Exception:
-        meter.failed_internally()
-        raise
-    else:
         meter.settlement.usage, meter.settlement.usage_estimated = settle_usage(result)
         meter.settlement.upstream_model = result.upstream_model
-    finally:
-        meter.served_by(trace.model, upstream_model=trace.upstream_model)
-        chat.served_by(request, trace)
-        await meter.settle()
-    request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
     return result
 
 

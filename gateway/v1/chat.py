@@ -15,6 +15,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -145,30 +146,15 @@ async def serve_chat(request, caller: entitlements.Caller, chat: ChatRequest, *,
     grounding = await ground_request(chat, search, meter) if search else None
     if chat.stream:
         return await start_stream(request, chat, chain, meter, trace, stream_encoder, grounding, on_complete)
-    try:
+    async with metered(request, meter, trace):
         result = await router.complete_chain(chat, chain, trace)
         if grounding:
             grounding.cite(result)
-    except ProviderError as error:
-        meter.failed(error)
-        raise
-    except asyncio.CancelledError:
-        meter.client_gone()
-        raise
-    except Exception:
-        meter.failed_internally()
-        raise
-    else:
         meter.settlement.usage = result.usage
         meter.settlement.upstream_model = result.upstream_model
-    finally:
-        meter.served_by(trace.model, upstream_model=trace.upstream_model)
-        served_by(request, trace)
-        await meter.settle()
     body = encode_answer(result, trace.model.public_id)
     if on_complete is not None:
         await on_complete()
-    request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
     return JsonResponse(body)
 
 
@@ -178,17 +164,29 @@ async def ground_request(chat: ChatRequest, search: web_search.SearchPlan, meter
     try:
         grounding = await web_search.ground(chat, search)
     except BaseException as error:
-        if isinstance(error, ProviderError):
-            meter.failed(error)
-        elif isinstance(error, asyncio.CancelledError):
-            meter.client_gone()
-        else:
-            meter.failed_internally()
+        meter.ended_by(error)
         await meter.settle()
         raise
     meter.searched()
     meter.input_estimate = prompt_size(chat)[0] // 4
     return grounding
+
+
+@asynccontextmanager
+async def metered(request, meter: Meter, trace: router.Trace) -> AsyncIterator[None]:
+    """Around a provider call answered whole: how it ended recorded, who served it named (in the
+    meter and the response headers), the usage settled exactly once, and the cost in the headers.
+    On success the body sets ``meter.settlement``'s usage and upstream model."""
+    try:
+        yield
+    except BaseException as error:
+        meter.ended_by(error)
+        raise
+    finally:
+        meter.served_by(trace.model, upstream_model=trace.upstream_model)
+        served_by(request, trace)
+        await meter.settle()
+    request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
 
 
 def served_by(request, trace: router.Trace) -> None:
@@ -210,12 +208,7 @@ async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: M
     except StopAsyncIteration:
         first = None
     except BaseException as error:
-        if isinstance(error, ProviderError):
-            meter.failed(error)
-        elif isinstance(error, asyncio.CancelledError):
-            meter.client_gone()
-        else:
-            meter.failed_internally()
+        meter.ended_by(error)
         meter.served_by(trace.model, upstream_model=trace.upstream_model)  # the one tried, before settling
         meter.start_settling()
         await events.aclose()

@@ -14,7 +14,6 @@ provider's; ``b64_json`` answers the bytes inline. Either way the file is kept.
 Models: image models, and chat models that draw (feature image_output, e.g. Gemini's image models).
 """
 
-import asyncio
 import base64
 import json
 import time
@@ -39,7 +38,6 @@ from gateway.v1.media import (
 from gateway.v1.metering import Meter
 from media.models import MediaFile
 from providers import router
-from providers.errors import ProviderError
 from providers.pricing import MILLION, unit_price
 from providers.router import Deployment, ModelInfo
 from providers.types import ImageRequest, ImageResult, MediaInput, Usage
@@ -289,27 +287,13 @@ async def run_images(request, job: ImageJob) -> MadeImages:
     """The provider call (retries, other deployments), the files kept, the usage settled once:
     the images made, or none (and nothing to pay) when it failed."""
     meter, trace = job.meter, job.trace
-    try:
+    async with chat.metered(request, meter, trace):
         result = await router.call_chain(job.chain, lambda adapter, target: make_images(
             adapter, target, job.request, job.operation), trace)
+        # Usage only once the files are kept: when storing fails, the tenant pays nothing.
         files = await store_generated(request, tenant_id=job.tenant_id, kind="image", media=result.images)
-    except ProviderError as error:
-        meter.failed(error)
-        raise
-    except asyncio.CancelledError:
-        meter.client_gone()
-        raise
-    except Exception:
-        meter.failed_internally()  # stored nothing: the tenant pays nothing
-        raise
-    else:
         meter.settlement.usage = result.usage
         meter.settlement.upstream_model = result.upstream_model
-    finally:
-        meter.served_by(trace.model, upstream_model=trace.upstream_model)
-        chat.served_by(request, trace)
-        await meter.settle()
-    request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
     return MadeImages(result, files)
 
 

@@ -71,6 +71,16 @@ class Meter:
         self.settlement.http_status = 499
         self.settlement.error_type = "client_disconnected"
 
+    def ended_by(self, error: BaseException) -> None:
+        """The request ended without an answer: the provider's error, the client leaving (a
+        cancellation), or the gateway's own failure."""
+        if isinstance(error, ProviderError):
+            self.failed(error)
+        elif isinstance(error, asyncio.CancelledError):
+            self.client_gone()
+        else:
+            self.failed_internally()
+
     def final_usage(self) -> Usage:
         """The provider's usage, or, when it never reported any (the stream was cut, or the
         provider does not report it), our count: the prompt estimate and ~4 characters per

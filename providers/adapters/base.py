@@ -6,6 +6,7 @@ failure leaves it as a providers.errors.ProviderError.
 """
 
 import base64
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -106,6 +107,19 @@ def timeout_for(target: Target) -> httpx.Timeout:
                          write=target.read_timeout, pool=target.connect_timeout)
 
 
+def json_request(method: str, url: str, target: Target, *, body: dict | None = None,
+                 headers: dict[str, str] | None = None, params: dict | None = None, scheme: str = "Bearer",
+                 ensure_ascii: bool = True) -> httpx.Request:
+    """A prepared request to a provider's JSON API: the key as ``Authorization: <scheme> <key>``,
+    ``body`` (when given) as JSON, the target's timeouts."""
+    headers = {"Authorization": f"{scheme} {target.api_key}", "Accept": "application/json", **(headers or {})}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return httpx.Request(method, url, headers=headers, params=params,
+                         content=json.dumps(body, ensure_ascii=ensure_ascii).encode() if body is not None else None,
+                         extensions={"timeout": timeout_for(target).as_dict()})
+
+
 def transport_error(exc: httpx.TransportError, target: Target) -> errors.ProviderError:
     """An httpx transport failure as the gateway's own error (all retryable before output)."""
     if isinstance(exc, httpx.TimeoutException):
@@ -143,6 +157,59 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
             except ValueError:
                 continue
     return None
+
+
+def redacted_message(body: bytes, target: Target, message_of: Callable[[Any], str]) -> str:
+    """The vendor's message in an error body (``message_of`` reads it from the parsed JSON, or from
+    None when the body is not JSON), else the body's start; our key, should it be quoted, redacted."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    message = message_of(payload) or body[:200].decode(errors="replace").strip() or "no message"
+    if target.api_key:
+        message = message.replace(target.api_key, "[redacted]")
+    return message
+
+
+def error_for_status(status: int, headers: httpx.Headers, message: str, target: Target, *, auth_hint: str,
+                     not_found: str | None = None,
+                     auth_statuses: tuple[int, ...] = (401, 402, 403)) -> errors.ProviderError:
+    """The usual mapping of a media host's error status: 429 rate limited (honouring Retry-After),
+    ``auth_statuses`` our credential refused (``auth_hint`` tells the operator what to check), 404
+    ``not_found`` (default: the status line), 408/409/5xx unavailable, anything else a bad request.
+    ``message`` must already be redacted (redacted_message)."""
+    text = f"{target.provider} returned {status}: {message}"
+    kwargs = {"provider": target.provider, "upstream_status": status}
+    if status == 429:
+        return errors.ProviderRateLimited(text, retry_after=parse_retry_after(headers), **kwargs)
+    if status in auth_statuses:
+        return errors.ProviderAuthFailed(
+            f"{target.provider} refused the gateway's credential ({status}: {message}); {auth_hint}", **kwargs)
+    if status == 404:
+        return errors.ProviderNotFound(not_found or text, **kwargs)
+    if status in (408, 409) or status >= 500:
+        return errors.ProviderUnavailable(text, **kwargs)
+    return errors.ProviderBadRequest(text, **kwargs)
+
+
+def credential_refused(status: int, target: Target) -> errors.ProviderAuthFailed:
+    """Our credential refused, said without the upstream's message: it may quote part of our key.
+    The client can do nothing about it; the operator must."""
+    return errors.ProviderAuthFailed(
+        f"{target.provider} refused the gateway's credential (HTTP {status}). This is not your key: an operator "
+        "must update the provider credential.", provider=target.provider, upstream_status=status)
+
+
+def job_error_mapper(map_error: ErrorMapper, job: str) -> ErrorMapper:
+    """``map_error`` for the calls about one queued job (its status, result, cancel): there a 404
+    means the provider no longer knows the job, not the model."""
+    def map_job_error(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
+        if status == 404:
+            return errors.ProviderNotFound(f"{target.provider} no longer knows this {job} (404).",
+                                           provider=target.provider, upstream_status=status)
+        return map_error(status, headers, body, target)
+    return map_job_error
 
 
 async def fetch_json(prepared: httpx.Request, target: Target, map_error: ErrorMapper) -> Any:

@@ -63,8 +63,16 @@ from urllib.parse import urlsplit
 import httpx
 
 from providers import errors
-from providers.adapters import mp4
-from providers.adapters.base import Adapter, download, fetch_json, parse_retry_after, timeout_for
+from providers.adapters.base import (
+    Adapter,
+    download,
+    error_for_status,
+    fetch_json,
+    job_error_mapper,
+    json_request,
+    parse_retry_after,
+    redacted_message,
+)
 from providers.adapters.queue import (
     JobEnded,
     apply_model_inputs,
@@ -76,6 +84,7 @@ from providers.adapters.queue import (
     requested_resolution,
     same_origin,
     size_ratio,
+    video_seconds,
     wait_for_job,
 )
 from providers.types import (
@@ -160,12 +169,7 @@ class FalAdapter(Adapter):
 
 def queue_request(method: str, url: str, target: Target, *, body: dict | None = None,
                   params: dict | None = None) -> httpx.Request:
-    headers = {"Authorization": f"Key {target.api_key}", "Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    return httpx.Request(method, url, headers=headers, params=params,
-                         content=json.dumps(body).encode() if body is not None else None,
-                         extensions={"timeout": timeout_for(target).as_dict()})
+    return json_request(method, url, target, body=body, params=params, scheme="Key")
 
 
 async def submit(payload: dict[str, Any], target: Target) -> dict[str, str]:
@@ -350,14 +354,8 @@ async def completed_video(output: Any, state: VideoJobState, target: Target) -> 
         return VideoJobState(status="failed", handle=state.handle, error=no_media(target, "video", output).message,
                              upstream_model=target.upstream_model)
     media = GeneratedMedia(content_type=content_type_of(video, "video/mp4"), url=video["url"])
-    seconds = reported_seconds(video) or (Decimal(state.handle["seconds"]) if state.handle.get("seconds") else None)
-    if seconds is None:
-        media.content = await download(video["url"], target)
-        seconds = mp4.duration_seconds(media.content)
-        if seconds is None:
-            log.warning("%s %s: the video's length is unknown; billed as 0 seconds",
-                        target.provider, state.handle.get("request_id"))
-            seconds = Decimal(0)
+    seconds = reported_seconds(video) or await video_seconds(media, state.handle.get("seconds"), target,
+                                                             job=state.handle.get("request_id"))
     if video.get("width") and video.get("height"):
         resolution = f"{min(int(video['width']), int(video['height']))}p"
     else:
@@ -406,48 +404,39 @@ def error_type_of(payload: Any, headers: httpx.Headers) -> str:
     return headers.get("x-fal-error-type", "")
 
 
+def message_of(payload: Any) -> str:
+    return describe(payload.get("detail")) if isinstance(payload, dict) else ""
+
+
 def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
     try:
         payload = json.loads(body)
     except ValueError:
         payload = None
-    message = (describe(payload.get("detail")) if isinstance(payload, dict) else "") or \
-        body[:200].decode(errors="replace").strip() or "no message"
-    if target.api_key:
-        message = message.replace(target.api_key, "[redacted]")
-    error = error_for_status(status, message, error_type_of(payload, headers), target)
+    error = error_for_fal_status(status, headers, redacted_message(body, target, message_of),
+                                 error_type_of(payload, headers), target)
     error.retry_after = parse_retry_after(headers)
     return error
 
 
-def request_error(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    """An error about a queued request (status, result, cancel): a 404 is the request, not the model."""
-    if status == 404:
-        return errors.ProviderNotFound(f"{target.provider} no longer knows this request (404).",
-                                       provider=target.provider, upstream_status=status)
-    return error_from_response(status, headers, body, target)
+request_error = job_error_mapper(error_from_response, "request")
 
 
-def error_for_status(status: int, message: str, error_type: str, target: Target) -> errors.ProviderError:
-    text = f"{target.provider} returned {status}: {message}"
-    kwargs = {"provider": target.provider, "upstream_status": status}
-    if status == 429:
-        return errors.ProviderRateLimited(text, **kwargs)
-    if status in (401, 402, 403):
-        return errors.ProviderAuthFailed(
-            f"{target.provider} refused the gateway's credential ({status}: {message}); "
-            "the operator must check its key or account balance.", **kwargs)
-    if status == 404:
-        return errors.ProviderNotFound(f"{target.provider} has no model '{target.upstream_model}' (404).", **kwargs)
-    if error_type == CONTENT_POLICY:
-        return errors.ContentFiltered(text, **kwargs)
-    if status == 504 or error_type in TIMEOUT_TYPES:
-        return errors.ProviderTimeout(text, **kwargs)
-    if status in (408, 409) or status >= 500:
-        return errors.ProviderUnavailable(text, **kwargs)
-    return errors.ProviderBadRequest(text, **kwargs)
+def error_for_fal_status(status: int, headers: httpx.Headers, message: str, error_type: str,
+                         target: Target) -> errors.ProviderError:
+    if status not in (401, 402, 403, 404, 429):  # where the status says nothing plainer, fal's error type does
+        text = f"{target.provider} returned {status}: {message}"
+        kwargs = {"provider": target.provider, "upstream_status": status}
+        if error_type == CONTENT_POLICY:
+            return errors.ContentFiltered(text, **kwargs)
+        if status == 504 or error_type in TIMEOUT_TYPES:
+            return errors.ProviderTimeout(text, **kwargs)
+    return error_for_status(status, headers, message, target,
+                            auth_hint="the operator must check its key or account balance.",
+                            not_found=f"{target.provider} has no model '{target.upstream_model}' (404).")
 
 
 def failed(status: dict, target: Target) -> errors.ProviderError:
     """A COMPLETED status with an error whose result URL answered 200 anyway."""
-    return error_for_status(500, str(status.get("error")), str(status.get("error_type") or ""), target)
+    return error_for_fal_status(500, httpx.Headers(), str(status.get("error")), str(status.get("error_type") or ""),
+                                target)

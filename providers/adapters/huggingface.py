@@ -38,21 +38,32 @@ Errors: the router's own ``{"error": "..."}`` (401 a bad token, 402 credits used
 by status as fal's (``detail``) and WaveSpeed's (``message``) are.
 """
 
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from providers import errors
-from providers.adapters import mp4, wavespeed
-from providers.adapters.base import Adapter, download, fetch_json, parse_retry_after, timeout_for
+from providers.adapters import wavespeed
+from providers.adapters.base import (
+    Adapter,
+    error_for_status,
+    fetch_json,
+    job_error_mapper,
+    json_request,
+    redacted_message,
+)
 from providers.adapters.openai_compatible import OpenAICompatibleAdapter
-from providers.adapters.queue import JobEnded, media_url, requested_resolution, wait_for_job
+from providers.adapters.queue import (
+    JobEnded,
+    media_url,
+    requested_resolution,
+    video_seconds,
+    wait_for_job,
+)
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -197,9 +208,7 @@ async def fetch_mapping(model: str, target: Target) -> list[dict[str, Any]]:
     cached = _mappings.get((hub, model))
     if cached and cached[0] > time.monotonic():
         return cached[1]
-    prepared = httpx.Request("GET", f"{hub}/api/models/{model}", params={"expand": "inferenceProviderMapping"},
-                             headers={"Authorization": f"Bearer {target.api_key}", "Accept": "application/json"},
-                             extensions={"timeout": timeout_for(target).as_dict()})
+    prepared = json_request("GET", f"{hub}/api/models/{model}", target, params={"expand": "inferenceProviderMapping"})
     entries = mapping_entries(await fetch_json(prepared, target, error_from_response))
     _mappings[(hub, model)] = (time.monotonic() + MAPPING_SECONDS, entries)
     return entries
@@ -235,12 +244,7 @@ def parameters(prompt: str, negative_prompt: str | None, seed: int | None, guida
 # --- fal-ai behind the router -----------------------------------------------------------------------
 
 def fal_request(method: str, path: str, target: Target, *, body: dict | None = None) -> httpx.Request:
-    headers = {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    return httpx.Request(method, f"{router_root(target)}/fal-ai{path}", params=FAL_QUEUE, headers=headers,
-                         content=json.dumps(body).encode() if body is not None else None,
-                         extensions={"timeout": timeout_for(target).as_dict()})
+    return json_request(method, f"{router_root(target)}/fal-ai{path}", target, body=body, params=FAL_QUEUE)
 
 
 def fal_path(answer: Any, target: Target) -> str:
@@ -282,10 +286,7 @@ async def completed_video(output: Any, handle: dict[str, Any], target: Target) -
         return VideoJobState(status="failed", handle=handle, error=f"{target.provider} finished without a video.",
                              upstream_model=target.upstream_model)
     media = GeneratedMedia(content_type="video/mp4", url=str(url))
-    seconds = Decimal(handle["seconds"]) if handle.get("seconds") else None
-    if seconds is None:
-        media.content = await download(str(url), target)
-        seconds = mp4.duration_seconds(media.content) or Decimal(0)
+    seconds = await video_seconds(media, handle.get("seconds"), target, job=handle.get("path") or str(url))
     return VideoJobState(status="completed", handle=handle, progress=100, video=media,
                          usage=Usage(video_seconds=seconds, media_detail=handle.get("resolution") or ""),
                          upstream_model=target.upstream_model)
@@ -306,34 +307,14 @@ def message_of(payload: Any) -> str:
 
 
 def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    message = message_of(payload) or body[:200].decode(errors="replace").strip() or "no message"
-    if target.api_key:
-        message = message.replace(target.api_key, "[redacted]")
-    text = f"{target.provider} returned {status}: {message}"
-    kwargs = {"provider": target.provider, "upstream_status": status}
-    if status == 429:
-        return errors.ProviderRateLimited(text, retry_after=parse_retry_after(headers), **kwargs)
-    if status in (401, 402, 403):
-        return errors.ProviderAuthFailed(
-            f"{target.provider} refused the gateway's token ({status}: {message}); the operator must check HF_TOKEN "
-            "(its Inference Providers permission, or the account's credits).", **kwargs)
-    if status == 404:
-        return errors.ProviderNotFound(f"{target.provider} does not serve '{target.upstream_model}' (404: {message}).",
-                                       **kwargs)
-    if status in (408, 409) or status >= 500:
-        return errors.ProviderUnavailable(text, **kwargs)
-    return errors.ProviderBadRequest(text, **kwargs)
+    message = redacted_message(body, target, message_of)
+    return error_for_status(
+        status, headers, message, target,
+        auth_hint="the operator must check HF_TOKEN (its Inference Providers permission, or the account's credits).",
+        not_found=f"{target.provider} does not serve '{target.upstream_model}' (404: {message}).")
 
 
-def request_error(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    if status == 404:
-        return errors.ProviderNotFound(f"{target.provider} no longer knows this request (404).",
-                                       provider=target.provider, upstream_status=status)
-    return error_from_response(status, headers, body, target)
+request_error = job_error_mapper(error_from_response, "request")
 
 
 def forget_mappings() -> None:

@@ -26,7 +26,6 @@ ContentFiltered).
 """
 
 import asyncio
-import json
 import mimetypes
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,7 +34,14 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from providers import errors
-from providers.adapters.base import Adapter, fetch_json, parse_retry_after, timeout_for
+from providers.adapters.base import (
+    Adapter,
+    error_for_status,
+    fetch_json,
+    job_error_mapper,
+    json_request,
+    redacted_message,
+)
 from providers.adapters.openai_compatible import OpenAICompatibleAdapter
 from providers.adapters.queue import wait_for_job
 from providers.types import (
@@ -72,16 +78,6 @@ class ModelScopeAdapter(Adapter):
                            upstream_model=target.upstream_model)
 
 
-def api_request(method: str, url: str, target: Target, headers: dict[str, str], *,
-                body: dict | None = None) -> httpx.Request:
-    headers = {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json", **headers}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    return httpx.Request(method, url, headers=headers,
-                         content=json.dumps(body, ensure_ascii=False).encode() if body is not None else None,
-                         extensions={"timeout": timeout_for(target).as_dict()})
-
-
 def image_body(request: ImageRequest, target: Target) -> dict[str, Any]:
     body: dict[str, Any] = {"model": target.upstream_model, "prompt": request.prompt}
     optional = {"negative_prompt": request.negative_prompt, "size": request.size, "seed": request.seed,
@@ -93,7 +89,8 @@ def image_body(request: ImageRequest, target: Target) -> dict[str, Any]:
 async def make_image(body: dict[str, Any], target: Target) -> list[str]:
     """One task, submitted and waited for: the URLs of the images it made."""
     url = f"{target.base_url.rstrip('/')}/images/generations"
-    answer = await fetch_json(api_request("POST", url, target, {"X-ModelScope-Async-Mode": "true"}, body=body),
+    answer = await fetch_json(json_request("POST", url, target, body=body, ensure_ascii=False,
+                                           headers={"X-ModelScope-Async-Mode": "true"}),
                               target, error_from_response)
     task_id = answer.get("task_id") if isinstance(answer, dict) else None
     if not task_id:
@@ -102,7 +99,8 @@ async def make_image(body: dict[str, Any], target: Target) -> list[str]:
     task_url = f"{target.base_url.rstrip('/')}/tasks/{quote(str(task_id))}"
 
     async def check() -> dict[str, Any] | None:
-        task = await fetch_json(api_request("GET", task_url, target, {"X-ModelScope-Task-Type": "image_generation"}),
+        task = await fetch_json(json_request("GET", task_url, target,
+                                             headers={"X-ModelScope-Task-Type": "image_generation"}),
                                 target, task_error)
         status = task.get("task_status") if isinstance(task, dict) else None
         if status in RUNNING:
@@ -147,31 +145,10 @@ def task_failure(task: dict[str, Any], target: Target) -> errors.ProviderError:
 
 
 def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    message = message_of(payload) or body[:200].decode(errors="replace").strip() or "no message"
-    if target.api_key:
-        message = message.replace(target.api_key, "[redacted]")
-    text = f"{target.provider} returned {status}: {message}"
-    kwargs = {"provider": target.provider, "upstream_status": status}
-    if status == 429:
-        return errors.ProviderRateLimited(text, retry_after=parse_retry_after(headers), **kwargs)
-    if status in (401, 403):
-        return errors.ProviderAuthFailed(
-            f"{target.provider} refused the gateway's credential ({status}: {message}); the operator must check "
-            "its access token (bound to an Alibaba Cloud account, as ModelScope requires).", **kwargs)
-    if status == 404:
-        return errors.ProviderNotFound(f"{target.provider} does not serve '{target.upstream_model}' through "
-                                       "API-Inference (404).", **kwargs)
-    if status in (408, 409) or status >= 500:
-        return errors.ProviderUnavailable(text, **kwargs)
-    return errors.ProviderBadRequest(text, **kwargs)
+    return error_for_status(
+        status, headers, redacted_message(body, target, message_of), target, auth_statuses=(401, 403),
+        auth_hint="the operator must check its access token (bound to an Alibaba Cloud account, as ModelScope requires).",
+        not_found=f"{target.provider} does not serve '{target.upstream_model}' through API-Inference (404).")
 
 
-def task_error(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    if status == 404:
-        return errors.ProviderNotFound(f"{target.provider} no longer knows this task (404).",
-                                       provider=target.provider, upstream_status=status)
-    return error_from_response(status, headers, body, target)
+task_error = job_error_mapper(error_from_response, "task")

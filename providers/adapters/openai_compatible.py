@@ -30,6 +30,7 @@ from providers import errors
 from providers.adapters import openai_audio, openai_images, openai_video
 from providers.adapters.base import (
     Adapter,
+    credential_refused,
     fetch_json,
     parse_retry_after,
     stream_failure,
@@ -400,11 +401,7 @@ def error_from_body(payload: dict[str, Any], target: Target, *, status: int | No
     if status == 429:
         return errors.ProviderRateLimited(text, **kwargs)
     if status in (401, 403):
-        # Not the upstream's message: it may quote part of our key. The client can do nothing
-        # about it; the operator must.
-        return errors.ProviderAuthFailed(
-            f"{target.provider} refused the gateway's credential (HTTP {status}). This is not your key: an operator "
-            "must update the provider credential.", **kwargs)
+        return credential_refused(status, target)
     if status == 404:
         # The client named a model we list; the upstream not knowing it is our catalog's fault.
         return errors.ProviderUnavailable(f"{target.provider} does not know the model '{target.upstream_model}' "

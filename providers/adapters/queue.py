@@ -9,6 +9,7 @@ input conventions those catch-all hosts need.
     progress_from_logs(lines)             a percentage the model printed ("37%", "step 3/28")
     model_inputs(target)                  the ``model_inputs`` quirk for this upstream model
     media_url, size_ratio, requested_resolution   inputs both hosts take in the same form
+    video_seconds(video, asked, target)   a finished video's billed length: asked for, else measured
 
 A host like fal or Replicate serves thousands of models, each with its own input schema, so a
 model the operator adds in the admin needs no code: the adapters send the common field names,
@@ -34,11 +35,14 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from providers import errors
-from providers.types import MediaInput, Target, VideoRequest
+from providers.adapters import mp4
+from providers.adapters.base import download
+from providers.types import GeneratedMedia, MediaInput, Target, VideoRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -195,3 +199,18 @@ def requested_resolution(request: VideoRequest) -> str | None:
     if request.size:
         return f"{min(int(side) for side in request.size.split('x'))}p"
     return None
+
+
+async def video_seconds(video: GeneratedMedia, asked: int | str | None, target: Target, *, job: str,
+                        fetch: Callable[[str, Target], Awaitable[bytes]] = download) -> Decimal:
+    """A finished video's length to bill: the seconds the request asked for, else read from the
+    file, which is then fetched (into ``video.content``, so nobody fetches it twice); 0, logged,
+    when the file does not say."""
+    if asked:
+        return Decimal(asked)
+    video.content = await fetch(video.url or "", target)
+    seconds = mp4.duration_seconds(video.content)
+    if seconds is None:
+        log.warning("%s %s: the video's length is unknown; billed as 0 seconds", target.provider, job)
+        return Decimal(0)
+    return seconds

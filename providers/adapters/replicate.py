@@ -43,20 +43,25 @@ its error (Replicate does not bill failed predictions of official models, so try
 safe); canceled -> ProviderUnavailable.
 """
 
-import json
 import math
 import mimetypes
 import time
 from dataclasses import replace
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from providers import errors
-from providers.adapters import mp4
-from providers.adapters.base import Adapter, download, fetch_json, parse_retry_after, timeout_for
+from providers.adapters.base import (
+    Adapter,
+    download,
+    error_for_status,
+    fetch_json,
+    json_request,
+    parse_retry_after,
+    redacted_message,
+)
 from providers.adapters.queue import (
     apply_model_inputs,
     duration_value,
@@ -66,6 +71,7 @@ from providers.adapters.queue import (
     requested_resolution,
     same_origin,
     size_ratio,
+    video_seconds,
     wait_for_job,
 )
 from providers.types import (
@@ -128,14 +134,7 @@ class ReplicateAdapter(Adapter):
 
 def api_request(method: str, url: str, target: Target, *, body: dict | None = None,
                 wait: int | None = None) -> httpx.Request:
-    headers = {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    if wait:
-        headers["Prefer"] = f"wait={wait}"
-    return httpx.Request(method, url, headers=headers,
-                         content=json.dumps(body).encode() if body is not None else None,
-                         extensions={"timeout": timeout_for(target).as_dict()})
+    return json_request(method, url, target, body=body, headers={"Prefer": f"wait={wait}"} if wait else None)
 
 
 def create_url_and_body(payload: dict[str, Any], target: Target) -> tuple[str, dict[str, Any]]:
@@ -214,10 +213,7 @@ async def video_state(prediction: dict[str, Any], handle: dict, target: Target,
         return VideoJobState(status="failed", error=f"{target.provider}'s prediction succeeded without a video.",
                              **common)
     video = GeneratedMedia(content_type=guess_type(urls[0], "video/mp4"), url=urls[0])
-    seconds = Decimal(handle["seconds"]) if handle.get("seconds") else None
-    if seconds is None:
-        video.content = await fetch_file(urls[0], target)
-        seconds = mp4.duration_seconds(video.content) or Decimal(0)
+    seconds = await video_seconds(video, handle.get("seconds"), target, job=handle.get("id", ""), fetch=fetch_file)
     return VideoJobState(status="completed", progress=100, video=video,
                          usage=Usage(video_seconds=seconds, media_detail=handle.get("resolution") or ""), **common)
 
@@ -307,32 +303,16 @@ def image_result(prediction: dict[str, Any], request: ImageRequest, target: Targ
 
 # --- errors -------------------------------------------------------------------------------------
 
+def message_of(payload: Any) -> str:
+    return str(payload.get("detail") or payload.get("title") or "").strip() if isinstance(payload, dict) else ""
+
+
 def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    message = ""
-    if isinstance(payload, dict):
-        message = str(payload.get("detail") or payload.get("title") or "").strip()
-    message = message or body[:200].decode(errors="replace").strip() or "no message"
-    if target.api_key:
-        message = message.replace(target.api_key, "[redacted]")
-    text = f"{target.provider} returned {status}: {message}"
-    kwargs = {"provider": target.provider, "upstream_status": status}
-    if status == 429:
-        error: errors.ProviderError = errors.ProviderRateLimited(text, **kwargs)
-    elif status in (401, 402, 403):
-        error = errors.ProviderAuthFailed(
-            f"{target.provider} refused the gateway's credential ({status}: {message}); "
-            "the operator must check its token or account credit.", **kwargs)
-    elif status == 404:
-        error = errors.ProviderNotFound(f"{target.provider} has no model or prediction for "
-                                        f"'{target.upstream_model}' (404: {message}).", **kwargs)
-    elif status in (408, 409) or status >= 500:
-        error = errors.ProviderUnavailable(text, **kwargs)
-    else:
-        error = errors.ProviderBadRequest(text, **kwargs)
+    message = redacted_message(body, target, message_of)
+    error = error_for_status(status, headers, message, target,
+                             auth_hint="the operator must check its token or account credit.",
+                             not_found=f"{target.provider} has no model or prediction for "
+                                       f"'{target.upstream_model}' (404: {message}).")
     error.retry_after = parse_retry_after(headers)
     return error
 

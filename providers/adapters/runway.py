@@ -26,8 +26,10 @@ import httpx
 from providers import errors
 from providers.adapters.base import (
     Adapter,
+    credential_refused,
+    error_for_status,
     fetch_json,
-    parse_retry_after,
+    redacted_message,
     timeout_for,
     transport_error,
 )
@@ -130,23 +132,13 @@ def state_of(task: Any, handle: dict[str, Any], target: Target) -> VideoJobState
     return state
 
 
+def message_of(payload: Any) -> str:
+    return str(payload.get("error") or "") if isinstance(payload, dict) else ""
+
+
 def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    detail = payload.get("error") if isinstance(payload, dict) else None
-    message = str(detail or body[:200].decode(errors="replace") or "no message")
-    text = f"{target.provider} returned {status}: {message}"
-    kwargs = {"provider": target.provider, "upstream_status": status}
-    if status == 429:
-        return errors.ProviderRateLimited(text, retry_after=parse_retry_after(headers), **kwargs)
     if status in (401, 403):
-        return errors.ProviderAuthFailed(
-            f"{target.provider} refused the gateway's credential (HTTP {status}). This is not your key: an operator "
-            "must update the provider credential.", **kwargs)
-    if status == 404:
-        return errors.ProviderNotFound(f"{target.provider} has no such task or model (HTTP 404).", **kwargs)
-    if status in (408, 409) or status >= 500:
-        return errors.ProviderUnavailable(text, **kwargs)
-    return errors.ProviderBadRequest(text, **kwargs)
+        return credential_refused(status, target)
+    return error_for_status(status, headers, redacted_message(body, target, message_of), target,
+                            auth_statuses=(), auth_hint="",
+                            not_found=f"{target.provider} has no such task or model (HTTP 404).")

@@ -27,7 +27,13 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import Adapter, fetch_json, parse_retry_after, timeout_for
+from providers.adapters.base import (
+    Adapter,
+    credential_refused,
+    fetch_json,
+    parse_retry_after,
+    timeout_for,
+)
 from providers.types import GeneratedMedia, ImageRequest, ImageResult, Target, Usage
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -127,9 +133,7 @@ def error_from_response(status: int, headers: httpx.Headers, body: bytes, target
     text = f"{target.provider} returned {status} {name}: {'; '.join(str(problem) for problem in problems)}".strip()
     kwargs = {"provider": target.provider, "upstream_status": status}
     if status == 401:
-        return errors.ProviderAuthFailed(
-            f"{target.provider} refused the gateway's credential (HTTP 401). This is not your key: an operator must "
-            "update the provider credential.", **kwargs)
+        return credential_refused(status, target)
     if status == 402:
         return errors.ProviderAuthFailed(f"{target.provider} says the gateway's account is out of credits (HTTP 402); "
                                          "an operator must top it up.", **kwargs)

@@ -47,7 +47,13 @@ import httpx
 
 from providers import errors
 from providers.adapters import openai_compatible
-from providers.adapters.base import Adapter, fetch_json, timeout_for, transport_error
+from providers.adapters.base import (
+    Adapter,
+    fetch_json,
+    job_error_mapper,
+    json_request,
+    transport_error,
+)
 from providers.adapters.openai_compatible import OpenAICompatibleAdapter
 from providers.adapters.queue import media_url, requested_resolution, size_ratio
 from providers.http import get_client
@@ -88,7 +94,7 @@ class VolcengineAdapter(Adapter):
         return await make_images(request, target)
 
     async def submit_video(self, request: VideoRequest, target: Target) -> VideoJobState:
-        task = await fetch_json(api_request("POST", task_url(target), target, body=task_body(request, target)),
+        task = await fetch_json(json_request("POST", task_url(target), target, body=task_body(request, target)),
                                 target, error_from_response)
         if not isinstance(task, dict) or not task.get("id"):
             raise errors.ProviderUnavailable(f"{target.provider} answered without a task id.", provider=target.provider)
@@ -97,7 +103,7 @@ class VolcengineAdapter(Adapter):
 
     async def poll_video(self, state: VideoJobState, target: Target) -> VideoJobState:
         try:
-            task = await fetch_json(api_request("GET", task_url(target, state.handle["id"]), target), target,
+            task = await fetch_json(json_request("GET", task_url(target, state.handle["id"]), target), target,
                                     task_error)
         except errors.ProviderNotFound as error:
             return VideoJobState(status="failed", handle=state.handle, error=error.message,
@@ -106,7 +112,7 @@ class VolcengineAdapter(Adapter):
 
     async def cancel_video(self, state: VideoJobState, target: Target) -> None:
         try:
-            response = await get_client().send(api_request("DELETE", task_url(target, state.handle["id"]), target))
+            response = await get_client().send(json_request("DELETE", task_url(target, state.handle["id"]), target))
         except httpx.TransportError as exc:
             raise transport_error(exc, target) from exc
         # Ark cancels only a queued task; a running or finished one (4xx) has nothing to stop.
@@ -115,14 +121,6 @@ class VolcengineAdapter(Adapter):
 
 
 # --- requests -----------------------------------------------------------------------------------
-
-def api_request(method: str, url: str, target: Target, *, body: dict | None = None) -> httpx.Request:
-    headers = {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    return httpx.Request(method, url, headers=headers, content=json.dumps(body).encode() if body is not None else None,
-                         extensions={"timeout": timeout_for(target).as_dict()})
-
 
 def task_url(target: Target, task_id: str | None = None) -> str:
     url = f"{target.base_url.rstrip('/')}/contents/generations/tasks"
@@ -147,7 +145,7 @@ def image_body(request: ImageRequest, target: Target) -> dict[str, Any]:
 
 async def make_images(request: ImageRequest, target: Target) -> ImageResult:
     url = f"{target.base_url.rstrip('/')}/images/generations"
-    answer = await fetch_json(api_request("POST", url, target, body=image_body(request, target)), target,
+    answer = await fetch_json(json_request("POST", url, target, body=image_body(request, target)), target,
                               error_from_response)
     data = answer.get("data") if isinstance(answer, dict) else None
     images = [image for item in data or () if (image := image_of(item, request, target))]
@@ -240,12 +238,8 @@ def error_from_response(status: int, headers: httpx.Headers, body: bytes, target
     return error
 
 
-def task_error(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    """An error about a task: a 404 is the task, gone (Ark keeps them for a while), not the model."""
-    if status == 404:
-        return errors.ProviderNotFound(f"{target.provider} no longer knows this task (404).",
-                                       provider=target.provider, upstream_status=status)
-    return error_from_response(status, headers, body, target)
+# Ark keeps a finished task for a while; a 404 after that is the task gone, not the model.
+task_error = job_error_mapper(error_from_response, "task")
 
 
 def task_failure(task: dict[str, Any], target: Target) -> errors.ProviderError:

@@ -44,24 +44,31 @@ WaveSpeed's error code: 1200 (content moderation) -> ContentFiltered, 1400-1405 
 ProviderBadRequest, anything else (5000 internal, 5003, 5004 timeout) -> ProviderUnavailable.
 """
 
-import json
 import logging
 import mimetypes
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from providers import errors
-from providers.adapters import mp4
-from providers.adapters.base import Adapter, download, fetch_json, parse_retry_after, timeout_for
+from providers.adapters.base import (
+    Adapter,
+    download,
+    error_for_status,
+    fetch_json,
+    job_error_mapper,
+    json_request,
+    redacted_message,
+    timeout_for,
+)
 from providers.adapters.queue import (
     apply_model_inputs,
     duration_value,
     model_inputs,
     requested_resolution,
     size_ratio,
+    video_seconds,
     wait_for_job,
 )
 from providers.types import (
@@ -141,14 +148,6 @@ def api_url(target: Target, path: str) -> str:
     return f"{target.base_url.rstrip('/')}/api/v3/{path}"
 
 
-def api_request(method: str, url: str, target: Target, *, body: dict | None = None) -> httpx.Request:
-    headers = {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    return httpx.Request(method, url, headers=headers, content=json.dumps(body).encode() if body is not None else None,
-                         extensions={"timeout": timeout_for(target).as_dict()})
-
-
 def prediction_of(answer: Any, target: Target) -> dict[str, Any]:
     """The ``data`` of WaveSpeed's envelope: a prediction with an id and a known status."""
     data = answer.get("data") if isinstance(answer, dict) else None
@@ -160,13 +159,13 @@ def prediction_of(answer: Any, target: Target) -> dict[str, Any]:
 
 async def submit(payload: dict[str, Any], target: Target) -> dict[str, Any]:
     url = api_url(target, quote(target.upstream_model.strip("/")))
-    answer = await fetch_json(api_request("POST", url, target, body=payload), target, error_from_response)
+    answer = await fetch_json(json_request("POST", url, target, body=payload), target, error_from_response)
     return prediction_of(answer, target)
 
 
 async def fetch_result(prediction_id: str, target: Target) -> dict[str, Any]:
     url = api_url(target, f"predictions/{quote(prediction_id)}/result")
-    answer = await fetch_json(api_request("GET", url, target), target, result_error)
+    answer = await fetch_json(json_request("GET", url, target), target, result_error)
     return prediction_of(answer, target)
 
 
@@ -230,13 +229,7 @@ async def video_state(prediction: dict[str, Any], handle: dict, target: Target,
         return VideoJobState(status="failed", error=f"{target.provider} completed the prediction without a video.",
                              **common)
     video = GeneratedMedia(content_type=guess_type(outputs[0], "video/mp4"), url=outputs[0])
-    seconds = Decimal(handle["seconds"]) if handle.get("seconds") else None
-    if seconds is None:
-        video.content = await download(outputs[0], target)
-        seconds = mp4.duration_seconds(video.content)
-        if seconds is None:
-            log.warning("%s %s: the video's length is unknown; billed as 0 seconds", target.provider, handle["id"])
-            seconds = Decimal(0)
+    seconds = await video_seconds(video, handle.get("seconds"), target, job=handle["id"])
     return VideoJobState(status="completed", progress=100, video=video,
                          usage=Usage(video_seconds=seconds, media_detail=handle.get("resolution") or ""), **common)
 
@@ -314,33 +307,14 @@ def prediction_failure(prediction: dict[str, Any], target: Target) -> errors.Pro
     return errors.ProviderUnavailable(text, provider=target.provider)
 
 
+def message_of(payload: Any) -> str:
+    return str(payload.get("message") or "") if isinstance(payload, dict) else ""
+
+
 def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    message = str(payload.get("message") or "") if isinstance(payload, dict) else ""
-    message = message or body[:200].decode(errors="replace").strip() or "no message"
-    if target.api_key:
-        message = message.replace(target.api_key, "[redacted]")
-    text = f"{target.provider} returned {status}: {message}"
-    kwargs = {"provider": target.provider, "upstream_status": status}
-    if status == 429:
-        return errors.ProviderRateLimited(text, retry_after=parse_retry_after(headers), **kwargs)
-    if status in (401, 402, 403):
-        return errors.ProviderAuthFailed(
-            f"{target.provider} refused the gateway's credential ({status}: {message}); the operator must check "
-            "its key or account balance.", **kwargs)
-    if status == 404:
-        return errors.ProviderNotFound(f"{target.provider} has no model '{target.upstream_model}' (404).", **kwargs)
-    if status in (408, 409) or status >= 500:
-        return errors.ProviderUnavailable(text, **kwargs)
-    return errors.ProviderBadRequest(text, **kwargs)
+    return error_for_status(status, headers, redacted_message(body, target, message_of), target,
+                            auth_hint="the operator must check its key or account balance.",
+                            not_found=f"{target.provider} has no model '{target.upstream_model}' (404).")
 
 
-def result_error(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    """An error about a prediction's result: a 404 is the prediction, not the model."""
-    if status == 404:
-        return errors.ProviderNotFound(f"{target.provider} no longer knows this prediction (404).",
-                                       provider=target.provider, upstream_status=status)
-    return error_from_response(status, headers, body, target)
+result_error = job_error_mapper(error_from_response, "prediction")

@@ -128,6 +128,17 @@ def check_rate(caller: Caller) -> RateWindow:
     return window
 
 
+_check_rate_in_thread = sync_to_async(check_rate, thread_sensitive=False)
+
+
+async def acheck_rate(caller: Caller) -> RateWindow:
+    """check_rate from the event loop: in a thread when the window is in Redis (a network round
+    trip), inline when it is in process memory (cheaper than a thread hop)."""
+    if settings.REDIS_URL:
+        return await _check_rate_in_thread(caller)
+    return check_rate(caller)
+
+
 # Per message, the chat template's role and separator tokens; per image, the most any provider
 # in the catalog counts for one (high-detail tiles on gpt-4.1-mini-class models).
 TOKENS_PER_MESSAGE = 8
@@ -176,10 +187,7 @@ class Admission:
 async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int,
                 byok: bool = False, search_price: Decimal = Decimal(0)) -> Admission:
     """Rate and spend for a call whose models have passed check_model."""
-    if settings.REDIS_URL:
-        rate = await sync_to_async(check_rate, thread_sensitive=False)(caller)  # a network round trip
-    else:
-        rate = check_rate(caller)  # process memory: cheaper than a thread hop
+    rate = await acheck_rate(caller)
     reservation = await reserve_spend(caller, model, request_id=request_id, input_tokens=input_tokens,
                                       max_output_tokens=max_output_tokens, byok=byok, search_price=search_price)
     return Admission(reservation, rate)
@@ -276,10 +284,7 @@ async def admit_media(caller: Caller, model, *, request_id: str, most: Usage) ->
     Settle the Meter of the returned reservation with the actual usage: the units made (zero
     for a failed or cancelled job) replace the units reserved, and the actual cost the amount."""
     check_media_size(caller, model, most.media_detail)
-    if settings.REDIS_URL:
-        rate = await sync_to_async(check_rate, thread_sensitive=False)(caller)
-    else:
-        rate = check_rate(caller)
+    rate = await acheck_rate(caller)
     amount = cost_of(model.prices, most)
     pending = writer.submit(recording.reserve_media, request_id, caller.tenant_id, amount,
                             caller.plan.monthly_spend_limit, most, media_limits(caller.plan))

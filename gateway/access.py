@@ -6,8 +6,8 @@ tenant's row.
 
 import uuid
 
-from billing.models import Subscription
-from gateway.models import ApiKey, Invitation, Membership, Tenant
+from billing.models import PlanChange, Subscription, SubscriptionStatus
+from gateway.models import ApiKey, Invitation, Membership, Tenant, TenantProviderKey
 from media.models import MediaFile, VideoJob
 from usage.models import UsageRecord
 
@@ -29,6 +29,10 @@ def get_members_for_tenant(tenant) -> list[Membership]:
     return list(Membership.objects.filter(tenant=tenant).select_related("user").order_by("created_at", "pk"))
 
 
+def count_members_for_tenant(tenant) -> int:
+    return Membership.objects.filter(tenant=tenant).count()
+
+
 def get_pending_invitations_for_tenant(tenant) -> list[Invitation]:
     return list(Invitation.objects.filter(tenant=tenant, accepted_at__isnull=True, revoked_at__isnull=True)
                 .select_related("invited_by").order_by("-created_at"))
@@ -36,6 +40,10 @@ def get_pending_invitations_for_tenant(tenant) -> list[Invitation]:
 
 def get_api_keys_for_tenant(tenant) -> list[ApiKey]:
     return list(ApiKey.objects.filter(tenant=tenant).select_related("created_by"))
+
+
+def count_active_api_keys_for_tenant(tenant) -> int:
+    return ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count()
 
 
 def get_api_key_for_tenant(tenant, key_id: int) -> ApiKey:
@@ -57,6 +65,20 @@ def get_usage_records_for_tenant(tenant):
 
 def get_subscription_for_tenant(tenant) -> Subscription:
     return Subscription.objects.select_related("plan").get(tenant=tenant)
+
+
+def is_tenant_past_due(tenant) -> bool:
+    return Subscription.objects.filter(tenant=tenant, status=SubscriptionStatus.PAST_DUE).exists()
+
+
+def get_plan_changes_for_tenant(tenant, *, limit: int) -> list[PlanChange]:
+    """The tenant's latest plan changes, newest first."""
+    return list(PlanChange.objects.filter(tenant=tenant).select_related("from_plan", "to_plan")[:limit])
+
+
+def get_provider_keys_for_tenant(tenant) -> list[TenantProviderKey]:
+    """The tenant's own (BYOK) provider keys, stored encrypted."""
+    return list(TenantProviderKey.objects.filter(tenant=tenant))
 
 
 def get_media_file_for_tenant(tenant_id: int, file_id: str) -> MediaFile:

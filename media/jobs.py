@@ -274,8 +274,11 @@ class Worker:
                 jobs = await run_blocking(claim_due_jobs, self.name, free) if free > 0 else []
                 for job in jobs:
                     self.start(job)
-                if len(jobs) < free or free <= 0:
-                    await self.pause(stop)
+                if free <= 0:
+                    await self.pause(stop, until_free=True)
+                elif len(jobs) < free:
+                    # No more jobs are due: a step ending frees a slot but makes none due.
+                    await self.pause(stop, until_free=False)
         finally:
             heartbeat.cancel()
             if self.in_flight:
@@ -288,10 +291,13 @@ class Worker:
                 log.info("worker %s handed back %d job(s)", self.name, released)
             await close_client()
 
-    async def pause(self, stop: asyncio.Event) -> None:
-        """Until the next look for due jobs: the idle interval, a stop, or a step finishing."""
+    async def pause(self, stop: asyncio.Event, *, until_free: bool) -> None:
+        """Until the next look for due jobs: the idle interval, a stop, or (``until_free``, when
+        every slot is taken) a step finishing."""
         self.woken.clear()
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.woken.wait())]
+        waiters = [asyncio.ensure_future(stop.wait())]
+        if until_free:
+            waiters.append(asyncio.ensure_future(self.woken.wait()))
         await asyncio.wait(waiters, timeout=settings.VIDEO_WORKER_IDLE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()

@@ -26,7 +26,9 @@ from gateway.models import Membership
 from gateway.tenants import create_tenant
 from providers import breaker, router
 from providers.catalog import read_catalog, seed_catalog
+from providers.http import close_client
 from providers.models import Credential, Provider
+from providers.types import Target
 from tests.fakes import anthropic_upstream
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
@@ -328,6 +330,22 @@ def video_worker(catalog, settings):
 # --- fal.ai and Replicate (queues polled inside the call) --------------------------------------
 
 QUICK_POLLS = {"poll_interval": 0.01, "poll_interval_max": 0.05}  # provider quirks: poll every few ms
+
+
+def adapter_target(provider: str, fake, model: str, *, key: str, total_timeout: float = 10.0, **quirks) -> Target:
+    """A Target for calling an adapter straight at ``fake``, polling it every few milliseconds."""
+    return Target(provider=provider, upstream_model=model, base_url=fake.base_url, api_key=key,
+                  total_timeout=total_timeout, quirks={**QUICK_POLLS, **quirks})
+
+
+def run_adapter_call(coroutine):
+    """Runs an adapter call on a loop of its own, closing the pooled client it opened there."""
+    async def main():
+        try:
+            return await coroutine
+        finally:
+            await close_client()
+    return asyncio.run(main())
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 Seedance tasks, errors), then through the gateway: images and edits with the official openai SDK,
 video jobs over plain HTTP driven by the worker, each billed exactly and kept from other_tenant."""
 
-import asyncio
 import base64
 from decimal import Decimal
 
@@ -14,10 +13,10 @@ from billing.models import Plan
 from gateway import api_keys
 from providers import errors
 from providers.adapters.volcengine import VolcengineAdapter
-from providers.http import close_client
 from providers.registry import get_adapter
 from providers.types import ImageRequest, MediaInput, Target, VideoRequest
-from tests.conftest import serve_provider_from, wait_for
+from tests.conftest import adapter_target, serve_provider_from, wait_for
+from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples
 from tests.fakes.volcengine_api import API_KEY, FakeArk, Reply
 from usage.models import MonthlySpend, UsageRecord
@@ -47,16 +46,7 @@ def fake_doubao(catalog, ark):
 
 
 def target_for(fake: FakeArk, model: str = SEEDREAM, *, key: str = API_KEY) -> Target:
-    return Target(provider="doubao", upstream_model=model, base_url=fake.base_url, api_key=key, total_timeout=10)
-
-
-def run(coroutine):
-    async def main():
-        try:
-            return await coroutine
-        finally:
-            await close_client()
-    return asyncio.run(main())
+    return adapter_target("doubao", fake, model, key=key)
 
 
 def posted(fake: FakeArk, suffix: str) -> list[dict]:

@@ -13,7 +13,6 @@ from providers import errors
 from providers.adapters.base import Adapter
 from providers.adapters.fal import FalAdapter
 from providers.adapters.queue import poll_delays
-from providers.http import close_client
 from providers.registry import get_adapter
 from providers.types import (
     ImageRequest,
@@ -23,6 +22,8 @@ from providers.types import (
     VideoJobState,
     VideoRequest,
 )
+from tests.conftest import adapter_target
+from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples
 from tests.fakes.fal_queue import API_KEY, FakeFal, Reply
 
@@ -37,24 +38,8 @@ def fal(fal_server):
     return fal_server
 
 
-def target_for(fake: FakeFal, model: str = FLUX_DEV, *, key: str = API_KEY, total_timeout: float = 10.0,
-               **quirks) -> Target:
-    return Target(provider="fal", upstream_model=model, base_url=fake.base_url, api_key=key,
-                  total_timeout=total_timeout, quirks={"poll_interval": 0.01, "poll_interval_max": 0.05, **quirks})
-
-
-def run(coroutine):
-    """Run an adapter call on a loop of its own, closing the pooled client it opened."""
-    async def main():
-        try:
-            return await coroutine
-        finally:
-            await close_client()
-    return asyncio.run(main())
-
-
-def calls(fake: FakeFal, method: str, suffix: str = "") -> list[dict]:
-    return [r for r in fake.requests if r["method"] == method and r["path"].endswith(suffix)]
+def target_for(fake: FakeFal, model: str = FLUX_DEV, *, key: str = API_KEY, **options) -> Target:
+    return adapter_target("fal", fake, model, key=key, **options)
 
 
 def test_registry_serves_fal_with_images_edits_video_and_speech():
@@ -71,7 +56,7 @@ def test_images_wait_through_the_queue_and_come_back_as_real_files(fal):
                            guidance_scale=3.5, steps=28, negative_prompt="blurry", output_format="png")
     result = run(ADAPTER.generate_images(request, target_for(fal)))
 
-    submitted = calls(fal, "POST")
+    submitted = fal.calls("POST")
     assert [r["path"] for r in submitted] == ["/fal-ai/flux/dev"]
     assert submitted[0]["headers"]["Authorization"] == f"Key {API_KEY}"
     assert submitted[0]["body"] == {"prompt": "a red fox", "num_images": 2, "image_size": "square_hd", "seed": 7,
@@ -79,10 +64,10 @@ def test_images_wait_through_the_queue_and_come_back_as_real_files(fal):
                                     "output_format": "png"}
     job = next(iter(fal.jobs.values()))
     # fal's quirk: the request's URLs carry only owner/app; one status check per queue state, with logs.
-    checks = calls(fal, "GET", "/status")
+    checks = fal.calls("GET", "/status")
     assert [r["path"] for r in checks] == [f"/fal-ai/flux/requests/{job.request_id}/status"] * 3
     assert all(r["query"] == {"logs": "1"} for r in checks)
-    assert [r["path"] for r in calls(fal, "GET", job.request_id)] == [f"/fal-ai/flux/requests/{job.request_id}"]
+    assert [r["path"] for r in fal.calls("GET", job.request_id)] == [f"/fal-ai/flux/requests/{job.request_id}"]
 
     assert result.usage.images == 2 and result.usage.media_detail == "1024x1024"
     assert result.upstream_model == FLUX_DEV
@@ -94,7 +79,7 @@ def test_images_wait_through_the_queue_and_come_back_as_real_files(fal):
 def test_a_size_that_is_no_preset_goes_as_width_and_height(fal):
     result = run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox", size="1280x720",
                                                       aspect_ratio="16:9"), target_for(fal)))
-    body = calls(fal, "POST")[0]["body"]
+    body = fal.calls("POST")[0]["body"]
     assert body["image_size"] == {"width": 1280, "height": 720} and body["aspect_ratio"] == "16:9"
     assert body["num_images"] == 1
     assert result.usage.images == 1 and result.usage.media_detail == "1280x720"
@@ -103,13 +88,13 @@ def test_a_size_that_is_no_preset_goes_as_width_and_height(fal):
 def test_a_declared_style_goes_through_as_the_model_names_it(fal):
     run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a logo", style="vector_illustration"),
                                 target_for(fal, "fal-ai/recraft-v3")))
-    assert calls(fal, "POST")[0]["body"] == {"prompt": "a logo", "num_images": 1, "style": "vector_illustration"}
+    assert fal.calls("POST")[0]["body"] == {"prompt": "a logo", "num_images": 1, "style": "vector_illustration"}
 
 
 def test_the_queue_is_polled_once_per_state_with_growing_waits(fal):
     fal.enqueue(Reply(states=("IN_QUEUE",) * 5 + ("IN_PROGRESS", "IN_PROGRESS", "COMPLETED")))
     run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"), target_for(fal)))
-    assert len(calls(fal, "GET", "/status")) == 8  # never a second look at a state without a wait between
+    assert len(fal.calls("GET", "/status")) == 8  # never a second look at a state without a wait between
     delays = list(itertools.islice(poll_delays(target_for(fal, poll_interval=0.5, poll_interval_max=5)), 8))
     assert delays == [0.5, 0.75, 1.125, 1.6875, 2.53125, 3.796875, 5, 5]
 
@@ -120,7 +105,7 @@ def test_a_queue_that_never_finishes_times_out_and_the_request_is_cancelled(fal)
         run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"), target_for(fal, total_timeout=0.3)))
     job = next(iter(fal.jobs.values()))
     assert job.cancelled
-    assert [r["path"] for r in calls(fal, "PUT")] == [f"/fal-ai/flux/requests/{job.request_id}/cancel"]
+    assert [r["path"] for r in fal.calls("PUT")] == [f"/fal-ai/flux/requests/{job.request_id}/cancel"]
 
 
 def test_a_status_endpoint_that_hangs_is_cut_at_the_deadline(fal):
@@ -134,7 +119,7 @@ def test_a_failed_status_check_is_a_missed_look_not_a_second_submission(fal):
     fal.enqueue(Reply(status_errors={0: 503, 1: 500}))
     result = run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"), target_for(fal)))
     assert result.usage.images == 1
-    assert len(calls(fal, "POST")) == 1 and len(calls(fal, "GET", "/status")) == 5
+    assert len(fal.calls("POST")) == 1 and len(fal.calls("GET", "/status")) == 5
 
 
 def test_a_caller_that_gives_up_cancels_the_queued_request(fal):
@@ -156,7 +141,7 @@ def test_urls_on_another_host_are_rebuilt_on_ours_so_the_key_stays_home(fal):
     result = run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"), target_for(fal)))
     assert result.usage.images == 1
     job = next(iter(fal.jobs.values()))
-    assert calls(fal, "GET", "/status")[0]["path"] == f"/fal-ai/flux/requests/{job.request_id}/status"
+    assert fal.calls("GET", "/status")[0]["path"] == f"/fal-ai/flux/requests/{job.request_id}/status"
 
 
 def test_a_refused_key_is_the_operators_problem_and_never_repeated(fal):
@@ -190,7 +175,7 @@ def test_a_prompt_refused_by_the_models_safety_checker_is_content_filtered(fal):
          "type": "content_policy_violation"}]))
     with pytest.raises(errors.ContentFiltered, match="prompt: The content could not be processed"):
         run(ADAPTER.generate_images(ImageRequest(model="m", prompt="something"), target_for(fal)))
-    assert len(calls(fal, "POST")) == 1
+    assert len(fal.calls("POST")) == 1
 
 
 def test_a_model_that_fails_ends_the_wait_at_once_for_the_router_to_decide(fal):
@@ -199,8 +184,8 @@ def test_a_model_that_fails_ends_the_wait_at_once_for_the_router_to_decide(fal):
         run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"), target_for(fal)))
     assert caught.value.retryable
     job = next(iter(fal.jobs.values()))
-    assert len(calls(fal, "GET", job.request_id)) == 1  # the failed result is not fetched again and again
-    assert calls(fal, "PUT") == []
+    assert len(fal.calls("GET", job.request_id)) == 1  # the failed result is not fetched again and again
+    assert fal.calls("PUT") == []
 
 
 def test_edits_send_the_image_and_mask_as_data_urls(fal):
@@ -208,8 +193,8 @@ def test_edits_send_the_image_and_mask_as_data_urls(fal):
     request = ImageRequest(model="m", prompt="make it blue", images=[MediaInput(content=picture, content_type="image/png")],
                            mask=MediaInput(url="https://example.com/mask.png"))
     result = run(ADAPTER.edit_images(request, target_for(fal, "fal-ai/flux/dev/image-to-image")))
-    body = calls(fal, "POST")[0]["body"]
-    assert calls(fal, "POST")[0]["path"] == "/fal-ai/flux/dev/image-to-image"
+    body = fal.calls("POST")[0]["body"]
+    assert fal.calls("POST")[0]["path"] == "/fal-ai/flux/dev/image-to-image"
     assert body["image_url"] == "data:image/png;base64," + base64.b64encode(picture).decode()
     assert body["mask_url"] == "https://example.com/mask.png"
     assert result.usage.images == 1
@@ -221,7 +206,7 @@ def test_a_model_declaring_other_field_names_gets_them_without_code(fal):
     request = ImageRequest(model="m", prompt="a hat on it", images=[MediaInput(url="https://example.com/a.png")],
                            extra={"enable_safety_checker": True})
     run(ADAPTER.edit_images(request, target_for(fal, "fal-ai/nano-banana/edit", model_inputs=model_inputs)))
-    body = calls(fal, "POST")[0]["body"]
+    body = fal.calls("POST")[0]["body"]
     assert body == {"prompt": "a hat on it", "num_images": 1, "image_urls": ["https://example.com/a.png"],
                     "enable_safety_checker": True, "sync_mode": False}
 
@@ -229,7 +214,7 @@ def test_a_model_declaring_other_field_names_gets_them_without_code(fal):
 def test_several_images_to_edit_go_as_a_list(fal):
     images = [MediaInput(url="https://example.com/a.png"), MediaInput(url="https://example.com/b.png")]
     run(ADAPTER.edit_images(ImageRequest(model="m", prompt="merge", images=images), target_for(fal)))
-    assert calls(fal, "POST")[0]["body"]["image_urls"] == ["https://example.com/a.png", "https://example.com/b.png"]
+    assert fal.calls("POST")[0]["body"]["image_urls"] == ["https://example.com/a.png", "https://example.com/b.png"]
 
 
 def test_video_is_a_job_submitted_then_polled_to_completion(fal):
@@ -239,9 +224,9 @@ def test_video_is_a_job_submitted_then_polled_to_completion(fal):
                            negative_prompt="people", seed=3)
     state = run(ADAPTER.submit_video(request, target))
     assert state.status == "queued" and state.progress == 0
-    assert calls(fal, "POST")[0]["body"] == {"prompt": "waves at dusk", "negative_prompt": "people", "seed": 3,
+    assert fal.calls("POST")[0]["body"] == {"prompt": "waves at dusk", "negative_prompt": "people", "seed": 3,
                                              "aspect_ratio": "16:9", "resolution": "720p", "duration": "8s"}
-    assert calls(fal, "GET") == []  # submission never waits for the video
+    assert fal.calls("GET") == []  # submission never waits for the video
     job = next(iter(fal.jobs.values()))
     assert state.handle["status_url"].endswith(f"/fal-ai/veo3/requests/{job.request_id}/status")
 
@@ -263,7 +248,7 @@ def test_image_to_video_sends_the_first_frame(fal):
     request = VideoRequest(model="m", prompt="it moves", image=MediaInput(url="https://example.com/first.png"),
                            aspect_ratio="9:16", resolution="1080p", duration_seconds=5)
     run(ADAPTER.submit_video(request, target_for(fal, "fal-ai/kling-video/v2.1/master/image-to-video")))
-    sent = calls(fal, "POST")[0]
+    sent = fal.calls("POST")[0]
     assert sent["path"] == "/fal-ai/kling-video/v2.1/master/image-to-video"
     assert sent["body"] == {"prompt": "it moves", "aspect_ratio": "9:16", "resolution": "1080p", "duration": "5",
                             "image_url": "https://example.com/first.png"}
@@ -334,7 +319,7 @@ def test_speech_comes_back_as_audio_bytes_billed_by_characters(fal):
     target = target_for(fal, "fal-ai/kokoro/american-english",
                         model_inputs={"fal-ai/kokoro": {"fields": {"text": "prompt"}}})
     result = run(ADAPTER.speech(SpeechRequest(model="m", input="Hello there.", voice="af_heart", speed=1.2), target))
-    assert calls(fal, "POST")[0]["body"] == {"prompt": "Hello there.", "voice": "af_heart", "speed": 1.2}
+    assert fal.calls("POST")[0]["body"] == {"prompt": "Hello there.", "voice": "af_heart", "speed": 1.2}
     assert result.audio == media_samples.wav(1.0) and result.content_type == "audio/wav"
     assert result.usage.characters == len("Hello there.")
 

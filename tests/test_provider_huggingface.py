@@ -3,7 +3,6 @@ provider mapping looked up, fal-ai's queue and WaveSpeed behind the router, erro
 gateway: image edits with the official openai SDK and image-to-video as a job over plain HTTP,
 billed exactly and kept from other_tenant."""
 
-import asyncio
 import base64
 from decimal import Decimal
 
@@ -13,10 +12,10 @@ import pytest
 
 from providers import errors
 from providers.adapters.huggingface import HuggingFaceAdapter, forget_mappings
-from providers.http import close_client
 from providers.registry import get_adapter
 from providers.types import ImageRequest, MediaInput, Target, VideoRequest
-from tests.conftest import serve_queue_provider, wait_for
+from tests.conftest import adapter_target, serve_queue_provider, wait_for
+from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples
 from tests.fakes.huggingface_api import API_KEY, FakeHuggingFace, Reply
 from usage.models import MonthlySpend, UsageRecord
@@ -51,20 +50,8 @@ def fake_hf(catalog, hf):
     return hf
 
 
-def target_for(fake: FakeHuggingFace, model: str = "Qwen/Qwen-Image-Edit", *, key: str = API_KEY,
-               total_timeout: float = 10.0) -> Target:
-    return Target(provider="huggingface", upstream_model=model, base_url=fake.base_url, api_key=key,
-                  total_timeout=total_timeout,
-                  quirks={"hub_url": fake.address, "poll_interval": 0.01, "poll_interval_max": 0.05})
-
-
-def run(coroutine):
-    async def main():
-        try:
-            return await coroutine
-        finally:
-            await close_client()
-    return asyncio.run(main())
+def target_for(fake: FakeHuggingFace, model: str = "Qwen/Qwen-Image-Edit", *, key: str = API_KEY, total_timeout: float = 10.0) -> Target:
+    return adapter_target("huggingface", fake, model, key=key, total_timeout=total_timeout, hub_url=fake.address)
 
 
 def calls(fake: FakeHuggingFace, method: str, prefix: str) -> list[dict]:

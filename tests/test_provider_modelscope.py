@@ -3,7 +3,6 @@
 text-to-image models through /v1/images/generations with the official openai SDK, billed exactly and
 kept from other_tenant; chat stays OpenAI-compatible."""
 
-import asyncio
 from decimal import Decimal
 
 import httpx
@@ -12,11 +11,11 @@ import pytest
 
 from providers import errors
 from providers.adapters.modelscope import ModelScopeAdapter
-from providers.http import close_client
 from providers.models import Model
 from providers.registry import get_adapter
 from providers.types import ImageRequest, Target
-from tests.conftest import serve_queue_provider, wait_for
+from tests.conftest import adapter_target, serve_queue_provider, wait_for
+from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples
 from tests.fakes.modelscope_api import API_KEY, FakeModelScope, Reply
 from usage.models import UsageRecord
@@ -43,19 +42,8 @@ def fake_modelscope(catalog, modelscope):
     return modelscope
 
 
-def target_for(fake: FakeModelScope, model: str = "Qwen/Qwen-Image", *, key: str = API_KEY,
-               total_timeout: float = 10.0) -> Target:
-    return Target(provider="modelscope", upstream_model=model, base_url=fake.base_url, api_key=key,
-                  total_timeout=total_timeout, quirks={"poll_interval": 0.01, "poll_interval_max": 0.05})
-
-
-def run(coroutine):
-    async def main():
-        try:
-            return await coroutine
-        finally:
-            await close_client()
-    return asyncio.run(main())
+def target_for(fake: FakeModelScope, model: str = "Qwen/Qwen-Image", *, key: str = API_KEY, total_timeout: float = 10.0) -> Target:
+    return adapter_target("modelscope", fake, model, key=key, total_timeout=total_timeout)
 
 
 def test_registry_serves_modelscope_chat_and_images():

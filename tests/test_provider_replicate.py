@@ -1,7 +1,6 @@
 """The Replicate adapter through the adapter interface, against a fake Replicate API over real
 HTTP: predictions created (waiting where it fits), polled, cancelled, and their errors mapped."""
 
-import asyncio
 import json
 from decimal import Decimal
 
@@ -9,9 +8,10 @@ import pytest
 
 from providers import errors
 from providers.adapters.replicate import ReplicateAdapter
-from providers.http import close_client
 from providers.registry import get_adapter
 from providers.types import ImageRequest, MediaInput, Target, VideoJobState, VideoRequest
+from tests.conftest import adapter_target
+from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples
 from tests.fakes.replicate_api import API_KEY, FakeReplicate, Reply
 
@@ -26,23 +26,8 @@ def replicate(replicate_server):
     return replicate_server
 
 
-def target_for(fake: FakeReplicate, model: str = SCHNELL, *, key: str = API_KEY, total_timeout: float = 10.0,
-               **quirks) -> Target:
-    return Target(provider="replicate", upstream_model=model, base_url=fake.base_url, api_key=key,
-                  total_timeout=total_timeout, quirks={"poll_interval": 0.01, "poll_interval_max": 0.05, **quirks})
-
-
-def run(coroutine):
-    async def main():
-        try:
-            return await coroutine
-        finally:
-            await close_client()
-    return asyncio.run(main())
-
-
-def calls(fake: FakeReplicate, method: str, suffix: str = "") -> list[dict]:
-    return [r for r in fake.requests if r["method"] == method and r["path"].endswith(suffix)]
+def target_for(fake: FakeReplicate, model: str = SCHNELL, *, key: str = API_KEY, **options) -> Target:
+    return adapter_target("replicate", fake, model, key=key, **options)
 
 
 def test_registry_serves_replicate_with_images_edits_and_video():
@@ -74,14 +59,14 @@ def test_a_prediction_that_outlasts_the_wait_is_polled_to_the_end(replicate):
     result = run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"), target_for(replicate, total_timeout=300)))
     assert result.usage.images == 1
     prediction = next(iter(replicate.predictions.values()))
-    assert calls(replicate, "POST")[0]["headers"]["Prefer"] == "wait=60"
-    assert [r["path"] for r in calls(replicate, "GET")] == [f"/v1/predictions/{prediction.id}"] * 3
+    assert replicate.calls("POST")[0]["headers"]["Prefer"] == "wait=60"
+    assert [r["path"] for r in replicate.calls("GET")] == [f"/v1/predictions/{prediction.id}"] * 3
 
 
 def test_a_failed_look_is_only_a_missed_look(replicate):
     replicate.enqueue(Reply(outlasts_wait=True, look_errors={0: 503}))
     result = run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"), target_for(replicate)))
-    assert result.usage.images == 1 and len(calls(replicate, "POST")) == 1
+    assert result.usage.images == 1 and len(replicate.calls("POST")) == 1
 
 
 def test_a_prediction_that_never_ends_times_out_and_is_cancelled(replicate):
@@ -90,14 +75,14 @@ def test_a_prediction_that_never_ends_times_out_and_is_cancelled(replicate):
         run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"), target_for(replicate, total_timeout=0.4)))
     prediction = next(iter(replicate.predictions.values()))
     assert prediction.canceled
-    assert [r["path"] for r in calls(replicate, "POST", "/cancel")] == [f"/v1/predictions/{prediction.id}/cancel"]
+    assert [r["path"] for r in replicate.calls("POST", "/cancel")] == [f"/v1/predictions/{prediction.id}/cancel"]
 
 
 def test_versions_and_deployments_have_their_own_create_endpoints(replicate):
     run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"),
                                 target_for(replicate, "stability-ai/sdxl:7762fd07cf82c948538e41f63f77d685e02b063e")))
     run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"), target_for(replicate, "deployments/acme/my-flux")))
-    first, second = calls(replicate, "POST")
+    first, second = replicate.calls("POST")
     assert first["path"] == "/v1/predictions"
     assert first["body"] == {"version": "7762fd07cf82c948538e41f63f77d685e02b063e", "input": {"prompt": "a fox"}}
     assert second["path"] == "/v1/deployments/acme/my-flux/predictions" and second["body"] == {"input": {"prompt": "a fox"}}
@@ -109,7 +94,7 @@ def test_files_on_the_apis_own_host_are_fetched_with_the_token(replicate):
     result = run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox", size="64x64"), target))
     content = run(ADAPTER.fetch_media(result.images[0], target))
     assert media_samples.png_size(content) == (64, 64)
-    assert calls(replicate, "GET", ".png")[0]["headers"]["Authorization"] == f"Bearer {API_KEY}"
+    assert replicate.calls("GET", ".png")[0]["headers"]["Authorization"] == f"Bearer {API_KEY}"
 
 
 def test_a_model_declaring_other_field_names_gets_them_without_code(replicate):
@@ -117,13 +102,13 @@ def test_a_model_declaring_other_field_names_gets_them_without_code(replicate):
               "black-forest-labs/flux-dev": {"fields": {"guidance_scale": "guidance"}, "inputs": {"go_fast": False}}}
     run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox", guidance_scale=3.0, aspect_ratio="16:9"),
                                 target_for(replicate, "black-forest-labs/flux-dev", model_inputs=inputs)))
-    assert calls(replicate, "POST")[0]["body"]["input"] == {"prompt": "a fox", "aspect_ratio": "16:9",
+    assert replicate.calls("POST")[0]["body"]["input"] == {"prompt": "a fox", "aspect_ratio": "16:9",
                                                             "guidance": 3.0, "go_fast": False}
     picture = media_samples.png(32, 32)
     edit = ImageRequest(model="m", prompt="make it night", images=[MediaInput(content=picture, content_type="image/png")])
     result = run(ADAPTER.edit_images(edit, target_for(replicate, "black-forest-labs/flux-kontext-pro",
                                                       model_inputs=inputs)))
-    sent = calls(replicate, "POST")[1]["body"]["input"]
+    sent = replicate.calls("POST")[1]["body"]["input"]
     assert sent["input_image"].startswith("data:image/png;base64,") and "image" not in sent
     assert result.usage.images == 1 and result.usage.media_detail == ""
 
@@ -135,7 +120,7 @@ def test_edits_take_one_image_and_a_mask(replicate):
     assert replicate.requests == []
     run(ADAPTER.edit_images(ImageRequest(model="m", prompt="x", images=[MediaInput(url="https://a/1.png")],
                                          mask=MediaInput(url="https://a/mask.png")), target_for(replicate)))
-    sent = calls(replicate, "POST")[0]["body"]["input"]
+    sent = replicate.calls("POST")[0]["body"]["input"]
     assert (sent["image"], sent["mask"]) == ("https://a/1.png", "https://a/mask.png")
 
 
@@ -207,7 +192,7 @@ def test_a_failed_or_cancelled_video_says_so(replicate):
 
     state = run(ADAPTER.submit_video(VideoRequest(model="m", prompt="y"), target))
     run(ADAPTER.cancel_video(state, target))
-    assert calls(replicate, "POST", "/cancel")[0]["path"] == f"/v1/predictions/{state.handle['id']}/cancel"
+    assert replicate.calls("POST", "/cancel")[0]["path"] == f"/v1/predictions/{state.handle['id']}/cancel"
     assert run(ADAPTER.poll_video(state, target)).status == "cancelled"
     run(ADAPTER.cancel_video(state, target))  # already over: no error
 

@@ -3,7 +3,6 @@ polled, uploads, errors mapped), then its models through the gateway: images and
 official openai SDK, speech with the SDK, video as a job over plain HTTP, each billed exactly and
 kept from other_tenant."""
 
-import asyncio
 from decimal import Decimal
 
 import httpx
@@ -14,10 +13,10 @@ from billing.models import Plan
 from gateway import api_keys
 from providers import errors
 from providers.adapters.wavespeed import WaveSpeedAdapter
-from providers.http import close_client
 from providers.registry import get_adapter
 from providers.types import ImageRequest, MediaInput, SpeechRequest, Target, VideoRequest
-from tests.conftest import wait_for
+from tests.conftest import adapter_target, wait_for
+from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples
 from tests.fakes.wavespeed_api import API_KEY, FakeWaveSpeed, Reply
 from usage.models import MonthlySpend, UsageRecord
@@ -48,23 +47,8 @@ def fake_wavespeed(catalog, wavespeed):
     return wavespeed
 
 
-def target_for(fake: FakeWaveSpeed, model: str = FLUX, *, key: str = API_KEY, total_timeout: float = 10.0,
-               **quirks) -> Target:
-    return Target(provider="wavespeed", upstream_model=model, base_url=fake.base_url, api_key=key,
-                  total_timeout=total_timeout, quirks={"poll_interval": 0.01, "poll_interval_max": 0.05, **quirks})
-
-
-def run(coroutine):
-    async def main():
-        try:
-            return await coroutine
-        finally:
-            await close_client()
-    return asyncio.run(main())
-
-
-def calls(fake: FakeWaveSpeed, method: str, suffix: str = "") -> list[dict]:
-    return [r for r in fake.requests if r["method"] == method and r["path"].endswith(suffix)]
+def target_for(fake: FakeWaveSpeed, model: str = FLUX, *, key: str = API_KEY, **options) -> Target:
+    return adapter_target("wavespeed", fake, model, key=key, **options)
 
 
 # --- the adapter ----------------------------------------------------------------------------------
@@ -81,13 +65,13 @@ def test_an_image_is_submitted_then_polled_until_completed(wavespeed):
     request = ImageRequest(model="wavespeed/flux", prompt="a red fox", n=2, size="768x512", seed=7, steps=4,
                            guidance_scale=3.5)
     result = run(ADAPTER.generate_images(request, target_for(wavespeed)))
-    [submitted] = calls(wavespeed, "POST")
+    [submitted] = wavespeed.calls("POST")
     assert submitted["path"] == f"/api/v3/{FLUX}"
     assert submitted["headers"]["Authorization"] == f"Bearer {API_KEY}"
     assert submitted["body"] == {"prompt": "a red fox", "num_images": 2, "size": "768*512", "seed": 7,
                                  "guidance_scale": 3.5, "num_inference_steps": 4}
     [prediction] = wavespeed.predictions.values()
-    assert [r["path"] for r in calls(wavespeed, "GET", "/result")] == [f"/api/v3/predictions/{prediction.id}/result"] * 2
+    assert [r["path"] for r in wavespeed.calls("GET", "/result")] == [f"/api/v3/predictions/{prediction.id}/result"] * 2
     assert result.usage.images == 2 and result.usage.media_detail == "768x512"
     content = run(ADAPTER.fetch_media(result.images[1], target_for(wavespeed)))
     assert media_samples.png_size(content) == (768, 512)
@@ -96,7 +80,7 @@ def test_an_image_is_submitted_then_polled_until_completed(wavespeed):
 def test_a_failed_look_is_only_a_missed_look(wavespeed):
     wavespeed.enqueue(Reply(look_errors={0: 502}))
     result = run(ADAPTER.generate_images(ImageRequest(model="m", prompt="a fox"), target_for(wavespeed)))
-    assert result.usage.images == 1 and len(calls(wavespeed, "POST")) == 1
+    assert result.usage.images == 1 and len(wavespeed.calls("POST")) == 1
 
 
 def test_a_failed_prediction_is_mapped_by_its_error_code(wavespeed):
@@ -147,9 +131,9 @@ def test_uploaded_images_go_to_wavespeeds_media_store_first(wavespeed):
     wavespeed.reset()
     wavespeed.enqueue(Reply(required=("image", "face_image")))
     run(ADAPTER.edit_images(request, target_for(wavespeed, "wavespeed-ai/image-face-swap", model_inputs=face_swap)))
-    [upload] = calls(wavespeed, "POST", "/media/upload/binary")
+    [upload] = wavespeed.calls("POST", "/media/upload/binary")
     assert upload["body"]["file"] == ("photo.png", "image/png", photo)
-    [submitted] = calls(wavespeed, "POST", "/image-face-swap")
+    [submitted] = wavespeed.calls("POST", "/image-face-swap")
     assert submitted["body"]["face_image"] == "https://example.com/face.png"
     assert submitted["body"]["image"].startswith(f"{wavespeed.base_url}/files/upload-")
     assert "prompt" not in submitted["body"]
@@ -160,10 +144,10 @@ def test_an_inpainting_edit_sends_image_and_mask(wavespeed):
     request = ImageRequest(model="m", prompt="a hat", size="512x512", images=[
         MediaInput(url="https://example.com/cat.png")], mask=MediaInput(content=mask, content_type="image/png"))
     run(ADAPTER.edit_images(request, target_for(wavespeed)))
-    submitted = calls(wavespeed, "POST", FLUX)[0]["body"]
+    submitted = wavespeed.calls("POST", FLUX)[0]["body"]
     assert submitted["image"] == "https://example.com/cat.png"
     assert submitted["mask_image"].startswith(f"{wavespeed.base_url}/files/upload-")
-    [upload] = calls(wavespeed, "POST", "/media/upload/binary")  # the mask; the image was a URL already
+    [upload] = wavespeed.calls("POST", "/media/upload/binary")  # the mask; the image was a URL already
     assert upload["body"]["file"][2] == mask
 
 
@@ -171,7 +155,7 @@ def test_speech_sends_text_and_voice_and_fetches_the_audio(wavespeed):
     wavespeed.enqueue(Reply(kind="audio", required=("text", "voice_id")))
     result = run(ADAPTER.speech(SpeechRequest(model="m", input="Hello there", voice="Wise_Woman", speed=1.5),
                                 target_for(wavespeed, "minimax/speech-02-hd")))
-    assert calls(wavespeed, "POST")[0]["body"] == {"text": "Hello there", "voice_id": "Wise_Woman", "speed": 1.5}
+    assert wavespeed.calls("POST")[0]["body"] == {"text": "Hello there", "voice_id": "Wise_Woman", "speed": 1.5}
     assert result.audio.endswith(b"Hello there") and result.content_type == "audio/mpeg"
     assert result.usage.characters == 11
     with pytest.raises(errors.UnsupportedFeature):
@@ -186,7 +170,7 @@ def test_a_video_is_submitted_then_polled_one_look_at_a_time(wavespeed):
     state = run(ADAPTER.submit_video(VideoRequest(model="m", prompt="waves", duration_seconds=8, size="1280x720",
                                                   resolution="720p", seed=3), target))
     assert state.status == "queued"
-    assert calls(wavespeed, "POST")[0]["body"] == {"prompt": "waves", "seed": 3, "size": "1280*720", "duration": 8}
+    assert wavespeed.calls("POST")[0]["body"] == {"prompt": "waves", "seed": 3, "size": "1280*720", "duration": 8}
     state = run(ADAPTER.poll_video(state, target))
     assert state.status == "in_progress"
     state = run(ADAPTER.poll_video(state, target))
@@ -201,7 +185,7 @@ def test_flux_ultra_fast_images_through_the_sdk_are_billed_per_image(client, oth
     answer = client.images.generate(model="wavespeed/wavespeed-ai/flux-dev-ultra-fast", prompt="a lighthouse",
                                     n=2, size="1024x768", extra_body={"seed": 11})
     assert len(answer.data) == 2
-    [submitted] = calls(fake_wavespeed, "POST")
+    [submitted] = fake_wavespeed.calls("POST")
     assert submitted["body"] == {"prompt": "a lighthouse", "num_images": 2, "size": "1024*768", "seed": 11}
     image = httpx.get(answer.data[0].url)
     assert image.status_code == 200 and media_samples.png_size(image.content) == (1024, 768)
@@ -220,9 +204,9 @@ def test_background_removal_is_an_edit_of_the_uploaded_image(client, other_clien
     photo = media_samples.png(40, 30)
     answer = client.images.edit(model="wavespeed/wavespeed-ai/image-background-remover", image=("cat.png", photo,
                                 "image/png"), prompt="remove the background")
-    [upload] = calls(fake_wavespeed, "POST", "/media/upload/binary")
+    [upload] = fake_wavespeed.calls("POST", "/media/upload/binary")
     assert upload["body"]["file"][2] == photo
-    [submitted] = calls(fake_wavespeed, "POST", "/image-background-remover")
+    [submitted] = fake_wavespeed.calls("POST", "/image-background-remover")
     assert list(submitted["body"]) == ["image"]  # the model takes the image alone
     record = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant).first(), what="the usage record")
     assert (record.images, record.cost) == (1, Decimal("0.005"))
@@ -239,7 +223,7 @@ def test_face_swap_takes_the_photo_and_the_face(client, fake_wavespeed, tenant):
     client.images.edit(model="wavespeed/wavespeed-ai/image-face-swap", prompt="swap in the face",
                        image=[("photo.png", media_samples.png(40, 30), "image/png"),
                               ("face.png", media_samples.png(20, 20), "image/png")])
-    submitted = calls(fake_wavespeed, "POST", "/image-face-swap")[-1]["body"]
+    submitted = fake_wavespeed.calls("POST", "/image-face-swap")[-1]["body"]
     assert set(submitted) == {"image", "face_image"}
     record = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant, images=1).first(), what="the usage record")
     assert record.cost == Decimal("0.010")
@@ -250,7 +234,7 @@ def test_speech_through_the_sdk_is_billed_per_character(client, fake_wavespeed, 
     audio = client.audio.speech.create(model="wavespeed/minimax/speech-02-hd", input="Good morning, Alice.",
                                        voice="Calm_Woman", response_format="mp3")
     assert audio.content.endswith(b"Good morning, Alice.")
-    assert calls(fake_wavespeed, "POST")[0]["body"] == {"text": "Good morning, Alice.", "voice_id": "Calm_Woman"}
+    assert fake_wavespeed.calls("POST")[0]["body"] == {"text": "Good morning, Alice.", "voice_id": "Calm_Woman"}
     record = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant).first(), what="the usage record")
     assert (record.capability, record.characters) == ("speech", 20)
     assert record.cost == Decimal("0.001")  # 20 characters at $50 a million
@@ -273,7 +257,7 @@ def test_hunyuan_video_is_a_job_billed_per_second_at_its_resolution(http, other_
     video = created.json()
     done = finished(http, video["id"])
     assert done["status"] == "completed" and done["provider"] == "wavespeed"
-    [submitted] = calls(fake_wavespeed, "POST")
+    [submitted] = fake_wavespeed.calls("POST")
     assert submitted["body"] == {"prompt": "a paper boat in the rain", "size": "1280*720", "duration": 8}
     content = http.get(f"/videos/{video['id']}/content")
     assert content.status_code == 200 and content.content == media_samples.mp4(8)
@@ -300,7 +284,7 @@ def test_a_failed_wavespeed_video_costs_nothing(http, video_worker, fake_wavespe
                                        "prompt": "a comet", "seconds": "6"}).json()
     done = finished(http, video["id"])
     assert done["status"] == "failed" and "Media access failed" in done["error"]["message"]
-    [submitted] = calls(fake_wavespeed, "POST")
+    [submitted] = fake_wavespeed.calls("POST")
     assert submitted["body"] == {"prompt": "a comet", "duration": 6}  # LTX-2 Pro takes no size or seed
     record = UsageRecord.objects.get(request_id=done["request_id"])
     assert (record.video_seconds, record.cost) == (0, 0)
@@ -313,7 +297,7 @@ def test_chat_flags_pick_the_size_by_resolution_and_set_the_guidance(client, fak
     answer = client.chat.completions.create(model="image/wavespeed/wavespeed-ai/flux-dev-ultra-fast", messages=[
         {"role": "user", "content": "a harbour at dawn --resolution 720p --ratio 16:9 --guidance 3.5 --seed 2"}])
     assert "![image 1](" in answer.choices[0].message.content
-    [submitted] = calls(fake_wavespeed, "POST")
+    [submitted] = fake_wavespeed.calls("POST")
     assert submitted["body"] == {"prompt": "a harbour at dawn", "size": "1280*720", "seed": 2, "guidance_scale": 3.5}
     record = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant).first(), what="the usage record")
     assert (record.images, record.media_detail, record.cost) == (1, "1280x720", Decimal("0.005"))

@@ -258,6 +258,7 @@ RECORD_FIELDS = [
     "images", "video_seconds", "characters", "audio_seconds", "media_detail", "web_searches", "byok", "usage_estimated", "cost",
     "reserved", "latency_ms", "ttft_ms", "outcome", "http_status", "error_type", "ending",
 ]
+CREATED_AT = RECORD_FIELDS.index("created_at")
 INSERT_RECORD = f"""
 INSERT INTO usage_usagerecord ({", ".join(RECORD_FIELDS)}) VALUES ({", ".join(["%s"] * len(RECORD_FIELDS))})
 ON CONFLICT (request_id) DO NOTHING
@@ -312,7 +313,7 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
     )
     ops = connection.ops
     values = [getattr(record, name) for name in RECORD_FIELDS]
-    values[RECORD_FIELDS.index("created_at")] = ops.adapt_datetimefield_value(record.created_at)
+    values[CREATED_AT] = ops.adapt_datetimefield_value(record.created_at)
     day = ops.adapt_datefield_value(record.created_at.date())
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(INSERT_RECORD, values)

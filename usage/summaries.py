@@ -2,8 +2,9 @@
 
     daily_usage(tenant_id, days=30, split=...)   one row per day of the window (zeros included)
                                                  and per model or key
-    month_summary(tenant_id)                     this calendar month (UTC): totals, the ledger's
-                                                 settled and reserved spend, the plan's cap
+    month_summary(tenant_id)                     this calendar month (UTC): totals (media units
+                                                 included), the ledger's settled and reserved
+                                                 spend, the plan's cap
 
 Days are UTC calendar days, as the rollups and the monthly ledger count them. Per-model figures
 come from the daily rollup (one row per day and model); per-key figures from the usage records
@@ -29,6 +30,10 @@ ZERO = Decimal(0)
 
 def money_sum(field: str):
     return Coalesce(Sum(field), Value(ZERO), output_field=DecimalField(max_digits=20, decimal_places=10))
+
+
+def seconds_sum(field: str):
+    return Coalesce(Sum(field), Value(ZERO), output_field=DecimalField(max_digits=14, decimal_places=3))
 
 
 def int_sum(field: str):
@@ -123,16 +128,19 @@ def key_totals(tenant_id: int, first: date, last: date) -> dict[tuple[date, str]
 
 def month_summary(tenant_id: int, *, today: date | None = None) -> dict:
     """This calendar month (UTC) of ``today``: ``{"month" (its first day), "requests",
-    "input_tokens", "output_tokens", "cost" (settled spend), "reserved" (held by requests in
-    flight), "spend_limit" (the plan's monthly cap, None for none), "by_model": [{"model",
-    "requests", "input_tokens", "output_tokens", "cost"}, ...]}``, models by cost, highest first."""
+    "input_tokens", "output_tokens", "images", "video_seconds", "characters", "audio_seconds"
+    (media units made), "cost" (settled spend), "reserved" (held by requests in flight),
+    "spend_limit" (the plan's monthly cap, None for none), "by_model": [{"model", "requests",
+    "input_tokens", "output_tokens", "cost"}, ...]}``, models by cost, highest first."""
     month = month_of(today or timezone.now().date())
     next_month = (month + timedelta(days=32)).replace(day=1)
-    rows = (
+    rows = list(
         DailyUsage.objects.filter(tenant_id=tenant_id, day__gte=month, day__lt=next_month)
         .values("model")
         .annotate(total_requests=int_sum("requests"), total_input=int_sum("input_tokens"),
-                  total_output=int_sum("output_tokens"), total_cost=money_sum("cost"))
+                  total_output=int_sum("output_tokens"), total_cost=money_sum("cost"),
+                  total_images=int_sum("images"), total_video_seconds=seconds_sum("video_seconds"),
+                  total_characters=int_sum("characters"), total_audio_seconds=seconds_sum("audio_seconds"))
         .order_by()
     )
     by_model = sorted(
@@ -146,6 +154,10 @@ def month_summary(tenant_id: int, *, today: date | None = None) -> dict:
         "requests": sum(entry["requests"] for entry in by_model),
         "input_tokens": sum(entry["input_tokens"] for entry in by_model),
         "output_tokens": sum(entry["output_tokens"] for entry in by_model),
+        "images": sum(row["total_images"] for row in rows),
+        "video_seconds": sum((row["total_video_seconds"] for row in rows), start=ZERO),
+        "characters": sum(row["total_characters"] for row in rows),
+        "audio_seconds": sum((row["total_audio_seconds"] for row in rows), start=ZERO),
         "cost": ledger["settled"] if ledger else ZERO,
         "reserved": ledger["reserved"] if ledger else ZERO,
         "spend_limit": plan_spend_limit(tenant_id),

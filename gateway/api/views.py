@@ -19,6 +19,8 @@ from billing.models import Plan
 from billing.stripe_api import BillingError, BillingNotConfigured, StripeUnavailable
 from billing.subscriptions import CheckoutRefused, grace_ends, open_portal, start_checkout
 from gateway.access import (
+    count_active_api_keys_for_tenant,
+    count_members_for_tenant,
     get_api_key_for_tenant,
     get_api_keys_for_tenant,
     get_members_for_tenant,
@@ -351,8 +353,8 @@ class PlanView(TenantView):
                 "month": month["month"], "requests": month["requests"], "spend": month["cost"],
                 "reserved": month["reserved"],
                 "spend_remaining": max(limit - spent, Decimal(0)) if limit is not None else None,
-                "active_keys": sum(1 for k in get_api_keys_for_tenant(tenant) if k.revoked_at is None),
-                "members": len(get_members_for_tenant(tenant)),
+                "active_keys": count_active_api_keys_for_tenant(tenant),
+                "members": count_members_for_tenant(tenant),
             },
         }).data)
 

@@ -104,16 +104,21 @@ class SignupForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        password1, password2 = cleaned.get("password1"), cleaned.get("password2")
-        if password1 and password2 and password1 != password2:
-            self.add_error("password2", "The two passwords differ.")
-        elif password1:
-            user = get_user_model()(username=cleaned.get("email", ""), email=cleaned.get("email", ""))
-            try:
-                password_validation.validate_password(password1, user)
-            except forms.ValidationError as exc:
-                self.add_error("password1", exc)
+        check_new_password(self, email=cleaned.get("email", ""))
         return cleaned
+
+
+def check_new_password(form: forms.Form, *, email: str) -> None:
+    """A form's password1 and password2: the same, and accepted by the validators for a user of
+    that email; else the errors go on the form's fields."""
+    password1, password2 = form.cleaned_data.get("password1"), form.cleaned_data.get("password2")
+    if password1 and password2 and password1 != password2:
+        form.add_error("password2", "The two passwords differ.")
+    elif password1:
+        try:
+            password_validation.validate_password(password1, get_user_model()(username=email, email=email))
+        except forms.ValidationError as exc:
+            form.add_error("password1", exc)
 
 
 @transaction.atomic

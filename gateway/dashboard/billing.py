@@ -3,21 +3,24 @@ recent invoices and the past-due banner. The forms post to billing's own endpoin
 (/api/billing/checkout and /api/billing/portal), which check the role again."""
 
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 
-from django.db.models import Sum
 from django.shortcuts import render
-from django.utils import timezone
 
 from billing import stripe_api
-from billing.models import Plan, PlanChange, Subscription, SubscriptionStatus
+from billing.models import Plan, Subscription, SubscriptionStatus
 from billing.stripe_api import BillingError, InvoiceSummary
 from billing.subscriptions import grace_ends
 from billing.views import can_manage_billing
+from gateway.access import (
+    count_active_api_keys_for_tenant,
+    count_members_for_tenant,
+    get_plan_changes_for_tenant,
+    get_subscription_for_tenant,
+)
 from gateway.dashboard.tenancy import tenant_page
-from gateway.models import ApiKey, Membership, Tenant
-from usage.models import DailyUsage, MonthlySpend
+from gateway.models import Membership, Tenant
+from usage import summaries
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,34 +39,25 @@ class Allowance:
         return min(100, int(Decimal(self.used) * 100 / Decimal(self.limit)))
 
 
-def first_of_month(today: date) -> date:
-    return today.replace(day=1)
-
-
-def month_use(tenant: Tenant, month: date) -> dict:
-    ledger = MonthlySpend.objects.filter(tenant=tenant, month=month).first()
-    totals = DailyUsage.objects.filter(tenant=tenant, day__gte=month).aggregate(
-        requests=Sum("requests"), images=Sum("images"), video_seconds=Sum("video_seconds"),
-        characters=Sum("characters"), audio_seconds=Sum("audio_seconds"),
-    )
+def month_use(tenant: Tenant) -> dict:
+    month = summaries.month_summary(tenant.pk)
     return {
-        "month": month,
-        "spend": ledger.settled if ledger else Decimal(0),
-        "reserved": ledger.reserved if ledger else Decimal(0),
-        "requests": totals["requests"] or 0,
-        "images": totals["images"] or 0,
-        "video_seconds": totals["video_seconds"] or Decimal(0),
-        "characters": totals["characters"] or 0,
-        "transcription_minutes": ((totals["audio_seconds"] or Decimal(0)) / 60).quantize(Decimal("0.1")),
+        "month": month["month"],
+        "spend": month["cost"],
+        "reserved": month["reserved"],
+        "requests": month["requests"],
+        "images": month["images"],
+        "video_seconds": month["video_seconds"] or Decimal(0),
+        "characters": month["characters"],
+        "transcription_minutes": (month["audio_seconds"] / 60).quantize(Decimal("0.1")),
     }
 
 
 def allowances(tenant: Tenant, plan: Plan, use: dict) -> list[Allowance]:
     rows = [
         Allowance("Spend this month", use["spend"].quantize(Decimal("0.0001")), plan.monthly_spend_limit, "USD"),
-        Allowance("API keys (active)", ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count(),
-                  plan.max_keys),
-        Allowance("Members", Membership.objects.filter(tenant=tenant).count(), plan.max_members),
+        Allowance("API keys (active)", count_active_api_keys_for_tenant(tenant), plan.max_keys),
+        Allowance("Members", count_members_for_tenant(tenant), plan.max_members),
     ]
     media = [
         ("Images", use["images"], plan.images_per_month, ""),
@@ -101,10 +95,10 @@ def recent_invoices(subscription: Subscription) -> tuple[list[dict], str]:
 @tenant_page("billing")
 def billing_page(request, membership: Membership):
     tenant = membership.tenant
-    subscription = Subscription.objects.select_related("plan").get(tenant=tenant)
+    subscription = get_subscription_for_tenant(tenant)
     plan = subscription.plan
     configured = stripe_api.is_configured()
-    use = month_use(tenant, first_of_month(timezone.now().date()))
+    use = month_use(tenant)
     invoices, invoices_error = recent_invoices(subscription) if configured else ([], "")
     return render(request, "dashboard/billing.html", {
         "subscription": subscription,
@@ -116,7 +110,7 @@ def billing_page(request, membership: Membership):
         "is_past_due": subscription.status == SubscriptionStatus.PAST_DUE,
         "grace_ends": grace_ends(subscription, plan),
         "offers": [p for p in Plan.objects.exclude(stripe_price_id="") if p.pk != plan.pk] if configured else [],
-        "history": PlanChange.objects.filter(tenant=tenant).select_related("from_plan", "to_plan")[:10],
+        "history": get_plan_changes_for_tenant(tenant, limit=10),
         "invoices": invoices,
         "invoices_error": invoices_error,
         "checkout": request.GET.get("checkout", ""),

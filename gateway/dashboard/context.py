@@ -1,7 +1,6 @@
 """Template context for the dashboard layout: the current tenant, its navigation, the switcher."""
 
-from billing.models import Subscription, SubscriptionStatus
-from gateway.access import get_memberships_for_user
+from gateway.access import get_memberships_for_user, is_tenant_past_due
 from gateway.dashboard.tenancy import NAVIGATION, can_open, tenant_url
 
 
@@ -19,6 +18,5 @@ def dashboard(request) -> dict:
             for page, label, path in NAVIGATION if can_open(membership, page)
         ],
         "user_memberships": get_memberships_for_user(request.user),
-        "is_past_due": lambda: Subscription.objects.filter(
-            tenant=membership.tenant, status=SubscriptionStatus.PAST_DUE).exists(),
+        "is_past_due": lambda: is_tenant_past_due(membership.tenant),
     }

@@ -3,7 +3,7 @@
 from django import forms
 from django.conf import settings
 from django.contrib import auth, messages
-from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from gateway.access import get_members_for_tenant, get_pending_invitations_for_tenant
 from gateway.dashboard import memberships
+from gateway.dashboard.accounts import check_new_password
 from gateway.dashboard.memberships import MembershipError, NotAllowed
 from gateway.dashboard.tenancy import (
     CURRENT_TENANT_SESSION_KEY,
@@ -167,15 +168,7 @@ class JoinForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        password1, password2 = cleaned.get("password1"), cleaned.get("password2")
-        if password1 and password2 and password1 != password2:
-            self.add_error("password2", "The two passwords differ.")
-        elif password1:
-            user = get_user_model()(username=self.email, email=self.email)
-            try:
-                password_validation.validate_password(password1, user)
-            except forms.ValidationError as exc:
-                self.add_error("password1", exc)
+        check_new_password(self, email=self.email)
         return cleaned
 
 

@@ -36,6 +36,7 @@ from billing.entitlements import Caller, Refusal
 from billing.models import SubscriptionStatus
 from gateway.access import (
     get_membership_for_user,
+    get_provider_keys_for_tenant,
     get_subscription_for_tenant,
     get_usage_records_for_tenant,
 )
@@ -72,7 +73,7 @@ def caller_for_member(membership: Membership) -> Caller:
     return Caller(
         tenant_id=tenant.pk, tenant_slug=tenant.slug, key_id=None, key_name=PLAYGROUND_KEY_NAME,
         key_allowed_models=(), plan=subscription.plan,
-        provider_keys={key.provider: key.get_secret() for key in tenant.provider_keys.all()},
+        provider_keys={key.provider: key.get_secret() for key in get_provider_keys_for_tenant(tenant)},
     )
 
 

@@ -15,7 +15,7 @@ from providers.blocking import run_blocking
 from providers.models import FALLBACK_REASONS
 from providers.pricing import most_cost
 from providers.router import Deployment, ModelInfo
-from providers.types import ChatRequest
+from providers.types import ChatRequest, Usage
 from usage.recording import Reservation
 
 CAPABILITY_ENDPOINTS = {
@@ -100,7 +100,6 @@ async def fallback_chain(caller: Caller, chat: ChatRequest, deployments: list[De
     """The model asked for, then the client's fallbacks (each must exist, be on the plan and
     take the request: else a clear error) or, when it gave none, the operator's (those that
     are not on the plan or cannot take the request are left out)."""
-    catalog = await router.get_catalog()
     chain = list(deployments)
     primary = deployments[0].model
     if chat.fallback_models:
@@ -110,13 +109,16 @@ async def fallback_chain(caller: Caller, chat: ChatRequest, deployments: list[De
             router.check_features(chat, model)
             chain.extend(fallbacks)
         return router.Chain(chain, frozenset(FALLBACK_REASONS))
-    for public_id in primary.fallbacks:
-        model = catalog.models.get(public_id)
-        if model is None or model.capability != "chat" or not entitlements.is_model_allowed(caller, model):
-            continue
-        if model.features is not None and router.features_of(chat) - model.features:
-            continue
-        chain.extend(catalog.deployments_for(public_id))
+    if primary.fallbacks:
+        catalog = await router.get_catalog()
+        needed = router.features_of(chat)
+        for public_id in primary.fallbacks:
+            model = catalog.models.get(public_id)
+            if model is None or model.capability != "chat" or not entitlements.is_model_allowed(caller, model):
+                continue
+            if model.features is not None and needed - model.features:
+                continue
+            chain.extend(catalog.deployments_for(public_id))
     return router.Chain(chain, primary.fallback_on)
 
 
@@ -137,5 +139,13 @@ async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_
         caller, priciest, request_id=request.request_id, input_tokens=input_tokens,
         max_output_tokens=requested_output or priciest.max_output_tokens, byok=byok, search_price=search_price,
     )
+    request.gateway_headers.update(admission.rate.headers())
+    return admission.reservation
+
+
+async def admit_media_request(request, caller: Caller, model: ModelInfo, *, most: Usage) -> Reservation:
+    """Media admission (entitlements.admit_media: ``most`` is what the request can make and cost),
+    with the key's rate window added to the response headers."""
+    admission = await entitlements.admit_media(caller, model, request_id=request.request_id, most=most)
     request.gateway_headers.update(admission.rate.headers())
     return admission.reservation

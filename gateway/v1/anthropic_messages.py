@@ -99,7 +99,10 @@ def envelope(error: GatewayError, request_id: str) -> dict[str, Any]:
 # --- request ----------------------------------------------------------------------------------
 
 def decode(body: bytes) -> ChatRequest:
-    payload = parse_json_object(body)
+    return decode_payload(parse_json_object(body))
+
+
+def decode_payload(payload: dict[str, Any]) -> ChatRequest:
     unknown = sorted(set(payload) - SUPPORTED - IGNORED)
     if "top_k" in unknown:
         raise bad_request("top_k: not supported by the gateway (its models do not all take it); remove it.",
@@ -147,7 +150,7 @@ def decode_count(body: bytes) -> ChatRequest:
     if unknown:
         raise bad_request(f"{', '.join(unknown)}: Extra inputs are not permitted.", param=unknown[0],
                           code="unknown_parameter")
-    return decode(json.dumps({**payload, "max_tokens": COUNT_MAX_TOKENS}).encode())
+    return decode_payload({**payload, "max_tokens": COUNT_MAX_TOKENS})
 
 
 def decode_system(value: Any) -> list[Message]:

@@ -48,12 +48,12 @@ from typing import Any, TypeVar
 from django.http import HttpResponse, JsonResponse
 
 from billing import entitlements
-from gateway.v1 import chat
-from gateway.v1.admission import authenticated_caller, find_model, read_body
+from gateway.v1.admission import admit_media_request, authenticated_caller, find_model, read_body
 from gateway.v1.errors import api_view, bad_request
-from gateway.v1.images import decode_json, media_input, number
+from gateway.v1.images import media_input, number
 from gateway.v1.media import allowed_values, check_choice, check_extras, default_choice
-from gateway.v1.metering import Meter
+from gateway.v1.metering import Meter, metered
+from gateway.v1.openai_chat import parse_json_object
 from providers import router
 from providers.router import ModelInfo
 from providers.types import (
@@ -106,10 +106,8 @@ async def admit_audio(request, caller, fields: dict, *, capability: str, operati
         raise bad_request(f"'{model.public_id}' (provider {model.provider}) does not serve {capability} here.",
                           param="model", code="unsupported_operation")
     decoded, most = decode(model)
-    admission = await entitlements.admit_media(caller, model, request_id=request.request_id, most=most)
-    request.gateway_headers.update(admission.rate.headers())
-    meter = Meter(admission.reservation, started=started, streamed=False, input_estimate=0)
-    meter.served_by(model)
+    reservation = await admit_media_request(request, caller, model, most=most)
+    meter = Meter(reservation, started=started, streamed=False, input_estimate=0)
     return decoded, AudioJob(model=model, chain=router.Chain(deployments, model.fallback_on), meter=meter, most=most)
 
 
@@ -118,7 +116,7 @@ async def run_audio(request, job: AudioJob, call: Callable[[Any, Any], Awaitable
     """The provider call along the chain, settled once: ``settle_usage(result)`` is the usage to
     record; a failure records none (and costs nothing)."""
     meter, trace = job.meter, job.trace
-    async with chat.metered(request, meter, trace):
+    async with metered(request, meter, trace):
         result = await router.call_chain(job.chain, call, trace)
         meter.settlement.usage, meter.settlement.usage_estimated = settle_usage(result)
         meter.settlement.upstream_model = result.upstream_model
@@ -144,7 +142,7 @@ async def speech(request):
     """POST /v1/audio/speech, and /v1/audio/generation."""
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
-    fields = decode_json(read_body(request))
+    fields = parse_json_object(read_body(request))
     def decode(model: ModelInfo) -> tuple[SpeechRequest, Usage]:
         speech_request = decode_speech(model, fields)
         return speech_request, most_speech(model, speech_request)

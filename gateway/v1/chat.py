@@ -15,7 +15,6 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -35,10 +34,9 @@ from gateway.v1.errors import (
     GatewayError,
     api_view,
     as_gateway_error,
-    error_body,
     log_provider_error,
 )
-from gateway.v1.metering import Meter
+from gateway.v1.metering import Meter, metered, served_by, settle_abandoned
 from providers import router
 from providers.errors import ProviderError, ProviderStreamBroken
 from providers.types import ChatRequest, ChatResult, Delta, Finish, StreamEvent, Usage, UsageReport
@@ -74,33 +72,6 @@ class StreamEncoder(Protocol):
     def failure(self, error: GatewayError) -> bytes: ...
 
 
-class OpenAIStream:
-    """Chat Completions chunks as a StreamEncoder."""
-
-    def __init__(self, encoder: openai_chat.ChunkEncoder):
-        self.encoder = encoder
-
-    def opening(self) -> bytes:
-        return sse.event(self.encoder.role())
-
-    def delta(self, delta: Delta) -> bytes:
-        return sse.event(self.encoder.delta(delta))
-
-    def finish(self, reason: str) -> bytes:
-        return sse.event(self.encoder.finish(reason))
-
-    def closing(self, usage: Usage) -> bytes:
-        return sse.event(self.encoder.usage(usage)) if self.encoder.include_usage else b""
-
-    def done(self) -> bytes:
-        return sse.DONE
-
-    def failure(self, error: GatewayError) -> bytes:
-        # The SDK raises APIError on a data event with an "error" key: the client learns the
-        # answer is incomplete instead of seeing a clean finish.
-        return sse.event(error_body(error.message, type=error.type, code=error.code))
-
-
 @api_view
 async def chat_completions(request):
     started = time.monotonic()
@@ -113,7 +84,7 @@ async def chat_completions(request):
         request, caller, chat, started=started,
         encode_answer=lambda result, model: openai_chat.encode_completion(
             result, completion_id=completion_id, model=model),
-        stream_encoder=lambda model, input_estimate: OpenAIStream(openai_chat.ChunkEncoder(
+        stream_encoder=lambda model, input_estimate: openai_chat.OpenAIStream(openai_chat.ChunkEncoder(
             completion_id=completion_id, model=model, include_usage=chat.include_usage)),
     )
 
@@ -172,30 +143,6 @@ async def ground_request(chat: ChatRequest, search: web_search.SearchPlan, meter
     return grounding
 
 
-@asynccontextmanager
-async def metered(request, meter: Meter, trace: router.Trace) -> AsyncIterator[None]:
-    """Around a provider call answered whole: how it ended recorded, who served it named (in the
-    meter and the response headers), the usage settled exactly once, and the cost in the headers.
-    On success the body sets ``meter.settlement``'s usage and upstream model."""
-    try:
-        yield
-    except BaseException as error:
-        meter.ended_by(error)
-        raise
-    finally:
-        meter.served_by(trace.model, upstream_model=trace.upstream_model)
-        served_by(request, trace)
-        await meter.settle()
-    request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
-
-
-def served_by(request, trace: router.Trace) -> None:
-    request.gateway_headers.update({"x-tollgate-provider": trace.provider, "x-tollgate-model": trace.upstream_model,
-                                    "x-tollgate-attempts": str(trace.attempts)})
-    if trace.model is not None:
-        request.gateway_headers["x-tollgate-served-model"] = trace.model.public_id
-
-
 async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: Meter, trace: router.Trace,
                        stream_encoder: Callable[[str, int], StreamEncoder],
                        grounding: web_search.Grounding | None = None,
@@ -223,12 +170,6 @@ async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: M
     # that instant), the generator's finally never runs; settle from here instead.
     weakref.finalize(body, settle_abandoned, meter, asyncio.get_running_loop())
     return StreamingHttpResponse(body, content_type="text/event-stream", headers=sse.HEADERS)
-
-
-def settle_abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
-    if meter.settling is None and not loop.is_closed():
-        meter.client_gone()
-        loop.call_soon_threadsafe(meter.start_settling)
 
 
 async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent], encoder: StreamEncoder,

@@ -15,15 +15,13 @@ Models: image models, and chat models that draw (feature image_output, e.g. Gemi
 """
 
 import base64
-import json
 import time
 from dataclasses import dataclass, field
 
 from django.http import JsonResponse
 
 from billing import entitlements
-from gateway.v1 import chat
-from gateway.v1.admission import authenticated_caller, find_model, read_body
+from gateway.v1.admission import admit_media_request, authenticated_caller, find_model, read_body
 from gateway.v1.errors import api_view, bad_request
 from gateway.v1.media import (
     allowed_values,
@@ -35,7 +33,8 @@ from gateway.v1.media import (
     media_url,
     store_generated,
 )
-from gateway.v1.metering import Meter
+from gateway.v1.metering import Meter, metered
+from gateway.v1.openai_chat import parse_json_object
 from media.models import MediaFile
 from providers import router
 from providers.pricing import MILLION, unit_price
@@ -54,7 +53,7 @@ MAX_INPUT_IMAGES = 1  # unless media_options.max_input_images says more
 async def generations(request):
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
-    fields = decode_json(read_body(request))
+    fields = parse_json_object(read_body(request))
     return await serve_images(request, caller, fields, [], None, started=started)
 
 
@@ -79,16 +78,6 @@ async def edits(request):
 def media_input(upload) -> MediaInput:
     return MediaInput(content=upload.read(), content_type=upload.content_type or "application/octet-stream",
                       filename=upload.name or "")
-
-
-def decode_json(body: bytes) -> dict:
-    try:
-        fields = json.loads(body)
-    except ValueError:
-        raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
-    if not isinstance(fields, dict):
-        raise bad_request("The request body must be a JSON object.", code="invalid_json")
-    return fields
 
 
 def number(fields: dict, name: str, kind: type):
@@ -274,11 +263,8 @@ async def admit_images(request, caller, fields: dict, images: list[MediaInput], 
                           f"{'edit' if images else 'generate'} images here.", param="model",
                           code="unsupported_operation")
     image_request, response_format = decode_image_request(model, fields, images, mask)
-    admission = await entitlements.admit_media(caller, model, request_id=request.request_id,
-                                               most=most_usage(model, image_request))
-    request.gateway_headers.update(admission.rate.headers())
-    meter = Meter(admission.reservation, started=started, streamed=False, input_estimate=0)
-    meter.served_by(model)
+    reservation = await admit_media_request(request, caller, model, most=most_usage(model, image_request))
+    meter = Meter(reservation, started=started, streamed=False, input_estimate=0)
     return ImageJob(request=image_request, response_format=response_format, operation=operation, model=model,
                     chain=router.Chain(deployments, model.fallback_on), meter=meter, tenant_id=caller.tenant_id)
 
@@ -287,7 +273,7 @@ async def run_images(request, job: ImageJob) -> MadeImages:
     """The provider call (retries, other deployments), the files kept, the usage settled once:
     the images made, or none (and nothing to pay) when it failed."""
     meter, trace = job.meter, job.trace
-    async with chat.metered(request, meter, trace):
+    async with metered(request, meter, trace):
         result = await router.call_chain(job.chain, lambda adapter, target: make_images(
             adapter, target, job.request, job.operation), trace)
         # Usage only once the files are kept: when storing fails, the tenant pays nothing.

@@ -27,11 +27,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from billing.entitlements import Caller
-from gateway.v1 import chat as chat_endpoint
 from gateway.v1 import images, openai_chat, sse, videos
 from gateway.v1.admission import find_model
 from gateway.v1.errors import GatewayError, as_gateway_error, bad_request, log_provider_error
 from gateway.v1.media import allowed_values
+from gateway.v1.metering import settle_abandoned
 from providers.errors import ProviderError
 from providers.router import ModelInfo
 from providers.types import ChatRequest, ChatResult, Delta, Usage
@@ -103,17 +103,27 @@ def is_ratio(width: int, height: int, ratio: str) -> bool:
 
 def help_text(model: ModelInfo) -> str:
     """The flags, and what this model takes of them."""
-    lines = [f"Describe the image to make; flags set its parameters (they are taken out of the prompt). "
-             f"For {model.public_id}:", ""]
-    lines += [f"- `--{name}` {text}" for name, text in FLAG_HELP.items()]
     options = model.media_options
     takes = [f"sizes {', '.join(map(str, allowed_values(model, 'sizes')))}" if options.get("sizes") else "",
              f"ratios {', '.join(map(str, options['aspect_ratios']))}" if options.get("aspect_ratios") else "",
              f"at most {options['max_n']} per request" if options.get("max_n") else "",
              f"extras {', '.join(options['extras'])}" if options.get("extras") else ""]
+    return flags_help(model, "image", FLAG_HELP, takes)
+
+
+def flags_help(model: ModelInfo, kind: str, flag_help: dict[str, str], takes: list[str]) -> str:
+    lines = [f"Describe the {kind} to make; flags set its parameters (they are taken out of the prompt). "
+             f"For {model.public_id}:", ""]
+    lines += [f"- `--{name}` {text}" for name, text in flag_help.items()]
     if any(takes):
         lines += ["", f"{model.public_id} takes: {'; '.join(part for part in takes if part)}."]
     return "\n".join(lines)
+
+
+def chunk_stream(chat: ChatRequest, completion_id: str) -> openai_chat.OpenAIStream:
+    """The chat stream encoder of a media answer, under the model id the client asked for."""
+    return openai_chat.OpenAIStream(openai_chat.ChunkEncoder(
+        completion_id=completion_id, model=chat.model, include_usage=chat.include_usage))
 
 
 def answer_text(text: str, chat: ChatRequest, encoder, *, completion_id: str) -> HttpResponse:
@@ -140,8 +150,7 @@ def media_route(model: str) -> Callable[..., Awaitable[HttpResponse]] | None:
 
 async def serve_image_chat(request, caller: Caller, chat: ChatRequest, *, started: float,
                            completion_id: str) -> HttpResponse:
-    encoder = chat_endpoint.OpenAIStream(openai_chat.ChunkEncoder(
-        completion_id=completion_id, model=chat.model, include_usage=chat.include_usage))
+    encoder = chunk_stream(chat, completion_id)
     public_id = chat.model.removeprefix("image/")
     if last_user_text(chat).strip().lower() in HELP_COMMANDS:
         model, _ = await images.find_image_model(public_id)
@@ -162,7 +171,7 @@ async def serve_image_chat(request, caller: Caller, chat: ChatRequest, *, starte
             ChatResult(id=completion_id, content=markdown_of(request, made), finish_reason="stop",
                        usage=token_usage(made.result.usage)), completion_id=completion_id, model=chat.model))
     body = stream_images(request, job, encoder)
-    weakref.finalize(body, chat_endpoint.settle_abandoned, job.meter, asyncio.get_running_loop())
+    weakref.finalize(body, settle_abandoned, job.meter, asyncio.get_running_loop())
     return StreamingHttpResponse(body, content_type="text/event-stream", headers=sse.HEADERS)
 
 
@@ -221,24 +230,18 @@ FAILED_JOB_STATUS = {"timeout": 504}
 
 
 def video_help_text(model: ModelInfo) -> str:
-    lines = [f"Describe the video to make; flags set its parameters (they are taken out of the prompt). "
-             f"For {model.public_id}:", ""]
-    lines += [f"- `--{name}` {text}" for name, text in VIDEO_FLAG_HELP.items()]
     options = model.media_options
     takes = [f"durations {', '.join(map(str, options['durations']))}s" if options.get("durations") else "",
              f"resolutions {', '.join(map(str, options['resolutions']))}" if options.get("resolutions") else "",
              f"ratios {', '.join(map(str, options['aspect_ratios']))}" if options.get("aspect_ratios") else ""]
-    if any(takes):
-        lines += ["", f"{model.public_id} takes: {'; '.join(part for part in takes if part)}."]
-    return "\n".join(lines)
+    return flags_help(model, "video", VIDEO_FLAG_HELP, takes)
 
 
 async def serve_video_chat(request, caller: Caller, chat: ChatRequest, *, started: float,
                            completion_id: str) -> HttpResponse:
     """``video/<model>``: a video job like POST /v1/videos, waited for (its worker makes it); the
     answer links the video. Leaving the stream does not cancel the job (DELETE /v1/videos/{id})."""
-    encoder = chat_endpoint.OpenAIStream(openai_chat.ChunkEncoder(
-        completion_id=completion_id, model=chat.model, include_usage=chat.include_usage))
+    encoder = chunk_stream(chat, completion_id)
     public_id = chat.model.removeprefix("video/")
     if last_user_text(chat).strip().lower() in HELP_COMMANDS:
         model, _ = await find_model(public_id, capability="video")

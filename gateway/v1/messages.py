@@ -12,8 +12,6 @@ API) gets the provider's own count; any other an estimate (providers.tokenizer).
 
 import time
 
-from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.http import JsonResponse
 
 from billing import entitlements
@@ -46,10 +44,7 @@ async def count_tokens(request):
     chat = anthropic_messages.decode_count(read_body(request))
     model, deployments = await find_model(chat.model, capability="chat")
     entitlements.check_model(caller, model)
-    if settings.REDIS_URL:
-        rate = await sync_to_async(entitlements.check_rate, thread_sensitive=False)(caller)
-    else:
-        rate = entitlements.check_rate(caller)
+    rate = await entitlements.acheck_rate(caller)
     request.gateway_headers.update(rate.headers())
     # The deployment that would serve the request counts, with the key it would be called with.
     own = byok_chain(request, caller, model, deployments)

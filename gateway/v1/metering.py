@@ -2,7 +2,7 @@
 
 Every /v1 endpoint that reaches a provider makes a Meter from its Reservation, feeds it as the
 answer arrives (first token, produced text, the provider's usage, how it ended) and settles it
-from a ``finally``. Settlement never fails the client's request: it is retried on the ledger
+from a ``finally``: ``metered`` does all of that around a call answered whole. Settlement never fails the client's request: it is retried on the ledger
 writer, and if the database still refuses, the open reservation is left for the writer's
 sweeper and the loss is logged with the request id.
 """
@@ -11,10 +11,12 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 
 from providers.errors import ProviderError
-from providers.router import ModelInfo
+from providers.router import ModelInfo, Trace
 from providers.types import Delta, Usage
 from usage.live import publish_settled
 from usage.models import Ending
@@ -126,3 +128,36 @@ class Meter:
             return
         if record is not None:
             await publish_settled(record)
+
+
+@asynccontextmanager
+async def metered(request, meter: Meter, trace: Trace) -> AsyncIterator[None]:
+    """Around a provider call answered whole: how it ended recorded, who served it named (in the
+    meter and the response headers), the usage settled exactly once, and the cost in the headers.
+    On success the body sets ``meter.settlement``'s usage and upstream model."""
+    try:
+        yield
+    except BaseException as error:
+        meter.ended_by(error)
+        raise
+    finally:
+        meter.served_by(trace.model, upstream_model=trace.upstream_model)
+        served_by(request, trace)
+        await meter.settle()
+    request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
+
+
+def served_by(request, trace: Trace) -> None:
+    """Who served the request (or was tried last), in the response headers."""
+    request.gateway_headers.update({"x-tollgate-provider": trace.provider, "x-tollgate-model": trace.upstream_model,
+                                    "x-tollgate-attempts": str(trace.attempts)})
+    if trace.model is not None:
+        request.gateway_headers["x-tollgate-served-model"] = trace.model.public_id
+
+
+def settle_abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
+    """For weakref.finalize on a streamed body: a response dropped before its first iteration
+    never runs its generator's ``finally``; settle the meter as the client's leaving."""
+    if meter.settling is None and not loop.is_closed():
+        meter.client_gone()
+        loop.call_soon_threadsafe(meter.start_settling)

@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions as a client protocol: decode a request, encode results and chunks.
+"""OpenAI Chat Completions as a client protocol: decode a request, encode results, chunks and streams.
 
 Decoding is strict: a wrong type or an unknown argument is a 400 that names the field, as
 OpenAI's own API answers, rather than a silently ignored setting.
@@ -8,7 +8,8 @@ import json
 import time
 from typing import Any
 
-from gateway.v1.errors import bad_request
+from gateway.v1 import sse
+from gateway.v1.errors import GatewayError, bad_request, error_body
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -150,16 +151,26 @@ def decode_messages(value: Any) -> list[Message]:
     return messages
 
 
-def decode(body: bytes) -> ChatRequest:
-    payload = parse_json_object(body)
-    unknown = sorted(set(payload) - SUPPORTED - IGNORED)
+def refuse_unknown(payload: dict, *known: set[str]) -> None:
+    """OpenAI's 400 for an argument that is in none of the ``known`` sets."""
+    unknown = sorted(set(payload).difference(*known))
     if unknown:
         raise bad_request(f"Unrecognized request argument supplied: {', '.join(unknown)}.", param=unknown[0],
                           code="unknown_parameter")
+
+
+def model_of(payload: dict) -> str:
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("'model' is required: a model id such as 'demo/echo' (GET /v1/models lists yours).",
                           param="model", code="missing_required_parameter" if model is None else "invalid_type")
+    return model
+
+
+def decode(body: bytes) -> ChatRequest:
+    payload = parse_json_object(body)
+    refuse_unknown(payload, SUPPORTED, IGNORED)
+    model = model_of(payload)
     if "messages" not in payload:
         raise bad_request("'messages' is required.", param="messages", code="missing_required_parameter")
     stream = payload.get("stream") or False
@@ -393,3 +404,30 @@ class ChunkEncoder:
 
     def usage(self, usage: Usage) -> dict[str, Any]:
         return {**self.head, "choices": [], "usage": encode_usage(usage)}
+
+
+class OpenAIStream:
+    """Chat Completions chunks as a StreamEncoder."""
+
+    def __init__(self, encoder: ChunkEncoder):
+        self.encoder = encoder
+
+    def opening(self) -> bytes:
+        return sse.event(self.encoder.role())
+
+    def delta(self, delta: Delta) -> bytes:
+        return sse.event(self.encoder.delta(delta))
+
+    def finish(self, reason: str) -> bytes:
+        return sse.event(self.encoder.finish(reason))
+
+    def closing(self, usage: Usage) -> bytes:
+        return sse.event(self.encoder.usage(usage)) if self.encoder.include_usage else b""
+
+    def done(self) -> bytes:
+        return sse.DONE
+
+    def failure(self, error: GatewayError) -> bytes:
+        # The SDK raises APIError on a data event with an "error" key: the client learns the
+        # answer is incomplete instead of seeing a clean finish.
+        return sse.event(error_body(error.message, type=error.type, code=error.code))

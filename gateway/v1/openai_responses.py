@@ -47,9 +47,11 @@ from gateway.v1.openai_chat import (
     REASONING_EFFORTS,
     decode_fallbacks,
     expect,
+    model_of,
     number_in,
     parse_json_object,
     positive_int,
+    refuse_unknown,
 )
 from providers.types import (
     ChatRequest,
@@ -103,14 +105,8 @@ class ResponsesCall:
 
 def decode(body: bytes) -> ResponsesCall:
     payload = parse_json_object(body)
-    unknown = sorted(set(payload) - SUPPORTED - IGNORED)
-    if unknown:
-        raise bad_request(f"Unrecognized request argument supplied: {', '.join(unknown)}.", param=unknown[0],
-                          code="unknown_parameter")
-    model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        raise bad_request("'model' is required: a model id such as 'demo/echo' (GET /v1/models lists yours).",
-                          param="model", code="missing_required_parameter" if model is None else "invalid_type")
+    refuse_unknown(payload, SUPPORTED, IGNORED)
+    model = model_of(payload)
     if payload.get("input") is None:
         raise bad_request("'input' is required: a string, or a list of input items.", param="input",
                           code="missing_required_parameter")

@@ -34,7 +34,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 from billing import entitlements
 from gateway.access import get_video_job_for_tenant, get_video_jobs_for_tenant
 from gateway.v1 import sse
-from gateway.v1.admission import authenticated_caller, find_model, read_body
+from gateway.v1.admission import admit_media_request, authenticated_caller, find_model, read_body
 from gateway.v1.errors import GatewayError, api_view, bad_request
 from gateway.v1.media import (
     check_choice,
@@ -359,9 +359,7 @@ async def admit_video(request, caller, fields: dict, upload) -> VideoJob:
     most = Usage(video_seconds=Decimal(params["duration_seconds"]),
                  media_detail=f"{params['size']}/{params['resolution']}")
     priciest = max(chain, key=lambda candidate: cost_of(candidate.prices, most))
-    admission = await entitlements.admit_media(caller, priciest, request_id=request.request_id, most=most)
-    request.gateway_headers.update(admission.rate.headers())
-    reservation = admission.reservation
+    reservation = await admit_media_request(request, caller, priciest, most=most)
     params.update(stream=stream, client_chain=bool(fallbacks_of(fields)))
     try:
         job = await run_blocking(make_job, caller, request.request_id, model, params, [m.public_id for m in chain],

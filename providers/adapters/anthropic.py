@@ -53,6 +53,7 @@ Decisions:
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from functools import lru_cache
 from typing import Any
 
@@ -63,11 +64,9 @@ from providers.adapters.base import (
     Adapter,
     fetch_json,
     parse_retry_after,
-    stream_transport_error,
-    streamed_response,
+    relay_stream,
     timeout_for,
 )
-from providers.sse import decode_events
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -109,25 +108,12 @@ class AnthropicAdapter(Adapter):
         return parse_message(payload, target)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
-        http_request = build_request(request, target, stream=True)
         translator = StreamTranslator(target)
-        try:
-            async with streamed_response(http_request, target, error_from_response) as response:
-                async for sse in decode_events(response.aiter_lines()):
-                    for event in translator.feed(sse.event, json.loads(sse.data)):
-                        yield event
-                    if translator.stopped:
-                        break
-        except httpx.TransportError as exc:
-            raise stream_transport_error(exc, target, produced=translator.produced) from exc
-        except json.JSONDecodeError as exc:
-            raise errors.ProviderStreamBroken(
-                f"{target.provider} sent a stream event that is not JSON.", provider=target.provider
-            ) from exc
-        if not translator.stopped:
-            raise errors.ProviderStreamBroken(
-                f"{target.provider} ended the stream before message_stop.", provider=target.provider
-            )
+        events = relay_stream(build_request(request, target, stream=True), target, error_from_response, translator,
+                              end="message_stop")
+        async with aclosing(events):
+            async for event in events:
+                yield event
         signature = translator.thinking.encode()
         if signature:
             yield Delta(reasoning_signature=signature)
@@ -454,9 +440,9 @@ class StreamTranslator:
         self.thinking = ThinkingBlocks()
         self.thinking_index: dict[int, dict[str, Any]] = {}  # Anthropic block index -> its entry
         self.produced = False
-        self.stopped = False
+        self.ended = False
 
-    def feed(self, name: str, data: dict[str, Any]) -> list[StreamEvent]:
+    def read(self, name: str, data: dict[str, Any]) -> list[StreamEvent]:
         events = self.translate(name, data)
         self.produced = self.produced or bool(events)
         return events
@@ -476,7 +462,7 @@ class StreamTranslator:
             self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
             self.merge_usage(data.get("usage"))
         elif name == "message_stop":
-            self.stopped = True
+            self.ended = True
         elif name == "error":
             raise stream_error(data, self.target, produced=self.produced)
         return []  # ping, and event types Anthropic may add later, carry nothing for us

@@ -7,14 +7,15 @@ failure leaves it as a providers.errors.ProviderError.
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from providers import errors
 from providers.http import get_client
+from providers.sse import decode_events
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -242,6 +243,43 @@ async def streamed_response(prepared: httpx.Request, target: Target,
         yield response
     finally:
         await response.aclose()
+
+
+class StreamReader(Protocol):
+    """An adapter's translator of one streamed answer, as relay_stream drives it."""
+
+    produced: bool  # an event went to the client: a failure from now on is final
+    ended: bool  # the provider's own end of the answer came
+
+    def read(self, name: str, data: Any) -> Iterable[StreamEvent]:
+        """The IR events for one server-sent event: ``name`` its ``event:`` line, ``data`` its JSON.
+        A vendor error event raises the ProviderError it maps to."""
+        ...
+
+
+async def relay_stream(prepared: httpx.Request, target: Target, map_error: ErrorMapper, reader: StreamReader, *,
+                       end: str) -> AsyncIterator[StreamEvent]:
+    """The events ``reader`` makes of a streamed SSE answer, until it has ended (or ``[DONE]``).
+    A dropped connection, an event that is not JSON, or a stream that stops before ``end`` (the
+    vendor's last event, for the message) leave as our errors. The caller must close this
+    iterator when it is closed itself (contextlib.aclosing), so the connection goes with it."""
+    try:
+        async with streamed_response(prepared, target, map_error) as response:
+            async for sse in decode_events(response.aiter_lines()):
+                if sse.data.startswith("[DONE]"):
+                    break
+                for event in reader.read(sse.event, json.loads(sse.data)):
+                    yield event
+                if reader.ended:
+                    break
+    except httpx.TransportError as exc:
+        raise stream_transport_error(exc, target, produced=reader.produced) from exc
+    except json.JSONDecodeError as exc:
+        raise errors.ProviderStreamBroken(
+            f"{target.provider} sent a stream event that is not JSON.", provider=target.provider) from exc
+    if not reader.ended:
+        raise errors.ProviderStreamBroken(
+            f"{target.provider} ended the stream before {end}.", provider=target.provider)
 
 
 async def download(url: str, target: Target, headers: dict[str, str] | None = None) -> bytes:

@@ -50,15 +50,16 @@ message-end -> Finish, then UsageReport. ``data: [DONE]`` is tolerated; a stream
 with a blank line, streamed as in a non-streamed answer.
 
 Errors (body ``{"message": str}``): 429 -> ProviderRateLimited (Retry-After honoured); 5xx and
-499 -> ProviderUnavailable; 401, 403 and 402 (billing limit: the operator's account, not the
-client) -> ProviderAuthFailed, with the key redacted; 404 -> ProviderNotFound; 498 (in Cohere's
-error docs: a request blocked under its usage guidelines) -> ContentFiltered; a 400 "too many tokens" about the
-prompt -> ContextWindowExceeded; any other 4xx -> ProviderBadRequest keeping Cohere's message.
+499 -> ProviderUnavailable; 401, 403, 498 (the SDK's InvalidTokenError) and 402 (billing limit: the
+operator's account, not the client) -> ProviderAuthFailed, with the key redacted; 404 ->
+ProviderNotFound; a 400 "too many tokens" about the prompt -> ContextWindowExceeded; any other 4xx
+-> ProviderBadRequest keeping Cohere's message.
 """
 
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from functools import lru_cache
 from typing import Any
 
@@ -67,13 +68,13 @@ import httpx
 from providers import errors
 from providers.adapters.base import (
     Adapter,
+    error_for_status,
     fetch_json,
     parse_retry_after,
-    stream_transport_error,
-    streamed_response,
+    redacted_message,
+    relay_stream,
     timeout_for,
 )
-from providers.sse import decode_events
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -104,27 +105,11 @@ class CohereAdapter(Adapter):
         return parse_completion(payload, target)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
-        prepared = build_request(request, target, stream=True)
-        reader = StreamReader(target)
-        try:
-            async with streamed_response(prepared, target, error_from_response) as response:
-                async for sse in decode_events(response.aiter_lines()):
-                    if sse.data.startswith("[DONE]"):
-                        break
-                    for event in reader.read(json.loads(sse.data)):
-                        yield event
-                    if reader.ended:
-                        break
-        except httpx.TransportError as exc:
-            raise stream_transport_error(exc, target, produced=reader.produced) from exc
-        except json.JSONDecodeError as exc:
-            raise errors.ProviderStreamBroken(
-                f"{target.provider} sent a stream event that is not JSON.", provider=target.provider
-            ) from exc
-        if not reader.ended:
-            raise errors.ProviderStreamBroken(
-                f"{target.provider} ended the stream before message-end.", provider=target.provider
-            )
+        events = relay_stream(build_request(request, target, stream=True), target, error_from_response,
+                              StreamReader(target), end="message-end")
+        async with aclosing(events):
+            async for event in events:
+                yield event
 
 
 # --- request ----------------------------------------------------------------------------------
@@ -323,8 +308,8 @@ class StreamReader:
         self.tool_positions: dict[int, int] = {}
         self.reasoning_seen = ""  # "thinking" or "tool_plan": the kind of reasoning sent last
 
-    def read(self, event: dict[str, Any]) -> list[StreamEvent]:
-        kind = event.get("type")
+    def read(self, name: str, event: dict[str, Any]) -> list[StreamEvent]:
+        kind = event.get("type")  # the ``event:`` line (``name``) is optional on Cohere's side
         message = (event.get("delta") or {}).get("message") or {}
         out: list[StreamEvent] = []
         if kind in ("content-start", "content-delta"):
@@ -363,35 +348,23 @@ class StreamReader:
 
 # --- errors -----------------------------------------------------------------------------------
 
+def message_of(payload: Any) -> str:
+    return str(payload.get("message") or "") if isinstance(payload, dict) else ""
+
+
 def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    message = payload.get("message") if isinstance(payload, dict) else None
-    message = str(message or body[:200].decode(errors="replace").strip() or "no message")
-    if target.api_key:
-        message = message.replace(target.api_key, "[redacted]")
-    error = error_for_status(status, message, target)
+    message = redacted_message(body, target, message_of)
+    kwargs = {"provider": target.provider, "upstream_status": status}
+    if status == 499:  # the SDK's ClientClosedRequestError: the request was cancelled on Cohere's side
+        error: errors.ProviderError = errors.ProviderUnavailable(f"{target.provider} returned {status}: {message}",
+                                                                 **kwargs)
+    else:
+        error = error_for_status(status, headers, message, target,
+                                 auth_hint="the operator must check its key or account.",
+                                 auth_statuses=(401, 402, 403, 498))  # 498: the SDK's InvalidTokenError
+    lowered = message.lower()
+    if (type(error) is errors.ProviderBadRequest and lowered.startswith("too many tokens")
+            and ("prompt" in lowered or "size limit" in lowered)):
+        error = errors.ContextWindowExceeded(error.message, **kwargs)
     error.retry_after = parse_retry_after(headers)
     return error
-
-
-def error_for_status(status: int, message: str, target: Target) -> errors.ProviderError:
-    text = f"{target.provider} returned {status}: {message}"
-    kwargs = {"provider": target.provider, "upstream_status": status}
-    if status == 429:
-        return errors.ProviderRateLimited(text, **kwargs)
-    if status in (401, 402, 403, 498):  # 498: the SDK's InvalidTokenError
-        return errors.ProviderAuthFailed(
-            f"{target.provider} refused the gateway's credential ({status}: {message}); "
-            "the operator must check its key or account.", **kwargs)
-    if status == 404:
-        return errors.ProviderNotFound(text, **kwargs)
-    if status in (408, 409, 499) or status >= 500:
-        return errors.ProviderUnavailable(text, **kwargs)
-    lowered = message.lower()
-    if lowered.startswith("too many tokens") and ("prompt" in lowered or "size limit" in lowered):
-        return errors.ContextWindowExceeded(text, **kwargs)
-    return errors.ProviderBadRequest(text, **kwargs)
-

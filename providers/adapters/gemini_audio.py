@@ -21,7 +21,7 @@ understanding, both through ``generateContent``. GeminiAdapter's speech and tran
   counts 32 tokens a second of audio: the audio's duration is read back from the prompt's AUDIO
   tokens (``usageMetadata.promptTokensDetails``) where the answer reports them.
 - Both are priced by tokens (usageMetadata, as chat); speech also counts its characters.
-Errors are the Gemini API's, mapped by gemini.error_from_response.
+Errors are the Gemini API's, mapped by gemini_errors.error_from_response.
 """
 
 import base64
@@ -33,9 +33,9 @@ from decimal import Decimal
 from typing import Any
 
 from providers import errors
-from providers.adapters import gemini
+from providers.adapters import gemini_answer, gemini_errors
 from providers.adapters.base import fetch_json
-from providers.adapters.gemini_images import post
+from providers.adapters.gemini_request import post
 from providers.adapters.openai_audio import SPEECH_CONTENT_TYPES
 from providers.types import (
     SpeechRequest,
@@ -63,10 +63,10 @@ async def speech(request: SpeechRequest, target: Target) -> SpeechResult:
     if request.voice:
         config["speechConfig"] = {"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": request.voice}}}
     body = {"contents": [{"role": "user", "parts": [{"text": text}]}], "generationConfig": config}
-    payload = await fetch_json(post(target, "generateContent", body), target, gemini.error_from_response)
+    payload = await fetch_json(post(target, "generateContent", body), target, gemini_errors.error_from_response)
     pcm, rate = spoken_audio(payload, target)
     audio = pcm if request.response_format == "pcm" else wav_of(pcm, rate)
-    usage = gemini.parse_usage(payload) or Usage()
+    usage = gemini_answer.parse_usage(payload) or Usage()
     usage.characters = len(request.input)
     return SpeechResult(audio=audio, content_type=SPEECH_CONTENT_TYPES[request.response_format], usage=usage,
                         upstream_model=payload.get("modelVersion") or target.upstream_model)
@@ -86,7 +86,7 @@ def spoken_audio(payload: Any, target: Target) -> tuple[bytes, int]:
                                                  provider=target.provider) from exc
             return pcm, pcm_rate(inline.get("mimeType") or "")
     blocked = (payload.get("promptFeedback") or {}).get("blockReason") if isinstance(payload, dict) else None
-    if blocked or candidate.get("finishReason") in gemini.FILTERED:
+    if blocked or candidate.get("finishReason") in gemini_answer.FILTERED:
         raise errors.ContentFiltered(f"{target.provider} spoke nothing ({blocked or candidate['finishReason']}). "
                                      "Change the text.", provider=target.provider)
     raise errors.ProviderUnavailable(f"{target.provider} answered without audio.", provider=target.provider)
@@ -133,8 +133,8 @@ async def transcribe(request: TranscriptionRequest, target: Target) -> Transcrip
     body: dict[str, Any] = {"contents": [{"role": "user", "parts": parts}]}
     if request.temperature is not None:
         body["generationConfig"] = {"temperature": request.temperature}
-    payload = await fetch_json(post(target, "generateContent", body), target, gemini.error_from_response)
-    answer = gemini.parse_answer(payload, target)
+    payload = await fetch_json(post(target, "generateContent", body), target, gemini_errors.error_from_response)
+    answer = gemini_answer.parse_answer(payload, target)
     if answer.finish_reason == "content_filter":
         raise errors.ContentFiltered(f"{target.provider} refused to transcribe this audio for its content policy.",
                                      provider=target.provider)

@@ -20,19 +20,17 @@
 - Gemini image models make one image a call, are priced by tokens (usageMetadata, as chat), and
   edit: the images to change go along as ``inlineData`` parts after the prompt. An answer with no
   image part is ContentFiltered when its finish reason says so, else unavailable.
-Errors are the Gemini API's, mapped by gemini.error_from_response.
+Errors are the Gemini API's, mapped by gemini_errors.error_from_response.
 """
 
 import base64
 import binascii
-import json
 from typing import Any
 
-import httpx
-
 from providers import errors
-from providers.adapters import gemini
-from providers.adapters.base import fetch_json, timeout_for
+from providers.adapters import gemini_answer, gemini_errors
+from providers.adapters.base import fetch_json
+from providers.adapters.gemini_request import post
 from providers.types import GeneratedMedia, ImageRequest, ImageResult, Target, Usage
 
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -43,24 +41,9 @@ def is_imagen(model: str) -> bool:
     return model.startswith("imagen")
 
 
-def api_url(target: Target, verb: str) -> httpx.URL:
-    base = target.base_url.rstrip("/")
-    if not base.endswith("/v1beta"):
-        base += "/v1beta"
-    return httpx.URL(f"{base}/models/{target.upstream_model}:{verb}")
-
-
-def post(target: Target, verb: str, body: dict[str, Any]) -> httpx.Request:
-    return httpx.Request(
-        "POST", api_url(target, verb), content=json.dumps(body).encode(),
-        headers={"x-goog-api-key": target.api_key, "Content-Type": "application/json", "Accept": "application/json"},
-        extensions={"timeout": timeout_for(target).as_dict()},
-    )
-
-
 async def generate_images(request: ImageRequest, target: Target) -> ImageResult:
     if is_imagen(target.upstream_model):
-        payload = await fetch_json(post(target, "predict", imagen_body(request)), target, gemini.error_from_response)
+        payload = await fetch_json(post(target, "predict", imagen_body(request)), target, gemini_errors.error_from_response)
         return parse_predictions(payload, request, target)
     return await generate_content(request, target)
 
@@ -128,7 +111,7 @@ async def generate_content(request: ImageRequest, target: Target) -> ImageResult
     if request.seed is not None:
         config["seed"] = request.seed
     body = {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
-    payload = await fetch_json(post(target, "generateContent", body), target, gemini.error_from_response)
+    payload = await fetch_json(post(target, "generateContent", body), target, gemini_errors.error_from_response)
     return parse_content(payload, request, target)
 
 
@@ -148,14 +131,14 @@ def parse_content(payload: Any, request: ImageRequest, target: Target) -> ImageR
             text.append(part["text"])
     blocked = (payload.get("promptFeedback") or {}).get("blockReason") if isinstance(payload, dict) else None
     if not images:
-        if blocked or candidate.get("finishReason") in gemini.FILTERED or candidate.get("finishReason") == "NO_IMAGE":
+        if blocked or candidate.get("finishReason") in gemini_answer.FILTERED or candidate.get("finishReason") == "NO_IMAGE":
             raise errors.ContentFiltered(f"{target.provider} made no image ({blocked or candidate.get('finishReason')})"
                                          f"{': ' + ' '.join(text) if text else ''}. Change the prompt.",
                                          provider=target.provider)
         raise errors.ProviderUnavailable(f"{target.provider} answered without an image.", provider=target.provider)
     if text:
         images[0].revised_prompt = " ".join(text)  # what the model said alongside, as OpenAI's revised_prompt
-    usage = gemini.parse_usage(payload) or Usage()
+    usage = gemini_answer.parse_usage(payload) or Usage()
     usage.images = len(images)
     usage.media_detail = "/".join(part for part in (request.size or request.aspect_ratio,
                                                     request.extra.get("image_size")) if part)

@@ -19,7 +19,6 @@ failed job with Google's reason.
 """
 
 import base64
-import json
 import mimetypes
 from decimal import Decimal
 from typing import Any
@@ -28,21 +27,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from providers import errors
-from providers.adapters import gemini
+from providers.adapters import gemini_errors
 from providers.adapters.base import download, fetch_json, timeout_for, transport_error
+from providers.adapters.gemini_request import api_base, api_headers, post
 from providers.http import get_client
 from providers.types import GeneratedMedia, MediaInput, Target, Usage, VideoJobState, VideoRequest
 
 DEFAULT_SECONDS = 8  # Veo's own default length
-
-
-def api_base(target: Target) -> str:
-    base = target.base_url.rstrip("/")
-    return base if base.endswith("/v1beta") else base + "/v1beta"
-
-
-def headers_for(target: Target) -> dict[str, str]:
-    return {"x-goog-api-key": target.api_key, "Content-Type": "application/json", "Accept": "application/json"}
 
 
 async def encode_image(image: MediaInput, target: Target) -> dict[str, str]:
@@ -77,11 +68,8 @@ async def build_body(request: VideoRequest, target: Target) -> dict[str, Any]:
 
 
 async def submit_video(request: VideoRequest, target: Target) -> VideoJobState:
-    prepared = httpx.Request(
-        "POST", f"{api_base(target)}/models/{target.upstream_model}:predictLongRunning", headers=headers_for(target),
-        content=json.dumps(await build_body(request, target)).encode(),
-        extensions={"timeout": timeout_for(target).as_dict()})
-    operation = await fetch_json(prepared, target, gemini.error_from_response)
+    prepared = post(target, "predictLongRunning", await build_body(request, target))
+    operation = await fetch_json(prepared, target, gemini_errors.error_from_response)
     if not isinstance(operation, dict) or not operation.get("name"):
         raise errors.ProviderUnavailable(f"{target.provider} answered without an operation name.",
                                          provider=target.provider)
@@ -114,9 +102,9 @@ def state_of(operation: dict[str, Any], handle: dict[str, Any], target: Target) 
 
 
 async def poll_video(state: VideoJobState, target: Target) -> VideoJobState:
-    prepared = httpx.Request("GET", f"{api_base(target)}/{state.handle['operation']}", headers=headers_for(target),
+    prepared = httpx.Request("GET", f"{api_base(target.base_url)}/{state.handle['operation']}", headers=api_headers(target),
                              extensions={"timeout": timeout_for(target).as_dict()})
-    current = state_of(await fetch_json(prepared, target, gemini.error_from_response), state.handle, target)
+    current = state_of(await fetch_json(prepared, target, gemini_errors.error_from_response), state.handle, target)
     if current.video is not None and current.video.content is None:
         current.video.content = await download_video(current.video.url or "", target)
     return current
@@ -135,5 +123,5 @@ async def download_video(url: str, target: Target) -> bytes:
     except httpx.TransportError as exc:
         raise transport_error(exc, target) from exc
     if response.status_code >= 400:
-        raise gemini.error_from_response(response.status_code, response.headers, response.content, target)
+        raise gemini_errors.error_from_response(response.status_code, response.headers, response.content, target)
     return response.content

@@ -39,7 +39,6 @@ by status as fal's (``detail``) and WaveSpeed's (``message``) are.
 """
 
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,14 +48,13 @@ import httpx
 from providers import errors
 from providers.adapters import wavespeed
 from providers.adapters.base import (
-    Adapter,
     error_for_status,
     fetch_json,
     job_error_mapper,
     json_request,
     redacted_message,
 )
-from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.compatible_chat import OpenAICompatibleChat
 from providers.adapters.queue import (
     JobEnded,
     media_url,
@@ -65,12 +63,9 @@ from providers.adapters.queue import (
     wait_for_job,
 )
 from providers.types import (
-    ChatRequest,
-    ChatResult,
     GeneratedMedia,
     ImageRequest,
     ImageResult,
-    StreamEvent,
     Target,
     Usage,
     VideoJobState,
@@ -81,18 +76,11 @@ HUB_URL = "https://huggingface.co"
 PROVIDERS = ("fal-ai", "wavespeed")  # the router's providers whose wire formats are spoken here
 MAPPING_SECONDS = 600.0
 FAL_QUEUE = {"_subdomain": "queue"}
-CHAT = OpenAICompatibleAdapter()
 _mappings: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
 
 
-class HuggingFaceAdapter(Adapter):
+class HuggingFaceAdapter(OpenAICompatibleChat):
     wire_format = "huggingface"
-
-    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
-        return await CHAT.complete(request, target)
-
-    def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
-        return CHAT.stream(request, target)
 
     async def edit_images(self, request: ImageRequest, target: Target) -> ImageResult:
         if len(request.images) != 1:

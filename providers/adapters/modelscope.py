@@ -27,7 +27,6 @@ ContentFiltered).
 
 import asyncio
 import mimetypes
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -35,39 +34,28 @@ import httpx
 
 from providers import errors
 from providers.adapters.base import (
-    Adapter,
     error_for_status,
     fetch_json,
     job_error_mapper,
     json_request,
     redacted_message,
 )
-from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.compatible_chat import OpenAICompatibleChat
 from providers.adapters.queue import wait_for_job
 from providers.types import (
-    ChatRequest,
-    ChatResult,
     GeneratedMedia,
     ImageRequest,
     ImageResult,
-    StreamEvent,
     Target,
     Usage,
 )
 
 RUNNING = ("PENDING", "RUNNING", "PROCESSING")
 FILTERED = ("sensitive", "moderation", "inappropriate", "safety")
-CHAT = OpenAICompatibleAdapter()
 
 
-class ModelScopeAdapter(Adapter):
+class ModelScopeAdapter(OpenAICompatibleChat):
     wire_format = "modelscope"
-
-    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
-        return await CHAT.complete(request, target)
-
-    def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
-        return CHAT.stream(request, target)
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:
         body = image_body(request, target)

@@ -123,7 +123,7 @@ class OpenAICompatibleAdapter(Adapter):
 
     def auth_headers(self, target: Target) -> dict[str, str]:
         """The headers carrying the credential (none for a keyless local server)."""
-        return {} if target.quirks.get("auth") == "none" else {"Authorization": f"Bearer {target.api_key}"}
+        return bearer_auth(target)
 
     def error_from_response(self, status: int, headers: httpx.Headers, body: bytes,
                             target: Target) -> errors.ProviderError:
@@ -172,11 +172,8 @@ def route_url(base_url: str, route: str) -> httpx.URL:
     return httpx.URL(base_url.rstrip("/") + "/" + route)
 
 
-def headers_for(target: Target) -> dict[str, str]:
-    headers = {"Accept": "application/json", "Content-Type": "application/json"}
-    if target.quirks.get("auth") != "none":
-        headers["Authorization"] = f"Bearer {target.api_key}"
-    return headers
+def bearer_auth(target: Target) -> dict[str, str]:
+    return {} if target.quirks.get("auth") == "none" else {"Authorization": f"Bearer {target.api_key}"}
 
 
 def encode_message(message: Message, *, replay_reasoning: bool = False) -> dict[str, Any]:

@@ -34,9 +34,8 @@ def videos_url(target: Target, *parts: str) -> str:
 
 
 def auth_headers(target: Target) -> dict[str, str]:
-    headers = openai_compatible.headers_for(target)
-    headers.pop("Content-Type")  # httpx sets the multipart boundary itself
-    return headers
+    # No Content-Type: httpx sets the multipart boundary itself.
+    return {"Accept": "application/json", **openai_compatible.bearer_auth(target)}
 
 
 def resolution_of(size: str) -> str:

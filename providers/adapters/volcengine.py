@@ -38,7 +38,6 @@ output refused by moderation) are ContentFiltered. A failed task carries the sam
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -48,22 +47,18 @@ import httpx
 from providers import errors
 from providers.adapters import openai_compatible
 from providers.adapters.base import (
-    Adapter,
     fetch_json,
     job_error_mapper,
     json_request,
     transport_error,
 )
-from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.compatible_chat import OpenAICompatibleChat
 from providers.adapters.queue import media_url, requested_resolution, size_ratio
 from providers.http import get_client
 from providers.types import (
-    ChatRequest,
-    ChatResult,
     GeneratedMedia,
     ImageRequest,
     ImageResult,
-    StreamEvent,
     Target,
     Usage,
     VideoJobState,
@@ -73,17 +68,10 @@ from providers.types import (
 STATUSES = {"queued": "queued", "running": "in_progress", "succeeded": "completed", "failed": "failed",
             "cancelled": "cancelled"}
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-CHAT = OpenAICompatibleAdapter()
 
 
-class VolcengineAdapter(Adapter):
+class VolcengineAdapter(OpenAICompatibleChat):
     wire_format = "volcengine"
-
-    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
-        return await CHAT.complete(request, target)
-
-    def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
-        return CHAT.stream(request, target)
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:
         return await make_images(request, target)

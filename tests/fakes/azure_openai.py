@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from tests.fakes import openai_audio, openai_images
+from tests.fakes.openai_upstream import count_prompt_tokens, split_words
 from tests.fakes.server import ScriptedServer
 
 API_KEY = "azure-fake-resource-key-1"
@@ -83,21 +84,6 @@ def filter_results(flagged: dict[str, str] | None = None) -> dict:
     flagged = flagged or {}
     return {category: {"filtered": category in flagged, "severity": flagged.get(category, "safe")}
             for category in CATEGORIES}
-
-
-def count_prompt_tokens(messages: list) -> int:
-    words = 0
-    for message in messages:
-        content = message.get("content") or ""
-        if isinstance(content, list):
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-        words += len(str(content).split())
-    return words + 3 * len(messages)
-
-
-def split_words(text: str) -> list[str]:
-    words = text.split(" ")
-    return [words[0]] + [" " + word for word in words[1:]]
 
 
 class FakeAzureOpenAI(ScriptedServer):

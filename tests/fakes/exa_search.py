@@ -35,10 +35,6 @@ class FakeExa(ScriptedServer):
     def __init__(self, *, api_key: str = API_KEY):
         super().__init__(api_key=api_key)
 
-    @property
-    def base_url(self) -> str:
-        return self.address  # like https://api.exa.ai: the client adds /search
-
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/search", self.search)

@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from tests.fakes import media_samples
-from tests.fakes.server import ScriptedServer
+from tests.fakes.server import BODY, TaskApiServer, scripted_state
 
 API_KEY = "fal-key-id:fal-key-secret"
 PRESETS = {"square_hd": (1024, 1024), "square": (512, 512), "portrait_4_3": (768, 1024),
@@ -75,39 +74,29 @@ class Job:
 
     @property
     def state(self) -> str:
-        if self.cancelled:
-            return "COMPLETED"
-        states = self.reply.states
-        return states[min(self.checks, len(states)) - 1] if self.checks else "IN_QUEUE"
+        return "COMPLETED" if self.cancelled else scripted_state(("IN_QUEUE", *self.reply.states), self.checks)
 
 
-class FakeFal(ScriptedServer):
+class FakeFal(TaskApiServer):
     thread_name = "fake-fal"
     reply_class = Reply
+    auth_scheme = "Key"
 
     def __init__(self, *, api_key: str = API_KEY):
         super().__init__(api_key=api_key)
         self.jobs: dict[str, Job] = {}
-        self.files: dict[str, tuple[str, bytes]] = {}
         self.looked = threading.Event()  # set by every status check, for tests acting on the first
-
-    @property
-    def base_url(self) -> str:
-        return self.address
 
     def reset(self) -> None:
         super().reset()
         self.jobs.clear()
         self.looked.clear()
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/files/{name}", self.file)
-        app.router.add_get("/{owner}/{app}/requests/{id}/status", self.status)
-        app.router.add_get("/{owner}/{app}/requests/{id}", self.result)
-        app.router.add_put("/{owner}/{app}/requests/{id}/cancel", self.cancel)
-        app.router.add_post("/{model:.+}", self.submit)
-        return app
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/{owner}/{app}/requests/{id}/status", self.status)
+        router.add_get("/{owner}/{app}/requests/{id}", self.result)
+        router.add_put("/{owner}/{app}/requests/{id}/cancel", self.cancel)
+        router.add_post("/{model:.+}", self.submit)
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -120,16 +109,8 @@ class FakeFal(ScriptedServer):
         return self.answer(body, status, {**({"x-fal-error-type": error_type} if error_type else {}),
                                           **(headers or {})})
 
-    async def record(self, request: web.Request) -> tuple[Any, web.Response | None]:
-        try:
-            body = await request.json() if request.can_read_body else None
-        except ValueError:
-            body = None
-        self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
-                              "headers": CIMultiDict(request.headers), "body": body})
-        if request.headers.get("Authorization") != f"Key {self.api_key}":
-            return body, self.error(401, "Invalid authentication credentials.")
-        return body, None
+    def unauthorized(self) -> web.Response:
+        return self.error(401, "Invalid authentication credentials.")
 
     def job_for(self, request: web.Request) -> Job | None:
         job = self.jobs.get(request.match_info["id"])
@@ -143,9 +124,7 @@ class FakeFal(ScriptedServer):
     # --- the queue ------------------------------------------------------------------------------
 
     async def submit(self, request: web.Request) -> web.Response:
-        body, refused = await self.record(request)
-        if refused:
-            return refused
+        body = request[BODY]
         reply = self.next_reply()
         if reply.submit_status != 200:
             return self.error(reply.submit_status, reply.detail, reply.error_type, reply.headers)
@@ -166,9 +145,6 @@ class FakeFal(ScriptedServer):
         return self.answer({"status": "IN_QUEUE", "request_id": job.request_id, **urls})
 
     async def status(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         job = self.job_for(request)
         if job is None:
             return self.error(404, "Request not found")
@@ -199,9 +175,6 @@ class FakeFal(ScriptedServer):
                             "response_url": urls["response_url"], "error": error, "error_type": error_type})
 
     async def result(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         job = self.job_for(request)
         if job is None:
             return self.error(404, "Request not found")
@@ -214,9 +187,6 @@ class FakeFal(ScriptedServer):
         return self.answer(job.reply.output if job.reply.output is not None else self.output(job))
 
     async def cancel(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         job = self.job_for(request)
         if job is None:
             return self.answer({"status": "NOT_FOUND"}, 404)
@@ -225,35 +195,28 @@ class FakeFal(ScriptedServer):
         job.cancelled = True
         return self.answer({"status": "CANCELLATION_REQUESTED"}, 202)
 
-    async def file(self, request: web.Request) -> web.Response:
-        found = self.files.get(request.match_info["name"])
-        if found is None:
-            return web.Response(status=404, text="Not Found")
-        content_type, content = found
-        return web.Response(body=content, content_type=content_type)
-
     # --- outputs --------------------------------------------------------------------------------
 
-    def keep(self, name: str, content_type: str, content: bytes) -> dict[str, Any]:
-        self.files[name] = (content_type, content)
-        return {"url": f"{self.address}/files/{name}", "content_type": content_type, "file_name": name,
+    def fal_file(self, name: str, content_type: str, content: bytes) -> dict[str, Any]:
+        """A fal File (url, content_type, file_name, file_size), served from this fake."""
+        return {"url": self.keep(name, content_type, content), "content_type": content_type, "file_name": name,
                 "file_size": len(content)}
 
     def output(self, job: Job) -> dict[str, Any]:
         given = job.input
         if job.reply.kind == "video":
             seconds = seconds_asked(given.get("duration")) or job.reply.video_seconds
-            video = self.keep(f"{job.request_id}.mp4", "video/mp4", media_samples.mp4(seconds))
+            video = self.fal_file(f"{job.request_id}.mp4", "video/mp4", media_samples.mp4(seconds))
             if job.reply.video_metadata:
                 video.update(duration=seconds, width=1280, height=720, fps=24)
             return {"video": video, "seed": given.get("seed", 42)}
         if job.reply.kind == "audio":
-            return {"audio": self.keep(f"{job.request_id}.wav", "audio/wav", media_samples.wav(1.0))}
+            return {"audio": self.fal_file(f"{job.request_id}.wav", "audio/wav", media_samples.wav(1.0))}
         size = given.get("image_size", DEFAULT_IMAGE_SIZE)
         width, height = (size["width"], size["height"]) if isinstance(size, dict) else PRESETS[size]
         images = []
         for index in range(int(given.get("num_images", 1))):
-            image = self.keep(f"{job.request_id}-{index}.png", "image/png", media_samples.png(width, height))
+            image = self.fal_file(f"{job.request_id}-{index}.png", "image/png", media_samples.png(width, height))
             images.append({**image, "width": width, "height": height})
         return {"images": images, "seed": given.get("seed", 42), "has_nsfw_concepts": [False] * len(images),
                 "prompt": given["prompt"], "timings": {"inference": 1.2}}

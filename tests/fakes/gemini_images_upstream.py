@@ -59,9 +59,8 @@ class FakeGoogleImages(FakeGemini):
         body = await request.json()
         self.requests.append({"model": model, "action": "predict", "query": dict(request.query),
                               "headers": dict(request.headers), "body": body})
-        if request.headers.get("x-goog-api-key") != self.api_key:
-            return self.error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [
-                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}])
+        if refused := self.key_refused(request):
+            return refused
         if not model.startswith("imagen"):
             return self.error(400, "INVALID_ARGUMENT", f"{model} does not support predict.")
         problem = self.refusal(body)

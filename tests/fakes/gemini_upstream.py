@@ -214,6 +214,15 @@ class FakeGemini(ScriptedServer):
             body["error"]["details"] = list(details)
         return web.json_response(body, status=status, headers=headers)
 
+    def key_refused(self, request: web.Request) -> web.Response | None:
+        """None for our key (header or ``?key=``); else the documented quirk, 400 INVALID_ARGUMENT
+        with reason API_KEY_INVALID."""
+        if (request.headers.get("x-goog-api-key") or request.query.get("key")) == self.api_key:
+            return None
+        return self.error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+             "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}])
+
     async def models(self, request: web.Request) -> web.StreamResponse:
         model, _, action = request.match_info["model_action"].rpartition(":")
         try:
@@ -224,10 +233,8 @@ class FakeGemini(ScriptedServer):
                               "headers": dict(request.headers), "body": body})
         if action not in ("generateContent", "streamGenerateContent"):
             return self.error(404, "NOT_FOUND", f"Method not found: {action}.")
-        if (request.headers.get("x-goog-api-key") or request.query.get("key")) != self.api_key:
-            return self.error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [
-                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                 "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}])
+        if refused := self.key_refused(request):
+            return refused
         try:
             check_body(body)
         except InvalidRequest as exc:

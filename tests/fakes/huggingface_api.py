@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from tests.fakes import media_samples
-from tests.fakes.server import ScriptedServer
+from tests.fakes.server import BODY, TaskApiServer, scripted_state
 
 API_KEY = "hf_fakeFakeFakeToken"
 DEFAULT_MAPPINGS = {
@@ -77,13 +76,12 @@ class Job:
 
     @property
     def state(self) -> str:
-        states = self.reply.states if self.provider == "fal-ai" else self.reply.wavespeed_states
         if self.provider == "fal-ai":
-            return states[min(self.looks, len(states)) - 1] if self.looks else "IN_QUEUE"
-        return states[min(self.looks, len(states) - 1)]
+            return scripted_state(("IN_QUEUE", *self.reply.states), self.looks)
+        return scripted_state(self.reply.wavespeed_states, self.looks)
 
 
-class FakeHuggingFace(ScriptedServer):
+class FakeHuggingFace(TaskApiServer):
     thread_name = "fake-huggingface"
     reply_class = Reply
 
@@ -91,7 +89,6 @@ class FakeHuggingFace(ScriptedServer):
         super().__init__(api_key=api_key)
         self.mappings: dict[str, dict] = {}
         self.jobs: dict[str, Job] = {}
-        self.files: dict[str, tuple[str, bytes]] = {}
 
     @property
     def base_url(self) -> str:
@@ -102,17 +99,14 @@ class FakeHuggingFace(ScriptedServer):
         self.mappings = {model: dict(mapping) for model, mapping in DEFAULT_MAPPINGS.items()}
         self.jobs.clear()
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/files/{name}", self.file)
-        app.router.add_get("/api/models/{owner}/{name}", self.model_info)
-        app.router.add_get("/fal-ai/{owner}/{app}/requests/{id}/status", self.fal_status)
-        app.router.add_get("/fal-ai/{owner}/{app}/requests/{id}", self.fal_result)
-        app.router.add_put("/fal-ai/{owner}/{app}/requests/{id}/cancel", self.fal_cancel)
-        app.router.add_post("/fal-ai/{model:.+}", self.fal_submit)
-        app.router.add_get("/wavespeed/api/v3/predictions/{id}/result", self.wavespeed_result)
-        app.router.add_post("/wavespeed/api/v3/{model:.+}", self.wavespeed_submit)
-        return app
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/api/models/{owner}/{name}", self.model_info)
+        router.add_get("/fal-ai/{owner}/{app}/requests/{id}/status", self.fal_status)
+        router.add_get("/fal-ai/{owner}/{app}/requests/{id}", self.fal_result)
+        router.add_put("/fal-ai/{owner}/{app}/requests/{id}/cancel", self.fal_cancel)
+        router.add_post("/fal-ai/{model:.+}", self.fal_submit)
+        router.add_get("/wavespeed/api/v3/predictions/{id}/result", self.wavespeed_result)
+        router.add_post("/wavespeed/api/v3/{model:.+}", self.wavespeed_submit)
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -120,26 +114,8 @@ class FakeHuggingFace(ScriptedServer):
     def error(status: int, message: str) -> web.Response:
         return web.json_response({"error": message}, status=status)
 
-    async def record(self, request: web.Request) -> tuple[Any, web.Response | None]:
-        try:
-            body = await request.json() if request.can_read_body else None
-        except ValueError:
-            body = None
-        self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
-                              "headers": CIMultiDict(request.headers), "body": body})
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return body, self.error(401, "Invalid credentials in Authorization header")
-        return body, None
-
-    def keep(self, name: str, content_type: str, content: bytes) -> str:
-        self.files[name] = (content_type, content)
-        return f"{self.address}/files/{name}"
-
-    async def file(self, request: web.Request) -> web.Response:
-        found = self.files.get(request.match_info["name"])
-        if found is None:
-            return self.error(404, "No such file.")
-        return web.Response(body=found[1], content_type=found[0])
+    def unauthorized(self) -> web.Response:
+        return self.error(401, "Invalid credentials in Authorization header")
 
     def outputs_for(self, job: Job) -> Any:
         if job.outputs is None:
@@ -158,9 +134,6 @@ class FakeHuggingFace(ScriptedServer):
     # --- the Hub --------------------------------------------------------------------------------
 
     async def model_info(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         model = f"{request.match_info['owner']}/{request.match_info['name']}"
         if model not in self.mappings:
             return self.error(404, "Repository not found")
@@ -177,9 +150,7 @@ class FakeHuggingFace(ScriptedServer):
         return {"response_url": base, "status_url": f"{base}/status", "cancel_url": f"{base}/cancel"}
 
     async def fal_submit(self, request: web.Request) -> web.Response:
-        body, refused = await self.record(request)
-        if refused:
-            return refused
+        body = request[BODY]
         if request.query.get("_subdomain") != "queue":
             return self.error(400, "This model runs on the queue: add ?_subdomain=queue.")
         reply = self.next_reply()
@@ -196,20 +167,21 @@ class FakeHuggingFace(ScriptedServer):
         return self.jobs.get(request.match_info["id"])
 
     async def fal_status(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         job = self.fal_job(request)
         if job is None:
             return self.error(404, "Request not found")
         job.looks += 1
         state = "COMPLETED" if job.cancelled else job.state
-        return web.json_response({"status": state, **self.fal_urls(job)}, status=200 if state == "COMPLETED" else 202)
+        # fal's status shapes (WIRE_FORMATS 6), passed through by the router: queue_position while
+        # queued, logs (null unless asked for) after.
+        answer: dict[str, Any] = {"status": state, "response_url": self.fal_urls(job)["response_url"]}
+        if state == "IN_QUEUE":
+            answer["queue_position"] = 0
+        else:
+            answer["logs"] = None
+        return web.json_response(answer, status=200 if state == "COMPLETED" else 202)
 
     async def fal_result(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         job = self.fal_job(request)
         if job is None:
             return self.error(404, "Request not found")
@@ -218,9 +190,6 @@ class FakeHuggingFace(ScriptedServer):
         return web.json_response(self.outputs_for(job))
 
     async def fal_cancel(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         job = self.fal_job(request)
         if job is None:
             return self.error(404, "Request not found")
@@ -240,9 +209,7 @@ class FakeHuggingFace(ScriptedServer):
             "error": "", "created_at": "2025-01-01T12:00:00.000Z"}}
 
     async def wavespeed_submit(self, request: web.Request) -> web.Response:
-        body, refused = await self.record(request)
-        if refused:
-            return refused
+        body = request[BODY]
         reply = self.next_reply()
         if reply.status != 200:
             return self.error(reply.status, reply.error)
@@ -251,9 +218,6 @@ class FakeHuggingFace(ScriptedServer):
         return web.json_response(self.wavespeed_view(job))
 
     async def wavespeed_result(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         job = self.jobs.get(request.match_info["id"])
         if job is None:
             return web.json_response({"code": 404, "message": "Prediction not found.", "data": None}, status=404)

@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from tests.fakes import media_samples
-from tests.fakes.server import ScriptedServer
+from tests.fakes.server import BODY, TaskApiServer, scripted_state
 
 API_KEY = "ms-fake-modelscope-token"
 
@@ -55,17 +54,16 @@ class Task:
 
     @property
     def status(self) -> str:
-        return self.reply.states[min(self.looks, len(self.reply.states)) - 1] if self.looks else "PENDING"
+        return scripted_state(("PENDING", *self.reply.states), self.looks)
 
 
-class FakeModelScope(ScriptedServer):
+class FakeModelScope(TaskApiServer):
     thread_name = "fake-modelscope"
     reply_class = Reply
 
     def __init__(self, *, api_key: str = API_KEY):
         super().__init__(api_key=api_key)
         self.tasks: dict[str, Task] = {}
-        self.files: dict[str, bytes] = {}
 
     @property
     def base_url(self) -> str:
@@ -75,32 +73,19 @@ class FakeModelScope(ScriptedServer):
         super().reset()
         self.tasks.clear()
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/files/{name}", self.file)
-        app.router.add_post("/v1/images/generations", self.submit)
-        app.router.add_get("/v1/tasks/{id}", self.look)
-        return app
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/images/generations", self.submit)
+        router.add_get("/v1/tasks/{id}", self.look)
 
     @staticmethod
     def error(status: int, message: str) -> web.Response:
         return web.json_response({"errors": {"message": message}, "request_id": str(uuid.uuid4())}, status=status)
 
-    async def record(self, request: web.Request) -> tuple[Any, web.Response | None]:
-        try:
-            body = await request.json() if request.can_read_body else None
-        except ValueError:
-            body = None
-        self.requests.append({"method": request.method, "path": request.path, "headers": CIMultiDict(request.headers),
-                              "body": body})
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return body, self.error(401, "Invalid token: please check your ModelScope access token.")
-        return body, None
+    def unauthorized(self) -> web.Response:
+        return self.error(401, "Invalid token: please check your ModelScope access token.")
 
     async def submit(self, request: web.Request) -> web.Response:
-        body, refused = await self.record(request)
-        if refused:
-            return refused
+        body = request[BODY]
         if request.headers.get("X-ModelScope-Async-Mode") != "true":
             return self.error(400, "This model only supports asynchronous calls: set X-ModelScope-Async-Mode: true.")
         reply = self.next_reply()
@@ -113,9 +98,6 @@ class FakeModelScope(ScriptedServer):
         return web.json_response({"task_id": task.id, "request_id": str(uuid.uuid4())})
 
     async def look(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         if request.headers.get("X-ModelScope-Task-Type") != "image_generation":
             return self.error(400, "X-ModelScope-Task-Type is required.")
         task = self.tasks.get(request.match_info["id"])
@@ -126,15 +108,8 @@ class FakeModelScope(ScriptedServer):
         if task.status == "SUCCEED":
             if not task.outputs:
                 width, _, height = str(task.body.get("size", "1024x1024")).partition("x")
-                self.files[f"{task.id}.png"] = media_samples.png(int(width), int(height))
-                task.outputs = [f"{self.address}/files/{task.id}.png"]
+                task.outputs = [self.keep(f"{task.id}.png", "image/png", media_samples.png(int(width), int(height)))]
             answer["output_images"] = task.outputs
         elif task.status == "FAILED":
             answer["errors"] = task.reply.failure
         return web.json_response(answer)
-
-    async def file(self, request: web.Request) -> web.Response:
-        content = self.files.get(request.match_info["name"])
-        if content is None:
-            return self.error(404, "No such file.")
-        return web.Response(body=content, content_type="image/png")

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from tests.fakes import media_samples
-from tests.fakes.server import ScriptedServer
+from tests.fakes.server import BODY, TaskApiServer, scripted_state
 
 API_KEY = "r8_fake_replicate_token"
 TERMINAL = {"succeeded", "failed", "canceled"}
@@ -69,37 +68,29 @@ class Prediction:
     def status(self) -> str:
         if self.canceled:
             return "canceled"
-        state = self.reply.states[min(self.position, len(self.reply.states) - 1)]
+        state = scripted_state(self.reply.states, self.position)
         return "failed" if state == "succeeded" and self.reply.error else state
 
 
-class FakeReplicate(ScriptedServer):
+class FakeReplicate(TaskApiServer):
     thread_name = "fake-replicate"
     reply_class = Reply
 
     def __init__(self, *, api_key: str = API_KEY):
         super().__init__(api_key=api_key)
         self.predictions: dict[str, Prediction] = {}
-        self.files: dict[str, tuple[str, bytes]] = {}
-
-    @property
-    def base_url(self) -> str:
-        return self.address
 
     def reset(self) -> None:
         super().reset()
         self.predictions.clear()
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/v1/models/{owner}/{name}/predictions", self.create)
-        app.router.add_post("/v1/deployments/{owner}/{name}/predictions", self.create)
-        app.router.add_post("/v1/predictions", self.create)
-        app.router.add_get("/v1/predictions/{id}", self.get)
-        app.router.add_post("/v1/predictions/{id}/cancel", self.cancel)
-        app.router.add_get("/v1/files/{name}", self.private_file)
-        app.router.add_get("/files/{name}", self.public_file)
-        return app
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/models/{owner}/{name}/predictions", self.create)
+        router.add_post("/v1/deployments/{owner}/{name}/predictions", self.create)
+        router.add_post("/v1/predictions", self.create)
+        router.add_get("/v1/predictions/{id}", self.get)
+        router.add_post("/v1/predictions/{id}/cancel", self.cancel)
+        router.add_get("/v1/files/{name}", self.private_file)
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -109,16 +100,8 @@ class FakeReplicate(ScriptedServer):
                                   "status": status, "detail": detail, "instance": None, **more},
                                  status=status, headers=headers, content_type="application/problem+json")
 
-    async def record(self, request: web.Request) -> tuple[Any, web.Response | None]:
-        try:
-            body = await request.json() if request.can_read_body else None
-        except ValueError:
-            body = None
-        self.requests.append({"method": request.method, "path": request.path, "headers": CIMultiDict(request.headers),
-                              "body": body})
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return body, self.problem(401, "Unauthenticated", "You did not pass a valid authentication token")
-        return body, None
+    def unauthorized(self) -> web.Response:
+        return self.problem(401, "Unauthenticated", "You did not pass a valid authentication token")
 
     def view(self, prediction: Prediction) -> dict[str, Any]:
         status = prediction.status
@@ -142,9 +125,7 @@ class FakeReplicate(ScriptedServer):
     # --- predictions ----------------------------------------------------------------------------
 
     async def create(self, request: web.Request) -> web.Response:
-        body, refused = await self.record(request)
-        if refused:
-            return refused
+        body = request[BODY]
         reply = self.next_reply()
         if reply.create_status != 201:
             return self.problem(reply.create_status, reply.title, reply.detail, reply.headers)
@@ -168,9 +149,6 @@ class FakeReplicate(ScriptedServer):
         return web.json_response(self.view(prediction), status=201)
 
     async def get(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         prediction = self.predictions.get(request.match_info["id"])
         if prediction is None:
             return self.problem(404, "Not found", "The requested resource could not be found.")
@@ -183,9 +161,6 @@ class FakeReplicate(ScriptedServer):
         return web.json_response(self.view(prediction))
 
     async def cancel(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         prediction = self.predictions.get(request.match_info["id"])
         if prediction is None:
             return self.problem(404, "Not found", "The requested resource could not be found.")
@@ -193,31 +168,20 @@ class FakeReplicate(ScriptedServer):
             prediction.canceled = True
         return web.json_response(self.view(prediction))
 
-    async def public_file(self, request: web.Request) -> web.Response:
-        return self.file(request.match_info["name"])
-
     async def private_file(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        return refused or self.file(request.match_info["name"])
-
-    def file(self, name: str) -> web.Response:
-        found = self.files.get(name)
-        if found is None:
-            return self.problem(404, "Not found", "The requested resource could not be found.")
-        content_type, content = found
-        return web.Response(body=content, content_type=content_type)
+        return (self.file_response(request.match_info["name"])
+                or self.problem(404, "Not found", "The requested resource could not be found."))
 
     # --- outputs --------------------------------------------------------------------------------
 
-    def keep(self, prediction: Prediction, name: str, content_type: str, content: bytes) -> str:
-        self.files[name] = (content_type, content)
-        return f"{self.address}/{'v1/files' if prediction.reply.private_files else 'files'}/{name}"
+    def keep_output(self, prediction: Prediction, name: str, content_type: str, content: bytes) -> str:
+        return self.keep(name, content_type, content, route="v1/files" if prediction.reply.private_files else "files")
 
     def make_output(self, prediction: Prediction) -> Any:
         given = prediction.input
         if prediction.reply.kind == "video":
             seconds = float(given.get("duration") or prediction.reply.video_seconds)
-            return self.keep(prediction, f"{prediction.id}.mp4", "video/mp4", media_samples.mp4(seconds))
+            return self.keep_output(prediction, f"{prediction.id}.mp4", "video/mp4", media_samples.mp4(seconds))
         width, height = int(given.get("width", 1024)), int(given.get("height", 1024))
-        return [self.keep(prediction, f"{prediction.id}-{index}.png", "image/png", media_samples.png(width, height))
+        return [self.keep_output(prediction, f"{prediction.id}-{index}.png", "image/png", media_samples.png(width, height))
                 for index in range(int(given.get("num_outputs", 1)))]

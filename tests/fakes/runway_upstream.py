@@ -32,10 +32,6 @@ class FakeRunway(ScriptedServer):
         self.videos = VideoBook(prefix="task")
         self.downloads: list[str] = []
 
-    @property
-    def base_url(self) -> str:
-        return self.address
-
     def reset(self) -> None:
         super().reset()
         self.videos.reset()

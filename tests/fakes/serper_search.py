@@ -32,10 +32,6 @@ class FakeSerper(ScriptedServer):
     def __init__(self, *, api_key: str = API_KEY):
         super().__init__(api_key=api_key)
 
-    @property
-    def base_url(self) -> str:
-        return self.address  # like https://google.serper.dev: the client adds /search
-
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/search", self.search)

@@ -45,10 +45,6 @@ class FakeStability(ScriptedServer):
     def __init__(self, *, api_key: str = API_KEY):
         super().__init__(api_key=api_key)
 
-    @property
-    def base_url(self) -> str:
-        return self.address
-
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v2beta/stable-image/generate/{route}", self.generate)

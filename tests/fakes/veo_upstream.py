@@ -24,7 +24,7 @@ from tests.fakes.video_jobs import FakeJob, VideoBook
 API_KEY = "AIza-fake-veo-key"
 INSTANCE_KEYS = {"prompt", "image", "lastFrame", "referenceImages", "video"}
 PARAMETER_KEYS = {"aspectRatio", "durationSeconds", "negativePrompt", "personGeneration", "resolution", "sampleCount",
-                  "enhancePrompt", "numberOfVideos"}
+                  "enhancePrompt"}
 MODELS = {"veo-3.1-generate-preview", "veo-3.1-fast-generate-preview", "veo-2.0-generate-001"}
 
 
@@ -56,13 +56,7 @@ class FakeVeo(ScriptedServer):
         return app
 
     error = staticmethod(FakeGemini.error)
-
-    def key_refused(self, request: web.Request) -> web.Response | None:
-        if (request.headers.get("x-goog-api-key") or request.query.get("key")) == self.api_key:
-            return None
-        return self.error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [
-            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-             "domain": "googleapis.com"}])
+    key_refused = FakeGemini.key_refused
 
     async def predict(self, request: web.Request) -> web.Response:
         model, _, action = request.match_info["model_action"].rpartition(":")

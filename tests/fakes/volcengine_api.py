@@ -39,10 +39,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from tests.fakes import media_samples
-from tests.fakes.server import ScriptedServer
+from tests.fakes.server import BODY, TaskApiServer, scripted_state
 
 API_KEY = "ark-fake-key-0000"
 FRAMES = {("480p", "16:9"): (864, 480), ("720p", "16:9"): (1248, 704), ("1080p", "16:9"): (1920, 1088),
@@ -79,17 +78,16 @@ class Task:
     def status(self) -> str:
         if self.cancelled:
             return "cancelled"
-        return self.reply.states[min(self.looks, len(self.reply.states)) - 1] if self.looks else "queued"
+        return scripted_state(("queued", *self.reply.states), self.looks)
 
 
-class FakeArk(ScriptedServer):
+class FakeArk(TaskApiServer):
     thread_name = "fake-ark"
     reply_class = Reply
 
     def __init__(self, *, api_key: str = API_KEY):
         super().__init__(api_key=api_key)
         self.tasks: dict[str, Task] = {}
-        self.files: dict[str, tuple[str, bytes]] = {}
 
     @property
     def base_url(self) -> str:
@@ -99,14 +97,11 @@ class FakeArk(ScriptedServer):
         super().reset()
         self.tasks.clear()
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/files/{name}", self.file)
-        app.router.add_post("/api/v3/images/generations", self.images)
-        app.router.add_post("/api/v3/contents/generations/tasks", self.create_task)
-        app.router.add_get("/api/v3/contents/generations/tasks/{id}", self.get_task)
-        app.router.add_delete("/api/v3/contents/generations/tasks/{id}", self.delete_task)
-        return app
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/api/v3/images/generations", self.images)
+        router.add_post("/api/v3/contents/generations/tasks", self.create_task)
+        router.add_get("/api/v3/contents/generations/tasks/{id}", self.get_task)
+        router.add_delete("/api/v3/contents/generations/tasks/{id}", self.delete_task)
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -115,34 +110,14 @@ class FakeArk(ScriptedServer):
         return web.json_response({"error": {"code": code, "message": message, "param": param, "type": error_type}},
                                  status=status)
 
-    async def record(self, request: web.Request) -> tuple[Any, web.Response | None]:
-        try:
-            body = await request.json() if request.can_read_body else None
-        except ValueError:
-            body = None
-        self.requests.append({"method": request.method, "path": request.path, "headers": CIMultiDict(request.headers),
-                              "body": body})
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return body, self.error(401, "AuthenticationError", "The API key in the request is missing or invalid.",
-                                    "Unauthorized")
-        return body, None
-
-    def keep(self, name: str, content_type: str, content: bytes) -> str:
-        self.files[name] = (content_type, content)
-        return f"{self.address}/files/{name}"
-
-    async def file(self, request: web.Request) -> web.Response:
-        found = self.files.get(request.match_info["name"])
-        if found is None:
-            return self.error(404, "NotFound", "No such file.")
-        return web.Response(body=found[1], content_type=found[0])
+    def unauthorized(self) -> web.Response:
+        return self.error(401, "AuthenticationError", "The API key in the request is missing or invalid.",
+                          "Unauthorized")
 
     # --- Seedream -------------------------------------------------------------------------------
 
     async def images(self, request: web.Request) -> web.Response:
-        body, refused = await self.record(request)
-        if refused:
-            return refused
+        body = request[BODY]
         reply = self.next_reply()
         if reply.status != 200:
             return self.error(reply.status, reply.code, reply.message, reply.error_type)
@@ -168,9 +143,7 @@ class FakeArk(ScriptedServer):
     # --- Seedance -------------------------------------------------------------------------------
 
     async def create_task(self, request: web.Request) -> web.Response:
-        body, refused = await self.record(request)
-        if refused:
-            return refused
+        body = request[BODY]
         reply = self.next_reply()
         if reply.status != 200:
             return self.error(reply.status, reply.code, reply.message, reply.error_type)
@@ -201,9 +174,6 @@ class FakeArk(ScriptedServer):
         return body
 
     async def get_task(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         task = self.tasks.get(request.match_info["id"])
         if task is None:
             return self.error(404, "ResourceNotFound", "The specified task is not found.", "NotFound")
@@ -212,9 +182,6 @@ class FakeArk(ScriptedServer):
         return web.json_response(self.view(task))
 
     async def delete_task(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         task = self.tasks.get(request.match_info["id"])
         if task is None:
             return self.error(404, "ResourceNotFound", "The specified task is not found.", "NotFound")

@@ -36,10 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from tests.fakes import media_samples
-from tests.fakes.server import ScriptedServer
+from tests.fakes.server import BODY, TaskApiServer, scripted_state
 
 API_KEY = "wsk-fake-wavespeed-key"
 CREATED_AT = "2025-01-01T12:00:00.000Z"
@@ -70,35 +69,27 @@ class Prediction:
 
     @property
     def status(self) -> str:
-        return self.reply.states[min(self.looks, len(self.reply.states) - 1)]
+        return scripted_state(self.reply.states, self.looks)
 
 
-class FakeWaveSpeed(ScriptedServer):
+class FakeWaveSpeed(TaskApiServer):
     thread_name = "fake-wavespeed"
     reply_class = Reply
 
     def __init__(self, *, api_key: str = API_KEY):
         super().__init__(api_key=api_key)
         self.predictions: dict[str, Prediction] = {}
-        self.files: dict[str, tuple[str, bytes]] = {}
         self.looked = threading.Event()  # set by every result look
-
-    @property
-    def base_url(self) -> str:
-        return self.address
 
     def reset(self) -> None:
         super().reset()
         self.predictions.clear()
         self.looked.clear()
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/files/{name}", self.file)
-        app.router.add_post("/api/v3/media/upload/binary", self.upload)
-        app.router.add_get("/api/v3/predictions/{id}/result", self.result)
-        app.router.add_post("/api/v3/{model:.+}", self.submit)
-        return app
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/api/v3/media/upload/binary", self.upload)
+        router.add_get("/api/v3/predictions/{id}/result", self.result)
+        router.add_post("/api/v3/{model:.+}", self.submit)
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -106,22 +97,14 @@ class FakeWaveSpeed(ScriptedServer):
     def envelope(data: Any, status: int = 200, message: str = "success", headers=None) -> web.Response:
         return web.json_response({"code": status, "message": message, "data": data}, status=status, headers=headers)
 
-    async def record(self, request: web.Request) -> tuple[Any, web.Response | None]:
-        body: Any = None
-        if request.content_type == "multipart/form-data":
-            body = {}
-            async for part in await request.multipart():
-                body[part.name] = (part.filename, part.headers.get("Content-Type"), await part.read())
-        elif request.can_read_body:
-            try:
-                body = await request.json()
-            except ValueError:
-                body = None
-        self.requests.append({"method": request.method, "path": request.path, "headers": CIMultiDict(request.headers),
-                              "body": body})
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return body, self.envelope(None, 401, "Invalid authentication: check your API key.")
-        return body, None
+    def unauthorized(self) -> web.Response:
+        return self.envelope(None, 401, "Invalid authentication: check your API key.")
+
+    async def read_body(self, request: web.Request) -> Any:
+        if request.content_type != "multipart/form-data":
+            return await super().read_body(request)
+        return {part.name: (part.filename, part.headers.get("Content-Type"), await part.read())
+                async for part in await request.multipart()}
 
     def view(self, prediction: Prediction) -> dict[str, Any]:
         status = prediction.status
@@ -139,9 +122,7 @@ class FakeWaveSpeed(ScriptedServer):
     # --- the API --------------------------------------------------------------------------------
 
     async def submit(self, request: web.Request) -> web.Response:
-        body, refused = await self.record(request)
-        if refused:
-            return refused
+        body = request[BODY]
         reply = self.next_reply()
         if reply.submit_status != 200:
             return self.envelope(None, reply.submit_status, reply.message, reply.headers)
@@ -155,9 +136,6 @@ class FakeWaveSpeed(ScriptedServer):
         return self.envelope(self.view(prediction))
 
     async def result(self, request: web.Request) -> web.Response:
-        _, refused = await self.record(request)
-        if refused:
-            return refused
         prediction = self.predictions.get(request.match_info["id"])
         if prediction is None:
             return self.envelope(None, 404, "Prediction not found.")
@@ -169,29 +147,15 @@ class FakeWaveSpeed(ScriptedServer):
         return self.envelope(self.view(prediction))
 
     async def upload(self, request: web.Request) -> web.Response:
-        body, refused = await self.record(request)
-        if refused:
-            return refused
+        body = request[BODY]
         if not isinstance(body, dict) or "file" not in body:
             return self.envelope(None, 400, "Missing file.")
         filename, content_type, content = body["file"]
-        name = f"upload-{uuid.uuid4().hex[:8]}-{filename}"
-        self.files[name] = (content_type or "application/octet-stream", content)
-        return self.envelope({"type": (content_type or "").split("/")[0], "download_url": f"{self.address}/files/{name}",
+        url = self.keep(f"upload-{uuid.uuid4().hex[:8]}-{filename}", content_type or "application/octet-stream", content)
+        return self.envelope({"type": (content_type or "").split("/")[0], "download_url": url,
                               "filename": filename, "size": len(content)})
 
-    async def file(self, request: web.Request) -> web.Response:
-        found = self.files.get(request.match_info["name"])
-        if found is None:
-            return self.envelope(None, 404, "File not found.")
-        content_type, content = found
-        return web.Response(body=content, content_type=content_type)
-
     # --- outputs --------------------------------------------------------------------------------
-
-    def keep(self, name: str, content_type: str, content: bytes) -> str:
-        self.files[name] = (content_type, content)
-        return f"{self.address}/files/{name}"
 
     def make_outputs(self, prediction: Prediction) -> list[str]:
         given = prediction.input

@@ -4,12 +4,14 @@ django-environ does the typing; a value that does not parse stops the process at
 with ImproperlyConfigured naming the variable, rather than failing on the first request.
 """
 
+import ipaddress
 import os
-import secrets
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from gateway.secret_files import read_or_create_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("TOLLGATE_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -18,41 +20,37 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 env = environ.Env()
 
 
-def read_or_create_secret(name: str) -> str:
-    """A secret from the environment, or one generated once and kept under var/.
-
-    Self-hosted installs then work out of the box; production sets the variable.
-    """
-    value = env.str(name, default="")
-    if value:
-        return value
-    path = VAR_DIR / name.lower()
+def networks(name: str) -> list:
+    """A comma-separated list of addresses or CIDRs, parsed (a typo stops the process)."""
     try:
-        # Created exclusively and private from the first byte: two processes starting together
-        # must end up with the same secret.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+        return [ipaddress.ip_network(item, strict=False) for item in env.list(name, default=[])]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}. Give addresses or CIDRs, e.g. 10.0.0.0/8,::1.") from None
 
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = read_or_create_secret("SECRET_KEY")
-# Keyed hash for API keys and the Fernet key for provider credentials. Changing either
-# invalidates every stored key or credential, so they are separate from SECRET_KEY.
-API_KEY_PEPPER = read_or_create_secret("API_KEY_PEPPER")
-CREDENTIALS_KEY = read_or_create_secret("CREDENTIALS_KEY")
+# Generated into var/ when unset (gateway/secret_files.py). Keyed hash for API keys and the
+# Fernet key for provider credentials: changing either invalidates every stored key or
+# credential, so they are separate from SECRET_KEY, and a set one must be 32 characters or more.
+SECRET_KEY = read_or_create_secret("SECRET_KEY", var_dir=VAR_DIR)
+API_KEY_PEPPER = read_or_create_secret("API_KEY_PEPPER", var_dir=VAR_DIR, min_length=32)
+CREDENTIALS_KEY = read_or_create_secret("CREDENTIALS_KEY", var_dir=VAR_DIR, min_length=32)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Behind a reverse proxy. TRUSTED_PROXIES: the proxies' addresses or CIDRs, whose
+# X-Forwarded-For names the real client (gateway/proxies.py; the throttles key on it).
+# TRUST_X_FORWARDED_PROTO: the proxy terminates TLS and says so, so links (password reset,
+# media URLs) are https:// and secure cookies work. Both off: a client could forge them.
+TRUSTED_PROXIES = networks("TRUSTED_PROXIES")
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "gateway.apps.AdminConfig",  # django.contrib.admin, on our site (its login is throttled)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -133,6 +131,7 @@ else:
 # django-ratelimit refuses LocMem because it is per process. One process is the default
 # deployment (`make run`); set REDIS_URL to share request-rate counters across workers.
 RATELIMIT_USE_CACHE = "default"
+RATELIMIT_IP_META_KEY = "gateway.proxies.client_address"  # the "ip" key: the real client, via TRUSTED_PROXIES
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -149,12 +148,20 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # secure, so `make run` still signs in; set SECURE_COOKIES=false for plain HTTP on another host.
 SECURE_COOKIES = env.bool("SECURE_COOKIES", default=not DEBUG)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+# HSTS on HTTPS answers (SecurityMiddleware sends it only over HTTPS, so plain-HTTP development
+# never sees it): a year unless DEBUG. Subdomains and preload are the operator's choice.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
 PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600
-# Each login POST counts against the client IP and the username; signups against the IP.
+# Failed logins (dashboard and admin together) per client address, and per username: a
+# username past its rate is refused only from addresses that failed on it (gateway/login_throttle.py).
+# Password-reset POSTs count per address and email at LOGIN_ATTEMPTS_RATE; signups per address.
 LOGIN_ATTEMPTS_RATE = env.str("LOGIN_ATTEMPTS_RATE", default="10/15m")
+LOGIN_USERNAME_RATE = env.str("LOGIN_USERNAME_RATE", default="30/h")
 SIGNUP_RATE = env.str("SIGNUP_RATE", default="5/h")
 # Password reset and invitation mail. consolemail:// prints it (development); production sets
 # e.g. EMAIL_URL=smtp+tls://user:password@smtp.example.com:587. Tests use Django's locmem outbox.
@@ -192,6 +199,9 @@ LOGGING = {
 # Largest request body /v1 accepts; larger bodies get 413 before they are parsed.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+# Largest body anywhere else (pages, admin, /api/, Stripe webhooks): counted while it is read
+# (handlers.BodyLimit), a larger one is a 413 before Django spools it.
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=2 * 1024 * 1024)
 # How long an authenticated key, its tenant and plan are served from process memory.
 # A key revoked elsewhere stops working within this many seconds (at once in this process).
 KEY_CACHE_SECONDS = env.float("KEY_CACHE_SECONDS", default=5.0)
@@ -251,6 +261,16 @@ VIDEO_WORKER_IDLE_SECONDS = env.float("VIDEO_WORKER_IDLE_SECONDS", default=1.0) 
 VIDEO_POLL_SECONDS = env.float("VIDEO_POLL_SECONDS", default=3.0)
 VIDEO_POLL_MAX_SECONDS = env.float("VIDEO_POLL_MAX_SECONDS", default=30.0)
 VIDEO_STREAM_POLL_SECONDS = env.float("VIDEO_STREAM_POLL_SECONDS", default=0.5)  # stream=true progress checks
+
+# --- fetching URLs a client gave us (providers/outbound.py) -----------------------------
+# https only, public addresses only, checked on every redirect. Hosts (``name`` or ``name:port``)
+# the operator trusts, e.g. its own media bucket, may be private and plain http; networks
+# (CIDRs) may be private.
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
+OUTBOUND_MAX_BYTES = env.int("OUTBOUND_MAX_BYTES", default=20 * 1024 * 1024)
+OUTBOUND_TIMEOUT_SECONDS = env.float("OUTBOUND_TIMEOUT_SECONDS", default=20.0)  # the whole fetch, redirects included
+OUTBOUND_MAX_REDIRECTS = env.int("OUTBOUND_MAX_REDIRECTS", default=3)
 
 # --- the management API (/api/) --------------------------------------------------------
 # Signed in (session, with CSRF) or a tenant API key with the 'management' scope as a Bearer

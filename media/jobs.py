@@ -336,8 +336,9 @@ class Worker:
             raise
         except Exception:
             log.exception("video job %s: the worker failed on this step; it will be tried again", job.pk)
-            try:
-                await self.update(job, claimed_until=None, claimed_by="", next_poll_at=next_poll(job, job.attempts))
+            try:  # counted, so the backoff grows like any other retry's
+                await self.update(job, attempts=job.attempts + 1, claimed_until=None, claimed_by="",
+                                  next_poll_at=next_poll(job, job.attempts + 1))
             except Exception:
                 log.exception("video job %s: could not hand it back; its lease will expire", job.pk)
 

@@ -10,12 +10,14 @@ reaches a view.
     │   ├── ContextWindowExceeded        400     no (a larger-context fallback may help)
     │   ├── ContentFiltered              400     no
     │   ├── UnsupportedFeature           400     no: the request uses what this provider/model lacks
-    │   └── OwnKeyRefused                400     no: the tenant's own provider key was refused
+    │   ├── OwnKeyRefused                400     no: the tenant's own provider key was refused
+    │   └── ClientInputError             400     no: the client's own input (a URL it gave) failed
     ├── ProviderAuthFailed               502     no: our credential was refused (operator's problem)
     └── ProviderNotFound                 404     no: the upstream model does not exist
 
 ``status`` is what the gateway answers its own client: an upstream 401 is our misconfiguration,
-not the client's, so it becomes a 502 that says so.
+not the client's, so it becomes a 502 that says so. An error with ``client_caused`` says
+nothing of the provider: it never counts on a circuit breaker that other tenants share.
 """
 
 
@@ -24,6 +26,7 @@ class ProviderError(Exception):
     retryable = False
     error_type = "upstream_error"
     code: str | None = None
+    client_caused = False
 
     def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None,
                  upstream_status: int | None = None):
@@ -96,3 +99,11 @@ class ProviderNotFound(ProviderError):
     status = 404
     error_type = "invalid_request_error"
     code = "model_not_found"
+
+
+class ClientInputError(ProviderBadRequest):
+    """The client's own input failed outside the provider (a URL it gave that the gateway may not
+    or could not read): not retried, no fallback, and no verdict on the provider's breaker."""
+
+    code = "invalid_input"
+    client_caused = True

@@ -407,6 +407,8 @@ class Verdict:
         self.given = False
 
     async def failed(self, error: errors.ProviderError) -> None:
+        if error.client_caused:
+            return  # the client's input failed, not the provider: no verdict (close() hands back a probe)
         self.given = True
         if breaker.counts(error):
             await breaker.record_failure(self.key)

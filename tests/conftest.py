@@ -252,6 +252,13 @@ def wait_for(condition, timeout: float = 10.0, what: str = "condition"):
 
 
 @pytest.fixture(autouse=True)
+def outbound_test_hosts(settings):
+    """example.com stands for a public host in tests, where nothing resolves: the outbound-fetch
+    policy is told to trust it (as an operator lists its own media bucket)."""
+    settings.OUTBOUND_ALLOWED_HOSTS = ["example.com"]
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

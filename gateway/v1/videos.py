@@ -47,7 +47,7 @@ from gateway.v1.media import (
 from media import jobs
 from media.files import store_media
 from media.models import ACTIVE_STATUSES, MediaFile, MediaKind, VideoJob
-from providers import router
+from providers import outbound, router
 from providers.blocking import run_blocking
 from providers.pricing import cost_of
 from providers.router import ModelInfo
@@ -127,9 +127,18 @@ def image_url_of(fields: dict) -> str | None:
         raise bad_request("input_reference must be a file (multipart) or {\"image_url\": ...}.", param="input_reference")
     if url is None:
         return None
-    if not isinstance(url, str) or not (url.startswith("https://") or url.startswith("data:image/")):
+    if not isinstance(url, str) or (url.startswith("data:") and not url.startswith("data:image/")):
         raise bad_request("image_url must be an https:// URL or a data:image/...;base64 URL.", param="image_url")
     return url
+
+
+async def check_image_url(url: str) -> None:
+    """The outbound-fetch policy, at admission: a URL the worker may not read is refused now,
+    before anything is reserved or queued."""
+    try:
+        await outbound.check_url(url)
+    except outbound.UrlRefused as exc:
+        raise bad_request(f"image_url refused: {exc.message}", param="image_url", code="invalid_url") from exc
 
 
 def fallbacks_of(fields: dict) -> list[str]:
@@ -354,6 +363,8 @@ async def admit_video(request, caller, fields: dict, upload) -> VideoJob:
     model, _ = await find_model(public_id, capability="video")
     entitlements.check_model(caller, model)
     params = normalise(model, fields, has_upload=upload is not None)
+    if "image_url" in params:
+        await check_image_url(params["image_url"])
     stream = flag(fields, "stream")
     chain = await chain_of(caller, model, fields, params, has_upload=upload is not None)
     most = Usage(video_seconds=Decimal(params["duration_seconds"]),

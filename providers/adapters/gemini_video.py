@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from providers import errors
+from providers import errors, outbound
 from providers.adapters import gemini_errors
-from providers.adapters.base import download, fetch_json, timeout_for, transport_error
+from providers.adapters.base import fetch_json, timeout_for, transport_error
 from providers.adapters.gemini_request import api_base, api_headers, post
 from providers.http import get_client
 from providers.types import GeneratedMedia, MediaInput, Target, Usage, VideoJobState, VideoRequest
@@ -40,10 +40,10 @@ async def encode_image(image: MediaInput, target: Target) -> dict[str, str]:
     if image.content is not None:
         content, mime = image.content, image.content_type
     else:
-        url = image.url or ""
-        mime = url[5:].split(";")[0] if url.startswith("data:") else (
-            mimetypes.guess_type(url.split("?")[0])[0] or "image/png")
-        content = await download(url, target)
+        fetched = await outbound.fetch(image.url or "")
+        content, mime = fetched.content, fetched.content_type
+        if not mime.startswith("image/"):
+            mime = mimetypes.guess_type(fetched.url.split("?")[0])[0] or "image/png"
     return {"bytesBase64Encoded": base64.b64encode(content).decode(), "mimeType": mime}
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from providers import errors
+from providers import errors, outbound
 from providers.adapters import openai_compatible
-from providers.adapters.base import download, fetch_json, timeout_for, transport_error
+from providers.adapters.base import fetch_json, timeout_for, transport_error
 from providers.http import get_client
 from providers.types import GeneratedMedia, MediaInput, Target, Usage, VideoJobState, VideoRequest
 
@@ -47,11 +47,11 @@ async def image_bytes(image: MediaInput, target: Target) -> tuple[bytes, str]:
     """The first frame as bytes and its type: the client's upload, or fetched from its URL."""
     if image.content is not None:
         return image.content, image.content_type
-    url = image.url or ""
-    content_type = url[5:].split(";")[0] if url.startswith("data:") else image.content_type
-    if content_type == "application/octet-stream":
-        content_type = mimetypes.guess_type(url.split("?")[0])[0] or "image/png"
-    return await download(url, target), content_type
+    fetched = await outbound.fetch(image.url or "")
+    content_type = fetched.content_type
+    if not content_type.startswith("image/"):
+        content_type = mimetypes.guess_type(fetched.url.split("?")[0])[0] or "image/png"
+    return fetched.content, content_type
 
 
 async def submit_video(request: VideoRequest, target: Target) -> VideoJobState:

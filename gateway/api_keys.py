@@ -92,6 +92,46 @@ def revoke_api_key(api_key: ApiKey) -> None:
     _cache.pop(api_key.prefix, None)
 
 
+def forget_keys_on_commit(prefixes: list[str]) -> None:
+    """Drop these keys from this process's cache now and again once the transaction commits: a
+    request in between could otherwise cache the rows as they were before the change."""
+
+    def forget() -> None:
+        for prefix in prefixes:
+            _cache.pop(prefix, None)
+
+    forget()
+    transaction.on_commit(forget)
+
+
+@transaction.atomic
+def revoke_keys_created_by(tenant: Tenant, user) -> list[ApiKey]:
+    """Revoke every live key ``user`` created in ``tenant`` (they left it, or were removed)."""
+    keys = list(ApiKey.objects.select_for_update().filter(tenant=tenant, created_by=user, revoked_at__isnull=True))
+    ApiKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked_at=timezone.now())
+    forget_keys_on_commit([key.prefix for key in keys])
+    return keys
+
+
+@transaction.atomic
+def withdraw_scope_from_keys_created_by(tenant: Tenant, user, scope: str) -> list[ApiKey]:
+    """Take ``scope`` from every live key ``user`` created in ``tenant``; other scopes stay."""
+    keys = [key for key in ApiKey.objects.select_for_update().filter(
+        tenant=tenant, created_by=user, revoked_at__isnull=True) if scope in (key.scopes or ())]
+    for key in keys:
+        key.scopes = [kept for kept in key.scopes if kept != scope]
+        key.save(update_fields=["scopes"])
+    forget_keys_on_commit([key.prefix for key in keys])
+    return keys
+
+
+def revoke_keys_of_deleted_user(sender, instance, **kwargs) -> None:
+    """pre_delete of a user: every live key they created, in every tenant, is revoked first."""
+    keys = list(ApiKey.objects.filter(created_by=instance, revoked_at__isnull=True))
+    ApiKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked_at=timezone.now())
+    forget_keys_on_commit([key.prefix for key in keys])
+
+
 # prefix -> (monotonic expiry, context, or None for a prefix that matches no key); LRU-bounded
 # so random prefixes cannot grow it. Remembering misses keeps a flood of made-up keys from
 # costing a query each.

@@ -8,9 +8,9 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
 
-from gateway.handlers import ApiHandler, Lifespan, PathDispatcher  # noqa: E402
+from gateway.handlers import ApiHandler, BodyLimit, Lifespan, PathDispatcher  # noqa: E402
 
-http_application = PathDispatcher(prefix="/v1/", api=ApiHandler(), site=django_application)
+http_application = PathDispatcher(prefix="/v1/", api=ApiHandler(), site=BodyLimit(django_application))
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -11,10 +11,11 @@ gateway spends on its own work:
   executor and close their own connection (providers.blocking), so neither is needed.
   (response.close() still sends request_finished, on the event loop: its receivers find no
   connection to close there.)
-Pages and the admin keep Django's full handler and settings.MIDDLEWARE.
+Pages and the admin keep Django's full handler and settings.MIDDLEWARE, behind BodyLimit.
 """
 
 import asyncio
+import json
 import tempfile
 
 from django.conf import settings
@@ -28,6 +29,10 @@ from gateway.v1.errors import error_response
 from providers import breaker
 from providers.http import close_client
 from usage.writer import writer
+
+# On every /v1 answer, as SecurityMiddleware would add them to pages: no content sniffing, and
+# no URL of ours (signed media links) passed on as a Referer.
+API_RESPONSE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
 class BodyTooLarge(Exception):
@@ -43,6 +48,12 @@ class ApiHandler(ASGIHandler):
 
     async def __call__(self, scope, receive, send):
         await self.handle(scope, receive, send)
+
+    async def send_response(self, response, send):
+        """Every /v1 answer leaves through here: views', refusals and the 413 alike."""
+        for name, value in API_RESPONSE_HEADERS.items():
+            response.headers.setdefault(name, value)
+        await super().send_response(response, send)
 
     async def read_body(self, receive):
         """Django's, but it stops at API_MAX_BODY_BYTES instead of spooling any size to disk
@@ -104,6 +115,70 @@ class ApiHandler(ASGIHandler):
                 except (asyncio.CancelledError, RequestAborted):
                     pass
             body_file.close()
+
+
+class BodyLimit:
+    """Requests outside /v1 (pages, the admin, /api/, Stripe webhooks) stop at
+    MAX_REQUEST_BODY_BYTES while they are read. Django's handler would first spool a body of any
+    size to disk; here a Content-Length over the limit is a 413 before a byte of the body is
+    taken, and a chunked body is cut where it passes the limit (Django sees the client leave,
+    and the client gets the 413)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = settings.MAX_REQUEST_BODY_BYTES
+        if declared_length(scope) > limit:
+            await send_too_large(scope, send, limit)
+            return
+        received, cut, started = 0, False, False
+
+        async def counted_receive():
+            nonlocal received, cut
+            if cut:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    cut = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counted_receive, watched_send)
+        if cut and not started:
+            await send_too_large(scope, send, limit)
+
+
+def declared_length(scope) -> int:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0  # Django refuses it on its own
+    return 0
+
+
+async def send_too_large(scope, send, limit: int) -> None:
+    message = f"The request body is larger than the {limit} bytes this server accepts."
+    if scope["path"].startswith("/api/"):  # the management API's error shape
+        body, content_type = json.dumps({"error": {"message": message, "code": "too_large"}}), b"application/json"
+    else:
+        body, content_type = message + "\n", b"text/plain; charset=utf-8"
+    await send({"type": "http.response.start", "status": 413, "headers": [
+        (b"content-type", content_type), (b"content-length", str(len(body.encode())).encode()),
+        (b"connection", b"close"), (b"x-content-type-options", b"nosniff")]})
+    await send({"type": "http.response.body", "body": body.encode()})
 
 
 class PathDispatcher:

@@ -46,6 +46,7 @@ class Membership(models.Model):
 
 
 KEY_SCOPES = ["inference", "management"]
+MANAGEMENT_SCOPE = "management"  # /api/; only owners and admins grant it, and only their keys keep it
 
 
 def default_key_scopes() -> list[str]:

@@ -23,7 +23,8 @@ env = environ.Env()
 def networks(name: str) -> list:
     """A comma-separated list of addresses or CIDRs, parsed (a typo stops the process)."""
     try:
-        return [ipaddress.ip_network(item, strict=False) for item in env.list(name, default=[])]
+        items = [item.strip() for item in env.list(name, default=[])]
+        return [ipaddress.ip_network(item, strict=False) for item in items if item]
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc}. Give addresses or CIDRs, e.g. 10.0.0.0/8,::1.") from None
 
@@ -41,7 +42,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Behind a reverse proxy. TRUSTED_PROXIES: the proxies' addresses or CIDRs, whose
 # X-Forwarded-For names the real client (gateway/proxies.py; the throttles key on it).
 # TRUST_X_FORWARDED_PROTO: the proxy terminates TLS and says so, so links (password reset,
-# media URLs) are https:// and secure cookies work. Both off: a client could forge them.
+# media URLs) are https:// and secure cookies work. Off unless set: a client could forge them.
 TRUSTED_PROXIES = networks("TRUSTED_PROXIES")
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -5,6 +5,8 @@
                               key until it expires (MEDIA_URL_TTL_SECONDS), for that one file only
     get_signed_media_file()   the file a signed path names, or DoesNotExist / LinkExpired
     read_media(file, ...)     its bytes, whole or a range, from the storage
+    served_content_type(t)    what the file is served as: a known media type, else
+                              application/octet-stream (never HTML, SVG or script from our origin)
 
 The storage is Django's ``storages["media"]`` (settings: local disk under MEDIA_ROOT, or an
 S3-compatible bucket), so nothing here knows where the bytes live. A signature covers the file
@@ -15,6 +17,7 @@ another file, or used for another tenant's file; a bad one is answered like a mi
 import functools
 import hmac
 import mimetypes
+import re
 import time
 import uuid
 from urllib.parse import urlencode
@@ -35,6 +38,12 @@ EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", 
               "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/ogg": ".ogg", "audio/opus": ".opus",
               "audio/aac": ".aac", "audio/flac": ".flac", "audio/L16": ".pcm", "audio/pcm": ".pcm"}
 
+# Served as themselves; anything else (text/html, image/svg+xml, whatever a provider claims) is
+# served as application/octet-stream, as an attachment.
+SERVED_TYPES = frozenset(kind.lower() for kind in
+                         [*EXTENSIONS, "image/avif", "audio/mp4", "audio/webm", "audio/x-flac"])
+PARAMETER = re.compile(r"[A-Za-z0-9!#$&^_.+-]+=[A-Za-z0-9!#$&^_.+-]+")
+
 
 class LinkExpired(Exception):
     """A genuine signed URL past its expiry."""
@@ -47,6 +56,17 @@ def media_storage():
 def extension_for(content_type: str) -> str:
     base = content_type.split(";")[0].strip().lower()
     return EXTENSIONS.get(base) or mimetypes.guess_extension(base) or ".bin"
+
+
+def served_content_type(content_type: str) -> str:
+    """The Content-Type to serve a stored file with: its own if it is a known media type (with
+    its plain name=value parameters, e.g. a PCM sample rate), else application/octet-stream."""
+    base, *parameters = content_type.split(";")
+    base = base.strip().lower()
+    if base not in SERVED_TYPES:
+        return "application/octet-stream"
+    kept = [parameter.strip() for parameter in parameters if PARAMETER.fullmatch(parameter.strip())]
+    return "; ".join([base, *kept])
 
 
 def store_media(*, tenant_id: int, request_id: str, kind: str, content: bytes, content_type: str) -> MediaFile:

@@ -413,7 +413,8 @@ class Worker:
         else:
             progress = max(job.progress, current.progress or 0)
             await self.update(
-                job, status=JobStatus.IN_PROGRESS, progress=min(progress, 99),
+                job, status=JobStatus.QUEUED if current.status == "queued" else JobStatus.IN_PROGRESS,
+                progress=min(progress, 99),
                 handle=current.handle or job.handle, attempts=job.attempts + 1, claimed_until=None, claimed_by="",
                 next_poll_at=next_poll(job, job.attempts + 1))
 
@@ -466,13 +467,28 @@ async def cancel_upstream(deployment: Deployment, target: Target, state: VideoJo
         log.warning("could not cancel a video job at %s: %s", target.provider, error.message)
 
 
-async def cancel_job_upstream(job: VideoJob) -> None:
-    """After a client's cancel: stop the provider's job too, where it has one."""
+class CancelNotPossible(Exception):
+    """The provider cannot stop this job now: it will finish it and bill it, so the gateway must too."""
+
+    def __init__(self, provider: str):
+        super().__init__(provider)
+        self.provider = provider
+
+
+async def stop_upstream(job: VideoJob) -> None:
+    """Before a client's cancel is honoured: stop the provider's job, where it has one. Raises
+    CancelNotPossible when the provider cannot stop it (it would still bill it), and the
+    ProviderError when asking failed (the job goes on, and is billed when it ends)."""
     if not job.handle:
         return
     located = locate(job, await router.get_catalog())
-    if located is not None:
-        await cancel_upstream(*located, VideoJobState(status="cancelled", handle=job.handle))
+    if located is None:
+        return  # no longer configured: nothing we could ask, nothing it can bill through us
+    deployment, target = located
+    state = VideoJobState(status=job.status, handle=job.handle)
+    if not deployment.adapter.can_cancel_video(state):
+        raise CancelNotPossible(target.provider)
+    await deployment.adapter.cancel_video(state, target)
 
 
 async def run_worker(stop: asyncio.Event, **options) -> None:

@@ -83,6 +83,13 @@ class UrlCitation:
     end_index: int
 
 
+# A reasoning request needs room for its thinking and for an answer. Anthropic takes thinking out
+# of max_tokens and refuses a budget under 1,024 tokens (or not under max_tokens), so its adapter
+# never sends max_tokens under twice that; admission reserves for the same figure.
+MIN_THINKING_BUDGET = 1024
+THINKING_OUTPUT_FLOOR = 2 * MIN_THINKING_BUDGET
+
+
 @dataclass(slots=True)
 class ChatRequest:
     model: str  # the public model id the client asked for
@@ -104,6 +111,17 @@ class ChatRequest:
     # Searches made for this request (gateway.v1.web_search), for protocols that report them
     # (the Responses API's web_search_call items).
     web_search_calls: list[WebSearchCall] = field(default_factory=list)
+
+    def is_reasoning(self) -> bool:
+        return self.reasoning_effort not in (None, "none")
+
+    def output_limit(self) -> int | None:
+        """The max_output_tokens a provider may be sent: the client's, raised to
+        THINKING_OUTPUT_FLOOR when reasoning is on; None when the client set none (the model's
+        maximum). Adapters may send less, never more: admission reserves spend for this."""
+        if self.max_output_tokens is None or not self.is_reasoning():
+            return self.max_output_tokens
+        return max(self.max_output_tokens, THINKING_OUTPUT_FLOOR)
 
 
 @dataclass(slots=True)

@@ -1,8 +1,9 @@
 """Which tenant a management call is about, who makes it, and what that role may do.
 
 Every endpoint under /api/tenants/<slug>/ resolves an Actor first: a signed-in member of the
-tenant, or a management key of that very tenant (it acts as an admin). Anyone else gets 404,
-as if the tenant did not exist; a role that may not make the call gets 403 naming who may.
+tenant, or a management key of that very tenant (it acts as an admin, on behalf of the member who
+created it while that member is an owner or admin: gateway/api/authentication.py). Anyone else
+gets 404, as if the tenant did not exist; a role that may not make the call gets 403 naming who may.
 
 Roles (the dashboard's rules, gateway/dashboard/tenancy.py): owner and admin manage keys and
 members; a member lists keys and members and creates and revokes its own keys; billing
@@ -28,8 +29,9 @@ class Actor:
     """Who makes the call, in which tenant, with which role.
 
     It has the acting Membership's ``role``, ``user`` and ``pk``, so the membership workflows
-    (gateway/dashboard/memberships.py, ``actor=``) take it as they take a Membership; a key's
-    actor has no user and no membership (``pk`` None).
+    (gateway/dashboard/memberships.py, ``actor=``) take it as they take a Membership. A key's
+    actor has no membership (``pk`` None); its ``user`` is the key's creator, so what it creates
+    (keys, invitations) is theirs and ends with their rights; None for an operator's key.
     """
 
     tenant: Tenant
@@ -54,7 +56,7 @@ def resolve_actor(request, slug: str) -> Actor:
             tenant = get_tenant_for_api_key(request.auth, slug)
         except Tenant.DoesNotExist as exc:
             raise not_found(slug) from exc
-        return Actor(tenant=tenant, role=Role.ADMIN, api_key=request.auth)
+        return Actor(tenant=tenant, role=request.user.role, user=request.auth.created_by, api_key=request.auth)
     try:
         membership = get_membership_for_user(request.user, slug)
     except Membership.DoesNotExist as exc:

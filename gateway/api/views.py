@@ -48,7 +48,7 @@ from gateway.dashboard import memberships
 from gateway.dashboard.catalog import plan_models
 from gateway.dashboard.members import send_invitation
 from gateway.dashboard.memberships import MembershipError, NotAllowed
-from gateway.models import ApiKey, Invitation, Membership, Role
+from gateway.models import ApiKey, Invitation, Membership
 from usage.summaries import daily_usage, month_summary
 
 ERROR = inline_serializer("Error", {"error": inline_serializer("ErrorDetail", {
@@ -107,7 +107,7 @@ class TenantListView(ManagementView):
                    description="A signed-in user's tenants with their role in each; a management key's own tenant.")
     def get(self, request):
         if isinstance(request.auth, ApiKey):
-            rows = [tenant_row(request.auth.tenant, Role.ADMIN)]
+            rows = [tenant_row(request.auth.tenant, request.user.role)]
         else:
             rows = [tenant_row(m.tenant, m.role) for m in get_memberships_for_user(request.user)]
         return Response(api.TenantSerializer(rows, many=True).data)

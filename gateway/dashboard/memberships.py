@@ -5,6 +5,11 @@ owners acting at once cannot leave a tenant without an owner or past its plan's 
 The acting membership is keyword-only; the rules (tenancy.py's docstring) raise
 NotAllowed with a message for the person who tried.
 
+A member's keys follow the member: removing someone revokes the keys they created in the
+tenant, and a role that may not grant the 'management' scope takes it from their keys, both in
+the workflow's transaction (and out of this process's key cache; other workers within
+KEY_CACHE_SECONDS).
+
 An invitation link carries a random token; only its SHA-256 hash is stored, so the table
 alone cannot be used to join.
 """
@@ -19,9 +24,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.models import Subscription
-from gateway.models import Invitation, Membership, Role, Tenant
+from gateway.api_keys import revoke_keys_created_by, withdraw_scope_from_keys_created_by
+from gateway.models import MANAGEMENT_SCOPE, Invitation, Membership, Role, Tenant
 
 INVITATION_LIFETIME = timedelta(days=7)
+MANAGEMENT_GRANTERS = frozenset({Role.OWNER, Role.ADMIN})  # the roles whose keys may hold it
 
 
 class NotAllowed(Exception):
@@ -145,6 +152,8 @@ def change_role(tenant: Tenant, membership_id: int, role: str, *, actor: Members
                               "an owner first.")
     target.role = role
     target.save(update_fields=["role"])
+    if role not in MANAGEMENT_GRANTERS:
+        withdraw_scope_from_keys_created_by(tenant, target.user, MANAGEMENT_SCOPE)
     return target
 
 
@@ -161,6 +170,7 @@ def remove_member(tenant: Tenant, membership_id: int, *, actor: Membership) -> M
         raise MembershipError(f"{target.user.email} is the last owner of {tenant.name} and cannot leave: "
                               "make someone else an owner first.")
     target.delete()
+    revoke_keys_created_by(tenant, target.user)
     return target
 
 

@@ -35,13 +35,13 @@ from django.shortcuts import render
 from billing.entitlements import Caller, Refusal
 from billing.models import SubscriptionStatus
 from gateway.access import (
-    get_membership_for_user,
     get_provider_keys_for_tenant,
     get_subscription_for_tenant,
     get_usage_records_for_tenant,
 )
 from gateway.dashboard.catalog import plan_models
-from gateway.dashboard.tenancy import can_open, tenant_page
+from gateway.dashboard.consumers import FORBIDDEN, current_membership
+from gateway.dashboard.tenancy import tenant_page
 from gateway.models import Membership
 from gateway.v1 import chat as v1_chat
 from gateway.v1 import openai_chat
@@ -140,25 +140,25 @@ def chat_body(content: dict) -> bytes:
 
 
 class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
-    """One member's playground: runs one prompt at a time and streams its answer."""
+    """One member's playground: runs one prompt at a time and streams its answer. The membership
+    is read again for each message: once it is gone, or its role may no longer use the
+    playground, the socket closes (4403) and a running answer is cancelled."""
 
     running: asyncio.Task | None = None
     relaying: asyncio.Task | None = None
 
     async def connect(self):
-        slug = self.scope["url_route"]["kwargs"]["tenant_slug"]
-        try:
-            membership = await database_sync_to_async(get_membership_for_user)(self.scope["user"], slug)
-        except Membership.DoesNotExist:
-            await self.close(code=4403)
-            return
-        if not can_open(membership, "playground"):
-            await self.close(code=4403)
+        membership = await current_membership(self.scope, "playground")
+        if membership is None:
+            await self.close(code=FORBIDDEN)
             return
         self.membership = membership
         await self.accept()
 
     async def disconnect(self, code):
+        await self.cancel_running()
+
+    async def cancel_running(self) -> None:
         # Leaving the page mid-answer is a client that left: the upstream call is cancelled and
         # the tokens already produced are billed, as on /v1.
         if self.running is not None and not self.running.done():
@@ -167,6 +167,12 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
                 await self.running
 
     async def receive_json(self, content, **kwargs):
+        membership = await current_membership(self.scope, "playground")
+        if membership is None:
+            await self.cancel_running()
+            await self.close(code=FORBIDDEN)
+            return
+        self.membership = membership
         action = content.get("action") if isinstance(content, dict) else None
         if action == "run":
             if self.running is not None and not self.running.done():

@@ -13,11 +13,14 @@ from gateway.dashboard import (
     members,
     navigation,
     playground,
+    signup,
     usage_views,
 )
 
 urlpatterns = [
-    path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/signup/", signup.signup, name="signup"),
+    path("accounts/signup/sent/", signup.signup_sent, name="signup-sent"),
+    path("accounts/signup/confirm/<str:token>/", signup.confirm_signup, name="signup-confirm"),
     path("accounts/login/", accounts.LoginView.as_view(), name="login"),
     path("accounts/password_reset/", accounts.PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),

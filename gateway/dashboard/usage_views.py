@@ -207,6 +207,11 @@ CSV_COLUMNS = [
     "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens", "cost",
     "outcome", "http_status", "error_type", "ending", "latency_ms", "ttft_ms", "byok", "usage_estimated",
 ]
+NUMBER_COLUMNS = {"input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens", "cost",
+                  "http_status", "latency_ms", "ttft_ms"}
+# OWASP's CSV-injection rule: a text cell starting with one of these is a formula (or is read as
+# one after a spreadsheet strips the tab or CR) to Excel, LibreOffice and Sheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @tenant_page("usage")
@@ -218,9 +223,11 @@ def export_csv(request, membership):
                                  headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-def spreadsheet_safe(value: str) -> str:
-    # A cell starting with = + - @ is a formula to a spreadsheet; key names are the tenant's input.
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+def spreadsheet_safe(value) -> str:
+    """A text cell as a spreadsheet shows it: one that would start a formula gets a leading
+    apostrophe. Key names are the tenant's input, model names and errors the providers'."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 async def csv_lines(records: QuerySet) -> AsyncIterator[str]:
@@ -232,14 +239,15 @@ async def csv_lines(records: QuerySet) -> AsyncIterator[str]:
     def line(values) -> str:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(values)
+        writer.writerow(value if column in NUMBER_COLUMNS else spreadsheet_safe(value)
+                        for column, value in zip(CSV_COLUMNS, values, strict=True))
         return buffer.getvalue()
 
     yield line(CSV_COLUMNS)
     async for record in records.aiterator(chunk_size=1000):
         yield line([
             record.created_at.isoformat(), record.request_id, record.model, record.provider, record.upstream_model,
-            spreadsheet_safe(key_label(record)), record.capability, record.streamed, record.input_tokens,
+            key_label(record), record.capability, record.streamed, record.input_tokens,
             record.output_tokens, record.reasoning_tokens, record.cached_tokens, record.cache_write_tokens,
             f"{record.cost.normalize():f}", record.outcome, record.http_status, record.error_type, record.ending, record.latency_ms,
             "" if record.ttft_ms is None else record.ttft_ms, record.byok, record.usage_estimated,

@@ -126,7 +126,9 @@ async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_
                         prompt_bytes: int, messages: int = 1, images: int = 0,
                         alternatives: list[ModelInfo] = (), byok: bool = False,
                         search_price: Decimal = Decimal(0)) -> Reservation:
-    """Admission, with the key's rate window added to the response headers. With fallbacks, the
+    """Admission, with the key's rate window added to the response headers. ``requested_output``
+    is the most output the provider may be sent (ChatRequest.output_limit(), not the client's
+    max_tokens: thinking can raise it), None for the model's maximum. With fallbacks, the
     reservation covers the most the priciest model of the chain could cost; with a web search,
     its price too."""
     if requested_output is not None and requested_output > model.max_output_tokens:

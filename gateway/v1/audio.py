@@ -54,6 +54,7 @@ from gateway.v1.images import media_input, number
 from gateway.v1.media import allowed_values, check_choice, check_extras, default_choice
 from gateway.v1.metering import Meter, metered
 from gateway.v1.openai_chat import parse_json_object
+from media.files import served_content_type
 from providers import router
 from providers.router import ModelInfo
 from providers.types import (
@@ -156,7 +157,8 @@ async def speech(request):
 
     result = await run_audio(request, job, lambda adapter, target: adapter.speech(speech_request, target),
                              settle_usage)
-    return HttpResponse(result.audio, content_type=result.content_type)
+    # The provider names the type: served only as a known audio type, never as a page.
+    return HttpResponse(result.audio, content_type=served_content_type(result.content_type))
 
 
 def decode_speech(model: ModelInfo, fields: dict) -> SpeechRequest:

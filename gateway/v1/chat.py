@@ -36,7 +36,7 @@ from gateway.v1.errors import (
     as_gateway_error,
     log_provider_error,
 )
-from gateway.v1.metering import Meter, metered, served_by, settle_abandoned
+from gateway.v1.metering import Meter, estimate_input_tokens, metered, served_by, settle_abandoned
 from providers import router
 from providers.errors import ProviderError, ProviderStreamBroken
 from providers.types import ChatRequest, ChatResult, Delta, Finish, StreamEvent, Usage, UsageReport
@@ -106,12 +106,13 @@ async def serve_chat(request, caller: entitlements.Caller, chat: ChatRequest, *,
     size, images = prompt_size(chat)
     if search:
         request.gateway_headers["x-tollgate-search-provider"] = search.provider
-    reservation = await admit_request(request, caller, model, requested_output=chat.max_output_tokens,
+    reservation = await admit_request(request, caller, model, requested_output=chat.output_limit(),
                                       prompt_bytes=size + web_search.most_context_bytes(chat),
                                       messages=len(chat.messages) + bool(search), images=images,
                                       alternatives=[d.model for d in chain.deployments[1:]], byok=own_key is not None,
                                       search_price=search.price if search else Decimal(0))
-    meter = Meter(reservation, started=started, streamed=chat.stream, input_estimate=size // 4)
+    meter = Meter(reservation, started=started, streamed=chat.stream,
+                  input_estimate=estimate_input_tokens(size, images))
     meter.served_by(model)
     trace = router.Trace()
     grounding = await ground_request(chat, search, meter) if search else None
@@ -139,7 +140,7 @@ async def ground_request(chat: ChatRequest, search: web_search.SearchPlan, meter
         await meter.settle()
         raise
     meter.searched()
-    meter.input_estimate = prompt_size(chat)[0] // 4
+    meter.input_estimate = estimate_input_tokens(*prompt_size(chat))
     return grounding
 
 

@@ -192,16 +192,23 @@ def requested_range(header: str, size: int) -> tuple[int, int] | None:
 
 
 def file_response(request, file: MediaFile) -> HttpResponse:
-    """The file's bytes (or the range asked for), read from the storage in chunks off the loop."""
+    """The file's bytes (or the range asked for), read from the storage in chunks off the loop.
+
+    Generated files come from providers, so they are served as data, never as a page of our
+    origin: a known media type inline, anything else as an octet-stream attachment, and a
+    sandbox CSP in case a browser renders it anyway."""
+    content_type = files.served_content_type(file.content_type)
+    disposition = "attachment" if content_type == "application/octet-stream" else "inline"
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600",
-               "Content-Disposition": f'inline; filename="{file.id}{files.extension_for(file.content_type)}"'}
+               "Content-Disposition": f'{disposition}; filename="{file.id}{files.extension_for(content_type)}"',
+               "Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
     span = requested_range(request.headers.get("Range", ""), file.size) if file.size else None
     first, last = span or (0, file.size - 1)
     length = last - first + 1
     if span is not None:
         headers["Content-Range"] = f"bytes {first}-{last}/{file.size}"
     response = StreamingHttpResponse(read_chunks(file, first, length), status=206 if span else 200,
-                                     content_type=file.content_type, headers=headers)
+                                     content_type=content_type, headers=headers)
     response["Content-Length"] = str(max(length, 0))
     return response
 

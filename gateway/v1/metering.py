@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
+from billing.entitlements import TOKENS_PER_IMAGE
 from providers.errors import ProviderError
 from providers.router import ModelInfo, Trace
 from providers.types import Delta, Usage
@@ -26,6 +27,18 @@ from usage.writer import writer
 log = logging.getLogger(__name__)
 
 SETTLE_ATTEMPTS = 3
+CHARS_PER_TOKEN = 4
+
+
+def estimate_input_tokens(prompt_bytes: int, images: int) -> int:
+    """The prompt's tokens when the provider never reports them: ~4 bytes of text per token,
+    and each image at the reservation's bound (the most any provider in the catalog counts for
+    one), so a cut stream is never billed less for its images than the provider charges."""
+    return prompt_bytes // CHARS_PER_TOKEN + images * TOKENS_PER_IMAGE
+
+
+def estimate_output_tokens(chars: int) -> int:
+    return -(-chars // CHARS_PER_TOKEN)
 
 
 class Meter:
@@ -34,6 +47,7 @@ class Meter:
         self.started = started
         self.input_estimate = input_estimate
         self.produced_chars = 0
+        self.reasoning_chars = 0  # part of produced_chars
         self.web_searches = 0
         self.settlement = Settlement(streamed=streamed)
         self.settling: asyncio.Future | None = None
@@ -50,6 +64,7 @@ class Meter:
         """Count a piece of output (for the estimate when the provider never reports usage)."""
         if self.settlement.ttft_ms is None:
             self.settlement.ttft_ms = int((time.monotonic() - self.started) * 1000)
+        self.reasoning_chars += len(delta.reasoning or "")
         self.produced_chars += len(delta.content or "") + len(delta.reasoning or "")
         for call in delta.tool_calls or ():
             self.produced_chars += len(call.name or "") + len(call.arguments)
@@ -85,11 +100,14 @@ class Meter:
 
     def final_usage(self) -> Usage:
         """The provider's usage, or, when it never reported any (the stream was cut, or the
-        provider does not report it), our count: the prompt estimate and ~4 characters per
-        output token. The same numbers go to the client's usage chunk and to the record."""
+        provider does not report it), our count: the prompt estimate (estimate_input_tokens) and
+        ~4 characters per output token, the reasoning shown so far included (and reported as
+        reasoning tokens). The same numbers go to the client's usage chunk and to the record."""
         settlement = self.settlement
         if settlement.usage == Usage() and (self.produced_chars or settlement.ending == Ending.CLIENT_GONE):
-            settlement.usage = Usage(input_tokens=self.input_estimate, output_tokens=(self.produced_chars + 3) // 4)
+            settlement.usage = Usage(input_tokens=self.input_estimate,
+                                     output_tokens=estimate_output_tokens(self.produced_chars),
+                                     reasoning_tokens=estimate_output_tokens(self.reasoning_chars))
             settlement.usage_estimated = True
         settlement.usage.web_searches = self.web_searches
         return settlement.usage

@@ -437,10 +437,14 @@ async def video(request, video_id: str):
 async def delete_video(request, video_id: str):
     caller = await authenticated_caller(request, method="DELETE")
     job, _ = await tenant_job(caller, video_id)
-    was_active = job.status in ACTIVE_STATUSES
+    if job.status in ACTIVE_STATUSES:
+        try:
+            await jobs.stop_upstream(job)
+        except jobs.CancelNotPossible as exc:
+            raise GatewayError(409, f"{exc.provider} cannot stop video job '{video_id}' once it has started: it "
+                               "will finish and be billed as usual. Wait until it is completed; DELETE then removes "
+                               "its video.", type="invalid_request_error", code="cancel_not_possible") from exc
     job = await run_blocking(jobs.cancel_job, job)
-    if was_active:
-        await jobs.cancel_job_upstream(job)
     await run_blocking(jobs.delete_job_file, job)
     return JsonResponse({"id": job.id, "object": "video.deleted", "deleted": True, "status": job.status})
 

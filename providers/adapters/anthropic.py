@@ -22,8 +22,9 @@ Decisions:
 - Thinking: the budget comes from THINKING_BUDGETS ("none" sends no thinking). Without a client
   max_tokens, max_tokens becomes max(default, budget + ANSWER_ROOM) (at most 32,000, the smallest
   output limit of the catalog's Claude models). With one, it caps thinking and answer together, as
-  OpenAI's max_completion_tokens counts reasoning tokens: the budget shrinks to half of it, never
-  under Anthropic's floor of 1024, and a max_tokens under 2048 is raised to 2048 so both fit.
+  OpenAI's max_completion_tokens counts reasoning tokens: max_tokens is ChatRequest.output_limit()
+  (a client's max_tokens under THINKING_OUTPUT_FLOOR, 2048, raised to it so both fit; admission
+  reserves for the same figure) and the budget half of it, never under Anthropic's floor of 1024.
 - Structured output uses the native ``output_config.format`` rather than a forced tool: it works
   with thinking (forced tool_choice does not) and streams as plain text deltas. The schema's
   ``name`` and ``strict`` are not sent: Anthropic's constrained decoding is always strict.
@@ -68,6 +69,7 @@ from providers.adapters.base import (
     timeout_for,
 )
 from providers.types import (
+    MIN_THINKING_BUDGET,
     ChatRequest,
     ChatResult,
     ContentPart,
@@ -85,7 +87,6 @@ from providers.types import (
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 8192
-MIN_THINKING_BUDGET = 1024
 ANSWER_ROOM = 4096
 THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 27904}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
@@ -202,8 +203,8 @@ def output_limits(request: ChatRequest, target: Target) -> tuple[int, dict[str, 
     if request.max_output_tokens is None:
         max_tokens = max(default, budget + ANSWER_ROOM)
     else:
-        budget = max(MIN_THINKING_BUDGET, min(budget, request.max_output_tokens // 2))
-        max_tokens = max(request.max_output_tokens, 2 * MIN_THINKING_BUDGET)
+        max_tokens = request.output_limit()
+        budget = max(MIN_THINKING_BUDGET, min(budget, max_tokens // 2))
     return max_tokens, {"type": "enabled", "budget_tokens": budget}
 
 

@@ -77,8 +77,14 @@ class Adapter:
         file is and ``usage.video_seconds`` how long it is."""
         raise NotImplementedError
 
+    def can_cancel_video(self, state: VideoJobState) -> bool:
+        """Whether the provider stops the job in ``state`` (and stops billing it) when asked: by
+        default it cannot. The gateway refuses a client's cancel it could not pass on, since the
+        provider would go on and bill the job."""
+        return False
+
     async def cancel_video(self, state: VideoJobState, target: Target) -> None:
-        """Ask the provider to stop the job, where it can; by default it cannot (a no-op)."""
+        """Ask the provider to stop the job, where it can (can_cancel_video); by default a no-op."""
 
     async def speech(self, request: SpeechRequest, target: Target) -> SpeechResult:
         """Audio for request.input; usage.characters is its length."""

@@ -152,6 +152,9 @@ class FalAdapter(Adapter):
                                  upstream_model=target.upstream_model)
         return await completed_video(output, state, target)
 
+    def can_cancel_video(self, state: VideoJobState) -> bool:
+        return True
+
     async def cancel_video(self, state: VideoJobState, target: Target) -> None:
         await cancel(state.handle, target)
 

@@ -161,6 +161,9 @@ class HuggingFaceAdapter(OpenAICompatibleChat):
                                  upstream_model=target.upstream_model)
         return await completed_video(output, handle, target)
 
+    def can_cancel_video(self, state: VideoJobState) -> bool:
+        return state.handle.get("provider") == "fal-ai"  # WaveSpeed has no endpoint to stop a prediction
+
     async def cancel_video(self, state: VideoJobState, target: Target) -> None:
         if state.handle["provider"] != "fal-ai":
             return  # WaveSpeed has no endpoint to stop a prediction

@@ -156,6 +156,9 @@ class OpenAICompatibleAdapter(Adapter):
     async def poll_video(self, state: VideoJobState, target: Target) -> VideoJobState:
         return await openai_video.poll_video(state, target)
 
+    def can_cancel_video(self, state: VideoJobState) -> bool:
+        return True
+
     async def cancel_video(self, state: VideoJobState, target: Target) -> None:
         await openai_video.cancel_video(state, target)
 

@@ -121,6 +121,9 @@ class ReplicateAdapter(Adapter):
                                  upstream_model=target.upstream_model)
         return await video_state(prediction, state.handle, target, previous=state)
 
+    def can_cancel_video(self, state: VideoJobState) -> bool:
+        return True
+
     async def cancel_video(self, state: VideoJobState, target: Target) -> None:
         await cancel(state.handle, target)
 

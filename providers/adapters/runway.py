@@ -62,6 +62,9 @@ class RunwayAdapter(Adapter):
         task = await fetch_json(prepared, target, error_from_response)
         return state_of(task, state.handle, target)
 
+    def can_cancel_video(self, state: VideoJobState) -> bool:
+        return True
+
     async def cancel_video(self, state: VideoJobState, target: Target) -> None:
         try:
             response = await get_client().delete(url_for(target, "tasks", state.handle["id"]),

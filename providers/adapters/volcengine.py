@@ -98,6 +98,9 @@ class VolcengineAdapter(OpenAICompatibleChat):
                                  upstream_model=target.upstream_model)
         return state_of(task, state.handle, target)
 
+    def can_cancel_video(self, state: VideoJobState) -> bool:
+        return state.status == "queued"  # Ark stops a queued task only; a running one goes on, billed
+
     async def cancel_video(self, state: VideoJobState, target: Target) -> None:
         try:
             response = await get_client().send(json_request("DELETE", task_url(target, state.handle["id"]), target))

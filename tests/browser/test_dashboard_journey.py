@@ -7,13 +7,15 @@ import io
 import re
 
 import openai
+from django.core import mail
 from playwright.async_api import expect
 
 PASSWORD = "a long enough passphrase 42"
 
 
 async def sign_up(visit, *, email: str, organization: str) -> str:
-    """Sign up through the form; returns the new tenant's slug (from the page it lands on)."""
+    """Sign up through the form and the link mailed to confirm it; returns the new tenant's slug
+    (from the page it lands on)."""
     await visit.goto("/accounts/signup/")
     await visit.screenshot("signup")
     page = visit.page
@@ -22,6 +24,11 @@ async def sign_up(visit, *, email: str, organization: str) -> str:
     await page.fill("#id_password1", PASSWORD)
     await page.fill("#id_password2", PASSWORD)
     await page.click("#signup")
+    await expect(page.locator("#signup-sent")).to_be_visible()
+    [message] = [message for message in mail.outbox if message.to == [email]]
+    await page.goto(re.search(r"http://\S+/accounts/signup/confirm/\S+/", message.body).group(0))
+    await visit.screenshot("signup confirm")
+    await page.click("#signup-confirm")
     await page.wait_for_url(re.compile(r"/t/[a-z0-9-]+/usage/$"))
     return re.search(r"/t/([a-z0-9-]+)/usage/", page.url).group(1)
 

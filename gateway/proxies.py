@@ -1,0 +1,55 @@
+"""Who sent a request, behind reverse proxies we trust.
+
+``client_address(request)`` is the one place an address is read: the login throttles call it,
+and django-ratelimit's "ip" key reaches it through RATELIMIT_IP_META_KEY (sign-up, password
+reset). X-Forwarded-For is believed only as far as TRUSTED_PROXIES vouch for it: read from the
+right (the nearest hop), each hop appended by a trusted proxy is skipped, and the first address
+that is not a trusted proxy is the client. Anything to its left was written by the client and
+proves nothing. Without TRUSTED_PROXIES the header is ignored and REMOTE_ADDR is the client.
+"""
+
+import ipaddress
+
+from django.conf import settings
+
+UNKNOWN = "0.0.0.0"
+
+
+def parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as proxies write it: plain, "[v6]:port" or "v4:port"; None if it is none."""
+    value = value.strip()
+    if value.startswith("["):
+        value = value[1:].partition("]")[0]
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def is_trusted_proxy(address) -> bool:
+    return any(address in network for network in settings.TRUSTED_PROXIES)
+
+
+def client_address(request) -> str:
+    """The client's address: REMOTE_ADDR, or the nearest untrusted hop of X-Forwarded-For when
+    REMOTE_ADDR is a trusted proxy. A peer without an address (a Unix socket) is a local proxy
+    when TRUSTED_PROXIES is set."""
+    remote = parse_address(request.META.get("REMOTE_ADDR", ""))
+    if remote is not None and not is_trusted_proxy(remote):
+        return str(remote)
+    if remote is None and not settings.TRUSTED_PROXIES:
+        return UNKNOWN
+    nearest = remote
+    hops = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    for hop in reversed(hops):
+        if not hop.strip():
+            continue
+        address = parse_address(hop)
+        if address is None:  # garbage from the client's side: the hop before it is all we know
+            break
+        nearest = address
+        if not is_trusted_proxy(address):
+            break
+    return str(nearest) if nearest is not None else UNKNOWN

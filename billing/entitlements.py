@@ -159,7 +159,8 @@ async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens:
                                                max_output_tokens=max_output_tokens)
     amount += search_price
     cap = caller.plan.monthly_spend_limit
-    pending = writer.submit(recording.reserve, request_id, caller.tenant_id, amount, cap)
+    who = (caller.key_id, model.public_id, model.provider, model.capability)
+    pending = writer.submit(recording.reserve, request_id, caller.tenant_id, amount, cap, who)
     try:
         month = await asyncio.shield(pending)
     except asyncio.CancelledError:

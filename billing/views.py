@@ -10,7 +10,7 @@ import json
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from billing import stripe_api
 from billing.models import Plan
@@ -32,8 +32,13 @@ class InvalidRequest(Exception):
     pass
 
 
+# The management API's error codes (gateway/api/errors.py), so every /api/ error reads one way.
+ERROR_CODES = {400: "invalid", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 502: "bad_gateway", 503: "unavailable"}
+
+
 def error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"message": message}}, status=status)
+    return JsonResponse({"error": {"message": message, "code": ERROR_CODES[status]}}, status=status)
 
 
 def is_form(request) -> bool:
@@ -53,8 +58,11 @@ def read_fields(request) -> dict:
 def billing_action(action):
     """Signed in, a member allowed to pay for the tenant, billing configured; then ``action``."""
 
-    @require_POST
     def view(request) -> HttpResponse:
+        if request.method != "POST":  # JSON, as every /api/ answer; require_POST's 405 is an empty page
+            refused = error(405, f"Method {request.method} not allowed: POST the tenant's slug as 'tenant'.")
+            refused["Allow"] = "POST"
+            return refused
         if not request.user.is_authenticated:
             return error(401, "Sign in first.")
         fields = read_fields(request)

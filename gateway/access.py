@@ -29,6 +29,11 @@ def get_members_for_tenant(tenant) -> list[Membership]:
     return list(Membership.objects.filter(tenant=tenant).select_related("user").order_by("created_at", "pk"))
 
 
+def get_member_for_tenant(tenant, membership_id: int) -> Membership:
+    """One of the tenant's memberships; another tenant's id raises Membership.DoesNotExist."""
+    return Membership.objects.select_related("user").get(tenant=tenant, pk=membership_id)
+
+
 def count_members_for_tenant(tenant) -> int:
     return Membership.objects.filter(tenant=tenant).count()
 

@@ -208,6 +208,7 @@ class Lifespan:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                writer.start()  # its sweep of dead requests' reservations runs from now on, traffic or not
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await close_client()

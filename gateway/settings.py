@@ -39,6 +39,8 @@ CREDENTIALS_KEY = read_or_create_secret("CREDENTIALS_KEY", var_dir=VAR_DIR, min_
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# A CSRF refusal under /api/ answers in the management API's JSON error body; Django's page elsewhere.
+CSRF_FAILURE_VIEW = "gateway.api.errors.csrf_failure"
 # Behind a reverse proxy. TRUSTED_PROXIES: the proxies' addresses or CIDRs, whose
 # X-Forwarded-For names the real client (gateway/proxies.py; the throttles key on it).
 # TRUST_X_FORWARDED_PROTO: the proxy terminates TLS and says so, so links (password reset,
@@ -215,6 +217,10 @@ UPSTREAM_MAX_CONNECTIONS = env.int("UPSTREAM_MAX_CONNECTIONS", default=4096)
 # A reservation not settled after this long is released by the ledger writer's sweeper (its
 # process died); longer than any provider's total timeout.
 RESERVATION_TTL_SECONDS = env.int("RESERVATION_TTL_SECONDS", default=1800)
+# A request in flight notes what it has produced on its reservation this often; the ledger
+# writer sweeps reservations not heard of for RESERVATION_TTL_SECONDS this often (usage/recovery.py).
+RESERVATION_CHECKPOINT_SECONDS = env.float("RESERVATION_CHECKPOINT_SECONDS", default=5.0)
+RESERVATION_SWEEP_SECONDS = env.float("RESERVATION_SWEEP_SECONDS", default=60.0)
 # Circuit breaker per deployment: this many failures within the window open it for the cool-down.
 BREAKER_FAILURES = env.int("BREAKER_FAILURES", default=5)
 BREAKER_WINDOW_SECONDS = env.float("BREAKER_WINDOW_SECONDS", default=60.0)
@@ -261,6 +267,8 @@ VIDEO_WORKER_IDLE_SECONDS = env.float("VIDEO_WORKER_IDLE_SECONDS", default=1.0) 
 # Polls of a provider start this often and back off by half again each time, up to the max.
 VIDEO_POLL_SECONDS = env.float("VIDEO_POLL_SECONDS", default=3.0)
 VIDEO_POLL_MAX_SECONDS = env.float("VIDEO_POLL_MAX_SECONDS", default=30.0)
+# Steps (submit, poll, download) failing in a row with a transient error before the job fails, refunded.
+VIDEO_MAX_FAILURES = env.int("VIDEO_MAX_FAILURES", default=8)
 VIDEO_STREAM_POLL_SECONDS = env.float("VIDEO_STREAM_POLL_SECONDS", default=0.5)  # stream=true progress checks
 
 # --- fetching URLs a client gave us (providers/outbound.py) -----------------------------
@@ -282,8 +290,10 @@ REST_FRAMEWORK = {
         "gateway.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # JSON only, errors included; the interactive page is /api/docs/.
+    # JSON only, errors included; the interactive page is /api/docs/. Bodies are JSON only too:
+    # a form cannot tell an empty field from a missing one ("expires_at=" would read as never).
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "gateway.api.errors.handle_api_exception",
 }

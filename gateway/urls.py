@@ -11,3 +11,9 @@ urlpatterns = [
     path("", include("gateway.dashboard.urls")),
     path("api/", include("gateway.api.urls")),  # last: its catch-all answers unknown /api/ paths in JSON
 ]
+
+# Django's error answers: JSON under /api/ (the management API's error body), its pages elsewhere.
+handler400 = "gateway.api.errors.bad_request"
+handler403 = "gateway.api.errors.permission_denied"
+handler404 = "gateway.api.errors.page_not_found"
+handler500 = "gateway.api.errors.server_error"

@@ -335,10 +335,10 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("video job %s: the worker failed on this step; it will be tried again", job.pk)
-            try:  # counted, so the backoff grows like any other retry's
-                await self.update(job, attempts=job.attempts + 1, claimed_until=None, claimed_by="",
-                                  next_poll_at=next_poll(job, job.attempts + 1))
+            log.exception("video job %s: the worker failed on this step", job.pk)
+            try:
+                await self.failed_step(job, await router.get_catalog(), errors.ProviderUnavailable(
+                    "The gateway failed on this job's step."), what="working on it")
             except Exception:
                 log.exception("video job %s: could not hand it back; its lease will expire", job.pk)
 
@@ -372,7 +372,7 @@ class Worker:
             else JobStatus.QUEUED, progress=state.progress or 0,
             provider=target.provider, served_model=model.public_id, upstream_model=target.upstream_model,
             key_fingerprint=key_fingerprint(target.api_key), claimed_until=None, claimed_by="", error="",
-            next_poll_at=next_poll(job, 0))
+            failures=0, next_poll_at=next_poll(job, 0))
         if not kept:
             # Cancelled (or taken over) while the provider was accepting it: stop the provider's job.
             log.info("video job %s ended while it was being submitted; cancelling it at %s", job.pk, target.provider)
@@ -415,18 +415,19 @@ class Worker:
             await self.update(
                 job, status=JobStatus.QUEUED if current.status == "queued" else JobStatus.IN_PROGRESS,
                 progress=min(progress, 99),
-                handle=current.handle or job.handle, attempts=job.attempts + 1, claimed_until=None, claimed_by="",
-                next_poll_at=next_poll(job, job.attempts + 1))
+                handle=current.handle or job.handle, attempts=job.attempts + 1, failures=0, claimed_until=None,
+                claimed_by="", next_poll_at=next_poll(job, job.attempts + 1))
 
     async def failed_step(self, job: VideoJob, catalog: router.Catalog, error: errors.ProviderError, *,
                           what: str) -> None:
-        """A retryable failure is tried again after the backoff (the deadline still holds); any
-        other ends the job, refunded."""
-        if error.retryable:
+        """A retryable failure is tried again after a growing backoff, up to VIDEO_MAX_FAILURES in a
+        row (the deadline still holds); any other, or one too many, ends the job, refunded."""
+        failures = job.failures + 1
+        if error.retryable and failures < settings.VIDEO_MAX_FAILURES:
             log.warning("video job %s: %s failed, will retry (%s: %s)", job.pk, what, type(error).__name__,
                         error.message)
-            await self.update(job, attempts=job.attempts + 1, claimed_until=None,
-                               claimed_by="", error=error.message[:2000], next_poll_at=next_poll(job, job.attempts + 1))
+            await self.update(job, failures=failures, claimed_until=None, claimed_by="", error=error.message[:2000],
+                              next_poll_at=next_poll(job, job.attempts + failures))
             return
         log.warning("video job %s: %s failed for good (%s: %s)", job.pk, what, type(error).__name__, error.message)
         await self.end(job, catalog, Ended(

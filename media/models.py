@@ -74,6 +74,7 @@ class VideoJob(models.Model):
     cost = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal("0"))
     file = models.ForeignKey(MediaFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     attempts = models.PositiveIntegerField(default=0, help_text="Polls made.")
+    failures = models.PositiveIntegerField(default=0, help_text="Steps failed in a row; VIDEO_MAX_FAILURES ends the job.")
     next_poll_at = models.DateTimeField(default=timezone.now, db_index=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=100, blank=True)

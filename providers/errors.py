@@ -4,7 +4,8 @@ reaches a view.
     ProviderError                      status  retryable
     ├── ProviderRateLimited              429     yes (honours Retry-After)
     ├── ProviderUnavailable              502     yes: 5xx, 529 overloaded, connection failed
-    │   └── ProviderTimeout              504     yes: connect / first byte / between chunks / total
+    │   ├── ProviderTimeout              504     yes: connect / first byte / between chunks / total
+    │   └── ProviderMalformed            502     yes: an answer not in the provider's wire format
     ├── ProviderStreamBroken             502     no: the stream broke after output began
     ├── ProviderBadRequest               400     no: the provider refused the request as invalid
     │   ├── ContextWindowExceeded        400     no (a larger-context fallback may help)
@@ -14,6 +15,13 @@ reaches a view.
     │   └── ClientInputError             400     no: the client's own input (a URL it gave) failed
     ├── ProviderAuthFailed               502     no: our credential was refused (operator's problem)
     └── ProviderNotFound                 404     no: the upstream model does not exist
+
+Retryable means before any output reached the client: once a stream has sent an event, any
+failure is final (the router never retries then), and adapters say so with ProviderStreamBroken.
+A malformed answer (JSON that is not the object the API promises, a field missing or of the
+wrong type) is the provider's fault like a 5xx, so it is retried, falls back and counts on the
+breaker like one; usage alone that cannot be read is not an error (the answer is served and
+billed by estimate).
 
 ``status`` is what the gateway answers its own client: an upstream 401 is our misconfiguration,
 not the client's, so it becomes a 502 that says so. An error with ``client_caused`` says
@@ -55,6 +63,10 @@ class ProviderTimeout(ProviderUnavailable):
     status = 504
     error_type = "timeout"
     code = "upstream_timeout"
+
+
+class ProviderMalformed(ProviderUnavailable):
+    code = "upstream_malformed"
 
 
 class ProviderStreamBroken(ProviderError):

@@ -24,6 +24,7 @@ from typing import TypeVar
 from django.conf import settings
 
 from providers import breaker, errors
+from providers.adapters.answers import read_answer, read_event
 from providers.adapters.base import Adapter
 from providers.blocking import run_blocking
 from providers.pricing import MediaPrices, PriceTable, TokenPrices
@@ -378,14 +379,14 @@ async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> Asyn
 
 async def next_event(events: AsyncIterator[StreamEvent], target: Target, *, first: bool,
                      deadline: float) -> StreamEvent | None:
-    """The stream's next event, or None at its end; a provider silent past the first-byte limit
-    (before the first event) or the between-chunks limit (after it), or past the call's
-    deadline, is timed out."""
+    """The stream's next event (checked: answers.read_event), or None at its end; a provider
+    silent past the first-byte limit (before the first event) or the between-chunks limit
+    (after it), or past the call's deadline, is timed out."""
     phase = target.first_byte_timeout if first else target.read_timeout
     left = max(0.0, deadline - time.monotonic())
     try:
         async with asyncio.timeout(min(phase, left)):
-            return await anext(events)
+            return await read_event(events, target, produced=not first)
     except StopAsyncIteration:
         return None
     except TimeoutError as exc:
@@ -426,7 +427,8 @@ class Verdict:
 
 async def call(operation: Operation[T], deployment: Deployment, trace: Trace | None = None) -> T:
     """One non-streamed call on one deployment: its credentials in turn, retried with backoff
-    while the error is retryable, within the provider's total timeout."""
+    while the error is retryable, within the provider's total timeout. An answer the adapter
+    fails to read is the provider's malformed answer (answers.read_answer), never our 500."""
     trace = trace or Trace()
     key = breaker_key(deployment)
     started = time.monotonic()
@@ -437,7 +439,7 @@ async def call(operation: Operation[T], deployment: Deployment, trace: Trace | N
         verdict = Verdict(key)
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                result = await operation(deployment.adapter, target)
+                result = await read_answer(operation(deployment.adapter, target), target)
         except TimeoutError as exc:
             error = errors.ProviderTimeout(f"{target.provider} took longer than {target.total_timeout:g}s.",
                                            provider=target.provider)

@@ -216,6 +216,23 @@ def test_bad_key_requests_say_what_was_wrong(tenant, other_tenant):
     assert not ApiKey.objects.filter(tenant=tenant).exists()
 
 
+def test_an_empty_expiry_is_refused_and_null_or_none_means_never(tenant, other_tenant):
+    alice = signed_in("alice@example.com")
+    empty = post(alice, KEYS, {"name": "forever?", "expires_at": ""})
+    assert empty.status_code == 400
+    assert empty.json()["error"]["fields"] == {
+        "expires_at": ["Empty: send a time (ISO 8601), or null or nothing for none."]}
+    # A form cannot say empty from missing, so bodies are JSON only.
+    as_form = alice.post(KEYS, {"name": "forever?", "expires_at": ""})
+    assert as_form.status_code == 415 and as_form.json()["error"]["code"] == "unsupported_media_type"
+    assert not ApiKey.objects.filter(name="forever?").exists()
+    assert post(alice, KEYS, {"name": "null", "expires_at": None}).json()["expires_at"] is None
+    assert post(alice, KEYS, {"name": "left out"}).json()["expires_at"] is None
+    # Charlie's management key finds no such tenant, however it sends the expiry.
+    assert post(with_key(management_key(other_tenant)), KEYS, {"name": "x", "expires_at": ""}).status_code == 404
+    assert sorted(ApiKey.objects.filter(tenant=tenant).values_list("name", flat=True)) == ["left out", "null"]
+
+
 def test_the_plans_key_limit_is_a_conflict(tenant, other_tenant):
     Plan.objects.filter(slug="pro").update(max_keys=1)
     alice = signed_in("alice@example.com")

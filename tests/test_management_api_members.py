@@ -124,6 +124,22 @@ def test_roles_change_by_the_rules_and_the_last_owner_stays(tenant, other_tenant
     assert Membership.objects.get(tenant=other_tenant, user__email="charlie@example.com").role == Role.OWNER
 
 
+def test_a_patch_without_a_role_changes_nothing(tenant, other_tenant):
+    add_member(tenant, "bob@example.com", Role.MEMBER)
+    bob_path = f"{MEMBERS}{member_id(tenant, 'bob@example.com')}/"
+    for manager in (signed_in("alice@example.com"), with_key(management_key(tenant))):
+        unchanged = patch(manager, bob_path, {})
+        assert unchanged.status_code == 200, unchanged.content
+        assert (unchanged.json()["email"], unchanged.json()["role"]) == ("bob@example.com", "member")
+        assert patch(manager, f"{MEMBERS}0/", {}).status_code == 404
+    assert patch(signed_in("bob@example.com"), bob_path, {}).status_code == 403  # still for managers only
+    charlie_path = f"{MEMBERS}{member_id(other_tenant, 'charlie@example.com')}/"
+    assert patch(signed_in("alice@example.com"), charlie_path, {}).status_code == 404
+    for outsider in outsiders(other_tenant):
+        assert patch(outsider, bob_path, {}).status_code == 404
+    assert Membership.objects.get(tenant=tenant, user__email="bob@example.com").role == Role.MEMBER
+
+
 def test_managers_remove_members_and_anyone_may_leave_but_the_last_owner(tenant, other_tenant):
     add_member(tenant, "ada@example.com", Role.ADMIN)
     add_member(tenant, "bob@example.com", Role.MEMBER)

@@ -53,6 +53,32 @@ def test_the_schema_generates_without_warnings_and_validates(db, tmp_path):
     assert "/api/tenants/{slug}/usage/records/" in (tmp_path / "schema.yaml").read_text()
 
 
+def test_the_schema_says_what_each_parameter_and_body_takes(db):
+    schema = Client().get("/api/schema/", headers={"Accept": "application/vnd.oai.openapi+json"}).json()
+    paths = schema["paths"]
+
+    def query(path: str) -> dict:
+        return {p["name"]: p["schema"] for p in paths[path]["get"]["parameters"] if p["in"] == "query"}
+
+    records, summary = query("/api/tenants/{slug}/usage/records/"), query("/api/tenants/{slug}/usage/summary/")
+    a_time_or_a_day = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}
+    assert records["start"] == records["end"] == a_time_or_a_day
+    assert records["model"]["minLength"] == records["cursor"]["minLength"] == 1
+    assert records["key"]["minimum"] == 1
+    assert (records["page_size"]["minimum"], records["page_size"]["maximum"]) == (1, 500)
+    assert (summary["days"]["minimum"], summary["days"]["maximum"]) == (1, 366)
+    assert summary["split"]["enum"] == ["model", "key"]  # no null: leave it out for one row per day
+    assert "refused" in paths["/api/tenants/{slug}/usage/records/"]["get"]["description"]
+
+    components = schema["components"]["schemas"]
+    expires_at = components["KeyRequestRequest"]["properties"]["expires_at"]
+    assert expires_at["nullable"] and "null or left out = never" in expires_at["description"]
+    change_role = paths["/api/tenants/{slug}/members/{member_id}/"]["patch"]
+    assert set(change_role["requestBody"]["content"]) == {"application/json"}  # every body is JSON only
+    assert "required" not in components["PatchedRoleRequest"]  # {} is a no-op, answered 200
+    assert "200" in change_role["responses"]
+
+
 @pytest.fixture
 def assets_from_finders(settings):
     """Serve static files as runserver does (a fresh test Client builds its middleware anew)."""

@@ -124,6 +124,33 @@ def test_usage_summary_has_the_month_and_each_day(traffic, tenant, other_tenant)
     assert charlies["month"]["requests"] == 1
 
 
+@pytest.mark.parametrize("endpoint, parameter", [
+    *[("records/", name) for name in ("start", "end", "model", "key", "cursor", "page_size")],
+    ("summary/", "days"), ("summary/", "split"),
+])
+def test_an_empty_filter_is_refused_naming_it(tenant, other_tenant, endpoint, parameter):
+    alice = signed_in("alice@example.com")
+    answer = alice.get(f"{USAGE}{endpoint}?{parameter}=")
+    assert answer.status_code == 400, answer.content
+    error = answer.json()["error"]
+    assert error["fields"] == {parameter: ["Empty: give it a value, or leave the parameter out."]}
+    assert error["message"].startswith(f"Invalid request. {parameter}: Empty")
+    assert alice.get(f"{USAGE}{endpoint}").status_code == 200  # left out, it is no filter
+    for outsider in (signed_in("charlie@example.com"), with_key(management_key(other_tenant))):
+        assert outsider.get(f"{USAGE}{endpoint}?{parameter}=").status_code == 404
+
+
+def test_a_page_size_out_of_range_is_refused_as_the_schema_says(tenant, other_tenant):
+    alice = signed_in("alice@example.com")
+    for size in ("0", "501", "ten"):
+        answer = alice.get(f"{USAGE}records/", {"page_size": size})
+        assert answer.status_code == 400 and set(answer.json()["error"]["fields"]) == {"page_size"}
+    assert alice.get(f"{USAGE}records/", {"page_size": 500}).status_code == 200
+    lost = alice.get(f"{USAGE}records/", {"cursor": "not-a-cursor"})
+    assert lost.status_code == 404 and "'next' or 'previous' link" in lost.json()["error"]["message"]
+    assert signed_in("charlie@example.com").get(f"{USAGE}records/", {"page_size": 0}).status_code == 404
+
+
 def test_plan_shows_limits_and_this_months_use(traffic, tenant, other_tenant):
     add_member(tenant, "bob@example.com", Role.MEMBER)
     answer = signed_in("bob@example.com").get("/api/tenants/alice-co/plan/")

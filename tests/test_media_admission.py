@@ -15,7 +15,7 @@ from providers.pricing import TokenPrices
 from providers.types import Usage
 from tests.conftest import wait_for
 from tests.fakes.openai_images import ImageReply
-from usage import recording
+from usage import recording, recovery
 from usage.models import MonthlySpend, OpenReservation, UsageRecord
 from usage.recording import Reservation, Settlement
 
@@ -137,7 +137,7 @@ def test_units_of_a_crashed_request_come_back_from_the_sweeper_once(tenant, othe
     OpenReservation.objects.filter(request_id="req_crashed_media").update(
         created_at=timezone.now() - timedelta(seconds=settings.RESERVATION_TTL_SECONDS + 1))
 
-    assert recording.sweep_stale_reservations() == 1
+    assert recovery.sweep_stale_reservations() == 1
     assert MonthlySpend.objects.get(tenant=tenant).images == 3
     # Settling the crashed request after all counts what it made, and gives nothing back twice;
     # the live one made 2 of its 3.

@@ -206,3 +206,17 @@ def test_falls_back_when_the_first_provider_will_not_take_the_job(http, video_wo
     assert len(fake_openai.videos.submissions) == 1 and len(fake_veo.videos.submissions) == 1
     record = UsageRecord.objects.get(request_id=done["request_id"])
     assert (record.model, record.cost) == (VEO_FAST, Decimal("1.20"))  # 8 s x $0.15, Veo's price
+
+
+def test_a_job_failing_transiently_is_retried_a_counted_number_of_times_then_refunded(
+        http, video_worker, fake_openai, settings, tenant):
+    settings.UPSTREAM_MAX_RETRIES = 0
+    settings.VIDEO_MAX_FAILURES = 3
+    fake_openai.videos.enqueue(*[VideoScript(submit_status=503, submit_error="Sora is overloaded.")] * 5)
+    video = http.post("/videos", json={"model": SORA, "prompt": "a storm"}).json()
+    done = wait_for(lambda: (body := http.get(f"/videos/{video['id']}").json())["status"] == "failed" and body,
+                    what="the job to give up")
+    assert "overloaded" in done["error"]["message"]
+    assert len(fake_openai.videos.submissions) == 3  # three tries, not one every few seconds until the deadline
+    assert UsageRecord.objects.get(request_id=video["request_id"]).cost == Decimal(0)
+    assert MonthlySpend.objects.get(tenant=tenant).reserved == Decimal(0)

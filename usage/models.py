@@ -18,6 +18,7 @@ class Ending(models.TextChoices):
     CLIENT_GONE = "client_gone", "Client disconnected"
     UPSTREAM_ERROR = "upstream_error", "Upstream error"
     TIMEOUT = "timeout", "Timeout"
+    INTERRUPTED = "interrupted", "Interrupted (the gateway process died)"
 
 
 class UsageRecord(models.Model):
@@ -127,9 +128,12 @@ class MonthlySpend(models.Model):
 class OpenReservation(models.Model):
     """A reservation not yet settled: the request is in flight (or its process died).
 
-    Settlement deletes the row and gives back exactly the amount it holds; the ledger writer's
-    sweeper releases rows older than RESERVATION_TTL_SECONDS, so a crash or a lost settlement
-    never keeps part of a tenant's cap reserved for the rest of the month.
+    Settlement deletes the row and gives back exactly the amount it holds. A request in flight
+    checkpoints what it has produced so far onto its row every RESERVATION_CHECKPOINT_SECONDS;
+    a row not heard of for RESERVATION_TTL_SECONDS belongs to a process that died (or a lost
+    settlement), and the sweeper settles it as a record ending ``interrupted``, billed at its
+    last checkpoint (a media row is released), so a crash never keeps part of a tenant's cap
+    reserved nor leaves an admitted request unrecorded.
     """
 
     request_id = models.CharField(max_length=64, unique=True)
@@ -142,6 +146,16 @@ class OpenReservation(models.Model):
     video_seconds = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal("0"), db_default=Decimal("0"))
     characters = models.PositiveIntegerField(default=0, db_default=0)
     audio_seconds = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal("0"), db_default=Decimal("0"))
+    # Who it is for, so the sweeper can write the record of a request whose process died.
+    api_key_id = models.BigIntegerField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True, default="", db_default="")
+    provider = models.CharField(max_length=64, blank=True, default="", db_default="")
+    capability = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # The last checkpoint: what the request had produced and would cost by then.
+    checkpoint_at = models.DateTimeField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    output_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    cost = models.DecimalField(**MONEY, db_default=Decimal("0"))
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.amount}"

@@ -9,7 +9,7 @@
     reserve_media(...)   reserve() for a media request: the money and its media units (images,
                    seconds of video, characters, seconds of audio) in the same one UPDATE, also
                    within the plan's monthly unit limits; settle and release move them back
-    sweep_stale_reservations()   release reservations whose request is long gone (a crash)
+    (usage/recovery.py: checkpoints of requests in flight, and the sweep of those whose process died)
 
 All run on the ledger writer (usage/writer.py), inside its transaction. settle() runs from the
 request's ``finally`` (also on errors and disconnects); the unique request_id makes a repeat a
@@ -23,10 +23,9 @@ The tables and columns are the models' own (usage/models.py).
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -54,8 +53,11 @@ class Reservation:
     # needs only a non-None value here.
     units: Usage | None = None
     search_price: Decimal = Decimal(0)  # per web search made (0 with the tenant's own search key)
+    known_cost: Decimal | None = None  # a cost already worked out (a crashed request's last checkpoint)
 
     def cost_of(self, usage: Usage) -> Decimal:
+        if self.known_cost is not None:
+            return self.known_cost
         # A search made is billed whatever happened next: the search provider billed us for it.
         searches = usage.web_searches * self.search_price
         if self.flat_cost is None:
@@ -94,18 +96,21 @@ ON CONFLICT (tenant_id, month) DO NOTHING
 
 
 OPEN_RESERVATION = """
-INSERT INTO usage_openreservation (request_id, tenant_id, month, amount, created_at)
-VALUES (%s, %s, %s, CAST(%s AS NUMERIC), %s)
+INSERT INTO usage_openreservation (request_id, tenant_id, month, amount, created_at, api_key_id, model, provider,
+                                   capability)
+VALUES (%s, %s, %s, CAST(%s AS NUMERIC), %s, %s, %s, %s, %s)
 """
 CLOSE_RESERVATION = "DELETE FROM usage_openreservation WHERE request_id = %s"
 GIVE_BACK = "UPDATE usage_monthlyspend SET reserved = reserved - CAST(%s AS NUMERIC) WHERE tenant_id = %s AND month = %s"
 
 
-def reserve(request_id: str, tenant_id: int, amount: Decimal, cap: Decimal | None) -> date | None:
+def reserve(request_id: str, tenant_id: int, amount: Decimal, cap: Decimal | None,
+            who: tuple[int | None, str, str, str] = (None, "", "", "")) -> date | None:
     """Reserve ``amount`` on this month's ledger; None when that would pass ``cap``.
 
     One conditional UPDATE decides, so two concurrent requests can never both squeeze under
-    the cap. The month's row is created on its first request.
+    the cap. The month's row is created on its first request. ``who`` (api key id, model,
+    provider, capability) goes on the open row, for the record of a request whose process dies.
     """
     now = timezone.now()
     month = month_of(now.date())
@@ -124,7 +129,7 @@ def reserve(request_id: str, tenant_id: int, amount: Decimal, cap: Decimal | Non
             if not cursor.rowcount:
                 return None
         cursor.execute(OPEN_RESERVATION, [request_id, tenant_id, month_value, amount,
-                                          ops.adapt_datetimefield_value(now)])
+                                          ops.adapt_datetimefield_value(now), *who])
     return month
 
 
@@ -267,10 +272,6 @@ SETTLE_LEDGER = """
 UPDATE usage_monthlyspend SET reserved = reserved - CAST(%s AS NUMERIC), settled = settled + CAST(%s AS NUMERIC)
 WHERE tenant_id = %s AND month = %s
 """
-STALE_RESERVATIONS = f"""
-SELECT request_id, tenant_id, month, amount, {", ".join(MEDIA_UNITS)} FROM usage_openreservation
-WHERE created_at < %s ORDER BY created_at
-"""
 ROLLUP_UPSERT = """
 INSERT INTO usage_dailyusage
     (tenant_id, day, model, requests, errors, input_tokens, output_tokens, reasoning_tokens, cached_tokens,
@@ -335,19 +336,3 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
                                        usage.web_searches, record.cost])
     return record
 
-
-def sweep_stale_reservations() -> int:
-    """Release reservations older than RESERVATION_TTL_SECONDS (their process died, or their
-    settlement failed). Returns how many."""
-    cutoff = timezone.now() - timedelta(seconds=settings.RESERVATION_TTL_SECONDS)
-    with connection.cursor() as cursor:
-        cursor.execute(STALE_RESERVATIONS, [connection.ops.adapt_datetimefield_value(cutoff)])
-        stale = cursor.fetchall()
-        for request_id, tenant_id, month, amount, *units in stale:
-            cursor.execute(CLOSE_RESERVATION, [request_id])
-            if cursor.rowcount:
-                cursor.execute(GIVE_BACK, [amount, tenant_id, month])
-                move_units(cursor, tenant_id, month, units_from(units), Usage())
-                log.warning("released the stale reservation of request %s (%s USD): it was never settled",
-                            request_id, amount)
-    return len(stale)

@@ -9,8 +9,9 @@ write is committed: nothing is acknowledged before it is durable.
 
     await writer.run(fn, *args)   run fn(*args) on the writer thread; its result or exception
 
-When idle for HOUSEKEEPING_SECONDS (and at least that often when busy) it also runs its
-housekeeping: releasing reservations whose request is long gone.
+Every RESERVATION_SWEEP_SECONDS, idle or busy, it also runs its housekeeping: settling the
+reservations whose request is long gone (usage/recovery.py). start() at process start (the ASGI
+lifespan, the worker command) so that runs whether or not any request arrives.
 """
 
 import asyncio
@@ -21,14 +22,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import connections, transaction
 
-from usage.recording import sweep_stale_reservations
+from usage.recovery import sweep_stale_reservations
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
-HOUSEKEEPING_SECONDS = 60.0
 # A job not done by then fails its caller (the database is stuck); a reserve that completes
 # later is released by housekeeping, a settle that completes later is simply recorded.
 JOB_TIMEOUT_SECONDS = 30.0
@@ -66,14 +67,15 @@ class LedgerWriter:
         """Queue fn(*args); the returned future resolves on the caller's loop."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._ensure_started()
+        self.start()
         self._queue.put(Job(fn, args, loop, future))
         return future
 
     async def run(self, fn: Callable, *args) -> Any:
         return await asyncio.wait_for(asyncio.shield(self.submit(fn, *args)), JOB_TIMEOUT_SECONDS)
 
-    def _ensure_started(self) -> None:
+    def start(self) -> None:
+        """Start the thread if it is not running (its housekeeping starts with it)."""
         if self._thread is not None and self._thread.is_alive():
             return
         with self._start_lock:
@@ -93,14 +95,15 @@ class LedgerWriter:
         self.connection = connections["default"]
         try:
             while True:
+                every = settings.RESERVATION_SWEEP_SECONDS
                 try:
-                    first = self._queue.get(timeout=HOUSEKEEPING_SECONDS)
+                    first = self._queue.get(timeout=max(0.01, self._last_housekeeping + every - time.monotonic()))
                 except queue.Empty:
                     self._keep_house()
                     continue
                 if first is None:
                     return
-                if time.monotonic() - self._last_housekeeping > HOUSEKEEPING_SECONDS:
+                if time.monotonic() - self._last_housekeeping > every:
                     self._keep_house()
                 batch = [first]
                 while len(batch) < MAX_BATCH:

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from fnmatch import fnmatchcase
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from gateway.models import KEY_SCOPES, ApiKey, Invitation, Membership, Role, default_key_scopes
@@ -15,6 +16,8 @@ from usage.summaries import SPLITS
 MONEY = {"max_digits": 20, "decimal_places": 10}
 PLAN_MONEY = {"max_digits": 12, "decimal_places": 2}
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
+MAX_ID = 2**63 - 1  # BigAutoField's largest: a larger one would overflow the database's integer
 
 
 class TenantSerializer(serializers.Serializer):
@@ -59,12 +62,24 @@ class IssuedKeySerializer(ApiKeySerializer):
         read_only_fields = fields
 
 
+class TimeField(serializers.DateTimeField):
+    """An ISO 8601 time; an empty string is refused as such, not as a time of the wrong format."""
+
+    default_error_messages = {"empty": "Empty: send a time (ISO 8601), or null or nothing for none."}
+
+    def to_internal_value(self, value):
+        if value == "":
+            self.fail("empty")
+        return super().to_internal_value(value)
+
+
 class KeyRequestSerializer(serializers.Serializer):
     """A new key. ``context["model_ids"]`` holds the public ids of the models the plan allows."""
 
     name = serializers.CharField(max_length=100)
-    expires_at = serializers.DateTimeField(required=False, allow_null=True,
-                                           help_text="When the key stops working; empty = never.")
+    expires_at = TimeField(required=False, allow_null=True,
+                           help_text="When the key stops working (ISO 8601); null or left out = never. An empty "
+                                     "string is refused.")
     allowed_models = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, default=list,
         help_text="Model ids or patterns like 'openai/*' this key may call; empty = every model the plan allows.")
@@ -75,7 +90,7 @@ class KeyRequestSerializer(serializers.Serializer):
 
     def validate_expires_at(self, value):
         if value is not None and value <= timezone.now():
-            raise serializers.ValidationError("That time is past: choose a later one, or leave it empty.")
+            raise serializers.ValidationError("That time is past: choose a later one, or send null for none.")
         return value
 
     def validate_allowed_models(self, patterns: list[str]) -> list[str]:
@@ -106,7 +121,7 @@ class MemberSerializer(serializers.ModelSerializer):
 
 
 class RoleSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = serializers.ChoiceField(choices=Role.choices, help_text="The new role; left out, nothing changes.")
 
 
 class InvitationSerializer(serializers.ModelSerializer):
@@ -147,6 +162,19 @@ class UsageRecordSerializer(serializers.ModelSerializer):
         return {"id": record.api_key_id, "name": record.api_key.name, "prefix": record.api_key.display_prefix}
 
 
+class QuerySerializer(serializers.Serializer):
+    """Query parameters. One given empty (``?start=``) is a 400 naming it: DRF would read an
+    empty form value of an optional field as a missing one, and silently drop the filter."""
+
+    def to_internal_value(self, data):
+        empty = {name: ["Empty: give it a value, or leave the parameter out."]
+                 for name in self.fields if name in data and data[name] == ""}
+        if empty:
+            raise serializers.ValidationError(empty)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]})
 class DayOrTimeField(serializers.DateTimeField):
     """An ISO 8601 time, or a bare day (YYYY-MM-DD, UTC): its start or, with ``whole_day``, the
     next day's start, so that an end day is included."""
@@ -165,12 +193,13 @@ class DayOrTimeField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
-class UsageFilterSerializer(serializers.Serializer):
+class UsageFilterSerializer(QuerySerializer):
     start = DayOrTimeField(required=False, help_text="From this time, or day (UTC), on.")
     end = DayOrTimeField(required=False, whole_day=True,
                          help_text="Before this time; a day (UTC) alone includes that whole day.")
     model = serializers.CharField(required=False, help_text="Only this public model id.")
-    key = serializers.IntegerField(required=False, min_value=1, help_text="Only the key with this id.")
+    key = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                   help_text="Only the key with this id.")
 
     def validate(self, attrs):
         if "start" in attrs and "end" in attrs and attrs["start"] >= attrs["end"]:
@@ -178,10 +207,18 @@ class UsageFilterSerializer(serializers.Serializer):
         return attrs
 
 
-class SummaryQuerySerializer(serializers.Serializer):
-    days = serializers.IntegerField(required=False, default=30, min_value=1, max_value=366)
-    split = serializers.ChoiceField(choices=SPLITS, required=False, allow_null=True, default=None,
-                                    help_text="One row per day and model or key; none = one row per day.")
+class PageQuerySerializer(QuerySerializer):
+    """The usage records' paging parameters (described in the schema by views.usage.UsagePages)."""
+
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
+
+
+class SummaryQuerySerializer(QuerySerializer):
+    days = serializers.IntegerField(required=False, default=30, min_value=1, max_value=366,
+                                    help_text="How many days back the daily rows go, today included.")
+    split = serializers.ChoiceField(choices=SPLITS, required=False,
+                                    help_text="One row per day and model or key; left out, one row per day.")
 
 
 class DayUsageSerializer(serializers.Serializer):

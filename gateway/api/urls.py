@@ -4,29 +4,29 @@ and docs. /api/billing/checkout and /api/billing/portal stay in billing/urls.py.
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from gateway.api import views
 from gateway.api.errors import unknown_endpoint
+from gateway.api.views import billing, keys, members, tenants, usage
 
 TENANT = "tenants/<slug:slug>/"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("tenants/", views.TenantListView.as_view(), name="api-tenants"),
-    path(TENANT, views.TenantDetailView.as_view(), name="api-tenant"),
-    path(TENANT + "keys/", views.KeyListView.as_view(), name="api-keys"),
-    path(TENANT + "keys/<int:key_id>/", views.KeyDetailView.as_view(), name="api-key"),
-    path(TENANT + "keys/<int:key_id>/revoke/", views.KeyRevokeView.as_view(), name="api-key-revoke"),
-    path(TENANT + "members/", views.MemberListView.as_view(), name="api-members"),
-    path(TENANT + "members/<int:member_id>/", views.MemberDetailView.as_view(), name="api-member"),
-    path(TENANT + "invitations/", views.InvitationListView.as_view(), name="api-invitations"),
-    path(TENANT + "invitations/<int:invitation_id>/revoke/", views.InvitationRevokeView.as_view(),
+    path("tenants/", tenants.TenantListView.as_view(), name="api-tenants"),
+    path(TENANT, tenants.TenantDetailView.as_view(), name="api-tenant"),
+    path(TENANT + "keys/", keys.KeyListView.as_view(), name="api-keys"),
+    path(TENANT + "keys/<int:key_id>/", keys.KeyDetailView.as_view(), name="api-key"),
+    path(TENANT + "keys/<int:key_id>/revoke/", keys.KeyRevokeView.as_view(), name="api-key-revoke"),
+    path(TENANT + "members/", members.MemberListView.as_view(), name="api-members"),
+    path(TENANT + "members/<int:member_id>/", members.MemberDetailView.as_view(), name="api-member"),
+    path(TENANT + "invitations/", members.InvitationListView.as_view(), name="api-invitations"),
+    path(TENANT + "invitations/<int:invitation_id>/revoke/", members.InvitationRevokeView.as_view(),
          name="api-invitation-revoke"),
-    path(TENANT + "usage/records/", views.UsageRecordListView.as_view(), name="api-usage-records"),
-    path(TENANT + "usage/summary/", views.UsageSummaryView.as_view(), name="api-usage-summary"),
-    path(TENANT + "plan/", views.PlanView.as_view(), name="api-plan"),
-    path(TENANT + "billing/checkout/", views.CheckoutView.as_view(), name="api-billing-checkout"),
-    path(TENANT + "billing/portal/", views.PortalView.as_view(), name="api-billing-portal"),
+    path(TENANT + "usage/records/", usage.UsageRecordListView.as_view(), name="api-usage-records"),
+    path(TENANT + "usage/summary/", usage.UsageSummaryView.as_view(), name="api-usage-summary"),
+    path(TENANT + "plan/", billing.PlanView.as_view(), name="api-plan"),
+    path(TENANT + "billing/checkout/", billing.CheckoutView.as_view(), name="api-billing-checkout"),
+    path(TENANT + "billing/portal/", billing.PortalView.as_view(), name="api-billing-portal"),
     # Included after billing.urls: /api/billing/* is matched before this.
     re_path(r"^(?P<rest>.*)$", unknown_endpoint),
 ]

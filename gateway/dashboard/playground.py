@@ -119,7 +119,7 @@ def line(message: dict) -> bytes:
     return json.dumps(message).encode() + b"\n"
 
 
-def chat_body(content: dict) -> bytes:
+def chat_body(content: dict) -> dict:
     """The page's message as a Chat Completions body, for the /v1 decoder to check."""
     prompt = content.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
@@ -136,7 +136,7 @@ def chat_body(content: dict) -> bytes:
         except (TypeError, ValueError):
             raise GatewayError(400, f"Max tokens must be a whole number, not {max_tokens!r}.",
                                param="max_tokens") from None
-    return json.dumps(body).encode()
+    return body
 
 
 class PlaygroundConsumer(AsyncJsonWebsocketConsumer):

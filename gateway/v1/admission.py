@@ -10,6 +10,7 @@ from billing import entitlements
 from billing.entitlements import Caller
 from gateway.api_keys import KeyContext, authenticate, is_last_used_due, touch_last_used
 from gateway.v1.errors import GatewayError, bad_request
+from gateway.v1.json_body import parse_json_object
 from providers import router
 from providers.blocking import run_blocking
 from providers.models import FALLBACK_REASONS
@@ -44,6 +45,11 @@ def read_body(request) -> bytes:
     if len(body) > settings.API_MAX_BODY_BYTES:
         raise too_large()
     return body
+
+
+def read_json(request) -> dict:
+    """The body of a JSON endpoint, size-capped and strictly parsed (gateway.v1.json_body)."""
+    return parse_json_object(read_body(request), request.content_type)
 
 
 def caller_of(key: KeyContext) -> Caller:

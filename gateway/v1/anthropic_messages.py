@@ -46,7 +46,8 @@ import json
 from typing import Any
 
 from gateway.v1.errors import GatewayError, bad_request
-from gateway.v1.openai_chat import expect, number_in, parse_json_object, positive_int
+from gateway.v1.json_body import decoder
+from gateway.v1.openai_chat import expect, number_in, positive_int
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -98,8 +99,9 @@ def envelope(error: GatewayError, request_id: str) -> dict[str, Any]:
 
 # --- request ----------------------------------------------------------------------------------
 
-def decode(body: bytes) -> ChatRequest:
-    return decode_payload(parse_json_object(body))
+@decoder
+def decode(payload: dict[str, Any]) -> ChatRequest:
+    return decode_payload(payload)
 
 
 def decode_payload(payload: dict[str, Any]) -> ChatRequest:
@@ -142,10 +144,10 @@ def decode_payload(payload: dict[str, Any]) -> ChatRequest:
     )
 
 
-def decode_count(body: bytes) -> ChatRequest:
+@decoder
+def decode_count(payload: dict[str, Any]) -> ChatRequest:
     """A count_tokens request: the Messages request without max_tokens and the sampling settings,
     checked the same way."""
-    payload = parse_json_object(body)
     unknown = sorted(set(payload) - COUNT_SUPPORTED - {"cache_control"})
     if unknown:
         raise bad_request(f"{', '.join(unknown)}: Extra inputs are not permitted.", param=unknown[0],
@@ -197,7 +199,7 @@ def decode_messages(value: Any) -> list[Message]:
 def block_at(block: Any, where: str, kinds: set[str]) -> str:
     expect(block, dict, where, "a content block")
     kind = block.get("type")
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         raise bad_request(f"{where}.type: expected one of {', '.join(sorted(kinds))}, not {json.dumps(kind)}.",
                           param=f"{where}.type")
     return kind
@@ -309,7 +311,7 @@ def decode_tool_choice(value: Any, tools: list | None) -> str | dict[str, Any] |
     if kind == "tool":
         name = expect(value.get("name"), str, "tool_choice.name", "a tool name")
         return {"type": "function", "function": {"name": name}}
-    if kind not in TOOL_CHOICES:
+    if not isinstance(kind, str) or kind not in TOOL_CHOICES:
         raise bad_request("tool_choice.type: must be 'auto', 'any', 'tool' or 'none'.", param="tool_choice.type")
     if not tools and kind != "none":
         raise bad_request("tool_choice: requires tools.", param="tool_choice")

@@ -48,12 +48,17 @@ from typing import Any, TypeVar
 from django.http import HttpResponse, JsonResponse
 
 from billing import entitlements
-from gateway.v1.admission import admit_media_request, authenticated_caller, find_model, read_body
+from gateway.v1.admission import (
+    admit_media_request,
+    authenticated_caller,
+    find_model,
+    read_body,
+    read_json,
+)
 from gateway.v1.errors import api_view, bad_request
 from gateway.v1.images import media_input, number
-from gateway.v1.media import allowed_values, check_choice, check_extras, default_choice
+from gateway.v1.media import allowed_values, check_choice, check_extras, default_choice, text_field
 from gateway.v1.metering import Meter, metered
-from gateway.v1.openai_chat import parse_json_object
 from media.files import served_content_type
 from providers import router
 from providers.router import ModelInfo
@@ -143,7 +148,7 @@ async def speech(request):
     """POST /v1/audio/speech, and /v1/audio/generation."""
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
-    fields = parse_json_object(read_body(request))
+    fields = read_json(request)
     def decode(model: ModelInfo) -> tuple[SpeechRequest, Usage]:
         speech_request = decode_speech(model, fields)
         return speech_request, most_speech(model, speech_request)
@@ -181,7 +186,7 @@ def decode_speech(model: ModelInfo, fields: dict) -> SpeechRequest:
         raise bad_request("voice is required: name the voice to speak with.", param="voice",
                           code="missing_required_parameter")
     check_choice(model, "voices", voice, param="voice")
-    response_format = fields.get("response_format") or default_format(model)
+    response_format = text_field(fields, "response_format") or default_format(model)
     check_choice(model, "formats", response_format, param="response_format")
     if response_format not in SPEECH_FORMATS:
         raise bad_request(f"response_format {response_format!r} is not available; use one of: "
@@ -281,7 +286,7 @@ async def transcriptions(request):
 
 def decode_transcription(model: ModelInfo, fields: dict, audio: MediaInput,
                          granularities: list[str]) -> TranscriptionRequest:
-    response_format = fields.get("response_format") or "json"
+    response_format = text_field(fields, "response_format") or "json"
     check_choice(model, "formats", response_format, param="response_format")
     if response_format not in TRANSCRIPT_FORMATS:
         raise bad_request(f"response_format {response_format!r} is not available; use one of: "

@@ -28,7 +28,7 @@ from gateway.v1.admission import (
     byok_chain,
     fallback_chain,
     find_model,
-    read_body,
+    read_json,
 )
 from gateway.v1.errors import (
     GatewayError,
@@ -76,7 +76,7 @@ class StreamEncoder(Protocol):
 async def chat_completions(request):
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
-    chat = openai_chat.decode(read_body(request))
+    chat = openai_chat.decode(read_json(request))
     completion_id = f"chatcmpl-{request.request_id[4:]}"
     if serve_media := media_chat.media_route(chat.model):  # image/<model>: a media model in chat
         return await serve_media(request, caller, chat, started=started, completion_id=completion_id)
@@ -122,8 +122,8 @@ async def serve_chat(request, caller: entitlements.Caller, chat: ChatRequest, *,
         result = await router.complete_chain(chat, chain, trace)
         if grounding:
             grounding.cite(result)
-        meter.settlement.usage = result.usage
-        meter.settlement.upstream_model = result.upstream_model
+        meter.answered(result)
+    result.usage = meter.final_usage()  # the estimate, when the provider's usage was unreadable
     body = encode_answer(result, trace.model.public_id)
     if on_complete is not None:
         await on_complete()
@@ -185,7 +185,7 @@ async def relay(first: StreamEvent | None, events: AsyncIterator[StreamEvent], e
                 if chunk := encoder.delta(event):
                     yield chunk
             elif isinstance(event, Finish):
-                finished = True
+                finished = meter.finished = True
                 if chunk := encoder.finish(event.reason):
                     yield chunk
             elif isinstance(event, UsageReport):

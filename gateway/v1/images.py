@@ -15,13 +15,20 @@ Models: image models, and chat models that draw (feature image_output, e.g. Gemi
 """
 
 import base64
+import math
 import time
 from dataclasses import dataclass, field
 
 from django.http import JsonResponse
 
 from billing import entitlements
-from gateway.v1.admission import admit_media_request, authenticated_caller, find_model, read_body
+from gateway.v1.admission import (
+    admit_media_request,
+    authenticated_caller,
+    find_model,
+    read_body,
+    read_json,
+)
 from gateway.v1.errors import api_view, bad_request
 from gateway.v1.media import (
     allowed_values,
@@ -32,9 +39,9 @@ from gateway.v1.media import (
     default_choice,
     media_url,
     store_generated,
+    text_field,
 )
 from gateway.v1.metering import Meter, metered
-from gateway.v1.openai_chat import parse_json_object
 from media.models import MediaFile
 from providers import router
 from providers.pricing import MILLION, unit_price
@@ -53,7 +60,7 @@ MAX_INPUT_IMAGES = 1  # unless media_options.max_input_images says more
 async def generations(request):
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
-    fields = parse_json_object(read_body(request))
+    fields = read_json(request)
     return await serve_images(request, caller, fields, [], None, started=started)
 
 
@@ -89,7 +96,9 @@ def number(fields: dict, name: str, kind: type):
         raise bad_request(f"{name} must be a number, not {value!r}.", param=name)
     try:
         converted = kind(value)
-    except (TypeError, ValueError):
+        if kind is float and not math.isfinite(converted):
+            raise ValueError(value)
+    except (TypeError, ValueError, OverflowError):
         raise bad_request(f"{name} must be {'an integer' if kind is int else 'a number'}, not {value!r}.",
                           param=name) from None
     if kind is int and isinstance(value, float) and value != converted:
@@ -164,7 +173,7 @@ def decode_image_request(model: ModelInfo, fields: dict, images: list[MediaInput
         raise bad_request("Send n or num_images, not both.", param="num_images")
     n = n or num_images or 1
     check_count(model, n)
-    response_format = fields.get("response_format") or "url"
+    response_format = text_field(fields, "response_format") or "url"
     if response_format not in RESPONSE_FORMATS:
         raise bad_request(f"response_format {response_format!r} is not available; use one of: url, b64_json.",
                           param="response_format")

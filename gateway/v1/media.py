@@ -22,6 +22,7 @@ Endpoints:
                                   Range requests are honoured (video players seek)
 """
 
+import json
 import math
 import re
 
@@ -59,6 +60,16 @@ def size_order(size: str) -> tuple:
         return (1, 0.0, 0, str(size))
     width, height = int(match[1]), int(match[2])
     return (0, round(abs(math.log(width / height)), 6), width > height, str(size))
+
+
+def text_field(fields: dict, name: str) -> str | None:
+    """A string field, stripped, or None when absent or empty; anything else is a 400."""
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"{name} must be a string, not {json.dumps(value)[:60]}.", param=name)
+    return value.strip()
 
 
 def check_choice(model: ModelInfo, option: str, value, *, param: str) -> None:

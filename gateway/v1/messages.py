@@ -16,7 +16,7 @@ from django.http import JsonResponse
 
 from billing import entitlements
 from gateway.v1 import anthropic_messages
-from gateway.v1.admission import authenticated_caller, byok_chain, find_model, read_body
+from gateway.v1.admission import authenticated_caller, byok_chain, find_model, read_json
 from gateway.v1.chat import serve_chat
 from gateway.v1.errors import api_view
 from providers.blocking import run_blocking
@@ -27,7 +27,7 @@ from providers.tokenizer import estimate_input_tokens
 async def create_message(request):
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
-    chat = anthropic_messages.decode(read_body(request))
+    chat = anthropic_messages.decode(read_json(request))
     message_id = f"msg_{request.request_id[4:]}"
     return await serve_chat(
         request, caller, chat, started=started,
@@ -41,7 +41,7 @@ async def create_message(request):
 @api_view(envelope=anthropic_messages.envelope)
 async def count_tokens(request):
     caller = await authenticated_caller(request, method="POST")
-    chat = anthropic_messages.decode_count(read_body(request))
+    chat = anthropic_messages.decode_count(read_json(request))
     model, deployments = await find_model(chat.model, capability="chat")
     entitlements.check_model(caller, model)
     rate = await entitlements.acheck_rate(caller)

@@ -11,17 +11,21 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from decimal import Decimal
+
+from django.conf import settings
 
 from billing.entitlements import TOKENS_PER_IMAGE
 from providers.errors import ProviderError
 from providers.router import ModelInfo, Trace
-from providers.types import Delta, Usage
+from providers.types import ChatResult, Delta, ToolCall, ToolCallDelta, Usage
 from usage.live import publish_settled
 from usage.models import Ending
 from usage.recording import Reservation, Settlement, settle
+from usage.recovery import Checkpoint, checkpoint
 from usage.writer import writer
 
 log = logging.getLogger(__name__)
@@ -48,9 +52,12 @@ class Meter:
         self.input_estimate = input_estimate
         self.produced_chars = 0
         self.reasoning_chars = 0  # part of produced_chars
+        self.finished = False  # the provider finished its answer (whatever it said of usage)
         self.web_searches = 0
         self.settlement = Settlement(streamed=streamed)
         self.settling: asyncio.Future | None = None
+        self.loop = asyncio.get_running_loop()
+        in_flight(self)
 
     def served_by(self, model: ModelInfo | None, *, upstream_model: str = "") -> None:
         """The model of the chain that answered (or was tried last): the record's model, provider
@@ -64,9 +71,20 @@ class Meter:
         """Count a piece of output (for the estimate when the provider never reports usage)."""
         if self.settlement.ttft_ms is None:
             self.settlement.ttft_ms = int((time.monotonic() - self.started) * 1000)
-        self.reasoning_chars += len(delta.reasoning or "")
-        self.produced_chars += len(delta.content or "") + len(delta.reasoning or "")
-        for call in delta.tool_calls or ():
+        self.count_output(delta.content, delta.reasoning, delta.tool_calls or ())
+
+    def answered(self, result: ChatResult) -> None:
+        """A whole answer: its usage as the provider reported it, and its output counted for the
+        estimate should the provider have reported none it could read (final_usage)."""
+        self.settlement.usage, self.settlement.upstream_model = result.usage, result.upstream_model
+        self.finished = True
+        self.count_output(result.content, result.reasoning, result.tool_calls)
+
+    def count_output(self, content: str | None, reasoning: str | None,
+                     calls: Iterable[ToolCall | ToolCallDelta]) -> None:
+        self.reasoning_chars += len(reasoning or "")
+        self.produced_chars += len(content or "") + len(reasoning or "")
+        for call in calls:
             self.produced_chars += len(call.name or "") + len(call.arguments)
 
     def searched(self) -> None:
@@ -99,12 +117,14 @@ class Meter:
             self.failed_internally()
 
     def final_usage(self) -> Usage:
-        """The provider's usage, or, when it never reported any (the stream was cut, or the
-        provider does not report it), our count: the prompt estimate (estimate_input_tokens) and
-        ~4 characters per output token, the reasoning shown so far included (and reported as
+        """The provider's usage, or, when it never reported any it could read (the stream was
+        cut, the provider does not report it, or sent counts that are not numbers), our count of
+        an answer that produced output or finished: the prompt estimate (estimate_input_tokens)
+        and ~4 characters per output token, the reasoning shown so far included (and reported as
         reasoning tokens). The same numbers go to the client's usage chunk and to the record."""
         settlement = self.settlement
-        if settlement.usage == Usage() and (self.produced_chars or settlement.ending == Ending.CLIENT_GONE):
+        if settlement.usage == Usage() and (self.produced_chars or self.finished
+                                            or settlement.ending == Ending.CLIENT_GONE):
             settlement.usage = Usage(input_tokens=self.input_estimate,
                                      output_tokens=estimate_output_tokens(self.produced_chars),
                                      reasoning_tokens=estimate_output_tokens(self.reasoning_chars))
@@ -120,6 +140,7 @@ class Meter:
         """Begin settlement now (once), from a snapshot: later changes to this meter (a
         cancellation arriving meanwhile) cannot reach the writer thread half-way."""
         if self.settling is None:
+            LIVE.discard(self)
             self.final_usage()
             self.settlement.latency_ms = int((time.monotonic() - self.started) * 1000)
             snapshot = dataclasses.replace(self.settlement, usage=dataclasses.replace(self.settlement.usage))
@@ -179,3 +200,45 @@ def settle_abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
     if meter.settling is None and not loop.is_closed():
         meter.client_gone()
         loop.call_soon_threadsafe(meter.start_settling)
+
+
+# --- checkpoints: what a request in flight has produced, on its reservation (usage/recovery.py) ---
+
+LIVE: "weakref.WeakSet[Meter]" = weakref.WeakSet()  # meters not yet settling, in this process
+_checkpointers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+
+
+def in_flight(meter: Meter) -> None:
+    """Count ``meter`` among the requests in flight, and make sure this loop checkpoints them."""
+    LIVE.add(meter)
+    loop = asyncio.get_running_loop()
+    task = _checkpointers.get(loop)
+    if task is None or task.done():
+        for stale in [other for other in _checkpointers if other.is_closed()]:
+            del _checkpointers[stale]
+        _checkpointers[loop] = loop.create_task(keep_checkpointing(), name="reservation-checkpoints")
+
+
+def checkpoint_of(meter: Meter) -> Checkpoint:
+    """What the request has produced so far and would cost if its process died now."""
+    reported = meter.settlement.usage
+    usage = reported if reported != Usage() else Usage(
+        input_tokens=meter.input_estimate, output_tokens=estimate_output_tokens(meter.produced_chars))
+    usage = dataclasses.replace(usage, web_searches=meter.web_searches)
+    return Checkpoint(meter.reservation.request_id, usage.input_tokens, usage.output_tokens,
+                      meter.reservation.cost_of(usage))
+
+
+async def keep_checkpointing() -> None:
+    """Every RESERVATION_CHECKPOINT_SECONDS, one write for all of this loop's requests in flight:
+    if the process dies, the sweeper records each at its last checkpoint."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(settings.RESERVATION_CHECKPOINT_SECONDS)
+        points = [checkpoint_of(meter) for meter in list(LIVE)
+                  if meter.settling is None and meter.loop is loop]
+        if points:
+            try:
+                await writer.run(checkpoint, points)
+            except Exception:
+                log.warning("could not checkpoint %d requests in flight", len(points), exc_info=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.v1 import sse
 from gateway.v1.errors import GatewayError, bad_request, error_body
+from gateway.v1.json_body import decoder
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -24,7 +25,7 @@ from providers.types import (
     WebSearchOptions,
 )
 
-ROLES = {"system", "developer", "user", "assistant", "tool"}
+ROLES = ("system", "developer", "user", "assistant", "tool")  # tuples: a list sent as a value compares unequal, never raises
 # Accepted and not forwarded: they change nothing a provider computes.
 IGNORED = {"store", "metadata", "service_tier", "prompt_cache_key", "safety_identifier", "parallel_tool_calls"}
 SUPPORTED = {
@@ -32,20 +33,9 @@ SUPPORTED = {
     "top_p", "stop", "seed", "n", "tools", "tool_choice", "response_format", "reasoning_effort", "user",
     "fallback_models", "models", "web_search_options",
 }
-WEB_SEARCH_TOOLS = {"web_search", "web_search_preview"}  # the Responses API's names, accepted here too
+WEB_SEARCH_TOOLS = ("web_search", "web_search_preview")  # the Responses API's names, accepted here too
 SEARCH_CONTEXT_SIZES = ("low", "medium", "high")
-REASONING_EFFORTS = {"none", "minimal", "low", "medium", "high", "xhigh", "max"}
-
-
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise bad_request(f"The request body is not valid JSON ({exc}). Send a JSON object.",
-                          code="invalid_json") from exc
-    if not isinstance(payload, dict):
-        raise bad_request("The request body must be a JSON object.", code="invalid_json")
-    return payload
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 
 def expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
@@ -167,8 +157,8 @@ def model_of(payload: dict) -> str:
     return model
 
 
-def decode(body: bytes) -> ChatRequest:
-    payload = parse_json_object(body)
+@decoder
+def decode(payload: dict[str, Any]) -> ChatRequest:
     refuse_unknown(payload, SUPPORTED, IGNORED)
     model = model_of(payload)
     if "messages" not in payload:

@@ -43,13 +43,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.v1.errors import GatewayError, bad_request
+from gateway.v1.json_body import decoder
 from gateway.v1.openai_chat import (
     REASONING_EFFORTS,
     decode_fallbacks,
     expect,
     model_of,
     number_in,
-    parse_json_object,
     positive_int,
     refuse_unknown,
 )
@@ -76,7 +76,7 @@ SUPPORTED = {
 IGNORED = {"include", "service_tier", "prompt_cache_key", "prompt_cache_retention"}
 MESSAGE_ROLES = ("user", "system", "developer", "assistant")
 ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "web_search_call")
-WEB_SEARCH_TOOLS = {"web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"}
+WEB_SEARCH_TOOLS = ("web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11")
 CONTEXT_SIZES = ("low", "medium", "high")
 SUMMARY_MODES = ("auto", "concise", "detailed")
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -103,8 +103,8 @@ class ResponsesCall:
 
 # --- request ----------------------------------------------------------------------------------
 
-def decode(body: bytes) -> ResponsesCall:
-    payload = parse_json_object(body)
+@decoder
+def decode(payload: dict[str, Any]) -> ResponsesCall:
     refuse_unknown(payload, SUPPORTED, IGNORED)
     model = model_of(payload)
     if payload.get("input") is None:

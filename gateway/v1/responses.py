@@ -33,7 +33,7 @@ from conversations.store import (
     save_response,
 )
 from gateway.v1 import openai_responses, openai_responses_stream, sse
-from gateway.v1.admission import authenticated_caller, read_body
+from gateway.v1.admission import authenticated_caller, read_json
 from gateway.v1.chat import StreamEncoder, serve_chat
 from gateway.v1.errors import GatewayError, api_view, bad_request
 from gateway.v1.openai_responses import ResponsesCall
@@ -108,7 +108,7 @@ async def create_or_list_responses(request):
     caller = await caller_for(request, "POST", "GET")
     if request.method == "GET":
         return await list_responses(request, caller)
-    call = openai_responses.decode(read_body(request))
+    call = openai_responses.decode(read_json(request))
     earlier: list[dict] = []
     if call.previous_response_id:
         previous = await find_stored(caller, call.previous_response_id, param="previous_response_id")

@@ -36,6 +36,7 @@ from gateway.access import get_video_job_for_tenant, get_video_jobs_for_tenant
 from gateway.v1 import sse
 from gateway.v1.admission import admit_media_request, authenticated_caller, find_model, read_body
 from gateway.v1.errors import GatewayError, api_view, bad_request
+from gateway.v1.json_body import parse_json_object
 from gateway.v1.media import (
     check_choice,
     check_extras,
@@ -43,6 +44,9 @@ from gateway.v1.media import (
     default_choice,
     file_response,
     media_url,
+)
+from gateway.v1.media import (
+    text_field as text,
 )
 from media import jobs
 from media.files import store_media
@@ -73,13 +77,7 @@ def decode(request) -> tuple[dict, object | None]:
         fields = {name: request.POST.getlist(name)[-1] for name in request.POST}
         upload = request.FILES.get("input_reference")
     else:
-        try:
-            fields = json.loads(body or b"{}")
-        except ValueError:
-            raise bad_request("The body is not valid JSON. Send a JSON object (or multipart/form-data) with model "
-                              "and prompt.", code="invalid_json") from None
-        if not isinstance(fields, dict):
-            raise bad_request("The body must be a JSON object with model and prompt.", code="invalid_json")
+        fields = parse_json_object(body or b"{}", content_type)
         upload = None
     unknown = sorted(set(fields) - FIELDS - ({"input_reference"} if upload else set()))
     if unknown:
@@ -95,15 +93,6 @@ def integer(fields: dict, name: str) -> int | None:
     if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
         raise bad_request(f"{name} must be a whole number, not {value!r}.", param=name)
     return int(value)
-
-
-def text(fields: dict, name: str) -> str | None:
-    value = fields.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise bad_request(f"{name} must be a string, not {value!r}.", param=name)
-    return value.strip()
 
 
 def flag(fields: dict, name: str) -> bool:

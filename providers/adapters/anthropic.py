@@ -46,7 +46,8 @@ Decisions:
   billing errors -> ProviderAuthFailed (our credential's problem, not the client's); "prompt is
   too long" -> ContextWindowExceeded; other 4xx -> ProviderBadRequest with Anthropic's message.
   An ``event: error`` after output began -> ProviderStreamBroken; before it, mapped like the HTTP
-  errors so the router can retry an overloaded upstream.
+  errors so the router can retry an overloaded upstream. An answer without its content list, or a
+  stream event without the index or object it requires -> ProviderMalformed (answers.malformed).
 - Streams: tool-call deltas are indexed by the n-th tool_use block (0-based), not Anthropic's block
   index; a tool_use whose input streamed no fragment gets "{}" at its block stop.
 """
@@ -61,6 +62,7 @@ from typing import Any
 import httpx
 
 from providers import errors
+from providers.adapters.answers import malformed, token_count, usage_reader
 from providers.adapters.base import (
     Adapter,
     fetch_json,
@@ -98,6 +100,8 @@ TOOL_CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {
 RETRYABLE_TYPES = {"overloaded_error", "api_error", "timeout_error"}
 CREDENTIAL_TYPES = {"authentication_error", "permission_error", "billing_error"}
 CONTEXT_PHRASES = ("prompt is too long", "exceed context limit", "context window")
+# The object a stream event must carry to be read (every content_block_* event also its index).
+REQUIRED_OBJECTS = {"message_start": "message", "content_block_start": "content_block", "content_block_delta": "delta"}
 COUNTED = {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"}  # count_tokens takes
 
 
@@ -119,7 +123,9 @@ class AnthropicAdapter(Adapter):
         if signature:
             yield Delta(reasoning_signature=signature)
         yield Finish(finish_reason(translator.stop_reason))
-        yield UsageReport(parse_usage(translator.usage))
+        usage = parse_usage(translator.usage)
+        if usage is not None:
+            yield UsageReport(usage)
 
     async def count_tokens(self, request: ChatRequest, target: Target) -> int:
         """The request's input tokens by Anthropic's own count (``POST /v1/messages/count_tokens``,
@@ -130,11 +136,9 @@ class AnthropicAdapter(Adapter):
                 "x-api-key": target.api_key, "anthropic-version": API_VERSION, "content-type": "application/json"},
             content=json.dumps(body).encode(), extensions={"timeout": timeout_for(target).as_dict()})
         payload = await fetch_json(http_request, target, error_from_response)
-        tokens = payload.get("input_tokens") if isinstance(payload, dict) else None
-        if not isinstance(tokens, int):
-            raise errors.ProviderUnavailable(f"{target.provider} answered count_tokens without input_tokens.",
-                                             provider=target.provider)
-        return tokens
+        if not isinstance(payload.get("input_tokens"), int):
+            raise malformed("a count_tokens answer without input_tokens", target)
+        return payload["input_tokens"]
 
 
 # --- request ---------------------------------------------------------------------------------
@@ -356,22 +360,23 @@ def finish_reason(stop_reason: str | None) -> str:
     return FINISH_REASONS.get(stop_reason or "end_turn", "stop")
 
 
-def parse_usage(raw: dict[str, Any]) -> Usage:
-    reads = int(raw.get("cache_read_input_tokens") or 0)
-    writes = int(raw.get("cache_creation_input_tokens") or 0)
+@usage_reader
+def parse_usage(raw: dict[str, Any]) -> Usage | None:
+    reads = token_count(raw.get("cache_read_input_tokens"))
+    writes = token_count(raw.get("cache_creation_input_tokens"))
     return Usage(
-        input_tokens=int(raw.get("input_tokens") or 0) + reads + writes,
-        output_tokens=int(raw.get("output_tokens") or 0),
-        reasoning_tokens=int((raw.get("output_tokens_details") or {}).get("thinking_tokens") or 0),
+        input_tokens=token_count(raw.get("input_tokens")) + reads + writes,
+        output_tokens=token_count(raw.get("output_tokens")),
+        reasoning_tokens=token_count((raw.get("output_tokens_details") or {}).get("thinking_tokens")),
         cached_tokens=reads,
         cache_write_tokens=writes,
     )
 
 
 def parse_message(payload: dict[str, Any], target: Target) -> ChatResult:
-    blocks = payload.get("content") if isinstance(payload, dict) else None
+    blocks = payload.get("content")
     if not isinstance(blocks, list):
-        raise errors.ProviderUnavailable(f"{target.provider} answered without content.", provider=target.provider)
+        raise malformed("an answer without its content list", target)
     texts: list[str] = []
     thoughts: list[str] = []
     thinking = ThinkingBlocks()
@@ -395,7 +400,7 @@ def parse_message(payload: dict[str, Any], target: Target) -> ChatResult:
         id=payload.get("id") or f"msg_{uuid.uuid4().hex}",
         content="".join(texts) if texts or not calls else None,
         finish_reason=finish_reason(payload.get("stop_reason")),
-        usage=parse_usage(payload.get("usage") or {}),
+        usage=parse_usage(payload.get("usage") or {}) or Usage(),
         tool_calls=calls,
         reasoning="".join(thoughts) or None,
         reasoning_signature=thinking.encode(),
@@ -449,6 +454,9 @@ class StreamTranslator:
         return events
 
     def translate(self, name: str, data: dict[str, Any]) -> list[StreamEvent]:
+        if (name in REQUIRED_OBJECTS and not isinstance(data.get(REQUIRED_OBJECTS[name]), dict)) or (
+                name.startswith("content_block_") and type(data.get("index")) is not int):
+            raise malformed(f"a {name} event without a field it requires", self.target, produced=self.produced)
         if name == "message_start":
             self.merge_usage((data.get("message") or {}).get("usage"))
         elif name == "content_block_start":

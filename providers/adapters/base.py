@@ -2,7 +2,9 @@
 
 An adapter translates and speaks HTTP, nothing else. It must NOT look at tenants, plans,
 prices, the database or Django requests, and must NOT retry (the router does). Every vendor
-failure leaves it as a providers.errors.ProviderError.
+failure leaves it as a providers.errors.ProviderError; an answer not in the vendor's wire format
+as ProviderMalformed (providers.adapters.answers, which also reads usage leniently; should an
+adapter still fail reading an answer, the router's read_answer / read_event make it malformed).
 """
 
 import base64
@@ -14,6 +16,7 @@ from typing import Any, Protocol
 import httpx
 
 from providers import errors
+from providers.adapters.answers import malformed
 from providers.http import get_client
 from providers.sse import decode_events
 from providers.types import (
@@ -219,19 +222,21 @@ def job_error_mapper(map_error: ErrorMapper, job: str) -> ErrorMapper:
     return map_job_error
 
 
-async def fetch_json(prepared: httpx.Request, target: Target, map_error: ErrorMapper) -> Any:
-    """Send a prepared request; its JSON body, or a ProviderError for whatever went wrong."""
+async def fetch_json(prepared: httpx.Request, target: Target, map_error: ErrorMapper) -> dict[str, Any]:
+    """Send a prepared request; its body, a JSON object, or a ProviderError for whatever went
+    wrong (ProviderMalformed for a body that is not JSON, or JSON but not an object)."""
     try:
         response = await get_client().send(prepared)
         if response.status_code >= 400:
             raise map_error(response.status_code, response.headers, response.content, target)
-        return response.json()
+        payload = response.json()
     except httpx.TransportError as exc:
         raise transport_error(exc, target) from exc
     except ValueError as exc:
-        raise errors.ProviderUnavailable(
-            f"{target.provider} answered with a body that is not JSON.", provider=target.provider
-        ) from exc
+        raise malformed("a body that is not JSON", target) from exc
+    if not isinstance(payload, dict):
+        raise malformed(f"a JSON {type(payload).__name__} where its API answers an object", target)
+    return payload
 
 
 @asynccontextmanager
@@ -266,23 +271,26 @@ class StreamReader(Protocol):
 async def relay_stream(prepared: httpx.Request, target: Target, map_error: ErrorMapper, reader: StreamReader, *,
                        end: str) -> AsyncIterator[StreamEvent]:
     """The events ``reader`` makes of a streamed SSE answer, until it has ended (or ``[DONE]``).
-    A dropped connection, an event that is not JSON, or a stream that stops before ``end`` (the
-    vendor's last event, for the message) leave as our errors. The caller must close this
-    iterator when it is closed itself (contextlib.aclosing), so the connection goes with it."""
+    A dropped connection, an event that is not a JSON object (malformed), or a stream that stops
+    before ``end`` (the vendor's last event, for the message) leave as our errors. The caller must
+    close this iterator when it is closed itself (contextlib.aclosing), so the connection goes
+    with it."""
     try:
         async with streamed_response(prepared, target, map_error) as response:
             async for sse in decode_events(response.aiter_lines()):
                 if sse.data.startswith("[DONE]"):
                     break
-                for event in reader.read(sse.event, json.loads(sse.data)):
+                data = json.loads(sse.data)
+                if not isinstance(data, dict):
+                    raise malformed("a stream event that is not a JSON object", target, produced=reader.produced)
+                for event in reader.read(sse.event, data):
                     yield event
                 if reader.ended:
                     break
     except httpx.TransportError as exc:
         raise stream_transport_error(exc, target, produced=reader.produced) from exc
     except json.JSONDecodeError as exc:
-        raise errors.ProviderStreamBroken(
-            f"{target.provider} sent a stream event that is not JSON.", provider=target.provider) from exc
+        raise malformed("a stream event that is not JSON", target, produced=reader.produced) from exc
     if not reader.ended:
         raise errors.ProviderStreamBroken(
             f"{target.provider} ended the stream before {end}.", provider=target.provider)

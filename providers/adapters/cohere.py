@@ -53,7 +53,9 @@ Errors (body ``{"message": str}``): 429 -> ProviderRateLimited (Retry-After hono
 499 -> ProviderUnavailable; 401, 403, 498 (the SDK's InvalidTokenError) and 402 (billing limit: the
 operator's account, not the client) -> ProviderAuthFailed, with the key redacted; 404 ->
 ProviderNotFound; a 400 "too many tokens" about the prompt -> ContextWindowExceeded; any other 4xx
--> ProviderBadRequest keeping Cohere's message.
+-> ProviderBadRequest keeping Cohere's message. An answer without a message, or a stream event that
+is not a JSON object -> ProviderMalformed (answers.malformed); usage that is not a number is billed
+by estimate.
 """
 
 import json
@@ -66,6 +68,7 @@ from typing import Any
 import httpx
 
 from providers import errors
+from providers.adapters.answers import malformed, token_count, usage_reader
 from providers.adapters.base import (
     Adapter,
     error_for_status,
@@ -246,13 +249,14 @@ def build_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[st
 
 # --- response ---------------------------------------------------------------------------------
 
+@usage_reader
 def parse_usage(raw: dict[str, Any] | None) -> Usage | None:
     if not raw:
         return None
     billed, tokens = raw.get("billed_units") or {}, raw.get("tokens") or {}
     source = billed if billed.get("input_tokens") is not None or billed.get("output_tokens") is not None else tokens
-    return Usage(input_tokens=int(source.get("input_tokens") or 0),
-                 output_tokens=int(source.get("output_tokens") or 0))
+    return Usage(input_tokens=token_count(source.get("input_tokens")),
+                 output_tokens=token_count(source.get("output_tokens")))
 
 
 def failed_generation(finish_reason: str, detail: str | None, target: Target, *,
@@ -274,8 +278,7 @@ def join_reasoning(*pieces: str | None) -> str | None:
 def parse_completion(payload: dict[str, Any], target: Target) -> ChatResult:
     message = payload.get("message")
     if not isinstance(message, dict):
-        raise errors.ProviderUnavailable(f"{target.provider} answered without a message.",
-                                         provider=target.provider)
+        raise malformed("an answer without a message", target)
     finish_reason = payload.get("finish_reason") or "COMPLETE"
     if finish_reason in FAILED_FINISHES:
         raise failed_generation(finish_reason, None, target, produced=False)

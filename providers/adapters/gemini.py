@@ -18,6 +18,7 @@ import httpx
 
 from providers import errors
 from providers.adapters import gemini_audio, gemini_images, gemini_video
+from providers.adapters.answers import malformed
 from providers.adapters.base import Adapter, fetch_json, stream_transport_error, streamed_response
 from providers.adapters.gemini_answer import AnswerReader, parse_answer, read_chunks
 from providers.adapters.gemini_errors import error_from_response, stream_error
@@ -72,9 +73,7 @@ class GeminiAdapter(Adapter):
         except httpx.TransportError as exc:
             raise stream_transport_error(exc, target, produced=produced) from exc
         except ValueError as exc:
-            raise errors.ProviderStreamBroken(
-                f"{target.provider} sent a stream event that is not JSON.", provider=target.provider
-            ) from exc
+            raise malformed("a stream event that is not a JSON object", target, produced=produced) from exc
         if reader.finish is None and not reader.blocked:
             raise errors.ProviderStreamBroken(
                 f"{target.provider} ended the stream before a finish reason.", provider=target.provider

@@ -14,7 +14,9 @@
   empty content, never an error.
 - usageMetadata: input = promptTokenCount (+ toolUsePromptTokenCount), cached = cachedContentTokenCount,
   output = candidatesTokenCount + thoughtsTokenCount, reasoning = thoughtsTokenCount. Streams use
-  the last chunk that carries it.
+  the last chunk that carries it; a count that is not a number leaves the answer billed by estimate.
+- An answer without a candidate (and no blockReason), or a stream event that is not a JSON object
+  -> ProviderMalformed before output, ProviderStreamBroken after (answers.malformed).
 """
 
 import json
@@ -23,6 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from providers import errors
+from providers.adapters.answers import malformed, token_count, usage_reader
 from providers.adapters.gemini_errors import first_object
 from providers.types import ChatResult, Delta, Target, ToolCall, ToolCallDelta, Usage
 
@@ -135,27 +138,27 @@ class AnswerReader:
         return json.dumps({"gemini": self.layout}, separators=(",", ":"))
 
 
+@usage_reader
 def parse_usage(payload: dict[str, Any]) -> Usage | None:
     raw = payload.get("usageMetadata")
     if not raw:
         return None
-    thoughts = int(raw.get("thoughtsTokenCount") or 0)
+    thoughts = token_count(raw.get("thoughtsTokenCount"))
     return Usage(
-        input_tokens=int(raw.get("promptTokenCount") or 0) + int(raw.get("toolUsePromptTokenCount") or 0),
-        output_tokens=int(raw.get("candidatesTokenCount") or 0) + thoughts,
+        input_tokens=token_count(raw.get("promptTokenCount")) + token_count(raw.get("toolUsePromptTokenCount")),
+        output_tokens=token_count(raw.get("candidatesTokenCount")) + thoughts,
         reasoning_tokens=thoughts,
-        cached_tokens=int(raw.get("cachedContentTokenCount") or 0),
+        cached_tokens=token_count(raw.get("cachedContentTokenCount")),
     )
 
 
 def parse_answer(payload: Any, target: Target) -> ChatResult:
     if not isinstance(payload, dict):
-        raise errors.ProviderUnavailable(f"{target.provider} answered with an unexpected body.",
-                                         provider=target.provider)
+        raise malformed("an answer that is not a JSON object", target)
     reader = AnswerReader()
     delta = reader.read(payload) or Delta()
     if not payload.get("candidates") and not reader.blocked:
-        raise errors.ProviderUnavailable(f"{target.provider} answered without a candidate.", provider=target.provider)
+        raise malformed("an answer without a candidate", target)
     if reader.failed():  # nothing reached the client yet: the router may retry or fall back
         raise reader.failure(target, produced=False)
     content = delta.content
@@ -181,7 +184,7 @@ async def read_chunks(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]
     depth = 0
     async for line in lines:
         if line.startswith("data:"):
-            yield json.loads(line[5:])
+            yield first_object(json.loads(line[5:]))  # ValueError unless an object
         elif pending or line.strip().startswith(("{", "[")):
             pending.append(line)
             depth += line.count("{") + line.count("[") - line.count("}") - line.count("]")

@@ -28,6 +28,7 @@ import httpx
 
 from providers import errors
 from providers.adapters import openai_audio, openai_images, openai_video
+from providers.adapters.answers import malformed, token_count, usage_reader
 from providers.adapters.base import (
     Adapter,
     credential_refused,
@@ -38,6 +39,7 @@ from providers.adapters.base import (
     streamed_response,
     timeout_for,
 )
+from providers.adapters.openai_reasoning import ThinkTagSplitter, split_content
 from providers.sse import decode_events
 from providers.types import (
     ChatRequest,
@@ -82,7 +84,7 @@ class OpenAICompatibleAdapter(Adapter):
                 async for sse in decode_events(response.aiter_lines()):
                     if sse.data.startswith("[DONE]"):
                         break
-                    chunk = json.loads(sse.data)
+                    chunk = read_chunk(sse.data, target, produced=produced)
                     if chunk.get("error"):
                         raise self.error_from_body(chunk, target, status=None)
                     usage = parse_usage(chunk) or usage
@@ -104,9 +106,6 @@ class OpenAICompatibleAdapter(Adapter):
                             yield Finish(finish_reason(choice["finish_reason"]))
         except httpx.TransportError as exc:
             raise stream_transport_error(exc, target, produced=produced) from exc
-        except json.JSONDecodeError as exc:
-            raise stream_failure(f"{target.provider} sent a stream event that is not JSON.", target,
-                                 produced=produced) from exc
         if not finished:
             raise stream_failure(f"{target.provider} ended the stream before a finish reason.", target,
                                  produced=produced)
@@ -241,19 +240,31 @@ def build_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[st
     return body
 
 
+@usage_reader
 def parse_usage(payload: dict[str, Any]) -> Usage | None:
     raw = payload.get("usage") or (payload.get("x_groq") or {}).get("usage")
     if not raw:
         return None
     prompt_details = raw.get("prompt_tokens_details") or {}
     completion_details = raw.get("completion_tokens_details") or {}
-    cached = prompt_details.get("cached_tokens") or raw.get("prompt_cache_hit_tokens") or 0
+    cached = prompt_details.get("cached_tokens") or raw.get("prompt_cache_hit_tokens")
     return Usage(
-        input_tokens=int(raw.get("prompt_tokens") or 0),
-        output_tokens=int(raw.get("completion_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
-        cached_tokens=int(cached),
+        input_tokens=token_count(raw.get("prompt_tokens")),
+        output_tokens=token_count(raw.get("completion_tokens")),
+        reasoning_tokens=token_count(completion_details.get("reasoning_tokens")),
+        cached_tokens=token_count(cached),
     )
+
+
+def read_chunk(data: str, target: Target, *, produced: bool) -> dict[str, Any]:
+    """One stream event: a chunk object with its ``choices`` list (the last may be empty), or an error."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        chunk = None
+    if not isinstance(chunk, dict) or not (chunk.get("error") or isinstance(chunk.get("choices"), list)):
+        raise malformed("a stream event that is not a chat.completion.chunk object", target, produced=produced)
+    return chunk
 
 
 def parse_completion(payload: dict[str, Any], target: Target) -> ChatResult:
@@ -261,9 +272,7 @@ def parse_completion(payload: dict[str, Any], target: Target) -> ChatResult:
         choice = payload["choices"][0]
         message = choice["message"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise errors.ProviderUnavailable(
-            f"{target.provider} answered without a choice.", provider=target.provider
-        ) from exc
+        raise malformed("an answer without a choice", target) from exc
     tool_calls = [
         ToolCall(id=call.get("id", ""), name=call["function"]["name"], arguments=call["function"].get("arguments", ""))
         for call in message.get("tool_calls") or ()
@@ -298,60 +307,6 @@ def finish_reason(value: str | None) -> str:
         return "stop"
     reason = str(value).lower()
     return reason if reason in FINISH_REASONS else FINISH_SYNONYMS.get(reason, "stop")
-
-
-def split_content(content: Any) -> tuple[str | None, str | None]:
-    """Text and thinking of a message content: a string, or (Mistral magistral) a list of
-    ``text`` and ``thinking`` parts, a thinking part holding text parts of its own."""
-    if not isinstance(content, list):
-        return content, None
-    text, thinking = [], []
-    for part in content:
-        if not isinstance(part, dict):
-            continue
-        if part.get("type") == "text":
-            text.append(part.get("text") or "")
-        elif part.get("type") == "thinking":
-            inner = part.get("thinking")
-            if isinstance(inner, list):
-                thinking.extend(item.get("text") or "" for item in inner if isinstance(item, dict))
-            elif isinstance(inner, str):
-                thinking.append(inner)
-    return "".join(text) or None, "".join(thinking) or None
-
-
-class ThinkTagSplitter:
-    """Splits ``<think>...</think>`` out of text that may arrive in arbitrary pieces."""
-
-    OPEN, CLOSE = "<think>", "</think>"
-
-    def __init__(self) -> None:
-        self.thinking = False
-        self.pending = ""  # a possible tag cut between two pieces
-
-    def feed(self, piece: str) -> tuple[str, str]:
-        text, reasoning = [], []
-        buffer = self.pending + piece
-        self.pending = ""
-        while buffer:
-            tag = self.CLOSE if self.thinking else self.OPEN
-            at = buffer.find(tag)
-            if at >= 0:
-                (reasoning if self.thinking else text).append(buffer[:at])
-                buffer = buffer[at + len(tag):]
-                self.thinking = not self.thinking
-                continue
-            keep = next((n for n in range(min(len(tag) - 1, len(buffer)), 0, -1)
-                         if tag.startswith(buffer[-n:])), 0)
-            (reasoning if self.thinking else text).append(buffer[:len(buffer) - keep])
-            self.pending = buffer[len(buffer) - keep:]
-            break
-        return "".join(text), "".join(reasoning)
-
-    def flush(self) -> tuple[str, str]:
-        """At the end: a held-back piece that never became a tag was plain text."""
-        rest, self.pending = self.pending, ""
-        return ("", rest) if self.thinking else (rest, "")
 
 
 def parse_delta(raw: dict[str, Any], splitter: ThinkTagSplitter | None = None) -> Delta | None:

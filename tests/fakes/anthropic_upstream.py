@@ -47,6 +47,9 @@ class Reply:
     usage: dict | None = None  # override the usage object
     stream_error_after: int | None = None  # this many text deltas, then event: error
     cut_after: int | None = None  # this many text deltas, then drop the connection
+    raw_body: str | None = None  # a non-streamed answer: 200 with exactly this text as its JSON body
+    raw_event: str | None = None  # a stream: this SSE text (its event: and data: lines) before a text delta
+    raw_event_after: int = 1  # ... after this many text deltas; the stream then goes on as scripted
 
 
 def thinking_block(thinking: str, signature: str = SIGNATURE) -> dict:
@@ -190,6 +193,8 @@ class FakeAnthropic(ScriptedServer):
         }
         if body.get("stream"):
             return await self.stream(request, message, reply)
+        if reply.raw_body is not None:
+            return web.Response(text=reply.raw_body, content_type="application/json")
         return web.json_response(message, headers={"request-id": f"req_{uuid.uuid4().hex[:24]}"})
 
     def blocks_for(self, reply: Reply) -> list[dict]:
@@ -245,6 +250,8 @@ class FakeAnthropic(ScriptedServer):
                         if reply.cut_after is not None and text_deltas == reply.cut_after:
                             request.transport.close()
                             return response
+                        if reply.raw_event is not None and text_deltas == reply.raw_event_after:
+                            await response.write(reply.raw_event.encode() + b"\n\n")
                         text_deltas += 1
                     await send({"type": "content_block_delta", "index": index, "delta": delta})
                 await send({"type": "content_block_stop", "index": index})

@@ -48,6 +48,9 @@ class Reply:
     cut_after: int | None = None  # this many text deltas, then drop the connection
     event_lines: bool = True  # write "event: <type>" before each data line
     done_marker: bool = False  # write "data: [DONE]" after message-end
+    raw_body: str | None = None  # a non-streamed answer: 200 with exactly this text as its JSON body
+    raw_event: str | None = None  # a stream: this SSE text (e.g. "data: [1,2,3]") before a text delta
+    raw_event_after: int = 1  # ... after this many text deltas; the stream then goes on as scripted
 
 
 def count_words(messages: list) -> int:
@@ -129,6 +132,8 @@ class FakeCohere(ScriptedServer):
         finish_reason = "TOOL_CALL" if reply.tool_calls else reply.finish_reason
         if body.get("stream"):
             return await self.stream(request, reply, words, usage, finish_reason)
+        if reply.raw_body is not None:
+            return web.Response(text=reply.raw_body, content_type="application/json")
         message: dict = {"role": "assistant"}
         content = [{"type": "thinking", "thinking": reply.thinking}] if reply.thinking else []
         if words:
@@ -184,6 +189,8 @@ class FakeCohere(ScriptedServer):
                     if count == reply.cut_after:
                         request.transport.close()
                         return response
+                    if reply.raw_event is not None and count == reply.raw_event_after:
+                        await response.write(reply.raw_event.encode() + b"\n\n")
                     await send({"type": "content-delta", "index": index,
                                 "delta": {"message": {"content": {"text": word}}}})
                 await send({"type": "content-end", "index": index})

@@ -84,6 +84,9 @@ class Reply:
     stream_error_after: int | None = None  # send this many chunks, then an error object
     stream_error_framing: str = "bare"  # the error as bare pretty-printed JSON lines, or "data" (one data: line)
     cut_after: int | None = None  # send this many chunks, then drop the connection
+    raw_body: str | None = None  # generateContent: 200 with exactly this text as its JSON body
+    raw_event: str | None = None  # a stream: this SSE text (e.g. "data: [1,2,3]") before a chunk
+    raw_event_after: int = 1  # ... after this many chunks; the stream then goes on as scripted
 
     def answer_parts(self) -> list[dict]:
         return list(self.parts) if self.parts is not None else [text_part(self.text)]
@@ -244,6 +247,8 @@ class FakeGemini(ScriptedServer):
             return self.error(reply.status, reply.error_status, reply.error_message, reply.error_details,
                               reply.headers)
         head = {"modelVersion": model, "responseId": uuid.uuid4().hex[:20]}
+        if action == "generateContent" and reply.raw_body is not None:
+            return web.Response(text=reply.raw_body, content_type="application/json")
         if action == "generateContent":
             return web.json_response({**self.answer(body, reply), **head})
         chunks = [{**chunk, **head} for chunk in self.chunks(body, reply)]
@@ -308,6 +313,8 @@ class FakeGemini(ScriptedServer):
                 if reply.cut_after is not None and index == reply.cut_after:
                     request.transport.close()
                     return response
+                if reply.raw_event is not None and index == reply.raw_event_after:
+                    await response.write(reply.raw_event.encode() + b"\n\n")
                 await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):

@@ -48,6 +48,9 @@ class Reply:
     hold: bool = False  # answer only after release() is called
     reset: bool = False  # drop the connection before sending anything
     malformed: bool = False  # answer 200 with a body that is not JSON
+    raw_body: str | None = None  # a non-streamed answer: 200 with exactly this text as its JSON body
+    raw_event: str | None = None  # a stream: this SSE text (e.g. "data: [1,2,3]") before a content chunk
+    raw_event_after: int = 1  # ... after this many content chunks; the stream then goes on as scripted
     tool_call: tuple[str, str] | None = None  # (function name, JSON arguments): answer with a tool call
     reasoning: str | None = None  # reasoning before the answer, in the shape reasoning_shape names
     # Recorded deviations of compatible providers (WIRE_FORMATS.md 8b):
@@ -247,6 +250,8 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
             return web.Response()
         if reply.malformed:
             return web.Response(text='{"id": "chatcmpl-x", "choices": [', content_type="application/json")
+        if reply.raw_body is not None and not body.get("stream"):
+            return web.Response(text=reply.raw_body, content_type="application/json")
         if reply.status != 200:
             return self.error(reply.status, reply.error_message, reply.error_type, reply.error_code, reply.headers)
         words = split_words(reply.text)
@@ -340,6 +345,8 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
             if reply.cut_after is not None and index == reply.cut_after:
                 request.transport.close()
                 return False
+            if reply.raw_event is not None and index == reply.raw_event_after:
+                await response.write(reply.raw_event.encode() + b"\n\n")
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
             await send([{"index": 0, "delta": {"content": word}, "logprobs": None, "finish_reason": None}])

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from media.jobs import run_worker
+from usage.writer import writer
 
 
 class Command(BaseCommand):
@@ -23,6 +24,7 @@ class Command(BaseCommand):
         self.stdout.write("video worker stopped")
 
     async def serve(self, concurrency: int) -> None:
+        writer.start()  # the ledger writer's sweep runs here too, traffic or not
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -16,7 +16,7 @@ else
 SERVE = $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) gateway.asgi:application
 endif
 
-.PHONY: run test test-sqlite test-postgres bench lint install
+.PHONY: run serve migrate test test-sqlite test-postgres test-clients bench lint install
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,26 +37,43 @@ run: $(VENV)/.installed
 	@echo "  A tenant and a key:      $(PY) manage.py create_tenant acme --plan pro --owner-email you@example.com"
 	@echo "                           $(PY) manage.py create_api_key acme --name laptop"
 	@echo
-	@# The server and the video worker (manage.py run_worker) run side by side: Ctrl-C, or either
-	@# one exiting, stops both.
-	@$(PY) manage.py run_worker & worker=$$!; \
+	@# The server and the background work (manage.py run_background: video jobs, periodic jobs)
+	@# run side by side: Ctrl-C, or either one exiting, stops both.
+	@$(PY) manage.py run_background & worker=$$!; \
 	$(SERVE) & server=$$!; \
 	trap 'kill -TERM $$worker $$server 2>/dev/null' INT TERM; \
 	wait -n $$worker $$server; status=$$?; \
 	kill -TERM $$worker $$server 2>/dev/null; wait $$worker $$server; exit $$status
 
-test: $(VENV)/.installed test-sqlite test-postgres
+# Production (README, "Production"): `make migrate` once per release, then `make serve` (WORKERS
+# processes on HOST:PORT) and `$(PY) manage.py run_background` beside it.
+migrate: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py bootstrap
+	$(PY) manage.py collectstatic --noinput -v0
+
+serve: $(VENV)/.installed
+	$(PY) manage.py serve
+
+test: $(VENV)/.installed test-sqlite test-postgres test-clients
 
 test-sqlite: $(VENV)/.installed
 	tests/ensure_redis.sh
 	tests/ensure_chromium.sh
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/clients
 
 # Starts a throwaway PostgreSQL cluster from the machine's packages (installed if missing).
 test-postgres: $(VENV)/.installed
 	tests/ensure_redis.sh
 	tests/ensure_chromium.sh
-	tests/with_postgres.sh $(PY) -m pytest
+	tests/with_postgres.sh $(PY) -m pytest --ignore=tests/clients
+
+# Real clients at pinned versions (tests/clients/: the SDKs, LiteLLM, LangChain, the Agents SDK, the
+# Vercel AI SDK, `claude -p`, `codex exec`) against the gateway with fake providers. Once, on SQLite:
+# they test the /v1 protocols, not the database. Installs Node and the clients when missing.
+test-clients: $(VENV)/.installed
+	tests/ensure_clients.sh
+	$(PY) -m pytest tests/clients
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.run

@@ -26,6 +26,7 @@ from django_ratelimit import ALL
 from django_ratelimit.core import get_usage
 
 from billing.models import Plan
+from providers import router
 from providers.pricing import cost_of, most_cost
 from providers.types import Usage
 from usage import recording
@@ -58,16 +59,30 @@ class Caller:
     key_allowed_models: tuple[str, ...]
     plan: Plan
     provider_keys: dict[str, str] = field(default_factory=dict)  # the tenant's own keys, by provider slug
+    # The gateway's URL as this caller reaches it (no trailing slash), for links in refusals. The
+    # HTTP edge sets it (billing never reads a request); "" (the playground) leaves them relative.
+    base_url: str = ""
 
 
-def upgrade_hint() -> str:
-    return f"upgrade at {settings.PUBLIC_BASE_URL}/billing"
+def upgrade_hint(caller: Caller) -> str:
+    return f"upgrade at {caller.base_url}/billing"
+
+
+def is_on_plan(plan: Plan, model) -> bool:
+    """The plan takes the model's capability, and the model by id or group: the one rule."""
+    return plan.allows_capability(model.capability) and plan.allows_model(model.public_id, model.group)
+
+
+def models_on_plan(plan: Plan) -> list:
+    """The models a request on ``plan`` may name: those a deployment can serve (as /v1/models)."""
+    catalog = router.load_catalog()
+    return sorted((model for model in catalog.models.values() if is_on_plan(plan, model)),
+                  key=lambda model: model.public_id)
 
 
 def is_model_allowed(caller: Caller, model) -> bool:
     """On the plan (capability, and model id or group) and on the key's own allow-list."""
-    plan = caller.plan
-    if not (plan.allows_capability(model.capability) and plan.allows_model(model.public_id, model.group)):
+    if not is_on_plan(caller.plan, model):
         return False
     allowed = caller.key_allowed_models
     return not allowed or any(fnmatchcase(model.public_id, pattern) for pattern in allowed)
@@ -77,10 +92,10 @@ def check_model(caller: Caller, model) -> None:
     """is_model_allowed, as a Refusal that says which rule refused and what to do."""
     plan = caller.plan
     if not plan.allows_capability(model.capability):
-        raise Refusal(403, f"{model.capability} models are not on plan {plan.name}; {upgrade_hint()}.",
+        raise Refusal(403, f"{model.capability} models are not on plan {plan.name}; {upgrade_hint(caller)}.",
                       type="permission_error", code="capability_not_on_plan")
     if not plan.allows_model(model.public_id, model.group):
-        raise Refusal(403, f"model '{model.public_id}' is not on plan {plan.name}; {upgrade_hint()}. "
+        raise Refusal(403, f"model '{model.public_id}' is not on plan {plan.name}; {upgrade_hint(caller)}. "
                       "GET /v1/models lists the models your plan includes.",
                       type="permission_error", code="model_not_on_plan")
     allowed = caller.key_allowed_models
@@ -122,7 +137,7 @@ def check_rate(caller: Caller) -> RateWindow:
     if usage["should_limit"]:
         raise Refusal(429, f"Rate limit reached: plan {caller.plan.name} allows "
                       f"{limit} requests per minute. Retry in {window.reset_seconds}s, "
-                      f"or {upgrade_hint()} for a higher limit.",
+                      f"or {upgrade_hint(caller)} for a higher limit.",
                       type="rate_limit_error", code="rate_limit_exceeded", retry_after=window.reset_seconds,
                       headers=window.headers())
     return window
@@ -170,7 +185,7 @@ async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens:
     if month is None:
         raise Refusal(429, f"You exceeded your current quota: plan {caller.plan.name} allows ${cap} of spend per "
                       f"month and this request could cost up to ${amount.quantize(Decimal('0.000001'))}. "
-                      f"Lower max_tokens, wait for next month, or {upgrade_hint()}.",
+                      f"Lower max_tokens, wait for next month, or {upgrade_hint(caller)}.",
                       type="insufficient_quota", code="insufficient_quota")
     return Reservation(
         request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
@@ -251,12 +266,12 @@ def check_media_size(caller: Caller, model, detail: str) -> None:
         if size is not None and size[0] * size[1] > plan.max_image_pixels:
             raise Refusal(403, f"Images of {size[0]}x{size[1]} are larger than plan {plan.name} allows "
                           f"({plan.max_image_pixels} pixels at most, e.g. 1024x1024 = 1048576). Ask for a smaller "
-                          f"size, or {upgrade_hint()}.", type="permission_error", code="image_size_not_on_plan")
+                          f"size, or {upgrade_hint(caller)}.", type="permission_error", code="image_size_not_on_plan")
     if model.capability == "video" and plan.max_video_resolution is not None:
         lines = lines_of(detail)
         if lines is not None and lines > plan.max_video_resolution:
             raise Refusal(403, f"Video at {lines}p is more than plan {plan.name} allows "
-                          f"({plan.max_video_resolution}p at most). Ask for a lower resolution, or {upgrade_hint()}.",
+                          f"({plan.max_video_resolution}p at most). Ask for a lower resolution, or {upgrade_hint(caller)}.",
                           type="permission_error", code="video_resolution_not_on_plan")
 
 
@@ -266,12 +281,12 @@ def media_refusal(caller: Caller, reached: recording.LimitReached, amount: Decim
         return Refusal(429, f"You exceeded your current quota: plan {plan.name} allows ${plan.monthly_spend_limit} "
                        f"of spend per month and this request could cost up to "
                        f"${amount.quantize(Decimal('0.000001'))}. Ask for fewer or smaller outputs, wait for next "
-                       f"month, or {upgrade_hint()}.", type="insufficient_quota", code="insufficient_quota")
+                       f"month, or {upgrade_hint(caller)}.", type="insufficient_quota", code="insufficient_quota")
     kind, units = MEDIA_LIMIT_NAMES[reached.limit]
     limit = media_limits(plan)[reached.limit]
     return Refusal(429, f"Monthly {kind} limit reached: plan {plan.name} includes {limit} {units} per month, "
                    f"{reached.used.normalize():f} are used or in progress, and this request could use up to "
-                   f"{getattr(most, reached.limit)}. Ask for less, wait for next month, or {upgrade_hint()}.",
+                   f"{getattr(most, reached.limit)}. Ask for less, wait for next month, or {upgrade_hint(caller)}.",
                    type="insufficient_quota", code="media_limit_exceeded", headers={"x-should-retry": "false"})
 
 

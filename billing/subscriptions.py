@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -212,9 +211,10 @@ class Redirect:
     url: str
 
 
-def billing_page_url(tenant_slug: str, **query: str) -> str:
+def billing_page_url(base_url: str, tenant_slug: str, **query: str) -> str:
+    """``base_url``: the gateway's URL as the tenant's browser reaches it (gateway.proxies)."""
     extra = "".join(f"&{name}={value}" for name, value in query.items())
-    return f"{settings.PUBLIC_BASE_URL}/billing?tenant={tenant_slug}{extra}"
+    return f"{base_url}/billing?tenant={tenant_slug}{extra}"
 
 
 def ensure_customer(tenant, *, email: str) -> str:
@@ -228,7 +228,7 @@ def ensure_customer(tenant, *, email: str) -> str:
     return customer_id
 
 
-def start_checkout(tenant, plan: Plan, *, email: str) -> Redirect:
+def start_checkout(tenant, plan: Plan, *, email: str, base_url: str) -> Redirect:
     """A Checkout Session for ``plan``; the webhook applies it once Stripe has the payment."""
     subscription = Subscription.objects.select_related("plan").get(tenant=tenant)
     if not plan.stripe_price_id:
@@ -243,16 +243,16 @@ def start_checkout(tenant, plan: Plan, *, email: str) -> Redirect:
         prices.append(plan.stripe_overage_price_id)
     session = stripe_api.create_checkout_session(
         customer_id=customer_id, tenant_id=tenant.pk, price_ids=prices, plan_slug=plan.slug,
-        success_url=billing_page_url(tenant.slug, checkout="success"),
-        cancel_url=billing_page_url(tenant.slug, checkout="canceled"),
+        success_url=billing_page_url(base_url, tenant.slug, checkout="success"),
+        cancel_url=billing_page_url(base_url, tenant.slug, checkout="canceled"),
     )
     return Redirect(session.url)
 
 
-def open_portal(tenant) -> Redirect:
+def open_portal(tenant, *, base_url: str) -> Redirect:
     subscription = Subscription.objects.get(tenant=tenant)
     if not subscription.stripe_customer_id:
         raise CheckoutRefused("This tenant has no Stripe customer yet; choose a plan first "
                               "(POST /api/billing/checkout).")
     return Redirect(stripe_api.create_portal_session(customer_id=subscription.stripe_customer_id,
-                                                     return_url=billing_page_url(tenant.slug)))
+                                                     return_url=billing_page_url(base_url, tenant.slug)))

@@ -1,10 +1,9 @@
 from django.urls import path
 
-from billing import views, webhooks
+from billing import webhooks
 
+# Stripe's webhook; the tenant's billing pages and forms are the dashboard's
+# (gateway/dashboard/billing_actions.py).
 urlpatterns = [
-    path("billing", views.billing_page, name="billing"),
     path("billing/stripe/webhook", webhooks.stripe_webhook, name="stripe-webhook"),
-    path("api/billing/checkout", views.checkout, name="billing-checkout"),
-    path("api/billing/portal", views.portal, name="billing-portal"),
 ]

@@ -35,3 +35,19 @@ class StoredResponse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.model}"
+
+
+class StoredItem(models.Model):
+    """An output item of a stored response, found by its id (msg_, rs_, fc_, ws_...): how an
+    ``item_reference`` in a later request reaches it. The item itself stays in the response's
+    ``output``; this row only points there, and goes when the response goes.
+    """
+
+    response = models.ForeignKey(StoredResponse, on_delete=models.CASCADE, related_name="items")
+    item_id = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [models.Index(fields=["item_id"], name="stored_item_by_id")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} of {self.response_id}"

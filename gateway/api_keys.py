@@ -21,9 +21,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from billing.entitlements import Refusal
 from billing.models import Plan, Subscription, SubscriptionStatus
 from gateway.models import ApiKey, Tenant, TenantProviderKey, default_key_scopes
-from gateway.v1.errors import GatewayError
+from gateway.proxies import public_base_url
 from providers.blocking import run_blocking
 
 KEY_PREFIX = "tg"
@@ -172,8 +173,13 @@ def parse_bearer(request) -> str:
     return request.headers.get("x-api-key", "").strip()
 
 
-def unauthorized(message: str) -> GatewayError:
-    return GatewayError(401, message, type="invalid_request_error", code="invalid_api_key")
+class KeyRefused(Refusal):
+    """The key does not let the request in: absent, wrong, revoked or expired (401), or its
+    tenant has no subscription (403). The HTTP edge turns it into its protocol's envelope."""
+
+
+def unauthorized(message: str) -> KeyRefused:
+    return KeyRefused(401, message, type="invalid_request_error", code="invalid_api_key")
 
 
 async def authenticate(request) -> KeyContext:
@@ -204,8 +210,8 @@ async def authenticate(request) -> KeyContext:
     if context.expires_at is not None and context.expires_at <= timezone.now():
         raise unauthorized(f"API key '{context.key_name}' expired at {context.expires_at:%Y-%m-%d %H:%M} UTC.")
     if context.subscription_status == SubscriptionStatus.CANCELED:
-        raise GatewayError(403, f"Tenant {context.tenant_slug} has no active subscription. Choose a plan at "
-                           f"{settings.PUBLIC_BASE_URL}/billing.", type="permission_error", code="no_subscription")
+        raise KeyRefused(403, f"Tenant {context.tenant_slug} has no active subscription. Choose a plan at "
+                           f"{public_base_url(request)}/billing.", type="permission_error", code="no_subscription")
     return context
 
 

@@ -10,7 +10,9 @@ django_application = get_asgi_application()
 
 from gateway.handlers import ApiHandler, BodyLimit, Lifespan, PathDispatcher  # noqa: E402
 
-http_application = PathDispatcher(prefix="/v1/", api=ApiHandler(), site=BodyLimit(django_application))
+# /healthz, /readyz and /metrics on the light handler too: no session, no middleware (gateway/probes.py).
+http_application = PathDispatcher(prefix="/v1/", api=ApiHandler(), site=BodyLimit(django_application),
+                                  paths=frozenset({"/healthz", "/readyz", "/metrics"}))
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

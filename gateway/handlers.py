@@ -12,11 +12,18 @@ gateway spends on its own work:
   (response.close() still sends request_finished, on the event loop: its receivers find no
   connection to close there.)
 Pages and the admin keep Django's full handler and settings.MIDDLEWARE, behind BodyLimit.
+/healthz, /readyz and /metrics take this handler too (gateway/probes.py): a load balancer's probe
+needs no session, and /healthz no database.
+
+Each /v1 request is one trace (providers/tracing.py, when configured), one log line and one set
+of counters (gateway/v1/request_log.py), written once its answer has been sent.
 """
 
 import asyncio
 import json
+import os
 import tempfile
+import time
 
 from django.conf import settings
 from django.core.exceptions import RequestAborted
@@ -24,11 +31,15 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
 
+from gateway.v1 import request_log
 from gateway.v1.admission import too_large
 from gateway.v1.errors import error_response
-from providers import breaker
+from providers import breaker, tracing
 from providers.http import close_client
+from usage.metrics import OPEN_STREAMS
 from usage.writer import writer
+
+API_PREFIX = "/v1/"
 
 # On every /v1 answer, as SecurityMiddleware would add them to pages: no content sniffing, and
 # no URL of ours (signed media links) passed on as a Referer.
@@ -53,7 +64,14 @@ class ApiHandler(ASGIHandler):
         """Every /v1 answer leaves through here: views', refusals and the 413 alike."""
         for name, value in API_RESPONSE_HEADERS.items():
             response.headers.setdefault(name, value)
-        await super().send_response(response, send)
+        if not response.streaming:
+            await super().send_response(response, send)
+            return
+        OPEN_STREAMS.inc()
+        try:
+            await super().send_response(response, send)
+        finally:
+            OPEN_STREAMS.dec()
 
     async def read_body(self, receive):
         """Django's, but it stops at API_MAX_BODY_BYTES instead of spooling any size to disk
@@ -78,23 +96,38 @@ class ApiHandler(ASGIHandler):
         return body_file
 
     async def handle(self, scope, receive, send):
+        if not scope["path"].startswith(API_PREFIX):
+            await self.answer(scope, receive, send)
+            return
+        started = time.monotonic()
+        headers = {name.decode("latin-1"): value.decode("latin-1")
+                   for name, value in scope["headers"]} if tracing.is_enabled() else {}
+        with tracing.request_span(f"{scope['method']} /v1", headers):
+            request, status = await self.answer(scope, receive, send)
+            request_log.finish(request, status, time.monotonic() - started)
+
+    async def answer(self, scope, receive, send) -> tuple:
+        """Read, route and answer one request: (the request or None, the status sent or 499)."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
-            return
+            return None, request_log.CLIENT_GONE
         except BodyTooLarge:
             await self.send_response(error_response(too_large()), send)
-            return
+            return None, 413
         set_script_prefix(get_script_prefix(scope))
         request, refusal = self.create_request(scope, body_file)
         if request is None:
             body_file.close()
             await self.send_response(refusal, send)
             refusal.close()
-            return
+            return None, refusal.status_code
+        status = request_log.CLIENT_GONE
 
         async def respond():
+            nonlocal status
             response = await self.run_get_response(request)
+            status = response.status_code
             try:
                 await self.send_response(response, send)
             finally:
@@ -115,6 +148,7 @@ class ApiHandler(ASGIHandler):
                 except (asyncio.CancelledError, RequestAborted):
                     pass
             body_file.close()
+        return request, status
 
 
 class BodyLimit:
@@ -182,15 +216,17 @@ async def send_too_large(scope, send, limit: int) -> None:
 
 
 class PathDispatcher:
-    """Send HTTP requests under ``prefix`` to ``api``, everything else to ``site``."""
+    """Send HTTP requests under ``prefix`` or to one of ``paths`` to ``api``, everything else to ``site``."""
 
-    def __init__(self, *, prefix: str, api, site):
+    def __init__(self, *, prefix: str, api, site, paths: frozenset[str] = frozenset()):
         self.prefix = prefix
+        self.paths = paths
         self.api = api
         self.site = site
 
     async def __call__(self, scope, receive, send):
-        app = self.api if scope["path"].startswith(self.prefix) else self.site
+        path = scope["path"]
+        app = self.api if path.startswith(self.prefix) or path in self.paths else self.site
         await app(scope, receive, send)
 
 
@@ -209,10 +245,22 @@ class Lifespan:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 writer.start()  # its sweep of dead requests' reservations runs from now on, traffic or not
+                tracing.configure()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await close_client()
                 await breaker.close()
                 await asyncio.to_thread(writer.stop)
+                await asyncio.to_thread(tracing.shutdown)
+                forget_live_gauges()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def forget_live_gauges() -> None:
+    """In multiprocess mode (``manage.py serve``), drop this worker's live gauges (open streams,
+    writer queue, breakers) from /metrics' sum; its counters stay counted."""
+    from prometheus_client import multiprocess, values
+
+    if values.ValueClass is not values.MutexValue:
+        multiprocess.mark_process_dead(os.getpid())

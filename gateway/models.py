@@ -144,3 +144,16 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} to {self.tenant} ({self.role})"
+
+
+class Lease(models.Model):
+    """A periodic job's claim (gateway/leases.py): who runs it now, until when, and when it last
+    started. One row per job; taken by one conditional UPDATE, so one process runs it per period."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
+    last_run_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name

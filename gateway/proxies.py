@@ -6,6 +6,12 @@ reset). X-Forwarded-For is believed only as far as TRUSTED_PROXIES vouch for it:
 right (the nearest hop), each hop appended by a trusted proxy is skipped, and the first address
 that is not a trusted proxy is the client. Anything to its left was written by the client and
 proves nothing. Without TRUSTED_PROXIES the header is ignored and REMOTE_ADDR is the client.
+
+``public_base_url(request)`` is the gateway's own URL as the client reached it, for the links the
+gateway writes (upgrade hints, Stripe's return URLs, invitations): PUBLIC_BASE_URL when the
+operator set it, else the request's scheme and host (X-Forwarded-Proto and X-Forwarded-Host only
+as far as TRUST_X_FORWARDED_PROTO and USE_X_FORWARDED_HOST believe them; the host is one of
+ALLOWED_HOSTS, or the request never got this far).
 """
 
 import ipaddress
@@ -53,3 +59,8 @@ def client_address(request) -> str:
         if not is_trusted_proxy(address):
             break
     return str(nearest) if nearest is not None else UNKNOWN
+
+
+def public_base_url(request) -> str:
+    """The gateway's URL as this request reached it, without a trailing slash."""
+    return (settings.PUBLIC_BASE_URL or f"{request.scheme}://{request.get_host()}").rstrip("/")

@@ -49,7 +49,9 @@ TRUSTED_PROXIES = networks("TRUSTED_PROXIES")
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# The gateway's URL in links it writes (upgrade hints, Stripe's return URLs, invitations). Unset:
+# the scheme and host each request came in at (gateway/proxies.py public_base_url).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 
 INSTALLED_APPS = [
     "daphne",
@@ -120,6 +122,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # threads, which must all see the same database.
     # One per test process: two suites running at once must not share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Each process keeps a pool (psycopg_pool): a connection closed after a request or a
+    # cache-miss read (providers/blocking.py) goes back to it instead of being torn down. The
+    # ledger writer holds one for its life; the executor's threads share the rest.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN", default=2),
+        "max_size": env.int("DB_POOL_MAX", default=20),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),  # waiting for a free connection
+    }
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -188,14 +199,23 @@ STORAGES = {
 SERVESTATIC_USE_FINDERS = DEBUG or env.bool("SERVESTATIC_USE_FINDERS", default=False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, and a request line's
+# fields: gateway/v1/request_log.py). LOG_REQUESTS=false drops the line per /v1 request.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}} if LOG_FORMAT == "plain" else {
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "timestamp": "time",
+                 "fmt": "%(levelname)s %(name)s %(message)s", "rename_fields": {"levelname": "level", "name": "logger"}},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # httpx logs every upstream request at INFO: a line per API call, with its URL.
-    "loggers": {"httpx": {"level": "WARNING"}},
+    "loggers": {"httpx": {"level": "WARNING"},
+                "tollgate.requests": {"level": "INFO" if env.bool("LOG_REQUESTS", default=True) else "WARNING"}},
 }
 
 # --- the /v1 gateway -------------------------------------------------------------------
@@ -227,6 +247,28 @@ BREAKER_WINDOW_SECONDS = env.float("BREAKER_WINDOW_SECONDS", default=60.0)
 BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", default=30.0)
 # Retries of one upstream call before the first byte reached the client.
 UPSTREAM_MAX_RETRIES = env.int("UPSTREAM_MAX_RETRIES", default=2)
+
+# --- production: `manage.py serve`, `manage.py run_background`, probes, metrics (README "Production") ---
+# serve: HOST (127.0.0.1: set 0.0.0.0 behind a load balancer or in a container), PORT, WORKERS
+# (0: one per core). On SIGTERM each worker stops accepting and gives requests and streams in
+# flight this long to finish before they are cut (and settled as the client's leaving).
+SERVE_HOST = env.str("HOST", default="127.0.0.1")
+SERVE_PORT = env.int("PORT", default=8000)
+WORKERS = env.int("WORKERS", default=0)
+SHUTDOWN_GRACE_SECONDS = env.float("SHUTDOWN_GRACE_SECONDS", default=30.0)
+# GET /metrics: with METRICS_TOKEN, only with "Authorization: Bearer <token>"; without, only from
+# loopback and private addresses (the client address as gateway/proxies.py reads it).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# GET /readyz: each check's time limit, and the most jobs the ledger writer may have waiting.
+READY_TIMEOUT_SECONDS = env.float("READY_TIMEOUT_SECONDS", default=2.0)
+READY_MAX_WRITER_QUEUE = env.int("READY_MAX_WRITER_QUEUE", default=1000)
+# run_background's periodic jobs: how often each runs across the fleet (0: never), and how often
+# a process looks for one that is due (gateway/background.py).
+GRACE_PERIOD_CHECK_SECONDS = env.float("GRACE_PERIOD_CHECK_SECONDS", default=3600.0)
+OVERAGE_REPORT_SECONDS = env.float("OVERAGE_REPORT_SECONDS", default=900.0)
+RESPONSE_PURGE_SECONDS = env.float("RESPONSE_PURGE_SECONDS", default=3600.0)
+PROVIDER_CHECK_SECONDS = env.float("PROVIDER_CHECK_SECONDS", default=600.0)
+BACKGROUND_TICK_SECONDS = env.float("BACKGROUND_TICK_SECONDS", default=5.0)
 
 # --- media: generated images, video and audio ----------------------------------------------
 # Provider URLs expire, so every generated file is copied into the "media" storage and served

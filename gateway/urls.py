@@ -1,10 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from gateway import views
+from gateway import exposition, probes, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Served by the light handler (gateway/asgi.py sends these paths to it): no session, no middleware.
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
+    path("metrics", exposition.metrics, name="metrics"),
     path("v1/", include("gateway.v1.urls")),
     path("admin/", admin.site.urls),
     path("", include("billing.urls")),

@@ -24,6 +24,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from providers import errors
+from providers import metrics as provider_metrics
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def shared():
     return client
 
 
-def open_locally(state: BreakerState, seconds: float) -> None:
+def open_locally(key: str, state: BreakerState, seconds: float) -> None:
+    provider_metrics.record_breaker(key, provider_metrics.OPEN)
     state.failures.clear()
     state.probing = False
     state.open_until = time.monotonic() + seconds
@@ -110,6 +112,7 @@ async def allows(key: str | None) -> bool:
     except (RedisError, OSError) as exc:
         redis_failed(exc)
     state.probing = True  # the one call that decides
+    provider_metrics.record_breaker(key, provider_metrics.HALF_OPEN)
     return True
 
 
@@ -117,6 +120,8 @@ async def record_success(key: str | None) -> None:
     state = _states.get(key) if key is not None else None
     if state is not None and (state.open_until or state.failures):
         state.failures.clear()
+        if state.open_until:
+            provider_metrics.record_breaker(key, provider_metrics.CLOSED)
         state.open_until, state.probing = 0.0, False
         redis = shared()
         if redis is not None:
@@ -155,11 +160,11 @@ async def record_failure(key: str | None) -> None:
     while state.failures and state.failures[0] < now - settings.BREAKER_WINDOW_SECONDS:
         state.failures.popleft()
     if len(state.failures) >= settings.BREAKER_FAILURES:
-        open_locally(state, cooldown)
+        open_locally(key, state, cooldown)
 
 
 async def open_everywhere(redis, key: str, state: BreakerState, cooldown: float) -> None:
-    open_locally(state, cooldown)
+    open_locally(key, state, cooldown)
     if redis is not None:
         milliseconds = max(1, int(cooldown * 1000))
         await redis.set(PREFIX + "open:" + key, "1", px=milliseconds)

@@ -106,7 +106,9 @@ def seed_catalog(catalog: dict, environ: os._Environ | dict = os.environ) -> lis
                     "input_price": Decimal(model.get("input", "0")), "output_price": Decimal(model.get("output", "0")),
                     "cached_input_price": Decimal(model.get("cached_input", "0")),
                     "cache_write_price": Decimal(model["cache_write"]) if model.get("cache_write") else None,
-                    "features": model.get("features", entry.get("features", [])),
+                    # A provider's features are its chat models'; never its media models'.
+                    "features": model.get("features", entry.get("features", [])
+                                          if model.get("capability", "chat") == "chat" else []),
                     **media_fields(model),
                 },
             )

@@ -11,6 +11,7 @@ reaches a view.
     │   ├── ContextWindowExceeded        400     no (a larger-context fallback may help)
     │   ├── ContentFiltered              400     no
     │   ├── UnsupportedFeature           400     no: the request uses what this provider/model lacks
+    │   │   └── UnsupportedArgument      400     no: an argument's value the model cannot honour (``param``)
     │   ├── OwnKeyRefused                400     no: the tenant's own provider key was refused
     │   └── ClientInputError             400     no: the client's own input (a URL it gave) failed
     ├── ProviderAuthFailed               502     no: our credential was refused (operator's problem)
@@ -93,6 +94,17 @@ class UnsupportedFeature(ProviderBadRequest):
     """Raised before any call: a silent drop would answer a different question."""
 
     code = "unsupported_feature"
+
+
+class UnsupportedArgument(UnsupportedFeature):
+    """A request argument set to a value no deployment of the model can honour (providers.arguments);
+    ``param`` names it, as the client sent it."""
+
+    code = "unsupported_argument"
+
+    def __init__(self, message: str, *, param: str, provider: str = ""):
+        super().__init__(message, provider=provider)
+        self.param = param
 
 
 class OwnKeyRefused(ProviderBadRequest):

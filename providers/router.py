@@ -23,7 +23,8 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from providers import breaker, errors
+from providers import breaker, errors, tracing
+from providers import metrics as provider_metrics
 from providers.adapters.answers import read_answer, read_event
 from providers.adapters.base import Adapter
 from providers.blocking import run_blocking
@@ -50,7 +51,7 @@ class ModelInfo:
     max_output_tokens: int
     prices: TokenPrices
     created: int
-    features: frozenset[str] | None = None  # None: not declared, nothing refused
+    features: frozenset[str] = frozenset()  # chat features (model_features); none for a media model
     fallbacks: tuple[str, ...] = ()
     fallback_on: frozenset[str] = frozenset({"rate_limited", "unavailable"})
     # What a media model accepts (sizes, max_n, durations, ...): providers.models.Model.media_options.
@@ -163,7 +164,7 @@ def load_catalog() -> Catalog:
                                media_prices_of(row)),
             media_options=row.media_options or {},
             created=int(row.created_at.timestamp()),
-            features=frozenset(row.features) if row.features else None,
+            features=model_features(row.capability, row.features),
             fallbacks=tuple(row.fallbacks or ()),
             fallback_on=frozenset(row.fallback_on or ()),
         )
@@ -215,6 +216,10 @@ def forget_catalog() -> None:
     _catalog = None
 
 
+# What features_of can find a request needing (image_output is a model's, never a request's).
+REQUEST_FEATURES = frozenset({"tools", "json_schema", "reasoning", "vision"})
+
+
 def features_of(request: ChatRequest) -> set[str]:
     """What a chat request needs beyond plain text (names as in providers.models.FEATURES)."""
     needed = set()
@@ -229,10 +234,18 @@ def features_of(request: ChatRequest) -> set[str]:
     return needed
 
 
+def model_features(capability: str, declared: list[str] | None) -> frozenset[str]:
+    """A model's chat features, the one reading of the catalog (requests are checked against it,
+    /v1/models and the dashboard list it): a chat model's declared ones, or, when it declares
+    none, every one a request can need (so nothing is refused); a media model has none, whatever
+    its row says (bootstrap once gave every model of a provider the provider's chat features)."""
+    if capability != "chat":
+        return frozenset()
+    return frozenset(declared) if declared else REQUEST_FEATURES
+
+
 def check_features(request: ChatRequest, model: ModelInfo) -> None:
     """Refuse, before any call, a request using a feature the model is declared to lack."""
-    if model.features is None:
-        return
     missing = sorted(features_of(request) - model.features)
     if missing:
         raise errors.UnsupportedFeature(
@@ -253,21 +266,27 @@ async def wait_before_retry(attempt: int, error: errors.ProviderError, deadline:
     delay = backoff_delay(attempt, error)
     if attempt >= settings.UPSTREAM_MAX_RETRIES or time.monotonic() + delay >= deadline:
         raise error
+    provider_metrics.record_retry(error.provider)
     await asyncio.sleep(delay)
 
 
 @dataclass(slots=True)
 class Trace:
-    """How a call went: attempts made and who served the last one (sent as response headers)."""
+    """How a call went: attempts made and who served the last one (sent as response headers), and
+    when the provider was first called and answered (monotonic; the gateway's own overhead is the
+    client's wait less that span)."""
 
     attempts: int = 0
     provider: str = ""
     upstream_model: str = ""
     model: ModelInfo | None = None  # the public model of the chain that was tried last
+    began: float = 0.0
+    answered: float = 0.0  # the whole answer, or a stream's first event
 
     def attempt(self, target: Target) -> None:
         self.attempts += 1
         self.provider, self.upstream_model = target.provider, target.upstream_model
+        self.began = self.began or time.monotonic()
 
 
 def fallback_reason(error: errors.ProviderError) -> str | None:
@@ -341,6 +360,7 @@ async def call_chain(chain: Chain, operation: Operation[T], trace: Trace) -> T:
     for index, deployment in enumerate(chain.deployments):
         if not await breaker.allows(breaker_key(deployment)):
             skipped = skipped or cooling_down(deployment)
+            provider_metrics.record_fallback(deployment.model.provider, "breaker_open")
             continue
         trace.model = deployment.model
         try:
@@ -348,6 +368,7 @@ async def call_chain(chain: Chain, operation: Operation[T], trace: Trace) -> T:
         except errors.ProviderError as error:
             if not chain.moves_on(error, index):
                 raise
+            provider_metrics.record_fallback(deployment.model.provider, fallback_reason(error) or "other")
     raise skipped or AssertionError("a chain with no deployment")
 
 
@@ -360,6 +381,7 @@ async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> Asyn
     for index, deployment in enumerate(chain.deployments):
         if not await breaker.allows(breaker_key(deployment)):
             skipped = skipped or cooling_down(deployment)
+            provider_metrics.record_fallback(deployment.model.provider, "breaker_open")
             continue
         trace.model = deployment.model
         produced = False
@@ -372,6 +394,7 @@ async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> Asyn
         except errors.ProviderError as error:
             if produced or not chain.moves_on(error, index):
                 raise
+            provider_metrics.record_fallback(deployment.model.provider, fallback_reason(error) or "other")
         finally:
             await events.aclose()
     raise skipped or AssertionError("a chain with no deployment")
@@ -401,13 +424,18 @@ async def next_event(events: AsyncIterator[StreamEvent], target: Target, *, firs
 class Verdict:
     """One call's report to its deployment's circuit breaker: a failure that says the provider
     is unwell, or anything else the provider answered (success); a call that ends with neither
-    (the client left) hands back a probe it may hold."""
+    (the client left) hands back a probe it may hold. Also the attempt's metrics and trace span."""
 
-    def __init__(self, key: str | None):
+    def __init__(self, key: str | None, target: Target):
         self.key = key
         self.given = False
+        self.target = target
+        self.kind = "cancelled"  # until the provider answers: "ok", or the error's kind
+        self.span = tracing.start_span("provider.attempt", provider=target.provider,
+                                       upstream_model=target.upstream_model)
 
     async def failed(self, error: errors.ProviderError) -> None:
+        self.kind = type(error).__name__
         if error.client_caused:
             return  # the client's input failed, not the provider: no verdict (close() hands back a probe)
         self.given = True
@@ -417,10 +445,16 @@ class Verdict:
             await breaker.record_success(self.key)  # it answered, if only to refuse the request
 
     async def succeeded(self) -> None:
+        self.kind = "ok"
         self.given = True
         await breaker.record_success(self.key)
 
     async def close(self) -> None:
+        provider_metrics.record_attempt(self.target, self.kind)
+        if self.kind != "ok":
+            tracing.failed(self.span, self.kind)
+        self.span.set_attribute("result", self.kind)
+        self.span.end()
         if not self.given:
             await breaker.release_probe(self.key)
 
@@ -436,7 +470,7 @@ async def call(operation: Operation[T], deployment: Deployment, trace: Trace | N
         target = deployment.next_target()
         trace.attempt(target)
         deadline = started + target.total_timeout
-        verdict = Verdict(key)
+        verdict = Verdict(key, target)
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 result = await read_answer(operation(deployment.adapter, target), target)
@@ -451,6 +485,7 @@ async def call(operation: Operation[T], deployment: Deployment, trace: Trace | N
                 raise own_key_refused(error, deployment) from error
             await wait_before_retry(attempt, error, deadline)
         else:
+            trace.answered = time.monotonic()
             await verdict.succeeded()
             return result
         finally:
@@ -472,13 +507,14 @@ async def stream(request: ChatRequest, deployment: Deployment, trace: Trace | No
         trace.attempt(target)
         deadline = started + target.total_timeout
         produced = False
-        verdict = Verdict(key)
+        verdict = Verdict(key, target)
         events = deployment.adapter.stream(request, target)
         try:
             while True:
                 event = await next_event(events, target, first=not produced, deadline=deadline)
                 if event is None:
                     break
+                trace.answered = trace.answered if produced else time.monotonic()
                 produced = True
                 yield event
             await verdict.succeeded()

@@ -105,12 +105,31 @@ class ChatRequest:
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
+    # An explicit reasoning budget in tokens (Anthropic's thinking.budget_tokens, < max_output_tokens);
+    # reasoning_effort is then its nearest level, for providers that take a level rather than a budget.
+    thinking_budget: int | None = None
     user: str | None = None
+    # Anthropic's own request features, verbatim, for the native Anthropic API (other adapters ignore
+    # them): the client's anthropic-beta flags and its context_management edits.
+    anthropic_betas: list[str] = field(default_factory=list)
+    context_edits: list[dict[str, Any]] = field(default_factory=list)
     fallback_models: list[str] = field(default_factory=list)  # the client's own chain (the router's concern)
     web_search: WebSearchOptions | None = None
     # Searches made for this request (gateway.v1.web_search), for protocols that report them
     # (the Responses API's web_search_call items).
     web_search_calls: list[WebSearchCall] = field(default_factory=list)
+    # Sampling and output arguments only some providers take (providers.arguments says which
+    # adapters send them). Each is None (False) when the client left it out or sent its neutral
+    # value: decoders drop neutral values, so a penalty of 0 is the request without one.
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logprobs: bool = False  # the answer's token logprobs, as ChatResult.logprobs / Delta.logprobs
+    top_logprobs: int | None = None  # alternatives per token (1-20), only with logprobs
+    logit_bias: dict[str, int] | None = None  # token id -> bias, zero biases left out
+    verbosity: str | None = None  # "low" | "high" ("medium" is every model's default)
+    modalities: list[str] | None = None  # output beyond text, e.g. ["text", "audio"]
+    prediction: dict[str, Any] | None = None  # OpenAI's predicted output {"type": "content", ...}
+    legacy_functions: bool = False  # asked with functions/function_call: answer with function_call
 
     def is_reasoning(self) -> bool:
         return self.reasoning_effort not in (None, "none")
@@ -160,6 +179,9 @@ class ChatResult:
     citations: list[str] = field(default_factory=list)  # source URLs (search-grounded models)
     annotations: list[UrlCitation] = field(default_factory=list)  # where the text cites them (web search)
     upstream_model: str = ""
+    # Per token of the content, in OpenAI's shape ({"token", "logprob", "bytes", "top_logprobs"});
+    # only when the request asked for logprobs and the provider returned them.
+    logprobs: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -172,7 +194,12 @@ class ToolCallDelta:
 
 @dataclass(slots=True)
 class Delta:
-    """Newly generated output: text, reasoning text, tool-call fragments, generated images."""
+    """Newly generated output: text, reasoning text, tool-call fragments, generated images.
+
+    ``reasoning_signature`` is a piece of the answer's opaque signature, sent as soon as the
+    provider gives it: Anthropic's as each thinking block ends (before the blocks after it),
+    Gemini's once, after the answer it covers. The answer's signature (ChatResult's, and a replayed
+    Message's) is its pieces joined in order; only the adapter that wrote them reads them."""
 
     content: str | None = None
     reasoning: str | None = None
@@ -181,6 +208,7 @@ class Delta:
     images: list[str] | None = None  # data: URLs
     citations: list[str] | None = None
     annotations: list[UrlCitation] | None = None  # citations completed by this or earlier text
+    logprobs: list[dict[str, Any]] | None = None  # of this delta's content tokens (ChatResult.logprobs)
 
 
 @dataclass(slots=True)

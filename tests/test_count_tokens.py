@@ -6,6 +6,7 @@ import pytest
 
 from billing.models import Plan
 from gateway import api_keys
+from tests.fakes import anthropic_upstream
 from tests.fakes.anthropic_upstream import count_input_tokens
 from usage.models import UsageRecord
 
@@ -62,3 +63,22 @@ def test_count_needs_a_valid_key_a_model_on_the_plan_and_a_valid_request(claude_
     with pytest.raises(anthropic.BadRequestError) as invalid:
         sdk.messages.count_tokens(model="demo/echo", messages=QUESTION, extra_body={"max_tokens": 5})
     assert "max_tokens: Extra inputs are not permitted" in invalid.value.message
+
+
+@pytest.mark.parametrize("failure", ["not_found", "server_error", "our_key_refused"])
+def test_claude_gets_the_local_estimate_when_the_anthropic_count_fails(claude_sdk_for, api_key, claude, tenant,
+                                                                      caplog, failure):
+    if failure == "not_found":
+        claude.enqueue(anthropic_upstream.Reply(status=404, error_type="not_found_error",
+                                                error_message="model: claude-sonnet-4-5"))
+    elif failure == "server_error":
+        claude.enqueue(anthropic_upstream.Reply(status=500))
+    else:
+        claude.api_key = "sk-ant-rotated-upstream"  # the key the gateway holds is no longer valid
+    raw = claude_sdk_for(api_key).messages.with_raw_response.count_tokens(model=CLAUDE, messages=QUESTION)
+    assert claude.requests[-1]["path"] == "/v1/messages/count_tokens"
+    assert raw.status_code == 200
+    assert raw.headers["x-tollgate-token-count"] == "estimate"
+    assert raw.parse().input_tokens == 16  # the same o200k_base estimate as any other model's
+    assert "provider anthropic failed" in caplog.text  # the operator sees why
+    assert not UsageRecord.objects.filter(tenant=tenant).exists()

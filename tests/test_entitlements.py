@@ -63,6 +63,27 @@ def test_spend_cap_reached_gets_insufficient_quota(client, other_client, tenant,
     ask(other_client, "openai/gpt-4o", max_tokens=100)  # same plan, its own ledger: unaffected
 
 
+@pytest.mark.parametrize(("public_base_url", "billing"), [
+    ("", "http://gateway.example.test/billing"),  # unset: the host the client called
+    ("https://tollgate.example.com/", "https://tollgate.example.com/billing"),  # the operator's, when set
+])
+def test_a_spent_cap_names_the_billing_page_at_the_gateways_public_address(
+        gateway_url, api_key, other_client, tenant, fake_openai, settings, public_base_url, billing):
+    settings.PUBLIC_BASE_URL = public_base_url
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "gateway.example.test"]
+    Plan.objects.filter(slug="pro").update(monthly_spend_limit=Decimal("0.01"))
+    with openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=api_key, max_retries=0,
+                       default_headers={"Host": "gateway.example.test"}) as called_by_name:
+        with pytest.raises(openai.RateLimitError) as caught:
+            ask(called_by_name, "openai/gpt-4o", max_tokens=16384)
+    message = caught.value.body["message"]
+    assert caught.value.body["code"] == "insufficient_quota"
+    assert message.endswith(f"or upgrade at {billing}.")
+    assert "127.0.0.1" not in message
+    assert fake_openai.requests == []
+    ask(other_client, "openai/gpt-4o", max_tokens=100)  # same plan, its own ledger: unaffected
+
+
 def test_spend_cap_holds_under_concurrent_requests(client, tenant, fake_openai):
     # Each request may cost up to 1000 x $10/M + its input = just over $0.01; the cap fits 5
     # at once. The fake holds every answer, so all 12 are in flight together.

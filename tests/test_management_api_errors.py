@@ -67,7 +67,7 @@ def test_a_failure_outside_drf_answers_json_under_api_and_a_page_elsewhere(tenan
     def fail(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr("billing.views.read_fields", fail)
+    monkeypatch.setattr("gateway.dashboard.billing_actions.read_fields", fail)
     monkeypatch.setattr("gateway.views.render", fail)
     browser = Client(raise_request_exception=False)
     browser.force_login(get_user_model().objects.get(email="alice@example.com"))

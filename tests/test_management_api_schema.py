@@ -111,7 +111,7 @@ def test_unknown_paths_and_methods_answer_in_json(tenant, other_tenant):
     wrong = alice.put("/api/tenants/alice-co/keys/", {}, content_type="application/json")
     assert wrong.status_code == 405
     assert wrong.json()["error"]["code"] == "method_not_allowed" and "PUT" in wrong.json()["error"]["message"]
-    # The older billing endpoints keep their URLs (answered by billing.views, not the catch-all).
+    # The older billing endpoints keep their URLs (answered by gateway.dashboard.billing_actions, not the catch-all).
     assert alice.post("/api/billing/portal", {"tenant": "alice-co"},
                       content_type="application/json").status_code != 404
     # An outsider's unknown tenant reads like any other missing tenant.

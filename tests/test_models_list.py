@@ -6,7 +6,8 @@ import pytest
 from billing.models import Plan
 from gateway import api_keys
 from gateway.api_keys import issue_api_key
-from tests.conftest import make_tenant
+from providers.models import Model
+from tests.conftest import make_tenant, serve_provider_from
 
 
 def test_pro_plan_lists_its_models_with_capability_and_prices(client):
@@ -43,3 +44,31 @@ def test_plan_change_in_the_admin_shows_in_models_list(client, tenant):
 def test_retrieve_a_model_by_its_public_id(client):
     model = client.models.retrieve("openai/gpt-4o-mini")
     assert model.id == "openai/gpt-4o-mini"
+
+
+CHAT_FEATURES = {"tools", "vision", "json_schema", "reasoning", "image_output"}
+
+
+def test_media_models_list_their_own_capability_and_no_chat_features(client, catalog):
+    serve_provider_from("gemini", "http://127.0.0.1:9", "gemini-key")  # listing calls nothing
+    # As an older bootstrap left them: the provider's chat features copied onto its media models.
+    Model.objects.filter(public_id="gemini/imagen-4.0-generate-001").update(features=["tools", "vision"])
+    models = {m.id: m.model_dump() for m in client.models.list()}
+    for public_id, capability in [("gemini/gemini-2.5-flash-preview-tts", "speech"),
+                                  ("gemini/imagen-4.0-generate-001", "image"),
+                                  ("gemini/veo-3.1-generate-preview", "video"),
+                                  ("openai/whisper-1", "transcription")]:
+        assert (models[public_id]["capability"], models[public_id]["features"]) == (capability, [])
+    assert client.models.retrieve("gemini/imagen-4.0-generate-001").model_dump()["features"] == []
+    assert models["gemini/gemini-2.5-pro"]["features"] == ["json_schema", "reasoning", "tools", "vision"]
+    assert models["gemini/gemini-2.5-flash-image"]["features"] == ["image_output", "vision"]
+
+
+def test_every_chat_model_lists_its_features(client):
+    models = {m.id: m.model_dump() for m in client.models.list()}
+    assert models["openai/gpt-4o-mini"]["features"] == ["json_schema", "tools", "vision"]
+    assert models["openai/gpt-5"]["features"] == ["json_schema", "reasoning", "tools", "vision"]
+    # A model that declares none is refused none: every feature a request can ask for.
+    assert models["demo/echo"]["features"] == ["json_schema", "reasoning", "tools", "vision"]
+    chat = [m for m in models.values() if m["capability"] == "chat"]
+    assert chat and all(m["features"] and set(m["features"]) <= CHAT_FEATURES for m in chat)

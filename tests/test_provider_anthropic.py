@@ -45,11 +45,11 @@ def streamed_message(chunks) -> dict:
         entry = calls.setdefault(call.index, {"id": call.id, "type": "function",
                                               "function": {"name": call.function.name, "arguments": ""}})
         entry["function"]["arguments"] += call.function.arguments or ""
-    signatures = [e["reasoning_signature"] for e in extras if e.get("reasoning_signature")]
-    assert len(signatures) <= 1  # once per answer, whole
+    # One piece per thinking block, as it ends; the answer's signature is the pieces joined.
+    signature = "".join(e.get("reasoning_signature") or "" for e in extras)
     message = {"role": "assistant", "content": "".join(d.content or "" for d in deltas) or None,
                "reasoning_content": "".join(e.get("reasoning_content") or "" for e in extras)}
-    return {**message, **({"reasoning_signature": signatures[0]} if signatures else {}),
+    return {**message, **({"reasoning_signature": signature} if signature else {}),
             **({"tool_calls": list(calls.values())} if calls else {})}
 
 
@@ -241,10 +241,13 @@ def test_streamed_thinking_arrives_as_reasoning_content_with_its_signature(clien
     chunks = stream_of(client, messages=[{"role": "user", "content": "answer?"}], reasoning_effort="medium")
     message = streamed_message(chunks)
     assert (message["reasoning_content"], message["content"]) == ("Six times seven.", "42")
-    # One signature, after everything it signs, just before the finish.
-    with_choices = [c for c in chunks if c.choices]
-    assert (with_choices[-2].choices[0].delta.model_extra or {}).get("reasoning_signature")
-    assert with_choices[-1].choices[0].finish_reason == "stop"
+    # The signature as soon as Anthropic sends it: after the thinking it signs, before the text.
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    order = [("signature" if (d.model_extra or {}).get("reasoning_signature") else
+              "thinking" if (d.model_extra or {}).get("reasoning_content") else "text" if d.content else None)
+             for d in deltas]
+    assert [kind for kind in order if kind] == ["thinking"] * 3 + ["signature", "text"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     # message_start carried output_tokens 1; message_delta the final count and its thinking share.
     usage = chunks[-1].usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.completion_tokens_details.reasoning_tokens) == (

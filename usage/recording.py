@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from providers.pricing import TokenPrices, cost_of
 from providers.types import Usage
+from usage.metrics import record_settled
 from usage.models import Ending, Outcome, UsageRecord
 
 log = logging.getLogger(__name__)
@@ -334,5 +335,6 @@ def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | No
                                        usage.cached_tokens, usage.cache_write_tokens, usage.images,
                                        usage.video_seconds, usage.characters, usage.audio_seconds,
                                        usage.web_searches, record.cost])
+    record_settled(record)
     return record
 

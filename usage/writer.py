@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections, transaction
 
+from usage.metrics import record_commit
 from usage.recovery import sweep_stale_reservations
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,13 @@ class LedgerWriter:
                 self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
                 self._thread.start()
 
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def queue_depth(self) -> int:
+        """Jobs waiting (what /readyz bounds: a writer that falls behind makes every request wait)."""
+        return self._queue.qsize()
+
     def stop(self) -> None:
         """Finish the queued jobs, close the connection, end the thread."""
         thread = self._thread
@@ -115,7 +123,9 @@ class LedgerWriter:
                         self._queue.put(None)  # stop after this batch
                         break
                     batch.append(job)
+                began = time.monotonic()
                 self._commit(batch)
+                record_commit(time.monotonic() - began, self._queue.qsize())
         finally:
             connections.close_all()
 

@@ -1,5 +1,5 @@
 """/api/: the management API (tenants' keys, members, usage, plan, billing), its OpenAPI schema
-and docs. /api/billing/checkout and /api/billing/portal stay in billing/urls.py."""
+and docs. /api/billing/checkout and /api/billing/portal are the dashboard's forms (gateway/dashboard/urls.py)."""
 
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -27,6 +27,6 @@ urlpatterns = [
     path(TENANT + "plan/", billing.PlanView.as_view(), name="api-plan"),
     path(TENANT + "billing/checkout/", billing.CheckoutView.as_view(), name="api-billing-checkout"),
     path(TENANT + "billing/portal/", billing.PortalView.as_view(), name="api-billing-portal"),
-    # Included after billing.urls: /api/billing/* is matched before this.
+    # Included after the dashboard: its /api/billing/* forms are matched before this.
     re_path(r"^(?P<rest>.*)$", unknown_endpoint),
 ]

@@ -11,13 +11,13 @@ from billing import stripe_api
 from billing.models import Plan, Subscription, SubscriptionStatus
 from billing.stripe_api import BillingError, InvoiceSummary
 from billing.subscriptions import grace_ends
-from billing.views import can_manage_billing
 from gateway.access import (
     count_active_api_keys_for_tenant,
     count_members_for_tenant,
     get_plan_changes_for_tenant,
     get_subscription_for_tenant,
 )
+from gateway.dashboard.billing_actions import can_manage_billing
 from gateway.dashboard.tenancy import tenant_page
 from gateway.models import Membership, Tenant
 from usage import summaries

@@ -5,10 +5,9 @@ from decimal import Decimal
 
 from django.shortcuts import render
 
-from billing.models import Plan
+from billing.entitlements import models_on_plan
 from gateway.dashboard.tenancy import tenant_page
 from gateway.models import Membership
-from providers import router
 from providers.models import Capability
 from providers.router import ModelInfo
 
@@ -26,16 +25,6 @@ class UnitPrice:
     @property
     def display(self) -> str:
         return f"{usd(self.amount)} {self.label}"
-
-
-def is_on_plan(plan: Plan, model: ModelInfo) -> bool:
-    return plan.allows_capability(model.capability) and plan.allows_model(model.public_id, model.group)
-
-
-def plan_models(plan: Plan) -> list[ModelInfo]:
-    """The models a request on ``plan`` may name: those a deployment can serve (as /v1/models)."""
-    catalog = router.load_catalog()
-    return sorted((m for m in catalog.models.values() if is_on_plan(plan, m)), key=lambda m: m.public_id)
 
 
 def unit_prices(model: ModelInfo) -> list[UnitPrice]:
@@ -65,12 +54,12 @@ def has_token_prices(model: ModelInfo) -> bool:
 def models_page(request, membership: Membership):
     plan = membership.tenant.subscription.plan
     capability = request.GET.get("capability", "")
-    models = plan_models(plan)
+    models = models_on_plan(plan)
     capabilities = sorted({m.capability for m in models})
     rows = [
         {"model": m, "unit_prices": unit_prices(m), "token_prices": has_token_prices(m),
          "input": usd(m.prices.input), "output": usd(m.prices.output), "cached_input": usd(m.prices.cached_input),
-         "features": sorted(m.features) if m.features is not None else None}
+         "features": sorted(m.features) if m.capability == Capability.CHAT else None}
         for m in models if not capability or m.capability == capability
     ]
     return render(request, "dashboard/models.html", {

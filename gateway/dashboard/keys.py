@@ -10,9 +10,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from billing.entitlements import models_on_plan
 from gateway.access import get_api_key_for_tenant, get_api_keys_for_tenant
 from gateway.api_keys import KeyLimitReached, issue_api_key, revoke_api_key
-from gateway.dashboard.catalog import plan_models
 from gateway.dashboard.tenancy import can_manage_all_keys, forbidden, tenant_page, tenant_url
 from gateway.models import ApiKey, Membership
 
@@ -101,7 +101,7 @@ def keys_page(request, membership: Membership):
     may_grant = can_manage_all_keys(membership)
     if request.method != "POST":
         return render_keys(request, membership, KeyForm(plan_model_ids=[], may_grant_management=may_grant))
-    form = KeyForm(request.POST, plan_model_ids=[m.public_id for m in plan_models(plan)],
+    form = KeyForm(request.POST, plan_model_ids=[m.public_id for m in models_on_plan(plan)],
                    may_grant_management=may_grant)
     if not form.is_valid():
         return render_keys(request, membership, form, status=400)

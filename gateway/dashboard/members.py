@@ -1,20 +1,15 @@
 """The members page (invite, change role, remove, revoke an invitation) and invitation links."""
 
 from django import forms
-from django.conf import settings
 from django.contrib import auth, messages
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from gateway.access import get_members_for_tenant, get_pending_invitations_for_tenant
-from gateway.dashboard import memberships
 from gateway.dashboard.accounts import check_new_password
-from gateway.dashboard.memberships import MembershipError, NotAllowed
 from gateway.dashboard.tenancy import (
     CURRENT_TENANT_SESSION_KEY,
     can_manage_members,
@@ -23,6 +18,10 @@ from gateway.dashboard.tenancy import (
     tenant_url,
 )
 from gateway.models import Invitation, Membership, Role
+from gateway.proxies import public_base_url
+from gateway.tenancy import memberships
+from gateway.tenancy.invitations import send_invitation
+from gateway.tenancy.memberships import MembershipError, NotAllowed
 
 
 class InviteForm(forms.Form):
@@ -69,18 +68,6 @@ def members_page(request, membership: Membership):
     return render_members(request, membership)
 
 
-def send_invitation(request, issued: memberships.IssuedInvitation) -> None:
-    invitation = issued.invitation
-    link = settings.PUBLIC_BASE_URL.rstrip("/") + reverse("invitation-accept", args=[issued.token])
-    context = {"invitation": invitation, "link": link}
-    send_mail(
-        subject=f"Join {invitation.tenant.name} on Tollgate",
-        message=render_to_string("dashboard/email/invitation.txt", context),
-        from_email=None,
-        recipient_list=[invitation.email],
-    )
-
-
 def refuse(request, membership: Membership, exc: Exception):
     """NotAllowed is the role's limit (403); MembershipError a request that cannot be done (409)."""
     if isinstance(exc, NotAllowed):
@@ -103,7 +90,7 @@ def invite(request, membership: Membership):
         return render_members(request, membership, invite_form=form, status=409)
     except NotAllowed as exc:
         return refuse(request, membership, exc)
-    send_invitation(request, issued)
+    send_invitation(public_base_url(request), issued)
     messages.success(request, f"Invitation sent to {issued.invitation.email}.")
     return HttpResponseRedirect(members_url(membership))
 

@@ -32,14 +32,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http.request import HttpHeaders
 from django.shortcuts import render
 
-from billing.entitlements import Caller, Refusal
+from billing.entitlements import Caller, Refusal, models_on_plan
 from billing.models import SubscriptionStatus
 from gateway.access import (
     get_provider_keys_for_tenant,
     get_subscription_for_tenant,
     get_usage_records_for_tenant,
 )
-from gateway.dashboard.catalog import plan_models
 from gateway.dashboard.consumers import FORBIDDEN, current_membership
 from gateway.dashboard.tenancy import tenant_page
 from gateway.models import Membership
@@ -59,7 +58,7 @@ MAX_PROMPT_CHARS = 32_000
 @tenant_page("playground")
 def playground_page(request, membership):
     plan = get_subscription_for_tenant(membership.tenant).plan
-    models = [model.public_id for model in plan_models(plan) if model.capability == "chat"]
+    models = [model.public_id for model in models_on_plan(plan) if model.capability == "chat"]
     return render(request, "dashboard/playground.html", {"models": models, "plan": plan})
 
 

@@ -8,6 +8,7 @@ from django.urls import include, path
 from gateway.dashboard import (
     accounts,
     billing,
+    billing_actions,
     catalog,
     keys,
     members,
@@ -18,6 +19,9 @@ from gateway.dashboard import (
 )
 
 urlpatterns = [
+    path("billing", billing_actions.billing_page, name="billing"),
+    path("api/billing/checkout", billing_actions.checkout, name="billing-checkout"),
+    path("api/billing/portal", billing_actions.portal, name="billing-portal"),
     path("accounts/signup/", signup.signup, name="signup"),
     path("accounts/signup/sent/", signup.signup_sent, name="signup-sent"),
     path("accounts/signup/confirm/<str:token>/", signup.confirm_signup, name="signup-confirm"),

@@ -9,9 +9,10 @@ from django.core.exceptions import RequestDataTooBig
 from billing import entitlements
 from billing.entitlements import Caller
 from gateway.api_keys import KeyContext, authenticate, is_last_used_due, touch_last_used
+from gateway.proxies import public_base_url
 from gateway.v1.errors import GatewayError, bad_request
 from gateway.v1.json_body import parse_json_object
-from providers import router
+from providers import router, tracing
 from providers.blocking import run_blocking
 from providers.models import FALLBACK_REASONS
 from providers.pricing import most_cost
@@ -52,9 +53,10 @@ def read_json(request) -> dict:
     return parse_json_object(read_body(request), request.content_type)
 
 
-def caller_of(key: KeyContext) -> Caller:
+def caller_of(key: KeyContext, *, base_url: str) -> Caller:
     return Caller(tenant_id=key.tenant_id, tenant_slug=key.tenant_slug, key_id=key.key_id, key_name=key.key_name,
-                  key_allowed_models=key.allowed_models, plan=key.plan, provider_keys=key.provider_keys)
+                  key_allowed_models=key.allowed_models, plan=key.plan, provider_keys=key.provider_keys,
+                  base_url=base_url)
 
 
 PROVIDER_KEY_HEADER = "x-provider-key"
@@ -77,7 +79,8 @@ async def authenticated_caller(request, *, method: str) -> Caller:
     if request.method != method:
         raise GatewayError(405, f"{request.path} accepts {method}, not {request.method}.", code="method_not_allowed",
                            headers={"Allow": method})
-    key = await authenticate(request)
+    with tracing.span("authenticate"):
+        key = await authenticate(request)
     if INFERENCE_SCOPE not in key.scopes:
         raise GatewayError(403, f"API key '{key.key_name}' may not call /v1: its scopes are "
                            f"{', '.join(key.scopes) or 'none'}, and /v1 needs 'inference'. Use a key with the "
@@ -85,7 +88,9 @@ async def authenticated_caller(request, *, method: str) -> Caller:
                            code="missing_scope")
     if is_last_used_due(key):
         await run_blocking(touch_last_used, key)
-    return caller_of(key)
+    # The tenant and key of the request's log line too (request_log).
+    request.caller = caller_of(key, base_url=public_base_url(request))
+    return request.caller
 
 
 async def find_model(public_id: str, *, capability: str) -> tuple[ModelInfo, list[Deployment]]:
@@ -122,7 +127,7 @@ async def fallback_chain(caller: Caller, chat: ChatRequest, deployments: list[De
             model = catalog.models.get(public_id)
             if model is None or model.capability != "chat" or not entitlements.is_model_allowed(caller, model):
                 continue
-            if model.features is not None and needed - model.features:
+            if needed - model.features:
                 continue
             chain.extend(catalog.deployments_for(public_id))
     return router.Chain(chain, primary.fallback_on)
@@ -143,10 +148,11 @@ async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_
     input_tokens = entitlements.most_input_tokens(prompt_bytes, messages=messages, images=images)
     priciest = max([model, *alternatives], key=lambda m: most_cost(
         m.prices, input_tokens=input_tokens, max_output_tokens=requested_output or m.max_output_tokens))
-    admission = await entitlements.admit(
-        caller, priciest, request_id=request.request_id, input_tokens=input_tokens,
-        max_output_tokens=requested_output or priciest.max_output_tokens, byok=byok, search_price=search_price,
-    )
+    with tracing.span("admit", model=priciest.public_id):
+        admission = await entitlements.admit(
+            caller, priciest, request_id=request.request_id, input_tokens=input_tokens,
+            max_output_tokens=requested_output or priciest.max_output_tokens, byok=byok, search_price=search_price,
+        )
     request.gateway_headers.update(admission.rate.headers())
     return admission.reservation
 
@@ -154,6 +160,7 @@ async def admit_request(request, caller: Caller, model: ModelInfo, *, requested_
 async def admit_media_request(request, caller: Caller, model: ModelInfo, *, most: Usage) -> Reservation:
     """Media admission (entitlements.admit_media: ``most`` is what the request can make and cost),
     with the key's rate window added to the response headers."""
-    admission = await entitlements.admit_media(caller, model, request_id=request.request_id, most=most)
+    with tracing.span("admit", model=model.public_id):
+        admission = await entitlements.admit_media(caller, model, request_id=request.request_id, most=most)
     request.gateway_headers.update(admission.rate.headers())
     return admission.reservation

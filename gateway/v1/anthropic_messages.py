@@ -1,79 +1,68 @@
-"""Anthropic Messages as a client protocol: decode a request, encode a Message, its stream, errors.
+"""Anthropic Messages as a client protocol: decode a request; errors in Anthropic's shape.
 
 Tollgate is the server here (WIRE_FORMATS.md section 4), so the anthropic SDK works against any
 model of the catalog; the canonical request (providers.types) is all the router sees.
 
 In (Anthropic -> IR):
     system (string or text blocks)  -> one system message, blocks joined by a blank line
+    messages with role system       -> a system message in its place (string or text blocks)
     user text / image blocks        -> text / image parts (base64 source -> data: URL; url source kept)
     user tool_result blocks         -> tool messages, before the user message of the rest of the turn
     assistant text / tool_use       -> content / tool_calls (input -> JSON arguments)
-    assistant thinking blocks       -> reasoning (joined) and reasoning_signature (the first non-empty)
+    assistant thinking blocks       -> reasoning (joined) and reasoning_signature (the signatures joined)
     max_tokens (required)           -> max_output_tokens
     stop_sequences / metadata.user_id -> stop / user
     tools (input_schema)            -> OpenAI-shaped function tools
     tool_choice auto|any|none|tool  -> "auto" | "required" | "none" | {"type": "function", ...}
-    thinking / output_config.effort -> reasoning_effort (THINKING_EFFORTS, below)
+    thinking / output_config.effort -> reasoning_effort (THINKING_EFFORTS, below), thinking_budget
     output_config.format            -> response_format json_schema
-Out: a Message with blocks thinking (reasoning + signature), text, tool_use (arguments parsed);
-stop_reason from STOP_REASONS; usage with input_tokens excluding the cache reads and writes, which
-are reported beside it as Anthropic does.
+    context_management.edits        -> context_edits (and clear_thinking applied, below)
+    anthropic-beta header           -> anthropic_betas (decode_betas; the view reads the header)
+Out: gateway.v1.anthropic_answer (a Message, its event stream). Thinking, effort and
+context_management: gateway.v1.anthropic_thinking.
 
 Decisions:
-- thinking: ``enabled`` maps its budget_tokens to the effort whose budget the Anthropic adapter
-  sends back (1024-4095 -> low, 4096-16383 -> medium, 16384 and more -> high), so a Claude model
-  gets about the budget asked for and other reasoning models a comparable effort. ``adaptive`` and
-  ``between_tools`` are output_config.effort, else medium; ``disabled`` sends none, whatever the
-  effort. budget_tokens must be >= 1024 and < max_tokens, as Anthropic says. output_config.effort
-  alone (low .. max) is the effort as given.
-- reasoning_signature is opaque: the block's signature is whatever the provider's adapter made
-  (for Claude, every thinking block of the answer), and the client's replay of it goes back
-  unchanged. A stream gets the signature at the end (adapters send it after the text), so it
-  arrives in a thinking block of its own after the others; a replay joins them again.
+- A system message in ``messages`` (Claude Code sends them mid-conversation) stays where it is;
+  each adapter says how its API takes it. One with ``clear_at: "next_user_message"`` is dropped once
+  a later user message exists, as Anthropic stops showing it then.
+- anthropic-beta and ``?beta=true`` are bookkeeping: accepted; the Anthropic adapter forwards the
+  betas that change what it sends, other providers ignore them.
+- reasoning_signature is opaque: each thinking block's signature is whatever the provider's adapter
+  made, and the client's replay of the blocks goes back unchanged, their signatures joined in order
+  (a stream's come one per thinking block, gateway.v1.anthropic_answer).
   redacted_thinking blocks from a client are dropped: only a signature can carry them.
 - tool_result ``is_error`` has no field in the IR: the result's text is prefixed with "Error: ".
 - Accepted and not forwarded, changing no answer: cache_control (top level, on blocks and tools),
   service_tier, citations on text blocks, tool_choice.disable_parallel_tool_use.
 - Refused (400 naming them): unknown fields, top_k (the IR has none), server tools, document
   and other block types, images in system prompts.
-- A stream's message_start carries the gateway's input estimate (the provider reports the real
-  count at the end); message_delta carries the exact usage, which the SDK's message takes.
-- Generated images (Gemini image models) become image blocks with a base64 source, as requests
-  send them; citations (search-grounded models) have no Anthropic shape here and are not sent.
 """
 
 import json
 from typing import Any
 
+from gateway.v1.anthropic_thinking import (
+    clear_thinking,
+    decode_context_management,
+    decode_output_config,
+    decode_thinking,
+)
 from gateway.v1.errors import GatewayError, bad_request
 from gateway.v1.json_body import decoder
 from gateway.v1.openai_chat import expect, number_in, positive_int
-from providers.types import (
-    ChatRequest,
-    ChatResult,
-    ContentPart,
-    Delta,
-    ImagePart,
-    Message,
-    TextPart,
-    ToolCall,
-    Usage,
-)
+from providers.types import ChatRequest, ContentPart, ImagePart, Message, TextPart, ToolCall
 
 SUPPORTED = {
     "model", "messages", "max_tokens", "system", "stream", "temperature", "top_p", "stop_sequences", "tools",
-    "tool_choice", "thinking", "metadata", "output_config",
+    "tool_choice", "thinking", "metadata", "output_config", "context_management",
 }
 IGNORED = {"service_tier", "cache_control"}
 # POST /v1/messages/count_tokens takes the prompt only: no max_tokens, no sampling settings.
-COUNT_SUPPORTED = {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"}
+COUNT_SUPPORTED = {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config",
+                   "context_management"}
 COUNT_MAX_TOKENS = 1 << 30  # stands in for the max_tokens a count has none of (thinking budgets stay below it)
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
-MIN_THINKING_BUDGET = 1024
-THINKING_EFFORTS = ((16384, "high"), (4096, "medium"), (MIN_THINKING_BUDGET, "low"))
-EFFORTS = ("low", "medium", "high", "xhigh", "max")
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
-STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
     404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 504: "timeout_error",
@@ -127,7 +116,10 @@ def decode_payload(payload: dict[str, Any]) -> ChatRequest:
         raise bad_request("stop_sequences: each must be a non-empty string.", param="stop_sequences")
     tools = decode_tools(payload.get("tools"))
     messages = decode_system(payload.get("system")) + decode_messages(payload["messages"])
+    context_edits = decode_context_management(payload.get("context_management"))
+    clear_thinking(messages, context_edits)
     response_format, effort = decode_output_config(payload.get("output_config"))
+    effort, budget = decode_thinking(payload.get("thinking"), max_tokens, effort)
     return ChatRequest(
         model=model,
         messages=messages,
@@ -139,8 +131,10 @@ def decode_payload(payload: dict[str, Any]) -> ChatRequest:
         tools=tools,
         tool_choice=decode_tool_choice(payload.get("tool_choice"), tools),
         response_format=response_format,
-        reasoning_effort=decode_thinking(payload.get("thinking"), max_tokens, effort),
+        reasoning_effort=effort,
+        thinking_budget=budget,
         user=decode_user(payload.get("metadata")),
+        context_edits=context_edits,
     )
 
 
@@ -155,19 +149,19 @@ def decode_count(payload: dict[str, Any]) -> ChatRequest:
     return decode_payload({**payload, "max_tokens": COUNT_MAX_TOKENS})
 
 
-def decode_system(value: Any) -> list[Message]:
+def decode_system(value: Any, where: str = "system") -> list[Message]:
     if value is None or value == "" or value == []:
         return []
     if isinstance(value, str):
         return [Message(role="system", content=value)]
-    expect(value, list, "system", "a string or a list of text blocks")
+    expect(value, list, where, "a string or a list of text blocks")
     texts = []
     for index, block in enumerate(value):
-        where = f"system.{index}"
-        expect(block, dict, where, "a text block")
+        at = f"{where}.{index}"
+        expect(block, dict, at, "a text block")
         if block.get("type") != "text":
-            raise bad_request(f"{where}.type: system blocks must be text blocks.", param=f"{where}.type")
-        texts.append(expect(block.get("text"), str, f"{where}.text", "a string"))
+            raise bad_request(f"{at}.type: system blocks must be text blocks.", param=f"{at}.type")
+        texts.append(expect(block.get("text"), str, f"{at}.text", "a string"))
     return [Message(role="system", content="\n\n".join(texts))]
 
 
@@ -180,9 +174,12 @@ def decode_messages(value: Any) -> list[Message]:
         where = f"messages.{index}"
         expect(raw, dict, where, "an object with 'role' and 'content'")
         role = raw.get("role")
-        if role not in ("user", "assistant"):
-            raise bad_request(f"{where}.role: must be 'user' or 'assistant', not {json.dumps(role)}.",
+        if role not in ("user", "assistant", "system"):
+            raise bad_request(f"{where}.role: must be 'user', 'assistant' or 'system', not {json.dumps(role)}.",
                               param=f"{where}.role")
+        if role == "system":
+            messages += decode_system_message(raw, where, later=value[index + 1:])
+            continue
         content = raw.get("content")
         if isinstance(content, str):
             content = [{"type": "text", "text": content}]
@@ -194,6 +191,22 @@ def decode_messages(value: Any) -> list[Message]:
         else:
             messages.append(decode_assistant_turn(content, where))
     return messages
+
+
+def decode_system_message(raw: dict, where: str, *, later: list) -> list[Message]:
+    """A system message in the conversation, kept in its place (module docstring)."""
+    extra = sorted(set(raw) - {"role", "content", "clear_at"})
+    if extra:
+        raise bad_request(f"{where}.{extra[0]}: Extra inputs are not permitted.", param=f"{where}.{extra[0]}")
+    clear_at = raw.get("clear_at")
+    if clear_at not in (None, "never", "next_user_message"):
+        raise bad_request(f"{where}.clear_at: must be 'next_user_message' or 'never'.", param=f"{where}.clear_at")
+    if raw.get("content") is None or raw.get("content") == []:
+        raise bad_request(f"{where}.content: must not be empty.", param=f"{where}.content")
+    message = decode_system(raw["content"], where=f"{where}.content")
+    if clear_at == "next_user_message" and any(isinstance(m, dict) and m.get("role") == "user" for m in later):
+        return []
+    return message
 
 
 def block_at(block: Any, where: str, kinds: set[str]) -> str:
@@ -262,7 +275,7 @@ def decode_tool_result(block: dict, where: str) -> Message:
 def decode_assistant_turn(blocks: list, where: str) -> Message:
     texts: list[str] = []
     thoughts: list[str] = []
-    signature = ""
+    signatures: list[str] = []
     calls: list[ToolCall] = []
     for index, block in enumerate(blocks):
         at = f"{where}.content.{index}"
@@ -276,9 +289,9 @@ def decode_assistant_turn(blocks: list, where: str) -> Message:
                                   arguments=json.dumps(arguments)))
         elif kind == "thinking":
             thoughts.append(expect(block.get("thinking", ""), str, f"{at}.thinking", "a string"))
-            signature = signature or expect(block.get("signature", ""), str, f"{at}.signature", "a string")
+            signatures.append(expect(block.get("signature", ""), str, f"{at}.signature", "a string"))
     return Message(role="assistant", content="".join(texts) if texts or not calls else None, tool_calls=calls,
-                   reasoning="".join(thoughts) or None, reasoning_signature=signature or None)
+                   reasoning="".join(thoughts) or None, reasoning_signature="".join(signatures) or None)
 
 
 def decode_tools(value: Any) -> list[dict[str, Any]] | None:
@@ -318,47 +331,9 @@ def decode_tool_choice(value: Any, tools: list | None) -> str | dict[str, Any] |
     return TOOL_CHOICES[kind]
 
 
-def decode_output_config(value: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """The response_format and the effort output_config asks for."""
-    if value is None:
-        return None, None
-    expect(value, dict, "output_config", "an object")
-    extra = sorted(set(value) - {"effort", "format"})
-    if extra:
-        raise bad_request(f"output_config.{extra[0]}: Extra inputs are not permitted.",
-                          param=f"output_config.{extra[0]}")
-    effort = value.get("effort")
-    if effort is not None and effort not in EFFORTS:
-        raise bad_request(f"output_config.effort: must be one of {', '.join(EFFORTS)}.", param="output_config.effort")
-    output_format = value.get("format")
-    if output_format is None:
-        return None, effort
-    expect(output_format, dict, "output_config.format", "an object")
-    if output_format.get("type") != "json_schema":
-        raise bad_request("output_config.format.type: must be 'json_schema'.", param="output_config.format.type")
-    schema = expect(output_format.get("schema"), dict, "output_config.format.schema", "a JSON schema object")
-    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}, effort
-
-
-def decode_thinking(value: Any, max_tokens: int, effort: str | None) -> str | None:
-    if value is None:
-        return effort
-    expect(value, dict, "thinking", "an object such as {'type': 'enabled', 'budget_tokens': 2048}")
-    kind = value.get("type")
-    if kind == "disabled":
-        return None
-    if kind in ("adaptive", "between_tools"):
-        return effort or "medium"
-    if kind != "enabled":
-        raise bad_request("thinking.type: must be 'enabled', 'adaptive', 'between_tools' or 'disabled'.",
-                          param="thinking.type")
-    budget = positive_int(value, "budget_tokens")
-    if budget is None or budget < MIN_THINKING_BUDGET:
-        raise bad_request(f"thinking.budget_tokens: must be at least {MIN_THINKING_BUDGET}.",
-                          param="thinking.budget_tokens")
-    if budget >= max_tokens:
-        raise bad_request("max_tokens: must be greater than thinking.budget_tokens.", param="max_tokens")
-    return effort or next(level for floor, level in THINKING_EFFORTS if budget >= floor)
+def decode_betas(header: str | None) -> list[str]:
+    """The anthropic-beta header's flags (comma-separated, as the SDK sends them)."""
+    return [beta.strip() for beta in (header or "").split(",") if beta.strip()]
 
 
 def decode_user(value: Any) -> str | None:
@@ -370,133 +345,3 @@ def decode_user(value: Any) -> str | None:
         raise bad_request(f"metadata.{extra[0]}: Extra inputs are not permitted.", param=f"metadata.{extra[0]}")
     user = value.get("user_id")
     return expect(user, str, "metadata.user_id", "a string") if user is not None else None
-
-
-# --- response ---------------------------------------------------------------------------------
-
-def encode_usage(usage: Usage) -> dict[str, int]:
-    return {
-        "input_tokens": max(0, usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens),
-        "output_tokens": usage.output_tokens,
-        "cache_creation_input_tokens": usage.cache_write_tokens,
-        "cache_read_input_tokens": usage.cached_tokens,
-    }
-
-
-def stop_reason(finish_reason: str) -> str:
-    return STOP_REASONS.get(finish_reason, "end_turn")
-
-
-def parse_input(arguments: str) -> dict[str, Any]:
-    """A tool call's arguments as the object Anthropic sends; text that is not a JSON object
-    (a model's malformed output) is kept whole rather than lost."""
-    try:
-        value = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
-        return {"arguments": arguments}
-    return value if isinstance(value, dict) else {"arguments": value}
-
-
-def image_block(url: str) -> dict[str, Any]:
-    header, _, data = url.partition(",")
-    media_type = header[len("data:"):].partition(";")[0]
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
-
-
-def encode_message(result: ChatResult, *, message_id: str, model: str) -> dict[str, Any]:
-    content: list[dict[str, Any]] = []
-    if result.reasoning or result.reasoning_signature:
-        content.append({"type": "thinking", "thinking": result.reasoning or "",
-                        "signature": result.reasoning_signature or ""})
-    if result.content or not (result.tool_calls or result.images):
-        content.append({"type": "text", "text": result.content or ""})
-    content += [image_block(url) for url in result.images]
-    content += [{"type": "tool_use", "id": call.id, "name": call.name, "input": parse_input(call.arguments)}
-                for call in result.tool_calls]
-    return {
-        "id": message_id, "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": stop_reason(result.finish_reason), "stop_sequence": None, "usage": encode_usage(result.usage),
-    }
-
-
-def event(name: str, payload: dict[str, Any]) -> bytes:
-    # The SDK dispatches on the event name, which must equal data.type.
-    return f"event: {name}\ndata: ".encode() + json.dumps({"type": name, **payload}, separators=(",", ":")).encode() \
-        + b"\n\n"
-
-
-class StreamEncoder:
-    """One Message as Anthropic's event sequence: message_start, a ping, content_block_start /
-    delta / stop per block (thinking, text, tool_use, in the order the deltas come), then
-    message_delta with the stop reason and the usage, and message_stop. Implements
-    gateway.v1.chat.StreamEncoder."""
-
-    def __init__(self, *, message_id: str, model: str, input_estimate: int):
-        self.message_id = message_id
-        self.model = model
-        self.input_estimate = input_estimate
-        self.blocks = 0  # blocks started so far
-        self.open: str | None = None  # the type of the block open now
-        self.tool_blocks: dict[int, int] = {}  # the IR's tool call index -> its block index
-        self.stop_reason = "end_turn"
-
-    def opening(self) -> bytes:
-        message = {"id": self.message_id, "type": "message", "role": "assistant", "model": self.model,
-                   "content": [], "stop_reason": None, "stop_sequence": None,
-                   "usage": encode_usage(Usage(input_tokens=self.input_estimate))}
-        return event("message_start", {"message": message}) + event("ping", {})
-
-    def _close(self) -> bytes:
-        if self.open is None:
-            return b""
-        self.open = None
-        return event("content_block_stop", {"index": self.blocks - 1})
-
-    def _start(self, block: dict[str, Any]) -> bytes:
-        out = self._close() + event("content_block_start", {"index": self.blocks, "content_block": block})
-        self.blocks += 1
-        self.open = block["type"]
-        return out
-
-    def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
-        return event("content_block_delta", {"index": index, "delta": delta})
-
-    def delta(self, delta: Delta) -> bytes:
-        out = b""
-        if delta.reasoning:
-            if self.open != "thinking":
-                out += self._start({"type": "thinking", "thinking": "", "signature": ""})
-            out += self._delta(self.blocks - 1, {"type": "thinking_delta", "thinking": delta.reasoning})
-        if delta.reasoning_signature:
-            if self.open != "thinking":
-                out += self._start({"type": "thinking", "thinking": "", "signature": ""})
-            out += self._delta(self.blocks - 1, {"type": "signature_delta", "signature": delta.reasoning_signature})
-        if delta.content:
-            if self.open != "text":
-                out += self._start({"type": "text", "text": ""})
-            out += self._delta(self.blocks - 1, {"type": "text_delta", "text": delta.content})
-        for url in delta.images or ():
-            out += self._start(image_block(url)) + self._close()
-        for call in delta.tool_calls or ():
-            if call.index not in self.tool_blocks:
-                self.tool_blocks[call.index] = self.blocks
-                out += self._start({"type": "tool_use", "id": call.id or f"toolu_{self.message_id[4:]}_{call.index}",
-                                    "name": call.name or "", "input": {}})
-            if call.arguments:
-                out += self._delta(self.tool_blocks[call.index],
-                                   {"type": "input_json_delta", "partial_json": call.arguments})
-        return out
-
-    def finish(self, reason: str) -> bytes:
-        self.stop_reason = stop_reason(reason)
-        return self._close()
-
-    def closing(self, usage: Usage) -> bytes:
-        return self._close() + event("message_delta", {
-            "delta": {"stop_reason": self.stop_reason, "stop_sequence": None}, "usage": encode_usage(usage)})
-
-    def done(self) -> bytes:
-        return event("message_stop", {})
-
-    def failure(self, error: GatewayError) -> bytes:
-        return event("error", {"error": {"type": error_type(error.status), "message": error.message}})

@@ -37,7 +37,7 @@ from gateway.v1.errors import (
     log_provider_error,
 )
 from gateway.v1.metering import Meter, estimate_input_tokens, metered, served_by, settle_abandoned
-from providers import router
+from providers import arguments, router
 from providers.errors import ProviderError, ProviderStreamBroken
 from providers.types import ChatRequest, ChatResult, Delta, Finish, StreamEvent, Usage, UsageReport
 
@@ -83,9 +83,10 @@ async def chat_completions(request):
     return await serve_chat(
         request, caller, chat, started=started,
         encode_answer=lambda result, model: openai_chat.encode_completion(
-            result, completion_id=completion_id, model=model),
+            result, completion_id=completion_id, model=model, legacy_functions=chat.legacy_functions),
         stream_encoder=lambda model, input_estimate: openai_chat.OpenAIStream(openai_chat.ChunkEncoder(
-            completion_id=completion_id, model=model, include_usage=chat.include_usage)),
+            completion_id=completion_id, model=model, include_usage=chat.include_usage,
+            legacy_functions=chat.legacy_functions)),
     )
 
 
@@ -101,7 +102,7 @@ async def serve_chat(request, caller: entitlements.Caller, chat: ChatRequest, *,
     entitlements.check_model(caller, model)  # before the features: say nothing of models off the plan
     router.check_features(chat, model)
     own_key = byok_chain(request, caller, model, deployments)
-    chain = own_key or await fallback_chain(caller, chat, deployments)
+    chain = arguments.honouring(chat, model, own_key or await fallback_chain(caller, chat, deployments))
     search = await web_search.plan_search(request, caller, chat)
     size, images = prompt_size(chat)
     if search:
@@ -148,6 +149,7 @@ async def start_stream(request, chat: ChatRequest, chain: router.Chain, meter: M
                        stream_encoder: Callable[[str, int], StreamEncoder],
                        grounding: web_search.Grounding | None = None,
                        on_complete: Callable[[], Awaitable[None]] | None = None) -> StreamingHttpResponse:
+    request.meter, meter.trace = meter, trace  # for the request's log line and metrics (request_log)
     events = router.stream_chain(chat, chain, trace)
     if grounding:
         events = grounding.cite_stream(events)

@@ -15,6 +15,7 @@ from django.http import JsonResponse
 
 from billing.entitlements import Refusal
 from providers.errors import ProviderError
+from usage.metrics import record_refusal
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def as_gateway_error(exc: Exception) -> GatewayError:
         return GatewayError(exc.status, exc.message, type=exc.type, code=exc.code, headers=headers)
     if isinstance(exc, ProviderError):
         headers = {"Retry-After": str(int(exc.retry_after) + 1)} if exc.retry_after else {}
-        return GatewayError(exc.status, exc.message, type=exc.error_type, code=exc.code, headers=headers)
+        return GatewayError(exc.status, exc.message, type=exc.error_type, code=exc.code, headers=headers,
+                            param=getattr(exc, "param", None))
     raise TypeError(exc)
 
 
@@ -98,6 +100,8 @@ def api_view(view=None, *, envelope: Envelope = openai_envelope):
             response = await view(request, *args, **kwargs)
         except (GatewayError, Refusal) as exc:
             failure = as_gateway_error(exc)
+            if isinstance(exc, Refusal):
+                record_refusal(exc.code)
         except ProviderError as exc:
             log_provider_error(exc, request.request_id)
             failure = as_gateway_error(exc)
@@ -106,6 +110,7 @@ def api_view(view=None, *, envelope: Envelope = openai_envelope):
             failure = GatewayError(500, f"The gateway failed on this request ({request.request_id}). "
                                    "Retry, and report the request id if it persists.", type="server_error")
         if failure is not None:
+            request.failure = failure  # its type is the request's outcome (request_log)
             response = error_response(failure, envelope=envelope, request_id=request.request_id)
         for name, value in request.gateway_headers.items():
             response[name] = value

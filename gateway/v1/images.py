@@ -122,7 +122,7 @@ def check_model_on_plan(caller, model: ModelInfo) -> None:
     entitlements.check_model(caller, model)
     if model.capability != "image" and not caller.plan.allows_capability("image"):
         raise entitlements.Refusal(403, f"image models are not on plan {caller.plan.name}; "
-                                   f"{entitlements.upgrade_hint()}.", type="permission_error",
+                                   f"{entitlements.upgrade_hint(caller)}.", type="permission_error",
                                    code="capability_not_on_plan")
 
 

@@ -110,3 +110,35 @@ def decoder(function: Callable[..., T]) -> Callable[..., T]:
                               f"({type(exc).__name__}: {str(exc)[:120]}). Check each field's type against the API "
                               "reference.", code="invalid_request_body") from exc
     return decode
+
+
+# The field checks every protocol's decoder shares: a 400 naming the field, never a silent default.
+
+def expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
+    # bool is an int in Python; a JSON true is never a valid number here.
+    if isinstance(value, bool) and kind is not bool:
+        raise bad_request(f"'{param}' must be {what}, not a boolean.", param=param, code="invalid_type")
+    if not isinstance(value, kind):
+        raise bad_request(f"'{param}' must be {what}, not {json.dumps(value)[:60]}.", param=param,
+                          code="invalid_type")
+    return value
+
+
+def number_in(payload: dict, name: str, low: float, high: float) -> float | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    expect(value, (int, float), name, "a number")
+    if not low <= value <= high:
+        raise bad_request(f"'{name}' must be between {low:g} and {high:g}, not {value}.", param=name)
+    return float(value)
+
+
+def positive_int(payload: dict, name: str) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    expect(value, int, name, "an integer")
+    if value < 1:
+        raise bad_request(f"'{name}' must be at least 1, not {value}.", param=name)
+    return value

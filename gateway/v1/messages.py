@@ -6,7 +6,8 @@ settlement); only the protocol differs (gateway.v1.anthropic_messages), errors i
 POST /v1/messages/count_tokens answers ``{"input_tokens": N}`` for the same request shape, free
 (no reservation, no usage record) but authenticated, on the plan's request rate and for models
 on the plan only. A model whose serving deployment can count (Claude on the native Anthropic
-API) gets the provider's own count; any other an estimate (providers.tokenizer). The header
+API) gets the provider's own count; any other an estimate (providers.tokenizer), and so does
+one whose provider fails to count (any provider error, logged). The header
 ``x-tollgate-token-count`` says which: ``provider`` or ``estimate``.
 """
 
@@ -15,11 +16,12 @@ import time
 from django.http import JsonResponse
 
 from billing import entitlements
-from gateway.v1 import anthropic_messages
+from gateway.v1 import anthropic_answer, anthropic_messages
 from gateway.v1.admission import authenticated_caller, byok_chain, find_model, read_json
 from gateway.v1.chat import serve_chat
-from gateway.v1.errors import api_view
+from gateway.v1.errors import api_view, log_provider_error
 from providers.blocking import run_blocking
+from providers.errors import ProviderError
 from providers.tokenizer import estimate_input_tokens
 
 
@@ -28,12 +30,15 @@ async def create_message(request):
     started = time.monotonic()
     caller = await authenticated_caller(request, method="POST")
     chat = anthropic_messages.decode(read_json(request))
+    # Beta flags (and the SDK's ?beta=true, which changes nothing here) are bookkeeping: the
+    # request carries them to the Anthropic adapter, which forwards those that matter.
+    chat.anthropic_betas = anthropic_messages.decode_betas(request.headers.get("anthropic-beta"))
     message_id = f"msg_{request.request_id[4:]}"
     return await serve_chat(
         request, caller, chat, started=started,
-        encode_answer=lambda result, model: anthropic_messages.encode_message(
+        encode_answer=lambda result, model: anthropic_answer.encode_message(
             result, message_id=message_id, model=model),
-        stream_encoder=lambda model, input_estimate: anthropic_messages.StreamEncoder(
+        stream_encoder=lambda model, input_estimate: anthropic_answer.StreamEncoder(
             message_id=message_id, model=model, input_estimate=input_estimate),
     )
 
@@ -49,7 +54,13 @@ async def count_tokens(request):
     # The deployment that would serve the request counts, with the key it would be called with.
     own = byok_chain(request, caller, model, deployments)
     deployment = own.deployments[0] if own else deployments[0]
-    counted = await deployment.adapter.count_tokens(chat, deployment.next_target())
+    try:
+        counted = await deployment.adapter.count_tokens(chat, deployment.next_target())
+    except ProviderError as exc:
+        # A count is advice, not a call: whatever failed (our credential included, which the
+        # operator must fix), the client gets the estimate and the operator the log line.
+        log_provider_error(exc, request.request_id)
+        counted = None
     request.gateway_headers["x-tollgate-token-count"] = "estimate" if counted is None else "provider"
     request.gateway_headers["x-tollgate-provider"] = deployment.model.provider
     if counted is None:

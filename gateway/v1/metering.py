@@ -19,6 +19,7 @@ from decimal import Decimal
 from django.conf import settings
 
 from billing.entitlements import TOKENS_PER_IMAGE
+from providers import tracing
 from providers.errors import ProviderError
 from providers.router import ModelInfo, Trace
 from providers.types import ChatResult, Delta, ToolCall, ToolCallDelta, Usage
@@ -56,6 +57,7 @@ class Meter:
         self.web_searches = 0
         self.settlement = Settlement(streamed=streamed)
         self.settling: asyncio.Future | None = None
+        self.trace: Trace | None = None  # the router's, for the gateway's overhead (request_log)
         self.loop = asyncio.get_running_loop()
         in_flight(self)
 
@@ -153,20 +155,22 @@ class Meter:
         await asyncio.shield(self.start_settling())
 
     async def _settle(self, settlement: Settlement) -> None:
+        with tracing.span("settle", request_id=self.reservation.request_id):
+            record = await self._write(settlement)
+        if record is not None:
+            await publish_settled(record)
+
+    async def _write(self, settlement: Settlement):
         for attempt in range(SETTLE_ATTEMPTS):
             try:
-                record = await writer.run(settle, self.reservation, settlement)
-                break
+                return await writer.run(settle, self.reservation, settlement)
             except Exception:
                 log.exception("settling request %s failed (attempt %d of %d)", self.reservation.request_id,
                               attempt + 1, SETTLE_ATTEMPTS)
                 await asyncio.sleep(0.05 * 4**attempt)
-        else:
-            log.error("request %s was served but could not be recorded; its reservation stays open until the "
-                      "ledger writer's sweeper releases it", self.reservation.request_id)
-            return
-        if record is not None:
-            await publish_settled(record)
+        log.error("request %s was served but could not be recorded; its reservation stays open until the "
+                  "ledger writer's sweeper releases it", self.reservation.request_id)
+        return None
 
 
 @asynccontextmanager
@@ -174,6 +178,7 @@ async def metered(request, meter: Meter, trace: Trace) -> AsyncIterator[None]:
     """Around a provider call answered whole: how it ended recorded, who served it named (in the
     meter and the response headers), the usage settled exactly once, and the cost in the headers.
     On success the body sets ``meter.settlement``'s usage and upstream model."""
+    request.meter, meter.trace = meter, trace  # for the request's log line and metrics (request_log)
     try:
         yield
     except BaseException as error:

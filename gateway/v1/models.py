@@ -19,7 +19,8 @@ def encode_model(model: ModelInfo) -> dict:
         "capability": model.capability,
         "context_window": model.context_window,
         "max_output_tokens": model.max_output_tokens,
-        "features": sorted(model.features) if model.features is not None else None,
+        # Chat features (providers.router.model_features): a media model has none.
+        "features": sorted(model.features),
         # Strings, not floats: these are exact USD amounts per million tokens.
         "pricing": {
             "currency": "USD",

@@ -9,8 +9,20 @@ import time
 from typing import Any
 
 from gateway.v1 import sse
+from gateway.v1.chat_arguments import (
+    decode_legacy_functions,
+    decode_sampling,
+    function_result,
+    legacy_call,
+    refuse_unservable,
+)
 from gateway.v1.errors import GatewayError, bad_request, error_body
-from gateway.v1.json_body import decoder
+from gateway.v1.json_body import decoder, expect, number_in, positive_int
+from gateway.v1.search_options import (
+    WEB_SEARCH_TOOLS,
+    decode_web_search_options,
+    decode_web_search_tool,
+)
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -25,47 +37,20 @@ from providers.types import (
     WebSearchOptions,
 )
 
+LEGACY_FINISH = {"tool_calls": "function_call"}  # what an answer to the deprecated functions ends with
 ROLES = ("system", "developer", "user", "assistant", "tool")  # tuples: a list sent as a value compares unequal, never raises
 # Accepted and not forwarded: they change nothing a provider computes.
-IGNORED = {"store", "metadata", "service_tier", "prompt_cache_key", "safety_identifier", "parallel_tool_calls"}
+IGNORED = {"store", "metadata", "service_tier", "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options",
+           "safety_identifier", "parallel_tool_calls"}
 SUPPORTED = {
     "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
     "top_p", "stop", "seed", "n", "tools", "tool_choice", "response_format", "reasoning_effort", "user",
     "fallback_models", "models", "web_search_options",
+    # Forwarded where the provider takes them, dropped when neutral, else refused (chat_arguments).
+    "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "logit_bias", "verbosity", "modalities",
+    "audio", "prediction", "functions", "function_call", "moderation",
 }
-WEB_SEARCH_TOOLS = ("web_search", "web_search_preview")  # the Responses API's names, accepted here too
-SEARCH_CONTEXT_SIZES = ("low", "medium", "high")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
-
-
-def expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
-    # bool is an int in Python; a JSON true is never a valid number here.
-    if isinstance(value, bool) and kind is not bool:
-        raise bad_request(f"'{param}' must be {what}, not a boolean.", param=param, code="invalid_type")
-    if not isinstance(value, kind):
-        raise bad_request(f"'{param}' must be {what}, not {json.dumps(value)[:60]}.", param=param,
-                          code="invalid_type")
-    return value
-
-
-def number_in(payload: dict, name: str, low: float, high: float) -> float | None:
-    value = payload.get(name)
-    if value is None:
-        return None
-    expect(value, (int, float), name, "a number")
-    if not low <= value <= high:
-        raise bad_request(f"'{name}' must be between {low:g} and {high:g}, not {value}.", param=name)
-    return float(value)
-
-
-def positive_int(payload: dict, name: str) -> int | None:
-    value = payload.get(name)
-    if value is None:
-        return None
-    expect(value, int, name, "an integer")
-    if value < 1:
-        raise bad_request(f"'{name}' must be at least 1, not {value}.", param=name)
-    return value
 
 
 def decode_content(value: Any, param: str) -> str | list[ContentPart] | None:
@@ -114,10 +99,15 @@ def decode_messages(value: Any) -> list[Message]:
     if not value:
         raise bad_request("'messages' must contain at least one message.", param="messages")
     messages = []
+    legacy_calls: dict[str, str] = {}  # the deprecated function_call: a function's name -> its last call's id
     for index, raw in enumerate(value):
         where = f"messages[{index}]"
         expect(raw, dict, where, "an object with 'role' and 'content'")
         role = raw.get("role")
+        if role == "function":
+            content = decode_content(raw.get("content"), f"{where}.content")
+            messages.append(function_result(raw, where, legacy_calls, content))
+            continue
         if role not in ROLES:
             raise bad_request(f"'{where}.role' must be one of {', '.join(sorted(ROLES))}, not {json.dumps(role)}.",
                               param=f"{where}.role")
@@ -129,6 +119,8 @@ def decode_messages(value: Any) -> list[Message]:
             tool_call_id=raw.get("tool_call_id") if role == "tool" else None,
         )
         if role == "assistant":
+            if raw.get("function_call") is not None:
+                message.tool_calls.append(legacy_call(raw["function_call"], where, legacy_calls))
             # Reasoning replayed from an earlier answer (DeepSeek, Anthropic, Gemini need it back).
             for key, attribute in (("reasoning_content", "reasoning"), ("reasoning_signature", "reasoning_signature")):
                 if raw.get(key) is not None:
@@ -161,8 +153,56 @@ def model_of(payload: dict) -> str:
 def decode(payload: dict[str, Any]) -> ChatRequest:
     refuse_unknown(payload, SUPPORTED, IGNORED)
     model = model_of(payload)
+    refuse_unservable(payload, model, ("moderation",))
     if "messages" not in payload:
         raise bad_request("'messages' is required.", param="messages", code="missing_required_parameter")
+    stream, include_usage = decode_streaming(payload)
+    n = positive_int(payload, "n")
+    if n not in (None, 1):
+        raise bad_request("'n' must be 1: the gateway returns one choice per request.", param="n")
+    max_completion = positive_int(payload, "max_completion_tokens")
+    max_tokens = positive_int(payload, "max_tokens")
+    seed = payload.get("seed")
+    if seed is not None:
+        expect(seed, int, "seed", "an integer")
+    tools, tool_choice, web_search = decode_tools(payload)
+    response_format = payload.get("response_format")
+    if response_format is not None:
+        expect(response_format, dict, "response_format", "an object")
+        if response_format.get("type") not in ("text", "json_object", "json_schema"):
+            raise bad_request("'response_format.type' must be 'text', 'json_object' or 'json_schema'.",
+                              param="response_format.type")
+    effort = payload.get("reasoning_effort")
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise bad_request(f"'reasoning_effort' must be one of {', '.join(sorted(REASONING_EFFORTS))}.",
+                          param="reasoning_effort")
+    user = payload.get("user")
+    if user is not None:
+        expect(user, str, "user", "a string")
+    return ChatRequest(
+        model=model,
+        messages=decode_messages(payload["messages"]),
+        stream=stream,
+        include_usage=include_usage,
+        max_output_tokens=max_completion or max_tokens,
+        temperature=number_in(payload, "temperature", 0, 2),
+        top_p=number_in(payload, "top_p", 0, 1),
+        stop=decode_stop(payload.get("stop")),
+        seed=seed,
+        tools=tools,
+        tool_choice=tool_choice,
+        response_format=response_format,
+        reasoning_effort=effort,
+        user=user,
+        fallback_models=decode_fallbacks(payload, model),
+        web_search=web_search,
+        legacy_functions=payload.get("functions") is not None or payload.get("function_call") is not None,
+        **decode_sampling(payload),
+    )
+
+
+def decode_streaming(payload: dict[str, Any]) -> tuple[bool, bool]:
+    """``stream``, and whether the client asked for the usage chunk."""
     stream = payload.get("stream") or False
     expect(stream, bool, "stream", "true or false")
     stream_options = payload.get("stream_options")
@@ -172,21 +212,23 @@ def decode(payload: dict[str, Any]) -> ChatRequest:
             raise bad_request("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
     include_usage = (stream_options or {}).get("include_usage", False)
     expect(include_usage, bool, "stream_options.include_usage", "true or false")
-    n = positive_int(payload, "n")
-    if n not in (None, 1):
-        raise bad_request("'n' must be 1: the gateway returns one choice per request.", param="n")
-    stop = payload.get("stop")
+    return stream, include_usage
+
+
+def decode_stop(stop: Any) -> list[str]:
     if isinstance(stop, str):
         stop = [stop]
     if stop is not None:
         expect(stop, list, "stop", "a string or a list of up to 4 strings")
         if len(stop) > 4 or not all(isinstance(item, str) for item in stop):
             raise bad_request("'stop' must be a string or a list of up to 4 strings.", param="stop")
-    max_completion = positive_int(payload, "max_completion_tokens")
-    max_tokens = positive_int(payload, "max_tokens")
-    seed = payload.get("seed")
-    if seed is not None:
-        expect(seed, int, "seed", "an integer")
+    return stop or []
+
+
+def decode_tools(payload: dict[str, Any]) -> tuple[list[dict] | None, str | dict | None, WebSearchOptions | None]:
+    """Function tools (or the deprecated functions), the tool choice, and the web search asked
+    for (``web_search_options`` or a web_search tool, which the gateway runs)."""
+    legacy_tools, legacy_choice = decode_legacy_functions(payload)
     tools = payload.get("tools")
     web_search = decode_web_search_options(payload.get("web_search_options"))
     if tools is not None:
@@ -203,81 +245,7 @@ def decode(payload: dict[str, Any]) -> ChatRequest:
     if tool_choice is not None and not (tool_choice in ("none", "auto", "required") or isinstance(tool_choice, dict)):
         raise bad_request("'tool_choice' must be 'none', 'auto', 'required' or {'type': 'function', ...}.",
                           param="tool_choice")
-    response_format = payload.get("response_format")
-    if response_format is not None:
-        expect(response_format, dict, "response_format", "an object")
-        if response_format.get("type") not in ("text", "json_object", "json_schema"):
-            raise bad_request("'response_format.type' must be 'text', 'json_object' or 'json_schema'.",
-                              param="response_format.type")
-    effort = payload.get("reasoning_effort")
-    if effort is not None and effort not in REASONING_EFFORTS:
-        raise bad_request(f"'reasoning_effort' must be one of {', '.join(sorted(REASONING_EFFORTS))}.",
-                          param="reasoning_effort")
-    user = payload.get("user")
-    if user is not None:
-        expect(user, str, "user", "a string")
-    fallbacks = decode_fallbacks(payload, model)
-    return ChatRequest(
-        model=model,
-        messages=decode_messages(payload["messages"]),
-        stream=stream,
-        include_usage=include_usage,
-        max_output_tokens=max_completion or max_tokens,
-        temperature=number_in(payload, "temperature", 0, 2),
-        top_p=number_in(payload, "top_p", 0, 1),
-        stop=stop or [],
-        seed=seed,
-        tools=tools,
-        tool_choice=tool_choice,
-        response_format=response_format,
-        reasoning_effort=effort,
-        user=user,
-        fallback_models=fallbacks,
-        web_search=web_search,
-    )
-
-
-def decode_search_location(value: Any, param: str) -> str | None:
-    """The country of OpenAI's approximate user_location ({"type": "approximate", "approximate":
-    {"country": "GB", ...}} in chat completions; flat in the Responses API's tool)."""
-    if value is None:
-        return None
-    expect(value, dict, param, "an object such as {'type': 'approximate', 'approximate': {'country': 'GB'}}")
-    place = value.get("approximate", value)
-    expect(place, dict, f"{param}.approximate", "an object")
-    country = place.get("country")
-    if country is None:
-        return None
-    if not (isinstance(country, str) and len(country) == 2 and country.isalpha()):
-        raise bad_request(f"'{param}.country' must be a two-letter ISO country code such as 'GB'.",
-                          param=f"{param}.country")
-    return country.upper()
-
-
-def decode_search_context_size(value: Any, param: str) -> str:
-    if value is None:
-        return "medium"
-    if value not in SEARCH_CONTEXT_SIZES:
-        raise bad_request(f"'{param}' must be one of {', '.join(SEARCH_CONTEXT_SIZES)}.", param=param)
-    return value
-
-
-def decode_web_search_options(value: Any) -> WebSearchOptions | None:
-    """OpenAI's ``web_search_options`` (search models): the gateway searches for any model."""
-    if value is None:
-        return None
-    expect(value, dict, "web_search_options", "an object")
-    return WebSearchOptions(
-        context_size=decode_search_context_size(value.get("search_context_size"),
-                                                "web_search_options.search_context_size"),
-        country=decode_search_location(value.get("user_location"), "web_search_options.user_location"))
-
-
-def decode_web_search_tool(tool: dict, param: str) -> WebSearchOptions:
-    """``{"type": "web_search"}`` (or ``web_search_preview``), as the Responses API declares it."""
-    return WebSearchOptions(
-        context_size=decode_search_context_size(tool.get("search_context_size"), f"{param}.search_context_size"),
-        country=decode_search_location(tool.get("user_location"), f"{param}.user_location"))
+    return tools or legacy_tools, tool_choice if tool_choice is not None else legacy_choice, web_search
 
 
 def decode_fallbacks(payload: dict, model: str) -> list[str]:
@@ -318,7 +286,15 @@ def image_parts(urls: list[str]) -> list[dict[str, Any]]:
     return [{"type": "image_url", "image_url": {"url": url}} for url in urls]
 
 
-def encode_completion(result: ChatResult, *, completion_id: str, model: str) -> dict[str, Any]:
+def encode_logprobs(logprobs: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """A choice's ``logprobs``: null unless the client asked and the provider returned them."""
+    return None if logprobs is None else {"content": logprobs, "refusal": None}
+
+
+def encode_completion(result: ChatResult, *, completion_id: str, model: str,
+                      legacy_functions: bool = False) -> dict[str, Any]:
+    """The chat.completion object. ``legacy_functions``: the client asked with the deprecated
+    functions, and gets its first call as ``function_call`` (finish reason "function_call")."""
     content: str | list[dict[str, Any]] | None = result.content
     if result.images:
         # Models that draw (Gemini image models) answer with content parts: text, then images
@@ -330,7 +306,12 @@ def encode_completion(result: ChatResult, *, completion_id: str, model: str) -> 
         message["reasoning_content"] = result.reasoning
     if result.reasoning_signature:
         message["reasoning_signature"] = result.reasoning_signature
-    if result.tool_calls:
+    finish_reason = result.finish_reason
+    if result.tool_calls and legacy_functions:
+        call = result.tool_calls[0]
+        message["function_call"] = {"name": call.name, "arguments": call.arguments}
+        finish_reason = LEGACY_FINISH.get(finish_reason, finish_reason)
+    elif result.tool_calls:
         message["tool_calls"] = [
             {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
             for call in result.tool_calls
@@ -340,7 +321,8 @@ def encode_completion(result: ChatResult, *, completion_id: str, model: str) -> 
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
+        "choices": [{"index": 0, "message": message, "logprobs": encode_logprobs(result.logprobs),
+                     "finish_reason": finish_reason}],
         "usage": encode_usage(result.usage),
     }
     if result.citations:
@@ -352,13 +334,15 @@ class ChunkEncoder:
     """Builds the chunks of one stream: same id, created and model on every chunk; ``usage``
     null on each until the final usage chunk when the client asked for it."""
 
-    def __init__(self, *, completion_id: str, model: str, include_usage: bool):
+    def __init__(self, *, completion_id: str, model: str, include_usage: bool, legacy_functions: bool = False):
         self.head = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
                      "model": model}
         self.include_usage = include_usage
+        self.legacy_functions = legacy_functions  # the first call as delta.function_call (encode_completion)
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
-        chunk = {**self.head, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None,
+               logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        chunk = {**self.head, "choices": [{"index": 0, "delta": delta, "logprobs": encode_logprobs(logprobs),
                                            "finish_reason": finish_reason}]}
         if self.include_usage:
             chunk["usage"] = None
@@ -381,16 +365,19 @@ class ChunkEncoder:
             out["citations"] = delta.citations
         if delta.annotations:
             out["annotations"] = encode_annotations(delta.annotations)
-        if delta.tool_calls:
+        calls = [{**({"name": call.name} if call.name else {}), "arguments": call.arguments}
+                 for call in delta.tool_calls or () if call.index == 0 or not self.legacy_functions]
+        if calls and self.legacy_functions:
+            out["function_call"] = calls[0]
+        elif calls:
             out["tool_calls"] = [
-                {"index": call.index, **({"id": call.id, "type": "function"} if call.id else {}),
-                 "function": {**({"name": call.name} if call.name else {}), "arguments": call.arguments}}
-                for call in delta.tool_calls
+                {"index": call.index, **({"id": call.id, "type": "function"} if call.id else {}), "function": function}
+                for call, function in zip(delta.tool_calls, calls, strict=True)
             ]
-        return self._chunk(out, None)
+        return self._chunk(out, None, delta.logprobs)
 
     def finish(self, reason: str) -> dict[str, Any]:
-        return self._chunk({}, reason)
+        return self._chunk({}, LEGACY_FINISH.get(reason, reason) if self.legacy_functions else reason)
 
     def usage(self, usage: Usage) -> dict[str, Any]:
         return {**self.head, "choices": [], "usage": encode_usage(usage)}

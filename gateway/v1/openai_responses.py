@@ -12,12 +12,13 @@ In (Responses -> IR):
     reasoning items                   -> the next assistant turn's reasoning (its summary text) and
                                          reasoning_signature (its encrypted_content)
     instructions                      -> a system message first; never carried to the next turn
-    tools: function (flat)            -> function tools in the Chat Completions shape
-    tools: web_search(_preview)       -> web_search options (search_context_size, user_location.country):
-                                         gateway.v1.web_search runs it, for every protocol
-    tool_choice                       -> "auto" | "none" | "required" | {"type": "function", ...}
-    text.format json_schema / json_object -> response_format
+    tools, tool_choice                -> gateway.v1.responses_tools: function tools, namespaces flattened,
+                                         web_search run by the gateway (gateway.v1.web_search), tools it
+                                         cannot run dropped unless tool_choice forces one
+    text.format json_schema / json_object -> response_format; text.verbosity -> verbosity
     reasoning.effort, max_output_tokens, temperature, top_p, user (or safety_identifier) -> the same
+    include message.output_text.logprobs (+ top_logprobs) -> logprobs, answered in output_text.logprobs
+    max_tool_calls                    -> 0 rules out the gateway's search, its only built-in tool call
 Out (IR -> Responses): a reasoning item (the reasoning as one summary_text, the signature as
 encrypted_content, so a client replaying items statelessly gives it back), a message with one
 output_text (web search citations as url_citation annotations over the span citing them; a
@@ -27,11 +28,13 @@ drew, a function_call per tool call. A finish on length or content_filter is sta
 
 Decisions:
 - Refused with a 400 that names them: unknown fields, background, conversation, truncation
-  "auto" (the gateway never drops context silently), text.verbosity, input_file and file_id
-  images, item_reference items, tools other than function and web_search.
+  "auto" (the gateway never drops context silently), prompt (a stored prompt's id), input_file
+  and file_id images; a verbosity or logprobs the model cannot honour (providers.arguments).
+- item_reference items are kept as such here; the view replaces each by the stored output item
+  it names (gateway.v1.responses_items), or refuses it with a 400.
 - Accepted and not forwarded, changing no answer: include (encrypted reasoning is always
   included), parallel_tool_calls (echoed), service_tier, prompt_cache_key, prompt_cache_retention,
-  stream_options.
+  stream_options, client_metadata (Codex's bookkeeping).
 - Every input item gets an id (the client's, or a new one), as GET .../input_items lists them.
 The stream of a response is gateway.v1.openai_responses_stream.
 """
@@ -42,17 +45,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.v1.chat_arguments import decode_logprobs, decode_verbosity, refuse_unservable
 from gateway.v1.errors import GatewayError, bad_request
-from gateway.v1.json_body import decoder
-from gateway.v1.openai_chat import (
-    REASONING_EFFORTS,
-    decode_fallbacks,
-    expect,
-    model_of,
-    number_in,
-    positive_int,
-    refuse_unknown,
-)
+from gateway.v1.json_body import decoder, expect, number_in, positive_int
+from gateway.v1.openai_chat import REASONING_EFFORTS, decode_fallbacks, model_of, refuse_unknown
+from gateway.v1.responses_tools import decode_tool_choice, decode_tools, qualified_name
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -64,20 +61,22 @@ from providers.types import (
     UrlCitation,
     Usage,
     WebSearchCall,
-    WebSearchOptions,
 )
 
 SUPPORTED = {
     "model", "input", "instructions", "previous_response_id", "store", "stream", "stream_options",
     "max_output_tokens", "temperature", "top_p", "tools", "tool_choice", "parallel_tool_calls", "text",
     "reasoning", "metadata", "user", "safety_identifier", "truncation", "background", "conversation",
-    "fallback_models", "models",
+    "fallback_models", "models", "include", "top_logprobs", "max_tool_calls", "prompt", "moderation",
+    "context_management",
 }
-IGNORED = {"include", "service_tier", "prompt_cache_key", "prompt_cache_retention"}
+# Bookkeeping clients send (Codex's client_metadata, prompt caching hints, OpenAI account programs,
+# image context compression): never a reason to refuse, and nothing a provider computes from.
+IGNORED = {"service_tier", "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options", "client_metadata",
+           "access_programs", "image"}
+LOGPROBS_INCLUDE = "message.output_text.logprobs"
 MESSAGE_ROLES = ("user", "system", "developer", "assistant")
-ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "web_search_call")
-WEB_SEARCH_TOOLS = ("web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11")
-CONTEXT_SIZES = ("low", "medium", "high")
+ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "web_search_call", "item_reference")
 SUMMARY_MODES = ("auto", "concise", "detailed")
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 MAX_METADATA_KEYS = 16
@@ -99,6 +98,8 @@ class ResponsesCall:
     previous_response_id: str | None = None
     store: bool = True
     echo: dict[str, Any] = field(default_factory=dict)  # tools, tool_choice, text, reasoning, metadata, ...
+    # A flattened namespace tool's name -> (namespace, its own name), for the calls the model makes.
+    tool_names: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 # --- request ----------------------------------------------------------------------------------
@@ -111,18 +112,18 @@ def decode(payload: dict[str, Any]) -> ResponsesCall:
         raise bad_request("'input' is required: a string, or a list of input items.", param="input",
                           code="missing_required_parameter")
     refuse_unsupported(payload)
-    stream = flag(payload, "stream", False)
-    if payload.get("stream_options") is not None:
-        expect(payload["stream_options"], dict, "stream_options", "an object")
-        if not stream:
-            raise bad_request("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
+    refuse_unservable(payload, model, ("prompt", "moderation", "context_management"))
+    stream = decode_stream(payload)
     instructions = optional_string(payload, "instructions")
     previous = optional_string(payload, "previous_response_id")
     user = optional_string(payload, "user") or optional_string(payload, "safety_identifier")
-    tools, web_search, tools_echo = decode_tools(payload.get("tools"))
-    tool_choice, tool_choice_echo = decode_tool_choice(payload.get("tool_choice"))
-    response_format, text_echo = decode_text(payload.get("text"))
+    tools = decode_tools(payload.get("tools"))
+    tool_choice, tool_choice_echo = decode_tool_choice(payload.get("tool_choice"), tools)
+    max_tool_calls = decode_max_tool_calls(payload.get("max_tool_calls"))
+    response_format, text_echo, verbosity = decode_text(payload.get("text"))
     effort, reasoning_echo = decode_reasoning(payload.get("reasoning"))
+    logprobs, top_logprobs = decode_logprobs(LOGPROBS_INCLUDE in decode_include(payload.get("include")) or None,
+                                             payload.get("top_logprobs"))
     items = decode_input(payload["input"])
     chat = ChatRequest(
         model=model,
@@ -131,27 +132,60 @@ def decode(payload: dict[str, Any]) -> ResponsesCall:
         max_output_tokens=positive_int(payload, "max_output_tokens"),
         temperature=number_in(payload, "temperature", 0, 2),
         top_p=number_in(payload, "top_p", 0, 1),
-        tools=tools,
+        tools=tools.functions or None,
         tool_choice=tool_choice,
         response_format=response_format,
         reasoning_effort=effort,
         user=user,
         fallback_models=decode_fallbacks(payload, model),
-        web_search=web_search,
+        # The gateway's search is its only built-in tool call: max_tool_calls 0 rules it out.
+        web_search=tools.web_search if max_tool_calls != 0 else None,
+        verbosity=verbosity,
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
     )
     echo = {
+        "max_tool_calls": max_tool_calls,
         "metadata": decode_metadata(payload.get("metadata")),
         "parallel_tool_calls": flag(payload, "parallel_tool_calls", True),
         "reasoning": reasoning_echo,
         "temperature": chat.temperature,
         "text": text_echo,
         "tool_choice": tool_choice_echo,
-        "tools": tools_echo,
+        "tools": tools.echo,
+        "top_logprobs": payload.get("top_logprobs"),
         "top_p": chat.top_p,
         "truncation": "disabled",
     }
     return ResponsesCall(chat=chat, input_items=items, instructions=instructions, previous_response_id=previous,
-                         store=flag(payload, "store", True), echo=echo)
+                         store=flag(payload, "store", True), echo=echo, tool_names=tools.namespaced)
+
+
+def decode_stream(payload: dict) -> bool:
+    stream = flag(payload, "stream", False)
+    if payload.get("stream_options") is not None:
+        expect(payload["stream_options"], dict, "stream_options", "an object")
+        if not stream:
+            raise bad_request("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
+    return stream
+
+
+def decode_include(value: Any) -> list[str]:
+    """What the client asks the response to include: the logprobs are read; encrypted reasoning is
+    always included; the rest names hosted tools' output the gateway never makes."""
+    if value is None:
+        return []
+    expect(value, list, "include", "a list of strings")
+    return [item for item in value if isinstance(item, str)]
+
+
+def decode_max_tool_calls(value: Any) -> int | None:
+    if value is None:
+        return None
+    expect(value, int, "max_tool_calls", "an integer")
+    if value < 0:
+        raise bad_request(f"'max_tool_calls' must be at least 0, not {value}.", param="max_tool_calls")
+    return value
 
 
 def continue_from(call: ResponsesCall, earlier_items: list[dict[str, Any]]) -> None:
@@ -195,80 +229,21 @@ def decode_metadata(value: Any) -> dict[str, str]:
     return value
 
 
-def decode_tools(value: Any) -> tuple[list[dict[str, Any]] | None, WebSearchOptions | None, list[dict[str, Any]]]:
-    """Function tools in the canonical shape, the web search asked for, and the tools as the
-    response object repeats them."""
+def decode_text(value: Any) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
+    """The canonical response_format, the response object's ``text``, and the verbosity (None
+    for "medium", the default: chat_arguments.decode_verbosity)."""
     if value is None:
-        return None, None, []
-    expect(value, list, "tools", "a list of tools")
-    functions: list[dict[str, Any]] = []
-    web_search = None
-    for index, tool in enumerate(value):
-        where = f"tools[{index}]"
-        expect(tool, dict, where, "a tool object")
-        kind = tool.get("type")
-        if kind in WEB_SEARCH_TOOLS:
-            web_search = decode_web_search(tool, where)
-            continue
-        if kind != "function":
-            raise bad_request(f"'{where}.type' must be 'function' or 'web_search', not {json.dumps(kind)}: the "
-                              "gateway runs your own function tools and web search only.", param=f"{where}.type")
-        function: dict[str, Any] = {"name": expect(tool.get("name"), str, f"{where}.name", "a string")}
-        if tool.get("parameters") is not None:
-            function["parameters"] = expect(tool["parameters"], dict, f"{where}.parameters", "a JSON schema object")
-        if tool.get("description") is not None:
-            function["description"] = expect(tool["description"], str, f"{where}.description", "a string")
-        if tool.get("strict") is not None:
-            function["strict"] = expect(tool["strict"], bool, f"{where}.strict", "true or false")
-        functions.append({"type": "function", "function": function})
-    return functions or None, web_search, value
-
-
-def decode_web_search(tool: dict, where: str) -> WebSearchOptions:
-    extra = sorted(set(tool) - {"type", "search_context_size", "user_location"})
-    if extra:
-        raise bad_request(f"'{where}.{extra[0]}' is not supported by the gateway's web search; remove it.",
-                          param=f"{where}.{extra[0]}")
-    size = tool.get("search_context_size") or "medium"
-    if size not in CONTEXT_SIZES:
-        raise bad_request(f"'{where}.search_context_size' must be one of {', '.join(CONTEXT_SIZES)}.",
-                          param=f"{where}.search_context_size")
-    location = tool.get("user_location") or {}
-    expect(location, dict, f"{where}.user_location", "an object")
-    country = location.get("country")
-    if country is not None:
-        expect(country, str, f"{where}.user_location.country", "a two-letter country code")
-    return WebSearchOptions(context_size=size, country=country)
-
-
-def decode_tool_choice(value: Any) -> tuple[str | dict[str, Any] | None, str | dict[str, Any]]:
-    """The canonical tool_choice, and the response object's."""
-    if value is None:
-        return None, "auto"
-    if value in ("none", "auto", "required"):
-        return value, value
-    expect(value, dict, "tool_choice", "'none', 'auto', 'required' or {'type': 'function', 'name': ...}")
-    if value.get("type") == "function":
-        name = expect(value.get("name"), str, "tool_choice.name", "a function name")
-        return {"type": "function", "function": {"name": name}}, value
-    if value.get("type") in WEB_SEARCH_TOOLS:
-        return None, value  # the gateway searches before the model answers: nothing left to choose
-    raise bad_request("'tool_choice' must be 'none', 'auto', 'required' or {'type': 'function', 'name': ...}.",
-                      param="tool_choice")
-
-
-def decode_text(value: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The canonical response_format, and the response object's ``text``."""
-    if value is None:
-        return None, {"format": {"type": "text"}}
+        return None, {"format": {"type": "text"}}, None
     expect(value, dict, "text", "an object such as {'format': {'type': 'json_schema', ...}}")
-    if value.get("verbosity") is not None:
-        raise bad_request("'text.verbosity' is not supported by the gateway (its models do not all take it); "
-                          "remove it.", param="text.verbosity")
     extra = sorted(set(value) - {"format", "verbosity"})
     if extra:
         raise bad_request(f"Unrecognized argument 'text.{extra[0]}'.", param=f"text.{extra[0]}")
-    fmt = value.get("format") or {"type": "text"}
+    verbosity = decode_verbosity(value.get("verbosity"), "text.verbosity")
+    response_format, echo = decode_text_format(value.get("format") or {"type": "text"})
+    return response_format, {**echo, **({"verbosity": value["verbosity"]} if value.get("verbosity") else {})}, verbosity
+
+
+def decode_text_format(fmt: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     expect(fmt, dict, "text.format", "an object")
     kind = fmt.get("type")
     if kind == "text":
@@ -332,11 +307,14 @@ def decode_item(raw: Any, where: str) -> dict[str, Any]:
         return message_item(role, decode_parts(raw.get("content"), f"{where}.content", role=role),
                             id=item_id(raw, "msg"))
     if kind == "function_call":
-        return {"type": "function_call", "id": item_id(raw, "fc"),
+        item = {"type": "function_call", "id": item_id(raw, "fc"),
                 "call_id": expect(raw.get("call_id"), str, f"{where}.call_id", "a string"),
                 "name": expect(raw.get("name"), str, f"{where}.name", "a string"),
                 "arguments": expect(raw.get("arguments"), str, f"{where}.arguments", "a JSON string"),
                 "status": "completed"}
+        if raw.get("namespace") is not None:  # a namespace tool's call (responses_tools), as answered
+            item["namespace"] = expect(raw["namespace"], str, f"{where}.namespace", "a string")
+        return item
     if kind == "function_call_output":
         output = raw.get("output")
         if not isinstance(output, str):
@@ -350,9 +328,8 @@ def decode_item(raw: Any, where: str) -> dict[str, Any]:
         action = raw.get("action")
         return {"type": "web_search_call", "id": item_id(raw, "ws"), "status": "completed",
                 "action": action if isinstance(action, dict) else {"type": "search"}}
-    if kind == "item_reference":
-        raise bad_request(f"'{where}': item references are not supported; send the item itself, or continue a "
-                          "stored response with previous_response_id.", param=where)
+    if kind == "item_reference":  # resolved against the tenant's stored items (gateway.v1.responses_items)
+        return {"type": "item_reference", "id": expect(raw.get("id"), str, f"{where}.id", "a stored item's id")}
     raise bad_request(f"'{where}.type' must be one of {', '.join(ITEM_TYPES)}, not {json.dumps(kind)}.",
                       param=f"{where}.type")
 
@@ -434,7 +411,8 @@ def conversation(instructions: str | None, items: list[dict[str, Any]]) -> list[
                 turn.content = (turn.content or "") + "".join(
                     part.get("text") or part.get("refusal") or "" for part in item["content"])
             else:
-                turn.tool_calls.append(ToolCall(id=item["call_id"], name=item["name"], arguments=item["arguments"]))
+                turn.tool_calls.append(ToolCall(id=item["call_id"], name=qualified_name(item.get("namespace"), item["name"]),
+                                                arguments=item["arguments"]))
         elif kind == "reasoning":
             reasoning, turn = item, None
         elif kind == "function_call_output":
@@ -491,8 +469,9 @@ def response_object(call: ResponsesCall, *, response_id: str, model: str, create
     }
 
 
-def output_text(text: str, annotations: list[dict[str, Any]] = ()) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": list(annotations), "logprobs": []}
+def output_text(text: str, annotations: list[dict[str, Any]] = (),
+                logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": list(annotations), "logprobs": list(logprobs or ())}
 
 
 def url_citation(citation: UrlCitation) -> dict[str, Any]:
@@ -528,9 +507,21 @@ def web_search_item(search: WebSearchCall) -> dict[str, Any]:
                        "sources": [{"type": "url", "url": url} for url in search.urls]}}
 
 
-def function_call_item(call_id: str | None, name: str, arguments: str, status: str) -> dict[str, Any]:
-    return {"type": "function_call", "id": new_id("fc"), "call_id": call_id or new_id("call"), "name": name,
+def function_call_item(call_id: str | None, name: str, arguments: str, status: str,
+                       tool_names: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+    item = {"type": "function_call", "id": new_id("fc"), "call_id": call_id or new_id("call"), "name": name,
             "arguments": arguments, "status": status}
+    return name_call(item, name, tool_names or {})
+
+
+def name_call(item: dict[str, Any], name: str, tool_names: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """A call of a flattened namespace tool carries its own name and its namespace, which is how
+    Codex routes it (responses_tools); any other call its name."""
+    if name in tool_names:
+        item["namespace"], item["name"] = tool_names[name]
+    else:
+        item["name"] = name
+    return item
 
 
 def encode_result(call: ResponsesCall, result: ChatResult, *, response_id: str, model: str,
@@ -542,9 +533,10 @@ def encode_result(call: ResponsesCall, result: ChatResult, *, response_id: str, 
     if result.content or not (result.tool_calls or result.images):
         text = result.content or ""
         annotations = [url_citation(c) for c in result.annotations] or source_citations(result.citations, text)
-        output.append({**message_item("assistant", [output_text(text, annotations)]), "status": status})
+        output.append({**message_item("assistant", [output_text(text, annotations, result.logprobs)]),
+                       "status": status})
     output += [image_item(url) for url in result.images]
-    output += [function_call_item(c.id, c.name, c.arguments, status) for c in result.tool_calls]
+    output += [function_call_item(c.id, c.name, c.arguments, status, call.tool_names) for c in result.tool_calls]
     return response_object(call, response_id=response_id, model=model, created_at=created_at, status=status,
                            output=output, usage=result.usage, incomplete_details=incomplete)
 

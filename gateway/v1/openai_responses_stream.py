@@ -20,6 +20,7 @@ from gateway.v1.openai_responses import (
     function_call_item,
     image_item,
     message_item,
+    name_call,
     new_id,
     outcome,
     output_text,
@@ -103,7 +104,7 @@ class ResponseStream:
             item = self.output[self.reasoning]
             item["encrypted_content"] = item.get("encrypted_content", "") + delta.reasoning_signature
         if delta.content:
-            out += self._close_summary() + self._text(delta.content)
+            out += self._close_summary() + self._text(delta.content, delta.logprobs or [])
         for citation in delta.annotations or ():
             out += self._annotate(url_citation(citation))
         self.sources += [url for url in delta.citations or () if url not in self.sources]
@@ -145,7 +146,7 @@ class ResponseStream:
         return (self._event("response.reasoning_summary_text.done", **where, text=part["text"])
                 + self._event("response.reasoning_summary_part.done", **where, part=part))
 
-    def _text(self, text: str) -> bytes:
+    def _text(self, text: str, logprobs: list[dict[str, Any]]) -> bytes:
         out = b""
         if self.message is None:
             self.message = self._add({**message_item("assistant", []), "status": "in_progress"})
@@ -156,8 +157,9 @@ class ResponseStream:
                                content_index=0, part=output_text(""))
         item = self.output[self.message]
         item["content"][0]["text"] += text
+        item["content"][0]["logprobs"] += logprobs
         return out + self._event("response.output_text.delta", item_id=item["id"], output_index=self.message,
-                                 content_index=0, delta=text, logprobs=[])
+                                 content_index=0, delta=text, logprobs=logprobs)
 
     def _annotate(self, annotation: dict[str, Any]) -> bytes:
         if self.message is None:
@@ -178,18 +180,19 @@ class ResponseStream:
             part["annotations"] = source_citations(self.sources, part["text"])
         item["status"] = "incomplete" if self.status == "incomplete" else "completed"
         where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-        return (self._event("response.output_text.done", **where, text=part["text"], logprobs=[])
+        return (self._event("response.output_text.done", **where, text=part["text"], logprobs=part["logprobs"])
                 + self._event("response.content_part.done", **where, part=part) + self._done(index))
 
     def _call_arguments(self, call: ToolCallDelta) -> bytes:
         out = b""
         if call.index not in self.calls:
-            self.calls[call.index] = self._add(function_call_item(call.id, call.name or "", "", "in_progress"))
+            self.calls[call.index] = self._add(function_call_item(call.id, call.name or "", "", "in_progress",
+                                                                  self.call.tool_names))
             out += self._added(self.calls[call.index])
         index = self.calls[call.index]
         item = self.output[index]
         if call.name and not item["name"]:
-            item["name"] = call.name
+            name_call(item, call.name, self.call.tool_names)
         if call.arguments:
             item["arguments"] += call.arguments
             out += self._event("response.function_call_arguments.delta", item_id=item["id"], output_index=index,

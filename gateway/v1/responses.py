@@ -3,7 +3,8 @@ responses that continue on any worker and any provider.
 
     POST   /v1/responses                     decode (gateway.v1.openai_responses); the earlier turns
                                              when previous_response_id names one of the tenant's
-                                             stored responses; then the chat path (serve_chat: plan,
+                                             stored responses, and the stored items that
+                                             item_reference inputs name; then the chat path (serve_chat: plan,
                                              admission, router, one usage record); with store (the
                                              default) the response is stored before its end reaches
                                              the client, so the next turn can name it at once
@@ -38,6 +39,7 @@ from gateway.v1.chat import StreamEncoder, serve_chat
 from gateway.v1.errors import GatewayError, api_view, bad_request
 from gateway.v1.openai_responses import ResponsesCall
 from gateway.v1.openai_responses_stream import ResponseStream
+from gateway.v1.responses_items import resolve_item_references
 from providers.blocking import run_blocking
 from providers.types import ChatResult
 from usage.writer import writer
@@ -109,6 +111,7 @@ async def create_or_list_responses(request):
     if request.method == "GET":
         return await list_responses(request, caller)
     call = openai_responses.decode(read_json(request))
+    await resolve_item_references(caller, call)
     earlier: list[dict] = []
     if call.previous_response_id:
         previous = await find_stored(caller, call.previous_response_id, param="previous_response_id")

@@ -87,7 +87,7 @@ async def plan_search(request, caller: Caller, chat: ChatRequest) -> SearchPlan 
     if chat.web_search is None:
         return None
     if not caller.plan.allows_capability(SEARCH_CAPABILITY):
-        raise Refusal(403, f"web search is not on plan {caller.plan.name}; {upgrade_hint()}.",
+        raise Refusal(403, f"web search is not on plan {caller.plan.name}; {upgrade_hint(caller)}.",
                       type="permission_error", code="capability_not_on_plan")
     query = search_query(chat)
     engines = sorted((await get_search_engines()).values(), key=lambda engine: (engine.price, engine.provider))

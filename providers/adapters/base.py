@@ -41,6 +41,16 @@ ErrorMapper = Callable[[int, httpx.Headers, bytes, Target], errors.ProviderError
 
 class Adapter:
     wire_format: str = ""
+    # The sampling and output arguments this wire format sends (names of providers.arguments.
+    # ARGUMENTS). Safe default: none, so a request setting one to a non-neutral value is refused
+    # before any call rather than silently answered without it.
+    SUPPORTED_ARGUMENTS: frozenset[str] = frozenset()
+
+    def supported_arguments(self, target: Target) -> frozenset[str]:
+        """The arguments this adapter sends to ``target``'s provider: SUPPORTED_ARGUMENTS unless a
+        wire format narrows it per provider (its quirks). Must NOT call anything: it runs before
+        admission, for every deployment of a chain."""
+        return self.SUPPORTED_ARGUMENTS
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
         """One non-streamed chat completion. Usage must be the provider's own count."""

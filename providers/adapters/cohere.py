@@ -24,6 +24,8 @@ Request, IR -> Cohere v2 (WIRE_FORMATS 8a; field shapes from cohere-python's v2 
                          {"type": "enabled"} (no budget: the model's own limit). The budgets are
                          our choice; Cohere has no effort levels, only a token budget
     user, message name   not sent: v2 has no field for either
+    frequency_penalty, presence_penalty   the same names; other arguments of providers.arguments
+                         are refused before the call (SUPPORTED_ARGUMENTS)
 Images anywhere but a user message are refused (UnsupportedFeature), never dropped.
 
 Response, Cohere -> IR:
@@ -102,6 +104,8 @@ P_RANGE = (0.01, 0.99)
 
 class CohereAdapter(Adapter):
     wire_format = "cohere"
+    # v2 also has ``logprobs``, but answers them in its own shape (token ids, not OpenAI's): not taken.
+    SUPPORTED_ARGUMENTS = frozenset({"frequency_penalty", "presence_penalty"})
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
         payload = await fetch_json(build_request(request, target, stream=False), target, error_from_response)
@@ -240,6 +244,8 @@ def build_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[st
         "p": p,
         "stop_sequences": request.stop or None,
         "seed": request.seed,
+        "frequency_penalty": request.frequency_penalty,
+        "presence_penalty": request.presence_penalty,
         "response_format": encode_response_format(request.response_format),
         "thinking": encode_thinking(request.reasoning_effort),
     }

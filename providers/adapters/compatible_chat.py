@@ -16,6 +16,11 @@ class OpenAICompatibleChat(Adapter):
     inheriting OpenAICompatibleAdapter would also claim OpenAI's images, video and audio routes,
     which these vendors do not serve (``supports`` reads which methods a class defines)."""
 
+    SUPPORTED_ARGUMENTS = CHAT.SUPPORTED_ARGUMENTS
+
+    def supported_arguments(self, target: Target) -> frozenset[str]:
+        return CHAT.supported_arguments(target)
+
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
         return await CHAT.complete(request, target)
 

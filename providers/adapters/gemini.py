@@ -44,6 +44,7 @@ from providers.types import (
 
 class GeminiAdapter(Adapter):
     wire_format = "gemini"
+    SUPPORTED_ARGUMENTS = frozenset({"frequency_penalty", "presence_penalty", "logprobs", "top_logprobs"})
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:
         return await gemini_images.generate_images(request, target)

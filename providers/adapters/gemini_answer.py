@@ -15,6 +15,7 @@
 - usageMetadata: input = promptTokenCount (+ toolUsePromptTokenCount), cached = cachedContentTokenCount,
   output = candidatesTokenCount + thoughtsTokenCount, reasoning = thoughtsTokenCount. Streams use
   the last chunk that carries it; a count that is not a number leaves the answer billed by estimate.
+- ``logprobsResult`` (asked with responseLogprobs) -> logprobs in OpenAI's shape, per chunk in a stream.
 - An answer without a candidate (and no blockReason), or a stream event that is not a JSON object
   -> ProviderMalformed before output, ProviderStreamBroken after (answers.malformed).
 """
@@ -85,10 +86,11 @@ class AnswerReader:
                 (thoughts if part.get("thought") else text).append(part["text"])
                 # A thought's signature goes back on the answer text that follows it.
                 self.add_text("" if part.get("thought") else part["text"], signature)
-        if not (any(text) or any(thoughts) or calls or images):
+        logprobs = parse_logprobs(candidate.get("logprobsResult"))
+        if not (any(text) or any(thoughts) or calls or images or logprobs):
             return None
         return Delta(content="".join(text) or None, reasoning="".join(thoughts) or None,
-                     tool_calls=calls or None, images=images or None)
+                     tool_calls=calls or None, images=images or None, logprobs=logprobs)
 
     def add_call(self, call: dict[str, Any], signature: str | None) -> ToolCallDelta:
         # Gemini's own id when it sends one; else ours, unique, as clients and other providers'
@@ -174,7 +176,32 @@ def parse_answer(payload: Any, target: Target) -> ChatResult:
         reasoning_signature=reader.signature(),
         images=delta.images or [],
         upstream_model=payload.get("modelVersion") or target.upstream_model,
+        logprobs=delta.logprobs,
     )
+
+
+def token_logprob(candidate: Any) -> dict[str, Any] | None:
+    if not isinstance(candidate, dict) or not isinstance(candidate.get("token"), str):
+        return None
+    token = candidate["token"]
+    return {"token": token, "logprob": float(candidate.get("logProbability") or 0.0), "bytes": list(token.encode())}
+
+
+def parse_logprobs(result: Any) -> list[dict[str, Any]] | None:
+    """``logprobsResult`` (the chosen token of each step, and the top candidates at that step) in
+    OpenAI's shape: ``[{"token", "logprob", "bytes", "top_logprobs": [...]}]``."""
+    if not isinstance(result, dict) or not isinstance(result.get("chosenCandidates"), list):
+        return None
+    tops = result.get("topCandidates") if isinstance(result.get("topCandidates"), list) else []
+    entries = []
+    for step, chosen in enumerate(result["chosenCandidates"]):
+        entry = token_logprob(chosen)
+        if entry is None:
+            continue
+        candidates = (tops[step] or {}).get("candidates") if step < len(tops) and isinstance(tops[step], dict) else ()
+        entry["top_logprobs"] = [top for top in map(token_logprob, candidates or ()) if top is not None]
+        entries.append(entry)
+    return entries or None
 
 
 async def read_chunks(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:

@@ -7,15 +7,17 @@
 - A ``data:`` image -> ``inlineData``; an http(s) image -> ``fileData {mimeType, fileUri}``, which
   the API fetches itself (public and signed URLs, announced Jan 2026); the MIME type is guessed from
   the URL's extension, image/jpeg when it has none.
-- max tokens, temperature, top_p, stop, seed -> ``generationConfig``; ``json_object`` ->
+- max tokens, temperature, top_p, stop, seed, frequency/presence penalty, logprobs (-> ``responseLogprobs``)
+  and top_logprobs (-> ``logprobs``) -> ``generationConfig``; ``json_object`` ->
   ``responseMimeType: application/json``; ``json_schema`` -> that plus ``responseJsonSchema``, the
   plain-JSON-Schema field, so the client's schema is sent unchanged.
 - tools -> ``tools[0].functionDeclarations`` with Gemini's OpenAPI-subset Schema (gemini_schema);
   tool_choice auto/none/required/{function} -> AUTO/NONE/ANY/ANY+allowed.
 - reasoning_effort -> ``thinkingConfig`` with ``includeThoughts`` (thought text comes back as
   reasoning): Gemini 3 models take ``thinkingLevel`` (none/minimal/low -> LOW, the rest -> HIGH, the
-  two levels every Gemini 3 model accepts); older ones take ``thinkingBudget`` (THINKING_BUDGETS;
-  "none" is 0, which 2.5 Pro refuses with its own 400 because it cannot stop thinking).
+  two levels every Gemini 3 model accepts); older ones take ``thinkingBudget``: a client's own
+  thinking_budget (Anthropic's budget_tokens) up to MAX_THINKING_BUDGET, else THINKING_BUDGETS
+  ("none" is 0, which 2.5 Pro refuses with its own 400 because it cannot stop thinking).
 - Image models (upstream name contains "-image") get ``responseModalities: [TEXT, IMAGE]``.
 - A replayed assistant turn is rebuilt in the order its reasoning_signature recorded
   (gemini_answer.AnswerReader.layout), each thoughtSignature on its part (an older flat
@@ -40,6 +42,7 @@ from providers.types import ChatRequest, ImagePart, Message, Target, ToolCall
 
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576,
                     "max": 24576}
+MAX_THINKING_BUDGET = 24576  # 2.5 Flash's ceiling (Pro takes 32768)
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 
 
@@ -259,18 +262,24 @@ def function_response(message: Message, tool_names: dict[str, str], target: Targ
     return {"functionResponse": {"id": message.tool_call_id, **response} if message.tool_call_id else response}
 
 
-def thinking_config(effort: str, model: str) -> dict[str, Any]:
+def thinking_config(effort: str, model: str, budget: int | None = None) -> dict[str, Any]:
     if is_gemini_3(model):
         level = "LOW" if effort in ("none", "minimal", "low") else "HIGH"
         return {"thinkingLevel": level, **({"includeThoughts": True} if effort != "none" else {})}
-    budget = THINKING_BUDGETS.get(effort, THINKING_BUDGETS["medium"])
+    if budget is not None and effort != "none":  # a client's own budget, up to what every 2.5 model takes
+        budget = min(budget, MAX_THINKING_BUDGET)
+    else:
+        budget = THINKING_BUDGETS.get(effort, THINKING_BUDGETS["medium"])
     return {"thinkingBudget": budget, **({"includeThoughts": True} if budget else {})}
 
 
 def generation_config(request: ChatRequest, target: Target) -> dict[str, Any]:
     config: dict[str, Any] = {}
     optional = {"maxOutputTokens": request.max_output_tokens, "temperature": request.temperature,
-                "topP": request.top_p, "stopSequences": request.stop or None, "seed": request.seed}
+                "topP": request.top_p, "stopSequences": request.stop or None, "seed": request.seed,
+                "frequencyPenalty": request.frequency_penalty, "presencePenalty": request.presence_penalty,
+                "responseLogprobs": request.logprobs or None,
+                "logprobs": request.top_logprobs if request.logprobs else None}
     config.update({key: value for key, value in optional.items() if value is not None})
     response_format = request.response_format or {}
     if response_format.get("type") in ("json_object", "json_schema"):
@@ -279,7 +288,8 @@ def generation_config(request: ChatRequest, target: Target) -> dict[str, Any]:
         if response_format["type"] == "json_schema" and schema:
             config["responseJsonSchema"] = schema
     if request.reasoning_effort:
-        config["thinkingConfig"] = thinking_config(request.reasoning_effort, target.upstream_model)
+        config["thinkingConfig"] = thinking_config(request.reasoning_effort, target.upstream_model,
+                                                   request.thinking_budget)
     if is_image_model(target.upstream_model):
         config["responseModalities"] = ["TEXT", "IMAGE"]
     return config

@@ -11,6 +11,9 @@ One adapter for all of them; a provider's deviations are declared in its ``quirk
   "chat_template_kwargs" (``chat_template_kwargs: {enable_thinking}``: vLLM, SGLang, Ollama).
 - ``replay_reasoning``: send an assistant turn's ``reasoning_content`` back (DeepSeek, Kimi, MiMo
   require it in multi-turn tool use).
+- ``unsupported_arguments``: sampling/output arguments the API refuses (Groq: logprobs,
+  top_logprobs, logit_bias); a request setting one is refused before the call
+  (providers.arguments), and fallbacks on this provider are skipped.
 - ``think_tags``: the model writes its reasoning inside ``<think>...</think>`` in the content
   (MiniMax M2); it is split out into reasoning, also across stream chunks.
 Read from any provider: reasoning from ``reasoning_content`` (DeepSeek, xAI, Qwen) or
@@ -67,6 +70,12 @@ from providers.types import (
 
 class OpenAICompatibleAdapter(Adapter):
     wire_format = "openai_compatible"
+    # Every argument as OpenAI names it, but modalities: audio output has no place in the IR.
+    SUPPORTED_ARGUMENTS = frozenset({"frequency_penalty", "presence_penalty", "logprobs", "top_logprobs",
+                                     "logit_bias", "verbosity", "prediction"})
+
+    def supported_arguments(self, target: Target) -> frozenset[str]:
+        return self.SUPPORTED_ARGUMENTS.difference(target.quirks.get("unsupported_arguments") or ())
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
         payload = await fetch_json(self.build_request(request, target, stream=False), target,
@@ -94,7 +103,7 @@ class OpenAICompatibleAdapter(Adapter):
                     for choice in chunk.get("choices") or ():
                         if choice.get("index", 0) != 0:
                             continue
-                        delta = parse_delta(choice.get("delta") or {}, splitter)
+                        delta = with_logprobs(parse_delta(choice.get("delta") or {}, splitter), choice)
                         if delta is not None:
                             produced = True
                             yield delta
@@ -226,6 +235,13 @@ def build_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[st
         "response_format": request.response_format,
         "reasoning_effort": request.reasoning_effort,
         "user": request.user,
+        "frequency_penalty": request.frequency_penalty,
+        "presence_penalty": request.presence_penalty,
+        "logprobs": request.logprobs or None,
+        "top_logprobs": request.top_logprobs,
+        "logit_bias": request.logit_bias,
+        "verbosity": request.verbosity,
+        "prediction": request.prediction,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     switch = target.quirks.get("reasoning_switch")
@@ -291,8 +307,27 @@ def parse_completion(payload: dict[str, Any], target: Target) -> ChatResult:
         finish_reason=finish_reason(choice.get("finish_reason")),
         usage=parse_usage(payload) or Usage(),
         citations=[str(url) for url in payload.get("citations") or ()],
+        logprobs=parse_logprobs(choice),
         upstream_model=payload.get("model") or target.upstream_model,
     )
+
+
+def parse_logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A choice's token logprobs (``logprobs.content``), passed on as the provider shaped them."""
+    raw = choice.get("logprobs")
+    content = raw.get("content") if isinstance(raw, dict) else None
+    return [entry for entry in content if isinstance(entry, dict)] or None if isinstance(content, list) else None
+
+
+def with_logprobs(delta: Delta | None, choice: dict[str, Any]) -> Delta | None:
+    """A stream chunk's delta with the logprobs of its tokens (they sit beside the delta, on the choice)."""
+    logprobs = parse_logprobs(choice)
+    if logprobs is None:
+        return delta
+    if delta is None:
+        return Delta(logprobs=logprobs)
+    delta.logprobs = logprobs
+    return delta
 
 
 FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}

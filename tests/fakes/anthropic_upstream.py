@@ -11,8 +11,10 @@ when scripted), message_stop, no ``[DONE]``); a thinking block streams thinking_
 one signature_delta, a redacted_thinking block comes whole in its content_block_start; error bodies
 ``{"type": "error", "error": {...}, "request_id": ...}`` and ``event: error`` mid-stream. It refuses
 what Anthropic refuses and a test could get wrong: no max_tokens, a system role in messages, a
-thinking budget out of range, a replayed thinking block without its signature or changed from what
-this fake signed, a redacted_thinking block without its data.
+thinking budget out of range, ``context_management`` without its beta in ``anthropic-beta``, a
+replayed thinking block without its signature or changed from what this fake signed, a
+redacted_thinking block without its data. Every request is kept in ``requests`` (path, query,
+headers, body).
 
 Tests script it with ``enqueue(Reply(...))``, or explicit ``blocks`` built with ``thinking_block``,
 ``redacted_block``, ``text_block`` and ``tool_block``; unscripted requests get the default reply.
@@ -31,6 +33,7 @@ API_KEY = "sk-ant-fake-upstream"
 API_VERSION = "2023-06-01"
 DEFAULT_REPLY = "Hello from the fake Claude."
 SIGNATURE = "EqQBCkYIBxgCKkB-fake-signature"
+CONTEXT_MANAGEMENT_BETA = "context-management-2025-06-27"
 
 
 @dataclass
@@ -136,6 +139,9 @@ class FakeAnthropic(ScriptedServer):
         if thinking.get("type") == "enabled" and not 1024 <= thinking.get("budget_tokens", 0) < body["max_tokens"]:
             return self.error(400, "invalid_request_error",
                               "thinking.budget_tokens: must be >= 1024 and less than max_tokens")
+        betas = [beta.strip() for beta in request.headers.get("anthropic-beta", "").split(",")]
+        if "context_management" in body and CONTEXT_MANAGEMENT_BETA not in betas:
+            return self.error(400, "invalid_request_error", "context_management: Extra inputs are not permitted")
         return None
 
     def replayed_thinking_problem(self, content) -> str | None:
@@ -173,7 +179,8 @@ class FakeAnthropic(ScriptedServer):
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+        self.requests.append({"path": request.path, "query": dict(request.query), "headers": dict(request.headers),
+                              "body": body})
         refused = self.refusal(request, body)
         if refused is not None:
             return refused

@@ -121,6 +121,39 @@ def usage_for(body: dict, parts: list[dict]) -> dict:
     return usage
 
 
+def logprobs_result(body: dict, tokens: list[str]) -> dict | None:
+    """``logprobsResult`` when asked (generationConfig.responseLogprobs; ``logprobs`` top candidates
+    per step): each token chosen with logProbability -0.5 per position."""
+    config = body.get("generationConfig") or {}
+    if not config.get("responseLogprobs") or not tokens:
+        return None
+    chosen = [{"token": token, "tokenId": index, "logProbability": -0.5 * (index + 1)}
+              for index, token in enumerate(tokens)]
+    top = config.get("logprobs") or 0
+    return {"chosenCandidates": chosen, "topCandidates": [
+        {"candidates": [step] + [{"token": f" alt{n}", "tokenId": 1000 + n,
+                                  "logProbability": step["logProbability"] - n} for n in range(1, top)]}
+        for step in chosen]}
+
+
+def answer_tokens(parts: list[dict]) -> list[str]:
+    """The answer's text as the stream splits it (a word with its leading space a token)."""
+    tokens: list[str] = []
+    for part in parts:
+        if "text" in part and not part.get("thought"):
+            words = part["text"].split(" ")
+            tokens += [word if index == 0 else " " + word for index, word in enumerate(words)]
+    return tokens
+
+
+def piece_candidate(body: dict, piece: dict) -> dict:
+    """A stream chunk's candidate: one part, with the logprobs of its tokens when asked."""
+    candidate = {"content": {"role": "model", "parts": [piece]}, "index": 0}
+    if logprobs := logprobs_result(body, [piece["text"]] if "text" in piece and not piece.get("thought") else []):
+        candidate["logprobsResult"] = logprobs
+    return candidate
+
+
 def check_schema(schema: Any, where: str) -> None:
     if not isinstance(schema, dict):
         raise InvalidRequest(f"Invalid value at '{where}': expected a Schema object.")
@@ -268,6 +301,8 @@ class FakeGemini(ScriptedServer):
             candidate["finishMessage"] = reply.finish_message
         if parts:
             candidate["content"] = {"role": "model", "parts": parts}
+        if logprobs := logprobs_result(body, answer_tokens(parts)):
+            candidate["logprobsResult"] = logprobs
         return {"candidates": [candidate], "usageMetadata": usage}
 
     def chunks(self, body: dict, reply: Reply) -> list[dict]:
@@ -287,8 +322,7 @@ class FakeGemini(ScriptedServer):
                 pieces.append(piece)
         partial_usage = {"promptTokenCount": answer["usageMetadata"]["promptTokenCount"],
                          "totalTokenCount": answer["usageMetadata"]["promptTokenCount"]}
-        chunks = [{"candidates": [{"content": {"role": "model", "parts": [piece]}, "index": 0}],
-                   "usageMetadata": partial_usage} for piece in pieces]
+        chunks = [{"candidates": [piece_candidate(body, piece)], "usageMetadata": partial_usage} for piece in pieces]
         if not chunks:
             chunks = [{"candidates": [{"index": 0}]}]
         chunks[-1]["candidates"][0]["finishReason"] = reply.finish_reason

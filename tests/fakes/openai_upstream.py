@@ -3,6 +3,7 @@
 It speaks the wire format of ../shared/providers/WIRE_FORMATS.md section 1: the completion
 object, data-only SSE chunks (role chunk first, content chunks, a finish chunk, the usage chunk
 with ``choices: []`` only when ``stream_options.include_usage`` is set, then ``data: [DONE]``),
+token ``logprobs`` on the choice when the request asks (``logprobs``, ``top_logprobs``),
 ``Authorization: Bearer`` auth, the ``{"error": {...}}`` body with ``x-request-id``, and a
 mid-stream error as ``data: {"error": {...}}``.
 
@@ -81,6 +82,23 @@ def reasoning_deltas(reply: Reply) -> list[dict]:
     if reply.reasoning_shape == "mistral":
         return [{"content": [{"type": "thinking", "thinking": [{"type": "text", "text": p}]}]} for p in pieces]
     return [{reply.reasoning_shape: p} for p in pieces]
+
+
+def token_logprobs(body: dict, words: list[str], start: int = 0) -> dict | None:
+    """A choice's ``logprobs`` when the request asked for them (WIRE_FORMATS 1, "Logprobs shape"):
+    each word a token, its logprob -0.25 per position, ``top_logprobs`` alternatives after it."""
+    if not body.get("logprobs"):
+        return None
+    top = body.get("top_logprobs") or 0
+    content = []
+    for offset, word in enumerate(words):
+        logprob = -0.25 * (start + offset + 1)
+        alternatives = [{"token": word, "logprob": logprob, "bytes": list(word.encode())}]
+        alternatives += [{"token": f" alt{n}", "logprob": logprob - n, "bytes": list(f" alt{n}".encode())}
+                         for n in range(1, top)]
+        content.append({"token": word, "logprob": logprob, "bytes": list(word.encode()),
+                        "top_logprobs": alternatives[:top]})
+    return {"content": content, "refusal": None}
 
 
 def split_words(text: str) -> list[str]:
@@ -284,7 +302,8 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
         completion = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
             "model": body["model"],
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+            "choices": [{"index": 0, "message": message, "logprobs": token_logprobs(body, words),
+                         "finish_reason": finish_reason}],
             "usage": usage, "service_tier": "default", "system_fingerprint": "fp_fake",
         }
         if reply.citations:
@@ -313,7 +332,7 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
         try:
             if reply.tool_call:
                 await self.stream_tool_call(send, reply)
-            elif not await self.stream_words(request, response, send, reply, words, usage):
+            elif not await self.stream_words(request, response, send, reply, words, usage, body):
                 return response  # scripted failure mid-stream
             if include_usage and reply.send_usage and reply.usage_placement == "separate":
                 await send([], usage)
@@ -329,7 +348,8 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
             if not finished and reply.stream_error_after is None and reply.cut_after is None:
                 self.abandoned_streams += 1
 
-    async def stream_words(self, request, response, send, reply: Reply, words: list[str], usage: dict) -> bool:
+    async def stream_words(self, request, response, send, reply: Reply, words: list[str], usage: dict,
+                           body: dict) -> bool:
         """Role chunk, optional reasoning, one chunk per word, the finish chunk. False when the
         script made it fail part-way."""
         await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
@@ -349,7 +369,8 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
                 await response.write(reply.raw_event.encode() + b"\n\n")
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
-            await send([{"index": 0, "delta": {"content": word}, "logprobs": None, "finish_reason": None}])
+            await send([{"index": 0, "delta": {"content": word}, "logprobs": token_logprobs(body, [word], index),
+                         "finish_reason": None}])
         finish = [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}]
         if reply.usage_placement == "finish_chunk":
             await send(finish, usage, usage=usage)

@@ -19,6 +19,7 @@ from gateway.api import serializers as api
 from gateway.api.errors import ERROR, BadGateway, Conflict, ServiceUnavailable, errors
 from gateway.api.permissions import BILLING_MANAGERS, EVERYONE
 from gateway.api.views.tenants import TenantView
+from gateway.proxies import public_base_url
 from usage.summaries import month_summary
 
 
@@ -81,7 +82,9 @@ class CheckoutView(TenantView):
         plan = Plan.objects.filter(slug=form.validated_data["plan"]).first()
         if plan is None:
             raise exceptions.ValidationError({"plan": [f"Unknown plan '{form.validated_data['plan']}'."]})
-        return billing_redirect(lambda: start_checkout(self.actor.tenant, plan, email=self.actor.user.email))
+        base_url = public_base_url(request)
+        return billing_redirect(lambda: start_checkout(self.actor.tenant, plan, email=self.actor.user.email,
+                                                       base_url=base_url))
 
 
 class PortalView(TenantView):
@@ -92,5 +95,6 @@ class PortalView(TenantView):
                    description="The same as POST /api/billing/portal: change or cancel the plan, update the card, "
                                "see invoices.")
     def post(self, request, slug: str):
-        return billing_redirect(lambda: open_portal(self.actor.tenant))
+        base_url = public_base_url(request)
+        return billing_redirect(lambda: open_portal(self.actor.tenant, base_url=base_url))
 

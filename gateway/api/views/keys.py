@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from billing.entitlements import models_on_plan
 from gateway.access import (
     get_api_key_for_tenant,
     get_api_keys_for_tenant,
@@ -15,7 +16,6 @@ from gateway.api.errors import Conflict, errors
 from gateway.api.permissions import TEAM, Actor, can_manage_keys, can_revoke_key
 from gateway.api.views.tenants import TenantView
 from gateway.api_keys import KeyLimitReached, issue_api_key, revoke_api_key
-from gateway.dashboard.catalog import plan_models
 from gateway.models import ApiKey
 
 
@@ -44,7 +44,7 @@ class KeyListView(TenantView):
         actor = self.actor
         plan = get_subscription_for_tenant(actor.tenant).plan
         form = api.KeyRequestSerializer(data=request.data,
-                                        context={"model_ids": [m.public_id for m in plan_models(plan)]})
+                                        context={"model_ids": [m.public_id for m in models_on_plan(plan)]})
         form.is_valid(raise_exception=True)
         fields = form.validated_data
         if MANAGEMENT_SCOPE in fields["scopes"] and not can_manage_keys(actor):

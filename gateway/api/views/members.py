@@ -1,5 +1,5 @@
 """A tenant's members and invitations: list, change a role, remove (or leave), invite, revoke an
-invitation; the workflows are the dashboard's (gateway/dashboard/memberships.py)."""
+invitation; the workflows are tenancy's (gateway/tenancy/memberships.py)."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -14,10 +14,11 @@ from gateway.api import serializers as api
 from gateway.api.errors import Conflict, errors
 from gateway.api.permissions import EVERYONE, MANAGERS, TEAM
 from gateway.api.views.tenants import TenantView
-from gateway.dashboard import memberships
-from gateway.dashboard.members import send_invitation
-from gateway.dashboard.memberships import MembershipError, NotAllowed
 from gateway.models import Invitation, Membership
+from gateway.proxies import public_base_url
+from gateway.tenancy import memberships
+from gateway.tenancy.invitations import send_invitation
+from gateway.tenancy.memberships import MembershipError, NotAllowed
 
 
 def membership_refused(exc: Exception) -> exceptions.APIException:
@@ -91,7 +92,7 @@ class InvitationListView(TenantView):
                                                form.validated_data["role"], actor=self.actor)
         except (NotAllowed, MembershipError) as exc:
             raise membership_refused(exc) from exc
-        send_invitation(request, issued)
+        send_invitation(public_base_url(request), issued)
         return Response(api.InvitationSerializer(issued.invitation).data, status=status.HTTP_201_CREATED)
 
 

@@ -1,4 +1,4 @@
-"""The tenant's billing: POST /api/billing/checkout and /api/billing/portal; GET /billing redirects
+"""The tenant's billing forms (dashboard): POST /api/billing/checkout and /api/billing/portal; GET /billing redirects
 to the dashboard's billing page (gateway/dashboard/billing.py).
 
 Checkout and portal are for the tenant's owner or billing members, signed in (session). They
@@ -20,6 +20,7 @@ from gateway.access import get_membership_for_user
 from gateway.dashboard.navigation import current_membership
 from gateway.dashboard.tenancy import load_membership, tenant_url
 from gateway.models import Membership, Role
+from gateway.proxies import public_base_url
 
 BILLING_ROLES = {Role.OWNER, Role.BILLING}
 
@@ -96,12 +97,12 @@ def checkout(request, membership: Membership, fields: dict) -> Redirect:
     plan = Plan.objects.filter(slug=str(fields.get("plan") or "")).first()
     if plan is None:
         raise InvalidRequest("Unknown plan: send a plan's slug as 'plan'.")
-    return start_checkout(membership.tenant, plan, email=request.user.email)
+    return start_checkout(membership.tenant, plan, email=request.user.email, base_url=public_base_url(request))
 
 
 @billing_action
 def portal(request, membership: Membership, fields: dict) -> Redirect:
-    return open_portal(membership.tenant)
+    return open_portal(membership.tenant, base_url=public_base_url(request))
 
 
 @login_required

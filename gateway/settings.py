@@ -204,13 +204,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
+FORMATTERS = {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}}
+if LOG_FORMAT == "json":
+    from pythonjsonlogger.core import RESERVED_ATTRS
+
+    FORMATTERS = {"json": {"()": "pythonjsonlogger.json.JsonFormatter", "timestamp": "time",
+                           "fmt": "%(levelname)s %(name)s %(message)s",
+                           "rename_fields": {"levelname": "level", "name": "logger"},
+                           "reserved_attrs": [*RESERVED_ATTRS, "color_message"]}}  # uvicorn's, with ANSI codes
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}} if LOG_FORMAT == "plain" else {
-        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "timestamp": "time",
-                 "fmt": "%(levelname)s %(name)s %(message)s", "rename_fields": {"levelname": "level", "name": "logger"}},
-    },
+    "formatters": FORMATTERS,
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # httpx logs every upstream request at INFO: a line per API call, with its URL.

@@ -141,9 +141,11 @@ def test_streamed_logprobs_come_with_each_chunk(client, fake_openai):
     assert fake_openai.requests[-1]["body"]["logprobs"] is True
 
 
-def test_top_logprobs_without_logprobs_true_is_refused_as_openai_does(client, fake_openai):
+@pytest.mark.parametrize("logprobs", [False, None])
+def test_top_logprobs_without_logprobs_true_is_refused_as_openai_does(client, fake_openai, logprobs):
     with pytest.raises(openai.BadRequestError) as refused:
-        client.chat.completions.create(model=GPT, messages=HELLO, logprobs=False, top_logprobs=3)
+        client.chat.completions.create(model=GPT, messages=HELLO, top_logprobs=3,
+                                       **({} if logprobs is None else {"logprobs": logprobs}))
     assert refused.value.body["param"] == "top_logprobs"
     assert not fake_openai.requests
 

@@ -52,3 +52,4 @@ def test_every_line_is_a_json_object_and_a_request_has_one(processes, api_key, t
         401, "invalid_request_error", "", "")
     assert api_key not in output and PROMPT not in output and "nosuch" not in output
     assert other_tenant.slug not in output
+    assert "color_message" not in output and "\\u001b" not in output  # uvicorn's colour codes stay out

@@ -51,14 +51,17 @@ def decode_sampling(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def decode_logprobs(logprobs: Any, top: Any, *, top_param: str = "top_logprobs") -> tuple[bool, int | None]:
+def decode_logprobs(logprobs: Any, top: Any, *, top_needs_logprobs: bool = True) -> tuple[bool, int | None]:
+    """``logprobs`` and ``top_logprobs``; OpenAI refuses top_logprobs without logprobs: true in chat
+    completions (``top_needs_logprobs``), while the Responses API asks for logprobs by ``include``."""
+    top_param = "top_logprobs"
     if logprobs is not None:
         expect(logprobs, bool, "logprobs", "true or false")
     if top is not None:
         expect(top, int, top_param, f"an integer from 0 to {MAX_TOP_LOGPROBS}")
         if not 0 <= top <= MAX_TOP_LOGPROBS:
             raise bad_request(f"'{top_param}' must be between 0 and {MAX_TOP_LOGPROBS}, not {top}.", param=top_param)
-    if top and logprobs is False:
+    if top and not logprobs and top_needs_logprobs:
         raise bad_request(f"'{top_param}' needs 'logprobs': true.", param=top_param)
     return bool(logprobs), (top or None) if logprobs else None
 
@@ -133,12 +136,12 @@ def decode_legacy_functions(payload: dict[str, Any]) -> tuple[list[dict[str, Any
     return tools, {"type": "function", "function": {"name": name}}
 
 
-def legacy_call(value: Any, where: str, calls: dict[str, str]) -> ToolCall:
-    """An assistant turn's ``function_call``; its made-up id is noted under the function's name
-    for the ``function`` message that answers it."""
+def legacy_call(value: Any, where: str, index: int, calls: dict[str, str]) -> ToolCall:
+    """The ``function_call`` of the assistant message at ``index``; its made-up id (unique in the
+    conversation) is noted under the function's name for the ``function`` message answering it."""
     expect(value, dict, f"{where}.function_call", "an object with 'name' and 'arguments'")
     name = expect(value.get("name"), str, f"{where}.function_call.name", "a string")
-    call = ToolCall(id=f"call_fn_{len(calls)}_{name}"[:64], name=name,
+    call = ToolCall(id=f"call_fn{index}_{name}"[:64], name=name,
                     arguments=expect(value.get("arguments", ""), str, f"{where}.function_call.arguments",
                                      "a JSON string"))
     calls[name] = call.id

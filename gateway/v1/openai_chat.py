@@ -120,7 +120,7 @@ def decode_messages(value: Any) -> list[Message]:
         )
         if role == "assistant":
             if raw.get("function_call") is not None:
-                message.tool_calls.append(legacy_call(raw["function_call"], where, legacy_calls))
+                message.tool_calls.append(legacy_call(raw["function_call"], where, index, legacy_calls))
             # Reasoning replayed from an earlier answer (DeepSeek, Anthropic, Gemini need it back).
             for key, attribute in (("reasoning_content", "reasoning"), ("reasoning_signature", "reasoning_signature")):
                 if raw.get(key) is not None:

@@ -122,8 +122,8 @@ def decode(payload: dict[str, Any]) -> ResponsesCall:
     max_tool_calls = decode_max_tool_calls(payload.get("max_tool_calls"))
     response_format, text_echo, verbosity = decode_text(payload.get("text"))
     effort, reasoning_echo = decode_reasoning(payload.get("reasoning"))
-    logprobs, top_logprobs = decode_logprobs(LOGPROBS_INCLUDE in decode_include(payload.get("include")) or None,
-                                             payload.get("top_logprobs"))
+    logprobs, top_logprobs = decode_logprobs(LOGPROBS_INCLUDE in decode_include(payload.get("include")),
+                                             payload.get("top_logprobs"), top_needs_logprobs=False)
     items = decode_input(payload["input"])
     chat = ChatRequest(
         model=model,

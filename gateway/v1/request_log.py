@@ -87,9 +87,9 @@ def finish(request, status: int, seconds: float) -> None:
         return
     caller = getattr(request, "caller", None)
     fields = {"request_id": request_id, "tenant": caller.tenant_slug if caller else "",
-              "key_prefix": key_prefix_of(request) if request is not None else "", "method":
-              getattr(request, "method", ""), "endpoint": endpoint, "model": model, "provider": provider,
-              "status": status, "outcome": outcome, "latency_ms": round(seconds * 1000, 1), "cost": cost}
+              "key_prefix": key_prefix_of(request) if caller else "", "method": getattr(request, "method", ""),
+              "endpoint": endpoint, "model": model, "provider": provider, "status": status, "outcome": outcome,
+              "latency_ms": round(seconds * 1000, 1), "cost": cost}
     log.info("%(method)s %(endpoint)s %(status)s %(outcome)s %(latency_ms)sms model=%(model)s "
              "provider=%(provider)s cost=%(cost)s tenant=%(tenant)s key=%(key_prefix)s %(request_id)s",
              fields, extra=fields)

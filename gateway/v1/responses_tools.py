@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.v1.errors import bad_request
+from gateway.v1.errors import GatewayError, bad_request
 from gateway.v1.json_body import expect
 from providers.types import WebSearchOptions
 
@@ -130,7 +130,7 @@ def decode_web_search(tool: dict, where: str) -> WebSearchOptions | None:
     return WebSearchOptions(context_size=size, country=country)
 
 
-def cannot_run(name: str, kind: str) -> Exception:
+def cannot_run(name: str, kind: str) -> GatewayError:
     return bad_request(f"'tool_choice' makes the model call '{name}' ({kind}), a tool the gateway cannot run; "
                        "choose 'auto' or one of your function tools.", param="tool_choice")
 
@@ -159,7 +159,7 @@ def decode_tool_choice(value: Any, tools: Tools) -> tuple[str | dict[str, Any] |
         if qualified in tools.dropped or kind == "custom":
             raise cannot_run(name, tools.dropped.get(qualified, kind))
         return {"type": "function", "function": {"name": qualified}}, value
-    if isinstance(kind, str) and kind not in ("allowed_tools",):
+    if isinstance(kind, str) and kind != "allowed_tools":  # a hosted tool (file_search, image_generation, ...)
         raise cannot_run(kind, "a hosted tool")
     raise bad_request("'tool_choice' must be 'none', 'auto', 'required' or {'type': 'function', 'name': ...}; got "
                       f"{json.dumps(value)[:80]}.", param="tool_choice")

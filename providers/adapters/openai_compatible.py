@@ -34,14 +34,13 @@ from providers.adapters import openai_audio, openai_images, openai_video
 from providers.adapters.answers import malformed, token_count, usage_reader
 from providers.adapters.base import (
     Adapter,
-    credential_refused,
     fetch_json,
-    parse_retry_after,
     stream_failure,
     stream_transport_error,
     streamed_response,
     timeout_for,
 )
+from providers.adapters.openai_errors import bearer_auth, error_from_body, error_from_response
 from providers.adapters.openai_reasoning import ThinkTagSplitter, split_content
 from providers.sse import decode_events
 from providers.types import (
@@ -181,10 +180,6 @@ class OpenAICompatibleAdapter(Adapter):
 def route_url(base_url: str, route: str) -> httpx.URL:
     # Parsed once per provider and route, not per call: URL parsing is a visible share of httpx's cost.
     return httpx.URL(base_url.rstrip("/") + "/" + route)
-
-
-def bearer_auth(target: Target) -> dict[str, str]:
-    return {} if target.quirks.get("auth") == "none" else {"Authorization": f"Bearer {target.api_key}"}
 
 
 def encode_message(message: Message, *, replay_reasoning: bool = False) -> dict[str, Any]:
@@ -362,40 +357,3 @@ def parse_delta(raw: dict[str, Any], splitter: ThinkTagSplitter | None = None) -
     if not content and not reasoning and not tool_calls:
         return None
     return Delta(content=content or None, reasoning=reasoning or None, tool_calls=tool_calls or None)
-
-
-def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = {"error": {"message": body[:200].decode(errors="replace")}}
-    error = error_from_body(payload if isinstance(payload, dict) else {}, target, status=status)
-    error.retry_after = parse_retry_after(headers)
-    return error
-
-
-def error_from_body(payload: dict[str, Any], target: Target, *, status: int | None) -> errors.ProviderError:
-    detail = payload.get("error")
-    if not isinstance(detail, dict):
-        detail = {"message": str(detail or "")}
-    message = detail.get("message") or "no message"
-    code = str(detail.get("code") or detail.get("type") or "")
-    text = f"{target.provider} returned {status or 'a stream error'}: {message}"
-    kwargs = {"provider": target.provider, "upstream_status": status}
-    if code == "context_length_exceeded":
-        return errors.ContextWindowExceeded(text, **kwargs)
-    if code in ("content_filter", "content_policy_violation"):
-        return errors.ContentFiltered(text, **kwargs)
-    if status is None:
-        return errors.ProviderStreamBroken(text, **kwargs)
-    if status == 429:
-        return errors.ProviderRateLimited(text, **kwargs)
-    if status in (401, 403):
-        return credential_refused(status, target)
-    if status == 404:
-        # The client named a model we list; the upstream not knowing it is our catalog's fault.
-        return errors.ProviderUnavailable(f"{target.provider} does not know the model '{target.upstream_model}' "
-                                          f"(HTTP 404); an operator must fix the catalog.", **kwargs)
-    if status in (408, 409) or status >= 500:
-        return errors.ProviderUnavailable(text, **kwargs)
-    return errors.ProviderBadRequest(text, **kwargs)

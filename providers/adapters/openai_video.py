@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from providers import errors, outbound
-from providers.adapters import openai_compatible
+from providers.adapters import openai_errors
 from providers.adapters.base import fetch_json, timeout_for, transport_error
 from providers.http import get_client
 from providers.types import GeneratedMedia, MediaInput, Target, Usage, VideoJobState, VideoRequest
@@ -35,7 +35,7 @@ def videos_url(target: Target, *parts: str) -> str:
 
 def auth_headers(target: Target) -> dict[str, str]:
     # No Content-Type: httpx sets the multipart boundary itself.
-    return {"Accept": "application/json", **openai_compatible.bearer_auth(target)}
+    return {"Accept": "application/json", **openai_errors.bearer_auth(target)}
 
 
 def resolution_of(size: str) -> str:
@@ -66,7 +66,7 @@ async def submit_video(request: VideoRequest, target: Target) -> VideoJobState:
         parts["input_reference"] = (request.image.filename or "input_reference", content, content_type)
     prepared = httpx.Request("POST", videos_url(target), headers=auth_headers(target), files=parts,
                              extensions={"timeout": timeout_for(target).as_dict()})
-    job = await fetch_json(prepared, target, openai_compatible.error_from_response)
+    job = await fetch_json(prepared, target, openai_errors.error_from_response)
     return state_of(job, {}, target)
 
 
@@ -112,7 +112,7 @@ def job_error_from_response(status: int, headers: httpx.Headers, body: bytes, ta
     if status == 404:
         return errors.ProviderNotFound(f"{target.provider} no longer has this video job (HTTP 404).",
                                        provider=target.provider, upstream_status=status)
-    return openai_compatible.error_from_response(status, headers, body, target)
+    return openai_errors.error_from_response(status, headers, body, target)
 
 
 async def download_content(state: VideoJobState, target: Target) -> bytes:
@@ -134,5 +134,5 @@ async def cancel_video(state: VideoJobState, target: Target) -> None:
     except httpx.TransportError as exc:
         raise transport_error(exc, target) from exc
     if response.status_code >= 400 and response.status_code != 404:
-        raise openai_compatible.error_from_response(response.status_code, response.headers, response.content, target)
+        raise openai_errors.error_from_response(response.status_code, response.headers, response.content, target)
 

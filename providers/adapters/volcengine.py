@@ -45,7 +45,7 @@ from urllib.parse import quote
 import httpx
 
 from providers import errors
-from providers.adapters import openai_compatible
+from providers.adapters import openai_errors
 from providers.adapters.base import (
     fetch_json,
     job_error_mapper,
@@ -217,7 +217,7 @@ def is_sensitive(code: str) -> bool:
 
 
 def error_from_response(status: int, headers: httpx.Headers, body: bytes, target: Target) -> errors.ProviderError:
-    error = openai_compatible.error_from_response(status, headers, body, target)
+    error = openai_errors.error_from_response(status, headers, body, target)
     try:
         detail = json.loads(body).get("error") or {}
     except (ValueError, AttributeError):

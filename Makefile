@@ -60,13 +60,13 @@ test: $(VENV)/.installed test-sqlite test-postgres test-clients
 test-sqlite: $(VENV)/.installed
 	tests/ensure_redis.sh
 	tests/ensure_chromium.sh
-	$(PY) -m pytest --ignore=tests/clients
+	$(PY) -m pytest -n auto --ignore=tests/clients
 
 # Starts a throwaway PostgreSQL cluster from the machine's packages (installed if missing).
 test-postgres: $(VENV)/.installed
 	tests/ensure_redis.sh
 	tests/ensure_chromium.sh
-	tests/with_postgres.sh $(PY) -m pytest --ignore=tests/clients
+	tests/with_postgres.sh $(PY) -m pytest -n auto --ignore=tests/clients
 
 # Real clients at pinned versions (tests/clients/: the SDKs, LiteLLM, LangChain, the Agents SDK, the
 # Vercel AI SDK, `claude -p`, `codex exec`) against the gateway with fake providers. Once, on SQLite:

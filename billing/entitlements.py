@@ -26,7 +26,7 @@ from django_ratelimit import ALL
 from django_ratelimit.core import get_usage
 
 from billing.models import Plan
-from providers import router
+from providers import catalog_snapshot
 from providers.pricing import cost_of, most_cost
 from providers.types import Usage
 from usage import recording
@@ -75,7 +75,7 @@ def is_on_plan(plan: Plan, model) -> bool:
 
 def models_on_plan(plan: Plan) -> list:
     """The models a request on ``plan`` may name: those a deployment can serve (as /v1/models)."""
-    catalog = router.load_catalog()
+    catalog = catalog_snapshot.load_catalog()
     return sorted((model for model in catalog.models.values() if is_on_plan(plan, model)),
                   key=lambda model: model.public_id)
 

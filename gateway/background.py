@@ -1,6 +1,6 @@
 """`manage.py run_background`: all the work that is not answering a request, in one process type.
 
-    the video worker             media.jobs: claims due video jobs (a lease per job) and drives them
+    the video worker             media.worker: claims due video jobs (a lease per job) and drives them
     the reservation sweep        usage.recovery, on the ledger writer's own schedule
                                  (RESERVATION_SWEEP_SECONDS; every process runs it, settle() is
                                  idempotent, so copies are harmless)
@@ -26,7 +26,7 @@ from billing.overage import report_overage
 from billing.subscriptions import expire_grace_periods
 from conversations.store import purge_expired_responses
 from gateway.leases import release_lease, take_lease
-from media.jobs import run_worker, worker_name
+from media.worker import run_worker, worker_name
 from providers.blocking import run_blocking
 from providers.health import chat_deployments, probe
 from usage.writer import writer

@@ -16,7 +16,8 @@ argument, before any reservation and any provider call; fallbacks that cannot ar
 import json
 
 from providers import errors
-from providers.router import Chain, Deployment, ModelInfo
+from providers.catalog_snapshot import Deployment, ModelInfo
+from providers.router import Chain
 from providers.types import ChatRequest
 
 # Each name -> its neutral value, as the client would send it (said in the refusal).

@@ -12,6 +12,8 @@ Each process keeps the state in memory. With REDIS_URL set, the workers share it
 are counted in Redis, an open breaker is a Redis key every worker sees (each checks it at most
 once a second per deployment, so the hot path does not pay a round trip per call), and the
 probe after a cool-down is one worker's alone (SET NX).
+
+Each provider attempt reports to its breaker through a Verdict.
 """
 
 import asyncio
@@ -23,8 +25,9 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from providers import errors
+from providers import errors, tracing
 from providers import metrics as provider_metrics
+from providers.types import Target
 
 log = logging.getLogger(__name__)
 
@@ -202,3 +205,41 @@ def reset() -> None:
     """Forget this process's state (the shared state, if any, stays in Redis)."""
     _states.clear()
     _redis_down_until[0] = 0.0
+
+
+class Verdict:
+    """One call's report to its deployment's circuit breaker: a failure that says the provider
+    is unwell, or anything else the provider answered (success); a call that ends with neither
+    (the client left) hands back a probe it may hold. Also the attempt's metrics and trace span."""
+
+    def __init__(self, key: str | None, target: Target):
+        self.key = key
+        self.given = False
+        self.target = target
+        self.kind = "cancelled"  # until the provider answers: "ok", or the error's kind
+        self.span = tracing.start_span("provider.attempt", provider=target.provider,
+                                       upstream_model=target.upstream_model)
+
+    async def failed(self, error: errors.ProviderError) -> None:
+        self.kind = type(error).__name__
+        if error.client_caused:
+            return  # the client's input failed, not the provider: no verdict (close() hands back a probe)
+        self.given = True
+        if counts(error):
+            await record_failure(self.key)
+        else:
+            await record_success(self.key)  # it answered, if only to refuse the request
+
+    async def succeeded(self) -> None:
+        self.kind = "ok"
+        self.given = True
+        await record_success(self.key)
+
+    async def close(self) -> None:
+        provider_metrics.record_attempt(self.target, self.kind)
+        if self.kind != "ok":
+            tracing.failed(self.span, self.kind)
+        self.span.set_attribute("result", self.kind)
+        self.span.end()
+        if not self.given:
+            await release_probe(self.key)

@@ -5,9 +5,9 @@ import time
 from dataclasses import dataclass
 
 from providers import router
+from providers.catalog_snapshot import Deployment, load_catalog
 from providers.errors import ProviderError
 from providers.http import close_client
-from providers.router import Deployment
 from providers.types import ChatRequest, Message
 
 
@@ -38,7 +38,7 @@ async def probe(deployment: Deployment) -> ProbeResult:
 
 
 def chat_deployments(*, public_ids: list[str] | None = None, provider: str | None = None) -> list[Deployment]:
-    catalog = router.load_catalog()
+    catalog = load_catalog()
     return [
         deployment for public_id in sorted(catalog.deployments)
         if catalog.models[public_id].capability == "chat" and (not public_ids or public_id in public_ids)

@@ -1,7 +1,5 @@
 """Public model id -> deployments, and the calls through them.
 
-    get_catalog()     an in-process snapshot of enabled providers, models, prices and decrypted
-                      credentials, reloaded every CATALOG_CACHE_SECONDS (no query per request)
     call(...)         one non-streamed call (chat, image, video submission, speech, ...), retried on
                       retryable errors; call_chain(...) goes on down a fallback chain
     complete(...)     call() for a chat completion
@@ -9,6 +7,8 @@
 
 Retries wait with exponential backoff and full jitter, or the provider's Retry-After when it
 sent one, and never past the call's deadline. Credentials of a provider rotate round robin.
+The models and their deployments are the snapshot of providers.catalog_snapshot, whose names
+are importable from here too.
 """
 
 import asyncio
@@ -16,20 +16,24 @@ import dataclasses
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from django.conf import settings
 
-from providers import breaker, errors, tracing
+from providers import breaker, errors
 from providers import metrics as provider_metrics
 from providers.adapters.answers import read_answer, read_event
 from providers.adapters.base import Adapter
-from providers.blocking import run_blocking
-from providers.pricing import MediaPrices, PriceTable, TokenPrices
-from providers.registry import get_adapter
+from providers.catalog_snapshot import Catalog as Catalog
+from providers.catalog_snapshot import Deployment as Deployment
+from providers.catalog_snapshot import ModelInfo as ModelInfo
+from providers.catalog_snapshot import forget_catalog as forget_catalog
+from providers.catalog_snapshot import get_catalog as get_catalog
+from providers.catalog_snapshot import load_catalog as load_catalog
+from providers.catalog_snapshot import media_prices_of as media_prices_of
+from providers.catalog_snapshot import model_features as model_features
 from providers.types import ChatRequest, ChatResult, StreamEvent, Target
 
 T = TypeVar("T")
@@ -38,186 +42,6 @@ Operation = Callable[[Adapter, Target], Awaitable[T]]
 
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    public_id: str
-    provider: str
-    upstream_model: str
-    capability: str
-    group: str
-    context_window: int
-    max_output_tokens: int
-    prices: TokenPrices
-    created: int
-    features: frozenset[str] = frozenset()  # chat features (model_features); none for a media model
-    fallbacks: tuple[str, ...] = ()
-    fallback_on: frozenset[str] = frozenset({"rate_limited", "unavailable"})
-    # What a media model accepts (sizes, max_n, durations, ...): providers.models.Model.media_options.
-    # Not part of the snapshot's identity (a dict is not hashable).
-    media_options: dict = field(default_factory=dict, hash=False, compare=False)
-
-
-@dataclass(slots=True)
-class Deployment:
-    """One way to serve a model: a provider's adapter and its rotating credentials."""
-
-    model: ModelInfo
-    adapter: Adapter
-    targets: list[Target]
-    own_key: bool = False  # called with a tenant's own key: outside the shared circuit breakers
-    _rotation: Iterator[Target] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._rotation = itertools.cycle(self.targets)
-
-    def next_target(self) -> Target:
-        return next(self._rotation)
-
-
-class WeightedGroup:
-    """Deployments of one priority sharing traffic by weight, by smooth weighted round robin
-    (deterministic: weights 3:1 give A A B A, A A B A, ...)."""
-
-    def __init__(self, deployments: list[Deployment], weights: list[int]):
-        self.deployments = deployments
-        self.weights = weights
-        self.current = [0] * len(deployments)
-        self.total = sum(weights)
-
-    def order(self) -> list[Deployment]:
-        """This call's order: the weighted pick first, then the rest as fallbacks by weight."""
-        if len(self.deployments) == 1:
-            return self.deployments
-        for index, weight in enumerate(self.weights):
-            self.current[index] += weight
-        chosen = max(range(len(self.deployments)), key=self.current.__getitem__)
-        self.current[chosen] -= self.total
-        rest = sorted((i for i in range(len(self.deployments)) if i != chosen), key=lambda i: -self.weights[i])
-        return [self.deployments[chosen]] + [self.deployments[i] for i in rest]
-
-
-@dataclass(slots=True)
-class Catalog:
-    models: dict[str, ModelInfo]
-    deployments: dict[str, list[WeightedGroup]]  # by priority, lowest first
-    loaded_at: float
-
-    def deployments_for(self, public_id: str) -> list[Deployment]:
-        """Every deployment of a model, in the order this call should try them."""
-        return [deployment for group in self.deployments[public_id] for deployment in group.order()]
-
-
-def price_table(prices: dict) -> PriceTable:
-    return tuple((str(detail), Decimal(str(price))) for detail, price in (prices or {}).items())
-
-
-def media_prices_of(row) -> MediaPrices:
-    return MediaPrices(
-        per_image=row.price_per_image, image=price_table(row.image_prices),
-        per_video_second=row.price_per_video_second, video_second=price_table(row.video_second_prices),
-        per_million_characters=row.price_per_million_characters, per_audio_minute=row.price_per_audio_minute,
-    )
-
-
-def load_catalog() -> Catalog:
-    """Build the snapshot from the database (sync; the admin and commands call it directly)."""
-    from providers.models import Deployment as DeploymentRow
-    from providers.models import Model
-
-    credentials_by_provider: dict[int, list[str]] = {}
-
-    def targets_of(provider, upstream_name: str) -> list[Target] | None:
-        if provider.pk not in credentials_by_provider:
-            credentials_by_provider[provider.pk] = [
-                credential.get_secret() for credential in provider.credentials.filter(enabled=True).order_by("pk")
-            ]
-        keys = credentials_by_provider[provider.pk]
-        needs_key = provider.wire_format != "demo" and (provider.quirks or {}).get("auth") != "none"
-        if (needs_key and not keys) or (provider.wire_format != "demo" and not provider.base_url):
-            return None  # nothing to call it with: not servable
-        return [
-            Target(provider=provider.slug, upstream_model=upstream_name, base_url=provider.base_url, api_key=key,
-                   connect_timeout=provider.connect_timeout, first_byte_timeout=provider.first_byte_timeout,
-                   read_timeout=provider.read_timeout, total_timeout=provider.total_timeout,
-                   quirks=provider.quirks or {})
-            for key in (keys or [""])
-        ]
-
-    extra: dict[int, list] = {}
-    for row in DeploymentRow.objects.filter(enabled=True, provider__enabled=True).select_related("provider"):
-        extra.setdefault(row.model_id, []).append(row)
-
-    models: dict[str, ModelInfo] = {}
-    deployments: dict[str, list[WeightedGroup]] = {}
-    for row in Model.objects.filter(enabled=True).select_related("provider"):
-        info = ModelInfo(
-            public_id=row.public_id,
-            provider=row.provider.slug,
-            upstream_model=row.upstream_name,
-            capability=row.capability,
-            group=row.group,
-            context_window=row.context_window,
-            max_output_tokens=row.max_output_tokens,
-            prices=TokenPrices(row.input_price, row.output_price, row.cached_input_price, row.cache_write_price,
-                               media_prices_of(row)),
-            media_options=row.media_options or {},
-            created=int(row.created_at.timestamp()),
-            features=model_features(row.capability, row.features),
-            fallbacks=tuple(row.fallbacks or ()),
-            fallback_on=frozenset(row.fallback_on or ()),
-        )
-        candidates = [(row.provider, row.upstream_name, 0, 1)] if row.provider.enabled else []
-        candidates += [(d.provider, d.upstream_name, d.priority, d.weight) for d in extra.get(row.pk, ())]
-        by_priority: dict[int, tuple[list[Deployment], list[int]]] = {}
-        for provider, upstream_name, priority, weight in candidates:
-            targets = targets_of(provider, upstream_name)
-            if targets is None or weight == 0:
-                continue
-            served = dataclasses.replace(info, provider=provider.slug, upstream_model=upstream_name)
-            group = by_priority.setdefault(priority, ([], []))
-            group[0].append(Deployment(served, get_adapter(provider.wire_format), targets))
-            group[1].append(weight)
-        if not by_priority:
-            continue  # no deployment can serve it: not listed
-        if info.provider != by_priority[min(by_priority)][0][0].model.provider:
-            info = by_priority[min(by_priority)][0][0].model  # listed under the provider that serves first
-        models[info.public_id] = info
-        deployments[info.public_id] = [WeightedGroup(*by_priority[p]) for p in sorted(by_priority)]
-    return Catalog(models=models, deployments=deployments, loaded_at=time.monotonic())
-
-
-_catalog: Catalog | None = None
-_reload_lock: asyncio.Lock | None = None
-
-
-async def get_catalog() -> Catalog:
-    global _catalog, _reload_lock
-    catalog = _catalog
-    if catalog is not None and time.monotonic() - catalog.loaded_at < settings.CATALOG_CACHE_SECONDS:
-        return catalog
-    if _reload_lock is None:
-        _reload_lock = asyncio.Lock()
-    try:
-        async with _reload_lock:  # one reload at a time, the rest wait for it
-            if _catalog is None or _catalog is catalog:
-                _catalog = await run_blocking(load_catalog)
-    except RuntimeError:
-        # The lock belongs to an event loop that is gone (tests run several); start afresh.
-        _reload_lock = None
-        _catalog = await run_blocking(load_catalog)
-    return _catalog
-
-
-def forget_catalog() -> None:
-    """Make the next request reload the catalog (after an admin edit or bootstrap)."""
-    global _catalog
-    _catalog = None
-
-
-# What features_of can find a request needing (image_output is a model's, never a request's).
-REQUEST_FEATURES = frozenset({"tools", "json_schema", "reasoning", "vision"})
 
 
 def features_of(request: ChatRequest) -> set[str]:
@@ -232,16 +56,6 @@ def features_of(request: ChatRequest) -> set[str]:
     if any(isinstance(m.content, list) and any(p.type == "image_url" for p in m.content) for m in request.messages):
         needed.add("vision")
     return needed
-
-
-def model_features(capability: str, declared: list[str] | None) -> frozenset[str]:
-    """A model's chat features, the one reading of the catalog (requests are checked against it,
-    /v1/models and the dashboard list it): a chat model's declared ones, or, when it declares
-    none, every one a request can need (so nothing is refused); a media model has none, whatever
-    its row says (bootstrap once gave every model of a provider the provider's chat features)."""
-    if capability != "chat":
-        return frozenset()
-    return frozenset(declared) if declared else REQUEST_FEATURES
 
 
 def check_features(request: ChatRequest, model: ModelInfo) -> None:
@@ -421,44 +235,6 @@ async def next_event(events: AsyncIterator[StreamEvent], target: Target, *, firs
         raise errors.ProviderTimeout(message, provider=target.provider) from exc
 
 
-class Verdict:
-    """One call's report to its deployment's circuit breaker: a failure that says the provider
-    is unwell, or anything else the provider answered (success); a call that ends with neither
-    (the client left) hands back a probe it may hold. Also the attempt's metrics and trace span."""
-
-    def __init__(self, key: str | None, target: Target):
-        self.key = key
-        self.given = False
-        self.target = target
-        self.kind = "cancelled"  # until the provider answers: "ok", or the error's kind
-        self.span = tracing.start_span("provider.attempt", provider=target.provider,
-                                       upstream_model=target.upstream_model)
-
-    async def failed(self, error: errors.ProviderError) -> None:
-        self.kind = type(error).__name__
-        if error.client_caused:
-            return  # the client's input failed, not the provider: no verdict (close() hands back a probe)
-        self.given = True
-        if breaker.counts(error):
-            await breaker.record_failure(self.key)
-        else:
-            await breaker.record_success(self.key)  # it answered, if only to refuse the request
-
-    async def succeeded(self) -> None:
-        self.kind = "ok"
-        self.given = True
-        await breaker.record_success(self.key)
-
-    async def close(self) -> None:
-        provider_metrics.record_attempt(self.target, self.kind)
-        if self.kind != "ok":
-            tracing.failed(self.span, self.kind)
-        self.span.set_attribute("result", self.kind)
-        self.span.end()
-        if not self.given:
-            await breaker.release_probe(self.key)
-
-
 async def call(operation: Operation[T], deployment: Deployment, trace: Trace | None = None) -> T:
     """One non-streamed call on one deployment: its credentials in turn, retried with backoff
     while the error is retryable, within the provider's total timeout. An answer the adapter
@@ -470,7 +246,7 @@ async def call(operation: Operation[T], deployment: Deployment, trace: Trace | N
         target = deployment.next_target()
         trace.attempt(target)
         deadline = started + target.total_timeout
-        verdict = Verdict(key, target)
+        verdict = breaker.Verdict(key, target)
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 result = await read_answer(operation(deployment.adapter, target), target)
@@ -507,7 +283,7 @@ async def stream(request: ChatRequest, deployment: Deployment, trace: Trace | No
         trace.attempt(target)
         deadline = started + target.total_timeout
         produced = False
-        verdict = Verdict(key, target)
+        verdict = breaker.Verdict(key, target)
         events = deployment.adapter.stream(request, target)
         try:
             while True:

@@ -2,7 +2,7 @@
 
     SearchClient.search(query, target)   one search, hits out, vendor errors as providers.errors
     get_search_engines()                 enabled search providers with their keys and per-search price,
-                                         reloaded together with the model catalog (router.get_catalog)
+                                         reloaded together with the model catalog (catalog_snapshot.get_catalog)
 
 Search providers are Provider rows whose wire format is a key of providers.registry.SEARCH_CLIENTS; their keys are
 Credentials (encrypted, rotating round robin) and their price per search is the provider quirk
@@ -227,9 +227,9 @@ _engines: tuple[object, dict[str, SearchEngine]] | None = None
 async def get_search_engines() -> dict[str, SearchEngine]:
     """The engines, reloaded whenever the model catalog is (its cache lifetime, forget_catalog)."""
     global _engines
-    from providers import router
+    from providers import catalog_snapshot
 
-    catalog = await router.get_catalog()
+    catalog = await catalog_snapshot.get_catalog()
     if _engines is None or _engines[0] is not catalog:
         _engines = (catalog, await run_blocking(load_search_engines))
     return _engines[1]

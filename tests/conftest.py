@@ -35,6 +35,8 @@ from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.fakes.stripe_api import FakeStripe, use_fake_stripe
 from usage.writer import writer
 
+pytest_plugins = ["tests.gateway_processes"]  # the processes fixture: gateway processes of their own
+
 PASSWORD = "correct horse battery staple"
 PRICES = {"basic": "price_basic_monthly", "pro": "price_pro_monthly", "enterprise": "price_enterprise_monthly"}
 
@@ -312,7 +314,7 @@ def fake_runway(catalog, runway_server):
 def video_worker(catalog, settings):
     """The video worker (the loop of manage.py run_worker) in a thread of this process, polling
     every few hundredths of a second. Yields the Worker."""
-    from media.jobs import Worker
+    from media.worker import Worker
 
     settings.VIDEO_POLL_SECONDS = 0.05
     settings.VIDEO_POLL_MAX_SECONDS = 0.2

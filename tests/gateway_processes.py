@@ -1,5 +1,6 @@
-"""Gateway processes for the production tests: `manage.py serve`, uvicorn nodes, `run_background`,
-each on the test database (tests/test_responses_store.database_url), stopped at the end."""
+"""Gateway processes for the production and crash tests: `manage.py serve`, uvicorn nodes,
+`run_background`, each on the test database (tests/test_responses_store.database_url), stopped at
+the end. A pytest plugin (tests/conftest.py): the ``processes`` fixture."""
 
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from django.conf import settings
 
 from tests.conftest import free_port, wait_for
@@ -71,3 +73,10 @@ class Processes:
                 process.kill()
             process.wait(10)
             log.close()
+
+
+@pytest.fixture
+def processes(tmp_path):
+    started = Processes(tmp_path)
+    yield started
+    started.stop()

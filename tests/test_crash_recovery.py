@@ -3,60 +3,18 @@ killed: streams in flight checkpoint what they produced onto their reservation, 
 process's ledger writer, with no traffic at all, records each orphan as ``interrupted`` at its
 last checkpoint. SIGTERM, by contrast, drains: every open stream completes and is recorded."""
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 from decimal import Decimal
 
 import httpx
-import pytest
-from django.conf import settings
 
-from tests.conftest import free_port, wait_for
+from tests.conftest import wait_for
 from tests.fakes.openai_upstream import Reply
-from tests.test_responses_store import database_url
 from usage.models import MonthlySpend, OpenReservation, UsageRecord
 
 STREAMS = 5
 LONG_TEXT = " ".join(f"word{n}" for n in range(400))
-
-
-def start_gateway(**env_overrides: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": settings.SECRET_KEY,
-           "API_KEY_PEPPER": settings.API_KEY_PEPPER, "CREDENTIALS_KEY": settings.CREDENTIALS_KEY, **env_overrides}
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.asgi:application", "--host", "127.0.0.1",
-                                "--port", str(port), "--log-level", "warning"], cwd=settings.BASE_DIR, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"the gateway did not start: {process.stderr.read().decode()[-2000:]}")
-        try:
-            return httpx.get(f"{url}/v1/models", timeout=1).status_code == 401
-        except httpx.TransportError:
-            return False
-    wait_for(up, timeout=60, what="the gateway process to start")
-    return process, url
-
-
-@pytest.fixture
-def gateways():
-    started: list[subprocess.Popen] = []
-
-    def start(**env) -> str:
-        process, url = start_gateway(**env)
-        started.append(process)
-        return url
-    yield start, started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        process.stderr.close()
 
 
 def open_streams(url: str, api_key: str, count: int) -> tuple[list[threading.Thread], list[list[str]]]:
@@ -80,21 +38,21 @@ def open_streams(url: str, api_key: str, count: int) -> tuple[list[threading.Thr
 
 
 def test_streams_of_a_killed_process_are_recorded_as_interrupted_without_new_traffic(
-        gateways, api_key, tenant, other_tenant, fake_openai):
-    start, started = gateways
+        processes, api_key, tenant, other_tenant, fake_openai):
     fake_openai.enqueue(*[Reply(text=LONG_TEXT, chunk_delay=0.05) for _ in range(STREAMS)])
-    first = start(RESERVATION_CHECKPOINT_SECONDS="0.2")
+    first = processes.node(RESERVATION_CHECKPOINT_SECONDS="0.2")
     threads, seen = open_streams(first, api_key, STREAMS)
     wait_for(lambda: OpenReservation.objects.filter(tenant=tenant, output_tokens__gt=5).count() == STREAMS,
              timeout=30, what="every stream to checkpoint some output")
-    started[0].send_signal(signal.SIGKILL)
-    started[0].wait(10)
+    killed = processes.started[0][0]
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(10)
     for thread in threads:
         thread.join(10)
     assert all(len(lines) > 3 for lines in seen)  # each client had received part of its answer
     assert not UsageRecord.objects.exists()  # nothing recorded by the dead process
 
-    start(RESERVATION_TTL_SECONDS="1", RESERVATION_SWEEP_SECONDS="0.2")  # no request is ever sent to it
+    processes.node(RESERVATION_TTL_SECONDS="1", RESERVATION_SWEEP_SECONDS="0.2")  # no request is ever sent to it
     wait_for(lambda: not OpenReservation.objects.exists(), timeout=30, what="the orphans to be recorded")
     records = list(UsageRecord.objects.filter(tenant=tenant))
     assert len(records) == STREAMS
@@ -106,15 +64,15 @@ def test_streams_of_a_killed_process_are_recorded_as_interrupted_without_new_tra
     assert not UsageRecord.objects.filter(tenant=other_tenant).exists()
 
 
-def test_sigterm_lets_open_streams_finish_and_records_each_once(gateways, api_key, tenant, fake_openai):
-    start, started = gateways
+def test_sigterm_lets_open_streams_finish_and_records_each_once(processes, api_key, tenant, fake_openai):
     fake_openai.enqueue(*[Reply(text=" ".join(["word"] * 40), chunk_delay=0.02) for _ in range(STREAMS)])
-    url = start()
+    url = processes.node()
     threads, seen = open_streams(url, api_key, STREAMS)
     wait_for(lambda: OpenReservation.objects.filter(tenant=tenant).count() == STREAMS, timeout=30,
              what="every stream to be admitted")
-    started[0].send_signal(signal.SIGTERM)
-    assert started[0].wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained
+    node = processes.started[0][0]
+    node.send_signal(signal.SIGTERM)
+    assert node.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained
     for thread in threads:
         thread.join(10)
     assert all(lines and lines[-1] == "data: [DONE]" for lines in seen)  # every answer finished

@@ -1,17 +1,8 @@
 """/healthz says the process answers; /readyz says it can serve, and names what fails when not."""
 
 import httpx
-import pytest
 
 from tests.conftest import free_port
-from tests.gateway_processes import Processes
-
-
-@pytest.fixture
-def processes(tmp_path):
-    started = Processes(tmp_path)
-    yield started
-    started.stop()
 
 
 def test_healthz_answers_ok(gateway_url):

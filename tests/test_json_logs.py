@@ -6,20 +6,11 @@ import signal
 from decimal import Decimal
 
 import httpx
-import pytest
 
 from tests.conftest import free_port
-from tests.gateway_processes import Processes
 from usage.models import UsageRecord
 
 PROMPT = "a prompt that must stay out of the logs"
-
-
-@pytest.fixture
-def processes(tmp_path):
-    started = Processes(tmp_path)
-    yield started
-    started.stop()
 
 
 def test_every_line_is_a_json_object_and_a_request_has_one(processes, api_key, tenant, other_tenant):

@@ -22,7 +22,6 @@ from gateway.background import PERIODIC_JOBS
 from gateway.models import ApiKey, Lease
 from tests.conftest import wait_for
 from tests.fakes.openai_upstream import Reply
-from tests.gateway_processes import Processes
 from tests.test_shared_breaker import redis_url  # noqa: F401 (the fixture: a redis-server of this module)
 from usage.models import MonthlySpend, OpenReservation, UsageRecord
 
@@ -31,13 +30,6 @@ RATE = 10
 CAP = Decimal("0.05")  # five answers of OUTPUT tokens (gpt-4o-mini: $0.60 per million)
 OUTPUT = 16_000
 BODY = {"model": "openai/gpt-4o-mini", "max_tokens": OUTPUT, "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def processes(tmp_path):
-    started = Processes(tmp_path)
-    yield started
-    started.stop()
 
 
 @pytest.fixture

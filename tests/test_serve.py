@@ -6,22 +6,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import free_port, wait_for
 from tests.fakes.openai_upstream import Reply
-from tests.gateway_processes import Processes
 from tests.test_crash_recovery import open_streams
 from usage.models import MonthlySpend, OpenReservation, UsageRecord
 
 STREAMS = 4
-
-
-@pytest.fixture
-def processes(tmp_path):
-    started = Processes(tmp_path)
-    yield started
-    started.stop()
 
 
 def workers_of(pid: int) -> list[int]:

@@ -14,7 +14,6 @@ from providers import tracing
 from tests.conftest import wait_for
 from tests.fakes.openai_upstream import Reply
 from tests.fakes.server import ThreadedServer
-from tests.gateway_processes import Processes
 
 HELLO = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
 
@@ -53,13 +52,6 @@ def receiver():
     server = OtlpReceiver().start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def processes(tmp_path):
-    started = Processes(tmp_path)
-    yield started
-    started.stop()
 
 
 def test_a_request_is_one_trace_continuing_the_clients_traceparent(processes, receiver, api_key, fake_openai):

@@ -8,8 +8,8 @@ from django.shortcuts import render
 from billing.entitlements import models_on_plan
 from gateway.dashboard.tenancy import tenant_page
 from gateway.models import Membership
+from providers.catalog_snapshot import ModelInfo
 from providers.models import Capability
-from providers.router import ModelInfo
 
 
 def usd(amount: Decimal) -> str:

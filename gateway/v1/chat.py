@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from billing import entitlements
-from gateway.v1 import media_chat, openai_chat, sse, web_search
+from gateway.v1 import media_chat, openai_chat, openai_chat_answer, sse, web_search
 from gateway.v1.admission import (
     admit_request,
     authenticated_caller,
@@ -82,11 +82,12 @@ async def chat_completions(request):
         return await serve_media(request, caller, chat, started=started, completion_id=completion_id)
     return await serve_chat(
         request, caller, chat, started=started,
-        encode_answer=lambda result, model: openai_chat.encode_completion(
+        encode_answer=lambda result, model: openai_chat_answer.encode_completion(
             result, completion_id=completion_id, model=model, legacy_functions=chat.legacy_functions),
-        stream_encoder=lambda model, input_estimate: openai_chat.OpenAIStream(openai_chat.ChunkEncoder(
-            completion_id=completion_id, model=model, include_usage=chat.include_usage,
-            legacy_functions=chat.legacy_functions)),
+        stream_encoder=lambda model, input_estimate: openai_chat_answer.OpenAIStream(
+            openai_chat_answer.ChunkEncoder(completion_id=completion_id, model=model,
+                                            include_usage=chat.include_usage,
+                                            legacy_functions=chat.legacy_functions)),
     )
 
 

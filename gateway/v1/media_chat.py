@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from billing.entitlements import Caller
-from gateway.v1 import images, openai_chat, sse, videos
+from gateway.v1 import images, openai_chat_answer, sse, videos
 from gateway.v1.admission import find_model
 from gateway.v1.errors import GatewayError, as_gateway_error, bad_request, log_provider_error
 from gateway.v1.media import allowed_values
@@ -120,16 +120,16 @@ def flags_help(model: ModelInfo, kind: str, flag_help: dict[str, str], takes: li
     return "\n".join(lines)
 
 
-def chunk_stream(chat: ChatRequest, completion_id: str) -> openai_chat.OpenAIStream:
+def chunk_stream(chat: ChatRequest, completion_id: str) -> openai_chat_answer.OpenAIStream:
     """The chat stream encoder of a media answer, under the model id the client asked for."""
-    return openai_chat.OpenAIStream(openai_chat.ChunkEncoder(
+    return openai_chat_answer.OpenAIStream(openai_chat_answer.ChunkEncoder(
         completion_id=completion_id, model=chat.model, include_usage=chat.include_usage))
 
 
 def answer_text(text: str, chat: ChatRequest, encoder, *, completion_id: str) -> HttpResponse:
     """An answer the gateway gives itself (no provider, nothing billed)."""
     if not chat.stream:
-        return JsonResponse(openai_chat.encode_completion(
+        return JsonResponse(openai_chat_answer.encode_completion(
             ChatResult(id=completion_id, content=text, finish_reason="stop", usage=Usage()),
             completion_id=completion_id, model=chat.model))
 
@@ -167,7 +167,7 @@ async def serve_image_chat(request, caller: Caller, chat: ChatRequest, *, starte
     job = await images.admit_images(request, caller, fields, [], None, started=started)
     if not chat.stream:
         made = await images.run_images(request, job)
-        return JsonResponse(openai_chat.encode_completion(
+        return JsonResponse(openai_chat_answer.encode_completion(
             ChatResult(id=completion_id, content=markdown_of(request, made), finish_reason="stop",
                        usage=token_usage(made.result.usage)), completion_id=completion_id, model=chat.model))
     body = stream_images(request, job, encoder)
@@ -254,7 +254,7 @@ async def serve_video_chat(request, caller: Caller, chat: ChatRequest, *, starte
         async for change in videos.watch_job(caller.tenant_id, job.id):
             if change is not None:
                 job, file = change
-        return JsonResponse(openai_chat.encode_completion(
+        return JsonResponse(openai_chat_answer.encode_completion(
             ChatResult(id=completion_id, content=video_answer(request, job, file), finish_reason="stop",
                        usage=Usage()), completion_id=completion_id, model=chat.model))
     return StreamingHttpResponse(stream_video(request, caller, job, encoder), content_type="text/event-stream",

@@ -1,16 +1,15 @@
-"""OpenAI's Responses API as a client protocol: decode a request, encode the response object and
-its stream (WIRE_FORMATS.md section 2). No provider knowledge: the canonical request is all the
-router sees, so every chat model of the catalog answers it.
+"""OpenAI's Responses API as a client protocol: decode a request, encode the response object
+(WIRE_FORMATS.md section 2). No provider knowledge: the canonical request is all the router sees,
+so every chat model of the catalog answers it.
+
+    decode -> ResponsesCall         the request's arguments (here); its input items and their
+                                    canonical messages: gateway.v1.responses_input
+    encode_result, response_object  the response object (here); its output items:
+                                    gateway.v1.responses_output
+    the stream of a response        gateway.v1.openai_responses_stream
 
 In (Responses -> IR):
-    input (a string)                  -> one user message
-    message items                     -> messages: input_text / output_text / refusal -> text,
-                                         input_image (an https or data: URL) -> image parts
-    function_call items               -> the assistant turn's tool_calls (consecutive items, and the
-                                         assistant message before them, are one turn)
-    function_call_output items        -> tool messages (call_id -> tool_call_id)
-    reasoning items                   -> the next assistant turn's reasoning (its summary text) and
-                                         reasoning_signature (its encrypted_content)
+    input (a string or items)         -> messages (gateway.v1.responses_input)
     instructions                      -> a system message first; never carried to the next turn
     tools, tool_choice                -> gateway.v1.responses_tools: function tools, namespaces flattened,
                                          web_search run by the gateway (gateway.v1.web_search), tools it
@@ -19,29 +18,20 @@ In (Responses -> IR):
     reasoning.effort, max_output_tokens, temperature, top_p, user (or safety_identifier) -> the same
     include message.output_text.logprobs (+ top_logprobs) -> logprobs, answered in output_text.logprobs
     max_tool_calls                    -> 0 rules out the gateway's search, its only built-in tool call
-Out (IR -> Responses): a reasoning item (the reasoning as one summary_text, the signature as
-encrypted_content, so a client replaying items statelessly gives it back), a message with one
-output_text (web search citations as url_citation annotations over the span citing them; a
-provider's bare source list spans the whole text), an image_generation_call per image the model
-drew, a function_call per tool call. A finish on length or content_filter is status
-``incomplete`` with incomplete_details.reason max_output_tokens / content_filter.
+Out (IR -> Responses): the response object around its output items (gateway.v1.responses_output).
+A finish on length or content_filter is status ``incomplete`` with incomplete_details.reason
+max_output_tokens / content_filter.
 
 Decisions:
 - Refused with a 400 that names them: unknown fields, background, conversation, truncation
-  "auto" (the gateway never drops context silently), prompt (a stored prompt's id), input_file
-  and file_id images; a verbosity or logprobs the model cannot honour (providers.arguments).
-- item_reference items are kept as such here; the view replaces each by the stored output item
-  it names (gateway.v1.responses_items), or refuses it with a 400.
+  "auto" (the gateway never drops context silently), prompt (a stored prompt's id); a verbosity
+  or logprobs the model cannot honour (providers.arguments).
 - Accepted and not forwarded, changing no answer: include (encrypted reasoning is always
   included), parallel_tool_calls (echoed), service_tier, prompt_cache_key, prompt_cache_retention,
   stream_options, client_metadata (Codex's bookkeeping).
-- Every input item gets an id (the client's, or a new one), as GET .../input_items lists them.
-The stream of a response is gateway.v1.openai_responses_stream.
 """
 
-import json
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,19 +39,19 @@ from gateway.v1.chat_arguments import decode_logprobs, decode_verbosity, refuse_
 from gateway.v1.errors import GatewayError, bad_request
 from gateway.v1.json_body import decoder, expect, number_in, positive_int
 from gateway.v1.openai_chat import REASONING_EFFORTS, decode_fallbacks, model_of, refuse_unknown
-from gateway.v1.responses_tools import decode_tool_choice, decode_tools, qualified_name
-from providers.types import (
-    ChatRequest,
-    ChatResult,
-    ContentPart,
-    ImagePart,
-    Message,
-    TextPart,
-    ToolCall,
-    UrlCitation,
-    Usage,
-    WebSearchCall,
+from gateway.v1.responses_input import conversation, decode_input
+from gateway.v1.responses_output import (
+    function_call_item,
+    image_item,
+    message_item,
+    output_text,
+    reasoning_item,
+    source_citations,
+    url_citation,
+    web_search_item,
 )
+from gateway.v1.responses_tools import decode_tool_choice, decode_tools
+from providers.types import ChatRequest, ChatResult, Usage
 
 SUPPORTED = {
     "model", "input", "instructions", "previous_response_id", "store", "stream", "stream_options",
@@ -75,16 +65,9 @@ SUPPORTED = {
 IGNORED = {"service_tier", "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options", "client_metadata",
            "access_programs", "image"}
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
-MESSAGE_ROLES = ("user", "system", "developer", "assistant")
-ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "web_search_call", "item_reference")
 SUMMARY_MODES = ("auto", "concise", "detailed")
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 MAX_METADATA_KEYS = 16
-MAX_ID_CHARS = 64
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 @dataclass(slots=True)
@@ -278,165 +261,6 @@ def decode_reasoning(value: Any) -> tuple[str | None, dict[str, Any]]:
     return effort, {"effort": effort, "summary": summary}
 
 
-def decode_input(value: Any) -> list[dict[str, Any]]:
-    if isinstance(value, str):
-        return [message_item("user", [{"type": "input_text", "text": value}])]
-    expect(value, list, "input", "a string or a list of input items")
-    if not value:
-        raise bad_request("'input' must contain at least one item.", param="input")
-    return [decode_item(raw, f"input[{index}]") for index, raw in enumerate(value)]
-
-
-def item_id(raw: dict, prefix: str) -> str:
-    given = raw.get("id")
-    return given if isinstance(given, str) and 0 < len(given) <= MAX_ID_CHARS else new_id(prefix)
-
-
-def message_item(role: str, content: list[dict[str, Any]], *, id: str | None = None) -> dict[str, Any]:
-    return {"type": "message", "id": id or new_id("msg"), "role": role, "status": "completed", "content": content}
-
-
-def decode_item(raw: Any, where: str) -> dict[str, Any]:
-    expect(raw, dict, where, "an input item object")
-    kind = raw.get("type", "message" if "role" in raw else None)
-    if kind == "message":
-        role = raw.get("role")
-        if role not in MESSAGE_ROLES:
-            raise bad_request(f"'{where}.role' must be one of {', '.join(MESSAGE_ROLES)}, not {json.dumps(role)}.",
-                              param=f"{where}.role")
-        return message_item(role, decode_parts(raw.get("content"), f"{where}.content", role=role),
-                            id=item_id(raw, "msg"))
-    if kind == "function_call":
-        item = {"type": "function_call", "id": item_id(raw, "fc"),
-                "call_id": expect(raw.get("call_id"), str, f"{where}.call_id", "a string"),
-                "name": expect(raw.get("name"), str, f"{where}.name", "a string"),
-                "arguments": expect(raw.get("arguments"), str, f"{where}.arguments", "a JSON string"),
-                "status": "completed"}
-        if raw.get("namespace") is not None:  # a namespace tool's call (responses_tools), as answered
-            item["namespace"] = expect(raw["namespace"], str, f"{where}.namespace", "a string")
-        return item
-    if kind == "function_call_output":
-        output = raw.get("output")
-        if not isinstance(output, str):
-            output = decode_parts(output, f"{where}.output", role="tool")
-        return {"type": "function_call_output", "id": item_id(raw, "fco"),
-                "call_id": expect(raw.get("call_id"), str, f"{where}.call_id", "a string"),
-                "output": output, "status": "completed"}
-    if kind == "reasoning":
-        return decode_reasoning_item(raw, where)
-    if kind == "web_search_call":  # an earlier search, sent back with the output it came in: kept, not read
-        action = raw.get("action")
-        return {"type": "web_search_call", "id": item_id(raw, "ws"), "status": "completed",
-                "action": action if isinstance(action, dict) else {"type": "search"}}
-    if kind == "item_reference":  # resolved against the tenant's stored items (gateway.v1.responses_items)
-        return {"type": "item_reference", "id": expect(raw.get("id"), str, f"{where}.id", "a stored item's id")}
-    raise bad_request(f"'{where}.type' must be one of {', '.join(ITEM_TYPES)}, not {json.dumps(kind)}.",
-                      param=f"{where}.type")
-
-
-def decode_parts(value: Any, where: str, *, role: str) -> list[dict[str, Any]]:
-    """Content parts as stored: input_text / input_image for the client's roles, output_text /
-    refusal for the assistant."""
-    if isinstance(value, str):
-        return [output_text(value) if role == "assistant" else {"type": "input_text", "text": value}]
-    expect(value, list, where, "a string or a list of content parts")
-    parts = []
-    for index, part in enumerate(value):
-        at = f"{where}[{index}]"
-        expect(part, dict, at, "a content part object")
-        kind = part.get("type")
-        if kind in ("input_text", "output_text", "text"):
-            text = expect(part.get("text"), str, f"{at}.text", "a string")
-            parts.append(output_text(text) if role == "assistant" else {"type": "input_text", "text": text})
-        elif kind == "refusal" and role == "assistant":
-            parts.append({"type": "refusal", "refusal": expect(part.get("refusal"), str, f"{at}.refusal", "a string")})
-        elif kind == "input_image" and role != "assistant":
-            parts.append(decode_image(part, at))
-        elif kind == "input_file":
-            raise bad_request(f"'{at}': files are not supported by the gateway; send the text, or images as "
-                              "input_image.", param=f"{at}.type")
-        else:
-            allowed = "output_text or refusal" if role == "assistant" else "input_text or input_image"
-            raise bad_request(f"'{at}.type' must be {allowed}, not {json.dumps(kind)}.", param=f"{at}.type")
-    return parts
-
-
-def decode_image(part: dict, where: str) -> dict[str, Any]:
-    url = part.get("image_url")
-    if url is None and part.get("file_id") is not None:
-        raise bad_request(f"'{where}.file_id': uploaded files are not supported by the gateway; send image_url "
-                          "(an https URL or a data:image/... URL).", param=f"{where}.file_id")
-    expect(url, str, f"{where}.image_url", "an https URL or a data:image/... URL")
-    if not url.startswith(("https://", "http://", "data:image/")):
-        raise bad_request(f"'{where}.image_url' must be an http(s) URL or a data:image/... URL.",
-                          param=f"{where}.image_url")
-    detail = part.get("detail") or "auto"
-    expect(detail, str, f"{where}.detail", "'low', 'high' or 'auto'")
-    return {"type": "input_image", "image_url": url, "detail": detail}
-
-
-def decode_reasoning_item(raw: dict, where: str) -> dict[str, Any]:
-    item: dict[str, Any] = {"type": "reasoning", "id": item_id(raw, "rs"), "summary": []}
-    for name, part_type in (("summary", "summary_text"), ("content", "reasoning_text")):
-        parts = raw.get(name) or []
-        expect(parts, list, f"{where}.{name}", "a list")
-        texts = [expect(part.get("text") if isinstance(part, dict) else None, str, f"{where}.{name}[{index}].text",
-                        "a string") for index, part in enumerate(parts)]
-        if texts or name == "summary":
-            item[name] = [{"type": part_type, "text": text} for text in texts]
-    if raw.get("encrypted_content") is not None:
-        item["encrypted_content"] = expect(raw["encrypted_content"], str, f"{where}.encrypted_content", "a string")
-    return item
-
-
-# --- items -> canonical messages --------------------------------------------------------------
-
-def conversation(instructions: str | None, items: list[dict[str, Any]]) -> list[Message]:
-    """The canonical messages of a conversation's items (decoded or stored ones)."""
-    messages = [Message(role="system", content=instructions)] if instructions else []
-    turn: Message | None = None  # the assistant turn being put together
-    reasoning: dict[str, Any] | None = None  # a reasoning item waiting for its turn
-    for item in items:
-        kind = item["type"]
-        if kind == "function_call" or (kind == "message" and item["role"] == "assistant"):
-            if turn is None:
-                turn = Message(role="assistant", content=None)
-                if reasoning is not None:
-                    texts = reasoning.get("content") or reasoning["summary"]
-                    turn.reasoning = "".join(part["text"] for part in texts) or None
-                    turn.reasoning_signature = reasoning.get("encrypted_content")
-                    reasoning = None
-                messages.append(turn)
-            if kind == "message":
-                turn.content = (turn.content or "") + "".join(
-                    part.get("text") or part.get("refusal") or "" for part in item["content"])
-            else:
-                turn.tool_calls.append(ToolCall(id=item["call_id"], name=qualified_name(item.get("namespace"), item["name"]),
-                                                arguments=item["arguments"]))
-        elif kind == "reasoning":
-            reasoning, turn = item, None
-        elif kind == "function_call_output":
-            messages.append(Message(role="tool", content=message_content(item["output"]), tool_call_id=item["call_id"]))
-            turn = None
-        elif kind == "message":
-            messages.append(Message(role=item["role"], content=message_content(item["content"])))
-            turn = None
-        # Other stored output (images the model drew) carries nothing a model reads back.
-    return messages
-
-
-def message_content(parts: str | list[dict[str, Any]]) -> str | list[ContentPart]:
-    if isinstance(parts, str):
-        return parts
-    content: list[ContentPart] = [
-        ImagePart(url=part["image_url"], detail=part["detail"]) if part["type"] == "input_image"
-        else TextPart(part["text"]) for part in parts
-    ]
-    if len(content) == 1 and isinstance(content[0], TextPart):
-        return content[0].text
-    return content
-
-
 # --- response ---------------------------------------------------------------------------------
 
 def encode_usage(usage: Usage) -> dict[str, Any]:
@@ -467,61 +291,6 @@ def response_object(call: ResponsesCall, *, response_id: str, model: str, create
         "previous_response_id": call.previous_response_id, "store": call.store,
         "usage": encode_usage(usage) if usage is not None else None, "user": call.chat.user, **call.echo,
     }
-
-
-def output_text(text: str, annotations: list[dict[str, Any]] = (),
-                logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": list(annotations), "logprobs": list(logprobs or ())}
-
-
-def url_citation(citation: UrlCitation) -> dict[str, Any]:
-    return {"type": "url_citation", "url": citation.url, "title": citation.title,
-            "start_index": citation.start_index, "end_index": citation.end_index}
-
-
-def source_citations(urls: list[str], text: str) -> list[dict[str, Any]]:
-    """A provider's bare source list (search-grounded models) cites the whole answer."""
-    return [url_citation(UrlCitation(url=url, title=url, start_index=0, end_index=len(text))) for url in urls]
-
-
-def reasoning_item(text: str | None, signature: str | None) -> dict[str, Any]:
-    item: dict[str, Any] = {"type": "reasoning", "id": new_id("rs"),
-                            "summary": [{"type": "summary_text", "text": text}] if text else []}
-    if signature:
-        item["encrypted_content"] = signature
-    return item
-
-
-def image_item(url: str) -> dict[str, Any]:
-    """An image the model drew (a data: URL) as OpenAI returns one: base64, its format named."""
-    header, _, data = url.partition(",")
-    media_type = header[len("data:"):].partition(";")[0]
-    return {"type": "image_generation_call", "id": new_id("ig"), "status": "completed", "result": data,
-            "output_format": media_type.partition("/")[2] or "png"}
-
-
-def web_search_item(search: WebSearchCall) -> dict[str, Any]:
-    """A search the gateway made before the model answered (gateway.v1.web_search)."""
-    return {"type": "web_search_call", "id": new_id("ws"), "status": "completed",
-            "action": {"type": "search", "query": search.query,
-                       "sources": [{"type": "url", "url": url} for url in search.urls]}}
-
-
-def function_call_item(call_id: str | None, name: str, arguments: str, status: str,
-                       tool_names: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
-    item = {"type": "function_call", "id": new_id("fc"), "call_id": call_id or new_id("call"), "name": name,
-            "arguments": arguments, "status": status}
-    return name_call(item, name, tool_names or {})
-
-
-def name_call(item: dict[str, Any], name: str, tool_names: dict[str, tuple[str, str]]) -> dict[str, Any]:
-    """A call of a flattened namespace tool carries its own name and its namespace, which is how
-    Codex routes it (responses_tools); any other call its name."""
-    if name in tool_names:
-        item["namespace"], item["name"] = tool_names[name]
-    else:
-        item["name"] = name
-    return item
 
 
 def encode_result(call: ResponsesCall, result: ChatResult, *, response_id: str, model: str,

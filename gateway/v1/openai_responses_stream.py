@@ -14,17 +14,14 @@ import json
 from typing import Any
 
 from gateway.v1.errors import GatewayError
-from gateway.v1.openai_responses import (
-    ResponsesCall,
-    failure_error,
+from gateway.v1.openai_responses import ResponsesCall, failure_error, outcome, response_object
+from gateway.v1.responses_output import (
     function_call_item,
     image_item,
     message_item,
     name_call,
     new_id,
-    outcome,
     output_text,
-    response_object,
     source_citations,
     url_citation,
     web_search_item,

@@ -4,7 +4,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from media.jobs import run_worker
+from media.worker import run_worker
 from usage.writer import writer
 
 

@@ -63,6 +63,9 @@ class WebSearchOptions:
 
     context_size: Literal["low", "medium", "high"] = "medium"  # how many results the model reads
     country: str | None = None  # ISO 3166-1 alpha-2, the user's approximate location
+    # Offered among an agent's tools, not asked for (Responses tools, tool_choice not forcing it):
+    # where the plan or the gateway has no search, the request is served without one.
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,9 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False  # the client asked for the usage chunk
     max_output_tokens: int | None = None
+    # max_output_tokens is a ceiling, lowered to the model's own most (Anthropic's clients, Claude
+    # Code among them, send one large max_tokens whatever the model) rather than refused.
+    output_is_ceiling: bool = False
     temperature: float | None = None
     top_p: float | None = None
     stop: list[str] = field(default_factory=list)

@@ -125,6 +125,7 @@ def decode_payload(payload: dict[str, Any]) -> ChatRequest:
         messages=messages,
         stream=stream,
         max_output_tokens=max_tokens,
+        output_is_ceiling=True,
         temperature=number_in(payload, "temperature", 0, 1),
         top_p=number_in(payload, "top_p", 0, 1),
         stop=stop,

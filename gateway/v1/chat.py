@@ -101,6 +101,7 @@ async def serve_chat(request, caller: entitlements.Caller, chat: ChatRequest, *,
     settled, before its end reaches the client (the JSON, or the stream's terminal event)."""
     model, deployments = await find_model(chat.model, capability="chat")
     entitlements.check_model(caller, model)  # before the features: say nothing of models off the plan
+    within_model_output(chat, model)
     router.check_features(chat, model)
     own_key = byok_chain(request, caller, model, deployments)
     chain = arguments.honouring(chat, model, own_key or await fallback_chain(caller, chat, deployments))
@@ -130,6 +131,17 @@ async def serve_chat(request, caller: entitlements.Caller, chat: ChatRequest, *,
     if on_complete is not None:
         await on_complete()
     return JsonResponse(body)
+
+
+def within_model_output(chat: ChatRequest, model: router.ModelInfo) -> None:
+    """A ceiling max_tokens (ChatRequest.output_is_ceiling) above the model's most is lowered to it,
+    and a thinking budget with it, so it stays under max_tokens as Anthropic requires."""
+    limit = model.max_output_tokens
+    if not chat.output_is_ceiling or chat.max_output_tokens is None or chat.max_output_tokens <= limit:
+        return
+    chat.max_output_tokens = limit
+    if chat.thinking_budget is not None and chat.thinking_budget >= limit:
+        chat.thinking_budget = limit // 2
 
 
 async def ground_request(chat: ChatRequest, search: web_search.SearchPlan, meter: Meter) -> web_search.Grounding:

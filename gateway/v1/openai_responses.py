@@ -31,6 +31,7 @@ Decisions:
   stream_options, client_metadata (Codex's bookkeeping).
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,8 +51,8 @@ from gateway.v1.responses_output import (
     url_citation,
     web_search_item,
 )
-from gateway.v1.responses_tools import decode_tool_choice, decode_tools
-from providers.types import ChatRequest, ChatResult, Usage
+from gateway.v1.responses_tools import WEB_SEARCH_TOOLS, decode_tool_choice, decode_tools
+from providers.types import ChatRequest, ChatResult, Usage, WebSearchOptions
 
 SUPPORTED = {
     "model", "input", "instructions", "previous_response_id", "store", "stream", "stream_options",
@@ -122,7 +123,7 @@ def decode(payload: dict[str, Any]) -> ResponsesCall:
         user=user,
         fallback_models=decode_fallbacks(payload, model),
         # The gateway's search is its only built-in tool call: max_tool_calls 0 rules it out.
-        web_search=tools.web_search if max_tool_calls != 0 else None,
+        web_search=offered_search(tools.web_search, tool_choice_echo) if max_tool_calls != 0 else None,
         verbosity=verbosity,
         logprobs=logprobs,
         top_logprobs=top_logprobs,
@@ -142,6 +143,12 @@ def decode(payload: dict[str, Any]) -> ResponsesCall:
     }
     return ResponsesCall(chat=chat, input_items=items, instructions=instructions, previous_response_id=previous,
                          store=flag(payload, "store", True), echo=echo, tool_names=tools.namespaced)
+
+
+def offered_search(search: WebSearchOptions | None, tool_choice: Any) -> WebSearchOptions | None:
+    """A web_search tool is only offered (optional) unless tool_choice forces it."""
+    forced = isinstance(tool_choice, dict) and tool_choice.get("type") in WEB_SEARCH_TOOLS
+    return search if search is None or forced else dataclasses.replace(search, optional=True)
 
 
 def decode_stream(payload: dict) -> bool:

@@ -78,6 +78,15 @@ class SearchPlan:
         return self.engine.provider
 
 
+async def is_search_available(request, caller: Caller) -> bool:
+    """Whether a search could run for this caller: on its plan, with a key (its own or ours)."""
+    if not caller.plan.allows_capability(SEARCH_CAPABILITY):
+        return False
+    engines = (await get_search_engines()).values()
+    return any(engine.targets or caller.provider_keys.get(engine.provider) for engine in engines) or any(
+        request.headers.get(KEY_HEADER.format(wire_format)) for wire_format in HEADER_WIRE_FORMATS)
+
+
 def search_not_configured(detail: str) -> GatewayError:
     return GatewayError(400, f"Web search is not available: {detail}", param="tools", code="web_search_not_configured")
 
@@ -86,6 +95,8 @@ async def plan_search(request, caller: Caller, chat: ChatRequest) -> SearchPlan 
     """The engine, key and price of this request's search, or None when it asked for none."""
     if chat.web_search is None:
         return None
+    if chat.web_search.optional and not await is_search_available(request, caller):
+        return None  # an agent's offered tool: served without search, as a tool it cannot run
     if not caller.plan.allows_capability(SEARCH_CAPABILITY):
         raise Refusal(403, f"web search is not on plan {caller.plan.name}; {upgrade_hint(caller)}.",
                       type="permission_error", code="capability_not_on_plan")

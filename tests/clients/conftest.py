@@ -48,7 +48,7 @@ def proxy_url(recorder) -> str:
     return recorder.address
 
 
-def each_call_billed_once(recorder: RecordingProxy, tenant, other_tenant, *, calls: int | None = None) -> list:
+def each_call_billed_once(recorder: RecordingProxy, tenant, other_tenant, *, calls: int | None = None) -> None:
     """Every model call the client made was answered, and left exactly one usage record (matched
     by the gateway's request id) under ``tenant`` and none under ``other_tenant``. ``calls``: how
     many model calls the user's action must take, when the client's behaviour fixes it."""
@@ -64,7 +64,6 @@ def each_call_billed_once(recorder: RecordingProxy, tenant, other_tenant, *, cal
     records = list(UsageRecord.objects.filter(tenant=tenant))
     assert sorted(record.request_id for record in records) == sorted(ids)
     assert not UsageRecord.objects.filter(tenant=other_tenant).exists()
-    return records
 
 
 @pytest.fixture(scope="session")
@@ -77,20 +76,24 @@ def node_modules() -> Path:
 
 
 def quiet_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a client subprocess: a HOME of its own, no inherited keys or proxies,
-    telemetry and update checks off."""
+    """The environment of a client subprocess: a HOME of its own, no inherited keys, telemetry off,
+    and a proxy that refuses every connection for whatever a client would still send past
+    127.0.0.1 (the gateway is reached directly)."""
     home.mkdir(parents=True, exist_ok=True)
+    nowhere = "http://127.0.0.1:9"  # the discard port: nothing listens
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
-        "TMPDIR": str(home), "NO_COLOR": "1", "CI": "1", "NODE_OPTIONS": "--no-deprecation",
-        "DO_NOT_TRACK": "1", "NO_PROXY": "127.0.0.1,localhost", **extra,
+        "TMPDIR": str(home), "NO_COLOR": "1", "CI": "1", "NODE_OPTIONS": "--no-deprecation", "DO_NOT_TRACK": "1",
+        "HTTP_PROXY": nowhere, "HTTPS_PROXY": nowhere, "ALL_PROXY": nowhere, "NO_PROXY": "127.0.0.1,localhost",
+        **extra,
     }
 
 
 def run_client(args: list[str], *, env: dict[str, str], cwd: Path, recorder: RecordingProxy,
-               stdin: str | None = None) -> subprocess.CompletedProcess:
-    """Runs a client to completion; on failure or timeout the assertion shows its output and
-    every request it made through the gateway (with the gateway's refusals)."""
+               stdin: str = "") -> subprocess.CompletedProcess:
+    """Runs a client to completion (``stdin`` its input, empty by default); on failure or timeout
+    the assertion shows its output and every request it made through the gateway (with the
+    gateway's refusals)."""
     try:
         done = subprocess.run(args, env=env, cwd=cwd, input=stdin, capture_output=True, text=True,
                               timeout=SUBPROCESS_TIMEOUT)

@@ -39,7 +39,7 @@ def codex_exec(prompt: str, *, model: str, proxy_url: str, api_key: str, home: P
     env = quiet_env(home, CODEX_HOME=str(codex_home), TOLLGATE_API_KEY=api_key)
     args = [str(HERE / "node_modules/.bin/codex"), "exec", "--strict-config", "--skip-git-repo-check", "--ephemeral",
             "--color", "never", *extra_args, prompt]
-    return run_client(args, env=env, cwd=workspace, recorder=recorder, stdin="").stdout
+    return run_client(args, env=env, cwd=workspace, recorder=recorder).stdout
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """LiteLLM as a client: its `openai/` route (any OpenAI-compatible server) and its `anthropic/`
 route, each with the gateway's model id after the route's prefix."""
 
+import asyncio
+
 import litellm
 import pytest
 
@@ -11,6 +13,16 @@ from tests.fakes.anthropic_upstream import Reply as ClaudeReply
 pytestmark = pytest.mark.filterwarnings("ignore:.*using the `ReadOnly` qualifier:UserWarning")
 
 SAY_HI = [{"role": "user", "content": "say hi"}]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_litellms_event_loop():
+    """A sync call sets an event loop on the main thread (for LiteLLM's logging) that nothing closes;
+    closed here rather than left to the garbage collector after another test's asyncio.run."""
+    yield
+    policy = asyncio.get_event_loop_policy()
+    policy.get_event_loop().close()
+    policy.set_event_loop(None)
 
 
 def test_openai_route_completion_and_stream(proxy_url, api_key, recorder, tenant, other_tenant):

@@ -31,4 +31,4 @@ def test_a_cache_miss_read_gives_its_connection_back_to_the_pool(transactional_d
     stats = connection.pool.get_stats()
     assert stats["connections_num"] == opened  # no new connection to the server
     assert stats["pool_available"] == available  # every read gave its connection back
-    assert len(set(pids) | {first}) <= 2  # the same one or two pooled connections, again and again
+    assert len(set(pids) | {first}) <= opened  # only the pool's own connections, again and again

@@ -29,7 +29,7 @@ from providers.catalog import read_catalog, seed_catalog
 from providers.http import close_client
 from providers.models import Credential, Provider
 from providers.types import Target
-from tests.fakes import anthropic_upstream
+from tests.fakes import anthropic_upstream, cohere_upstream, gemini_upstream
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.fakes.stripe_api import FakeStripe, use_fake_stripe
@@ -449,3 +449,33 @@ def fake_gemini_audio(gemini_audio_server, catalog):
     gemini_audio_server.reset()
     serve_provider_from("gemini", gemini_audio_server.base_url, gemini_audio_server.api_key)
     return gemini_audio_server
+
+
+@pytest.fixture(scope="session")
+def gemini_server():
+    fake = gemini_upstream.FakeGemini().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def gemini(catalog, gemini_server):
+    """The Gemini API (chat) as the catalog's `gemini` provider."""
+    gemini_server.reset()
+    serve_provider_from("gemini", gemini_server.base_url, gemini_upstream.API_KEY)
+    return gemini_server
+
+
+@pytest.fixture(scope="session")
+def cohere_server():
+    fake = cohere_upstream.FakeCohere().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def cohere(catalog, cohere_server):
+    """The Cohere API as the catalog's `cohere` provider."""
+    cohere_server.reset()
+    serve_provider_from("cohere", cohere_server.base_url, cohere_upstream.API_KEY)
+    return cohere_server

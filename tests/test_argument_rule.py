@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.conftest import serve_provider_from
-from tests.fakes import cohere_upstream, gemini_upstream
+from tests.fakes import gemini_upstream
 from tests.fakes.openai_upstream import DEFAULT_REPLY, Reply
 from usage.models import UsageRecord
 
@@ -27,34 +27,6 @@ SAMPLING_KEYS = {"frequency_penalty", "presence_penalty", "logprobs", "top_logpr
                  "modalities", "prediction", "audio"}
 WEATHER = {"name": "get_weather", "description": "Weather for a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-
-
-@pytest.fixture(scope="module")
-def gemini_server():
-    fake = gemini_upstream.FakeGemini().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def gemini(catalog, gemini_server):
-    gemini_server.reset()
-    serve_provider_from("gemini", gemini_server.base_url, gemini_upstream.API_KEY)
-    return gemini_server
-
-
-@pytest.fixture(scope="module")
-def cohere_server():
-    fake = cohere_upstream.FakeCohere().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def cohere(catalog, cohere_server):
-    cohere_server.reset()
-    serve_provider_from("cohere", cohere_server.base_url, cohere_upstream.API_KEY)
-    return cohere_server
 
 
 def nothing_recorded(*tenants) -> None:

@@ -7,10 +7,10 @@ import anthropic
 import httpx2
 import pytest
 
-from tests.conftest import serve_provider_from, wait_for
+from tests.conftest import wait_for
 from tests.fakes import anthropic_upstream, gemini_upstream
 from tests.fakes.anthropic_upstream import SIGNATURE, text_block, thinking_block, tool_block
-from tests.fakes.gemini_upstream import FakeGemini, text_part, thought_part
+from tests.fakes.gemini_upstream import text_part, thought_part
 from tests.fakes.openai_upstream import DEFAULT_REPLY
 from usage.models import UsageRecord
 
@@ -45,20 +45,6 @@ def claude_code(gateway_url, api_key):
     client.urls = urls
     yield client
     client.close()
-
-
-@pytest.fixture(scope="module")
-def fake_gemini():
-    fake = FakeGemini().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def gemini(catalog, fake_gemini) -> FakeGemini:
-    fake_gemini.reset()
-    serve_provider_from("gemini", fake_gemini.base_url, gemini_upstream.API_KEY)
-    return fake_gemini
 
 
 def stream_as_claude_code(client, model: str, **overrides):

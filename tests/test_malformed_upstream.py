@@ -11,7 +11,6 @@ import anthropic
 import openai
 import pytest
 
-from tests.conftest import serve_provider_from
 from tests.fakes import anthropic_upstream, cohere_upstream, gemini_upstream, openai_upstream
 from usage.models import UsageRecord
 
@@ -53,34 +52,6 @@ WIRES = {
         'data: {"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": 5}}}}'),
 }
 SDK_ERRORS = (openai.APIError, anthropic.APIError)
-
-
-@pytest.fixture(scope="module")
-def gemini_server():
-    fake = gemini_upstream.FakeGemini().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def gemini(catalog, gemini_server):
-    gemini_server.reset()
-    serve_provider_from("gemini", gemini_server.base_url, gemini_upstream.API_KEY)
-    return gemini_server
-
-
-@pytest.fixture(scope="module")
-def cohere_server():
-    fake = cohere_upstream.FakeCohere().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def cohere(catalog, cohere_server):
-    cohere_server.reset()
-    serve_provider_from("cohere", cohere_server.base_url, cohere_upstream.API_KEY)
-    return cohere_server
 
 
 @pytest.fixture(autouse=True)

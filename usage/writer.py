@@ -55,6 +55,16 @@ def resolve(future: asyncio.Future, result: Any, error: BaseException | None) ->
         future.set_result(result)
 
 
+def start_afresh_if_stranded(connection) -> None:
+    """A transaction whose last step failed after its COMMIT (turning autocommit back on, say, when
+    the connection could not be reached just then) leaves Django's autocommit off outside any atomic
+    block; the next ``atomic()`` would then never commit, and hold its locks open. Close such a
+    connection (the server rolls back whatever is open): the next batch starts on a clean one."""
+    if connection.connection is not None and not connection.autocommit and not connection.in_atomic_block:
+        log.warning("ledger writer: its connection was left outside autocommit; starting afresh")
+        connection.close()
+
+
 class LedgerWriter:
     def __init__(self, *, housekeeping: Callable[[], Any] | None = None) -> None:
         self.housekeeping = housekeeping
@@ -133,6 +143,7 @@ class LedgerWriter:
         self._last_housekeeping = time.monotonic()
         if self.housekeeping is None:
             return
+        start_afresh_if_stranded(connections["default"])
         try:
             with transaction.atomic():
                 self.housekeeping()
@@ -144,6 +155,7 @@ class LedgerWriter:
         connection = connections["default"]
         if connection.errors_occurred and connection.connection is not None and not connection.is_usable():
             connection.close()  # the server went away: reconnect for this batch
+        start_afresh_if_stranded(connection)
         try:
             with transaction.atomic():
                 if len(batch) == 1:  # alone, the transaction is the job's own

@@ -77,6 +77,7 @@ test-clients: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.run
+	$(PY) -m bench.cpu
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -32,6 +32,13 @@ class Role(models.TextChoices):
     BILLING = "billing", "Billing"
 
 
+# The role sets the rules name (dashboard, management API, tenancy workflows): written once here.
+EVERYONE = frozenset(Role)
+MANAGERS = frozenset({Role.OWNER, Role.ADMIN})  # manage keys and members; may grant 'management'
+TEAM = frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER})
+BILLING_MANAGERS = frozenset({Role.OWNER, Role.BILLING})
+
+
 class Membership(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")

@@ -16,12 +16,18 @@ from dataclasses import dataclass
 from rest_framework import exceptions
 
 from gateway.access import get_membership_for_user, get_tenant_for_api_key
-from gateway.models import ApiKey, Membership, Role, Tenant
+from gateway.models import (
+    BILLING_MANAGERS,
+    EVERYONE,
+    MANAGERS,
+    TEAM,
+    ApiKey,
+    Membership,
+    Role,
+    Tenant,
+)
 
-EVERYONE = frozenset(Role)
-MANAGERS = frozenset({Role.OWNER, Role.ADMIN})
-TEAM = frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER})
-BILLING_MANAGERS = frozenset({Role.OWNER, Role.BILLING})
+__all__ = ["BILLING_MANAGERS", "EVERYONE", "MANAGERS", "TEAM"]  # the role sets, re-exported to the API's views
 
 
 @dataclass(frozen=True, slots=True)

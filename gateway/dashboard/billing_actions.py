@@ -19,14 +19,12 @@ from billing.subscriptions import CheckoutRefused, Redirect, open_portal, start_
 from gateway.access import get_membership_for_user
 from gateway.dashboard.navigation import current_membership
 from gateway.dashboard.tenancy import load_membership, tenant_url
-from gateway.models import Membership, Role
+from gateway.models import BILLING_MANAGERS, Membership
 from gateway.proxies import public_base_url
-
-BILLING_ROLES = {Role.OWNER, Role.BILLING}
 
 
 def can_manage_billing(membership: Membership) -> bool:
-    return membership.role in BILLING_ROLES
+    return membership.role in BILLING_MANAGERS
 
 
 class InvalidRequest(Exception):

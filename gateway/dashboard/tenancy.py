@@ -19,13 +19,10 @@ from django.http import Http404
 from django.shortcuts import render
 
 from gateway.access import get_membership_for_user
-from gateway.models import Membership, Role
+from gateway.models import EVERYONE, MANAGERS, TEAM, Membership, Role
 
 CURRENT_TENANT_SESSION_KEY = "dashboard_tenant"
 
-EVERYONE = frozenset(Role)
-MANAGERS = frozenset({Role.OWNER, Role.ADMIN})
-TEAM = frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER})
 
 # page -> roles that may open it
 PAGE_ROLES = {

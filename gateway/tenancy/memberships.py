@@ -25,10 +25,9 @@ from django.utils import timezone
 
 from billing.models import Subscription
 from gateway.api_keys import revoke_keys_created_by, withdraw_scope_from_keys_created_by
-from gateway.models import MANAGEMENT_SCOPE, Invitation, Membership, Role, Tenant
+from gateway.models import MANAGEMENT_SCOPE, MANAGERS, Invitation, Membership, Role, Tenant
 
 INVITATION_LIFETIME = timedelta(days=7)
-MANAGEMENT_GRANTERS = frozenset({Role.OWNER, Role.ADMIN})  # the roles whose keys may hold it
 
 
 class NotAllowed(Exception):
@@ -152,7 +151,7 @@ def change_role(tenant: Tenant, membership_id: int, role: str, *, actor: Members
                               "an owner first.")
     target.role = role
     target.save(update_fields=["role"])
-    if role not in MANAGEMENT_GRANTERS:
+    if role not in MANAGERS:
         withdraw_scope_from_keys_created_by(tenant, target.user, MANAGEMENT_SCOPE)
     return target
 

@@ -1,0 +1,226 @@
+"""CPU time per request: what the gateway's full path costs the machine, next to the bare proxy.
+
+Latency and requests/s depend on how busy the machine is; CPU time spent per request much less
+so. This sends the same fixed number of non-streamed, then streamed, chat completions to the
+bare proxy (bench/bare_proxy.py) and to the primary gateway (key, plan, usage record, provisioned
+as bench/run.py does), and reads each server's own CPU time (utime + stime from /proc/<pid>/stat,
+which covers all of a process's threads, summed over the server and any workers it forked)
+before and after. The fake upstream and the load generator are not counted.
+
+    python -m bench.cpu [--requests N] [--warmup N] [--concurrency C] [--output PATH]
+
+N defaults to $BENCH_CPU_REQUESTS or 2000, warm-up to $BENCH_CPU_WARMUP or 200.
+"""
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from bench import load
+from bench.load import Target
+from bench.provisioning import PROJECT_DIR, PYTHON, UPSTREAM_KEY, Install, create_install
+from bench.run import (
+    CHAT_PATH,
+    PRIMARY,
+    RESULTS_DIR,
+    chat_probe,
+    cpu_model,
+    run_async,
+    server_argv,
+    stop_on_sigterm,
+    wait_until,
+)
+from bench.services import Probe, Service, ServiceSet, free_port
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(service: Service) -> float:
+    """utime + stime of the service's process and its descendants (threads included), seconds."""
+    ticks = 0
+    for pid in service.pids():
+        try:
+            # Fields after the ")" that ends the command name start at field 3 (state);
+            # utime and stime are fields 14 and 15.
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue  # exited between listing and reading
+    return ticks / CLOCK_TICKS
+
+
+async def send_count(target: Target, *, stream: bool, count: int, concurrency: int) -> tuple[int, dict[str, int]]:
+    """Send exactly ``count`` requests with ``concurrency`` closed-loop workers; (ok, errors)."""
+    body = load.request_body(stream=stream)
+    remaining = count
+    ok = 0
+    errors: dict[str, int] = {}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=load.REQUEST_TIMEOUT)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        async def worker() -> None:
+            nonlocal remaining, ok
+            while remaining > 0:
+                remaining -= 1
+                error = await load.send_one(session, target, body, stream=stream)
+                if error is None:
+                    ok += 1
+                else:
+                    errors[error] = errors.get(error, 0) + 1
+
+        async with asyncio.TaskGroup() as workers:
+            for _ in range(concurrency):
+                workers.create_task(worker())
+    return ok, errors
+
+
+@dataclass
+class CpuCell:
+    target: str
+    stream: bool
+    requests: int
+    ok: int
+    errors: dict[str, int]
+    cpu_seconds: float
+    wall_seconds: float
+
+    @property
+    def ms_per_request(self) -> float:
+        return self.cpu_seconds * 1000 / self.requests
+
+
+def measure(service: Service, target: Target, *, stream: bool, requests: int, warmup: int, concurrency: int,
+            recorded: Callable[[], int] | None = None, recorded_before: int = 0) -> CpuCell:
+    """``recorded``: the gateway's usage-record count, to wait until every request is recorded."""
+    if warmup:
+        run_async(send_count(target, stream=stream, count=warmup, concurrency=concurrency))
+    if recorded is not None:
+        wait_until(lambda: recorded() >= recorded_before + warmup, timeout=30)
+    time.sleep(0.3)  # let the warm-up's tail (usage records, closing streams) finish
+    before = cpu_seconds(service)
+    started = time.perf_counter()
+    ok, errors = run_async(send_count(target, stream=stream, count=requests, concurrency=concurrency))
+    wall = time.perf_counter() - started
+    if recorded is not None:
+        wait_until(lambda: recorded() >= recorded_before + warmup + requests, timeout=30)  # work done after the answer (usage record) counts too
+    time.sleep(0.3)
+    spent = cpu_seconds(service) - before
+    cell = CpuCell(target.name, stream, requests, ok, errors, spent, wall)
+    print(f"  {target.name:<24} {'stream' if stream else 'json':<6} {cell.ms_per_request:6.3f} CPU ms/request "
+          f"({spent:.2f} s CPU over {wall:.2f} s wall, {ok}/{requests} ok{f', errors {errors}' if errors else ''})",
+          flush=True)
+    return cell
+
+
+def render(cells: list[CpuCell], *, requests: int, warmup: int, concurrency: int, machine: dict[str, str],
+           usage_note: str) -> str:
+    by = {(cell.target, cell.stream): cell for cell in cells}
+    lines = [
+        "# CPU per request: gateway vs bare proxy",
+        "",
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC; "
+        + ", ".join(f"{key} {value}" for key, value in machine.items()) + ".",
+        "",
+        f"{requests} requests per cell after {warmup} unmeasured warm-up requests, concurrency {concurrency}. "
+        "CPU = utime + stime of the server process (all threads) and any workers it forked, from "
+        f"/proc/<pid>/stat (resolution 1/{CLOCK_TICKS} s); the fake upstream and the client are not counted. "
+        f"Gateway: {PRIMARY}, full path (API key, plan, usage record). {usage_note}",
+        "",
+        "| mode | bare proxy CPU ms/req | gateway CPU ms/req | gateway / bare proxy |",
+        "|---|---:|---:|---:|",
+    ]
+    for stream in (False, True):
+        bare, gateway = by.get(("bare proxy", stream)), by.get(("gateway", stream))
+        if bare is None or gateway is None:
+            continue
+        ratio = gateway.ms_per_request / bare.ms_per_request if bare.cpu_seconds else float("nan")
+        lines.append(f"| {'stream' if stream else 'json'} | {bare.ms_per_request:.3f} | "
+                     f"{gateway.ms_per_request:.3f} | {ratio:.1f}x |")
+    failed = [cell for cell in cells if cell.errors]
+    if failed:
+        lines += ["", "Errors: " + "; ".join(f"{c.target} {'stream' if c.stream else 'json'}: {c.errors}"
+                                             for c in failed)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_CPU_REQUESTS", 2000)))
+    parser.add_argument("--warmup", type=int, default=int(os.environ.get("BENCH_CPU_WARMUP", 200)))
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "cpu.md")
+    args = parser.parse_args(argv)
+    stop_on_sigterm()
+    work_dir = Path(tempfile.mkdtemp(prefix="tollgate-bench-cpu-"))
+    cells: list[CpuCell] = []
+    usage_note = ""
+    try:
+        with ServiceSet() as services:
+            upstream_port = free_port()
+            upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
+            upstream = services.start(Service(
+                name="openai_upstream", argv=[PYTHON, "-m", "tests.fakes.openai_upstream", "--port",
+                                              str(upstream_port)],
+                port=upstream_port, log_path=work_dir / "logs" / "upstream.log", cwd=PROJECT_DIR))
+            upstream.wait_ready(chat_probe(UPSTREAM_KEY))
+            print(f"setting up a Tollgate install in {work_dir}", flush=True)
+            install: Install = create_install(work_dir / "install", upstream_url)
+
+            bare_port = free_port()
+            bare = services.start(Service(
+                name="bare proxy", port=bare_port, log_path=work_dir / "logs" / "bare_proxy.log", cwd=PROJECT_DIR,
+                argv=[PYTHON, "-m", "bench.bare_proxy", "--port", str(bare_port), "--upstream", upstream_url]))
+            bare.wait_ready(chat_probe("unused"))
+
+            server, transport = PRIMARY.split("+")
+            gateway_port = free_port()
+            gateway = services.start(Service(
+                name="gateway", argv=server_argv(server, gateway_port), port=gateway_port, cwd=PROJECT_DIR,
+                log_path=work_dir / "logs" / "gateway.log", env=install.env(HTTPX_TRANSPORT=transport)))
+            gateway.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}),
+                               timeout=60)
+            gateway.wait_ready(chat_probe(install.api_key))
+
+            headers = {"Content-Type": "application/json"}
+            bare_target = Target("bare proxy", bare.base_url + CHAT_PATH, headers)
+            gateway_target = Target("gateway", gateway.base_url + CHAT_PATH,
+                                    {**headers, "Authorization": f"Bearer {install.api_key}"})
+            sent = 1  # the readiness probe's chat request
+            print(f"CPU per request, {args.requests} requests after {args.warmup} warm-up, "
+                  f"concurrency {args.concurrency}", flush=True)
+            for stream in (False, True):
+                cells.append(measure(bare, bare_target, stream=stream, requests=args.requests, warmup=args.warmup,
+                                     concurrency=args.concurrency))
+                cells.append(measure(gateway, gateway_target, stream=stream, requests=args.requests,
+                                     warmup=args.warmup, concurrency=args.concurrency,
+                                     recorded=install.count_usage_records, recorded_before=sent))
+                sent += args.warmup + args.requests
+            recorded = install.count_usage_records()
+            usage_note = (f"The gateway recorded {recorded} usage records for {sent} requests sent."
+                          if recorded == sent else
+                          f"**The gateway recorded {recorded} usage records for {sent} requests sent.**")
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    machine = {"nproc": str(os.cpu_count()), "CPU": cpu_model()}
+    text = render(cells, requests=args.requests, warmup=args.warmup, concurrency=args.concurrency,
+                  machine=machine, usage_note=usage_note)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print()
+    print(text)
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,13 +29,16 @@ from providers.catalog import read_catalog, seed_catalog
 from providers.http import close_client
 from providers.models import Credential, Provider
 from providers.types import Target
-from tests.fakes import anthropic_upstream, cohere_upstream, gemini_upstream
+from tests.fakes import anthropic_upstream
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
 from tests.fakes.stripe_api import FakeStripe, use_fake_stripe
 from usage.writer import writer
 
-pytest_plugins = ["tests.gateway_processes"]  # the processes fixture: gateway processes of their own
+pytest_plugins = [
+    "tests.gateway_processes",  # the processes fixture: gateway processes of their own
+    "tests.fake_providers",  # fake upstreams of the media, Gemini and Cohere providers
+]
 
 PASSWORD = "correct horse battery staple"
 PRICES = {"basic": "price_basic_monthly", "pro": "price_pro_monthly", "enterprise": "price_enterprise_monthly"}
@@ -274,41 +277,7 @@ def media_storage(settings, tmp_path):
     return tmp_path / "media"
 
 
-# --- video jobs ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def veo_server():
-    from tests.fakes.veo_upstream import FakeVeo
-
-    fake = FakeVeo().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="session")
-def runway_server():
-    from tests.fakes.runway_upstream import FakeRunway
-
-    fake = FakeRunway().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_veo(catalog, veo_server):
-    """Gemini (Veo) enabled, pointed at the fake Veo, with its key."""
-    veo_server.reset()
-    serve_provider_from("gemini", veo_server.base_url, veo_server.api_key)
-    return veo_server
-
-
-@pytest.fixture
-def fake_runway(catalog, runway_server):
-    """Runway enabled, pointed at the fake, with its key."""
-    runway_server.reset()
-    serve_provider_from("runway", runway_server.base_url, runway_server.api_key)
-    return runway_server
-
+# --- the video worker (the fake Veo and Runway are in tests/fake_providers.py) --------------------
 
 @pytest.fixture
 def video_worker(catalog, settings):
@@ -336,7 +305,7 @@ def video_worker(catalog, settings):
     thread.join(15)
 
 
-# --- fal.ai and Replicate (queues polled inside the call) --------------------------------------
+# --- fal.ai and Replicate (queues polled inside the call; the fakes are in tests/fake_providers.py)
 
 QUICK_POLLS = {"poll_interval": 0.01, "poll_interval_max": 0.05}  # provider quirks: poll every few ms
 
@@ -357,24 +326,6 @@ def run_adapter_call(coroutine):
     return asyncio.run(main())
 
 
-@pytest.fixture(scope="session")
-def fal_server():
-    from tests.fakes.fal_queue import FakeFal
-
-    fake = FakeFal().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="session")
-def replicate_server():
-    from tests.fakes.replicate_api import FakeReplicate
-
-    fake = FakeReplicate().start()
-    yield fake
-    fake.stop()
-
-
 def serve_queue_provider(slug: str, fake) -> Provider:
     fake.reset()
     provider = serve_provider_from(slug, fake.base_url, fake.api_key)
@@ -382,100 +333,3 @@ def serve_queue_provider(slug: str, fake) -> Provider:
     provider.save(update_fields=["quirks"])
     router.forget_catalog()
     return provider
-
-
-@pytest.fixture
-def fake_fal(catalog, fal_server):
-    """fal enabled (the catalog's models and quirks), pointed at the fake queue, polled quickly."""
-    serve_queue_provider("fal", fal_server)
-    return fal_server
-
-
-@pytest.fixture
-def fake_replicate(catalog, replicate_server):
-    """Replicate enabled (the catalog's models and quirks), pointed at the fake API, polled quickly."""
-    serve_queue_provider("replicate", replicate_server)
-    return replicate_server
-
-
-@pytest.fixture(scope="session")
-def stability_server():
-    from tests.fakes.stability_upstream import FakeStability
-
-    fake = FakeStability().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_stability(stability_server, catalog):
-    """Stability AI's image API, as the catalog's `stability` provider."""
-    stability_server.reset()
-    serve_provider_from("stability", stability_server.base_url, stability_server.api_key)
-    return stability_server
-
-
-@pytest.fixture(scope="session")
-def google_images_server():
-    from tests.fakes.gemini_images_upstream import FakeGoogleImages
-
-    fake = FakeGoogleImages().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_google_images(google_images_server, catalog):
-    """The Gemini API with Imagen and the Gemini image models, as the catalog's `gemini` provider."""
-    google_images_server.reset()
-    serve_provider_from("gemini", google_images_server.base_url, google_images_server.api_key)
-    return google_images_server
-
-
-# --- audio ----------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def gemini_audio_server():
-    from tests.fakes.gemini_audio_upstream import FakeGeminiAudio
-
-    fake = FakeGeminiAudio().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_gemini_audio(gemini_audio_server, catalog):
-    """The Gemini API with its TTS models and audio understanding, as the catalog's `gemini` provider."""
-    gemini_audio_server.reset()
-    serve_provider_from("gemini", gemini_audio_server.base_url, gemini_audio_server.api_key)
-    return gemini_audio_server
-
-
-@pytest.fixture(scope="session")
-def gemini_server():
-    fake = gemini_upstream.FakeGemini().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def gemini(catalog, gemini_server):
-    """The Gemini API (chat) as the catalog's `gemini` provider."""
-    gemini_server.reset()
-    serve_provider_from("gemini", gemini_server.base_url, gemini_upstream.API_KEY)
-    return gemini_server
-
-
-@pytest.fixture(scope="session")
-def cohere_server():
-    fake = cohere_upstream.FakeCohere().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def cohere(catalog, cohere_server):
-    """The Cohere API as the catalog's `cohere` provider."""
-    cohere_server.reset()
-    serve_provider_from("cohere", cohere_server.base_url, cohere_upstream.API_KEY)
-    return cohere_server

@@ -1,6 +1,12 @@
+from django import forms
 from django.contrib import admin
 
+from billing.credits import adjust_credits
 from billing.models import (
+    AutoTopUp,
+    CreditAccount,
+    CreditEntry,
+    CreditEntryKind,
     OverageReport,
     Plan,
     PlanChange,
@@ -15,7 +21,7 @@ from usage.admin import ReadOnlyAdmin
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "monthly_price", "requests_per_minute", "monthly_spend_limit", "max_keys",
-                    "max_members", "grace_days", "allows_overage", "stripe_price_id"]
+                    "max_members", "grace_days", "allows_overage", "prepaid", "stripe_price_id"]
     search_fields = ["slug", "name", "stripe_price_id"]
     ordering = ["sort_order"]
 
@@ -68,3 +74,67 @@ class OverageReportAdmin(ReadOnlyAdmin):
     list_display = ["identifier", "tenant", "month", "units", "total_units", "overage", "sent_at"]
     list_filter = ["month", ("sent_at", admin.EmptyFieldListFilter)]
     search_fields = ["tenant__slug", "identifier", "stripe_customer_id"]
+
+
+class AdjustmentForm(forms.ModelForm):
+    reason = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"size": 80}),
+                             help_text="Required: why (kept with the entry, shown to the tenant).")
+
+    class Meta:
+        model = CreditEntry
+        fields = ["tenant", "amount", "reason"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.kind = CreditEntryKind.ADJUSTMENT
+
+    def clean_amount(self):
+        if not self.cleaned_data["amount"]:
+            raise forms.ValidationError("An adjustment of zero changes nothing.")
+        return self.cleaned_data["amount"]
+
+
+@admin.register(CreditEntry)
+class CreditEntryAdmin(admin.ModelAdmin):
+    """The credit ledger: read-only, except that an operator adds an adjustment (positive adds
+    credits, negative removes them) with a reason, through billing.credits like every entry."""
+
+    form = AdjustmentForm
+    list_display = ["created_at", "tenant", "kind", "amount", "balance_after", "reason", "stripe_payment_intent_id",
+                    "actor"]
+    list_filter = ["kind"]
+    search_fields = ["tenant__slug", "stripe_payment_intent_id", "stripe_checkout_session_id", "stripe_refund_id"]
+    autocomplete_fields = ["tenant"]
+    date_hierarchy = "created_at"
+    list_select_related = ["tenant"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        entry = adjust_credits(obj.tenant_id, form.cleaned_data["amount"], reason=form.cleaned_data["reason"],
+                               actor=request.user.get_username())
+        # The admin goes on with ``obj`` (its message and log): make it the entry written.
+        obj.__dict__.update({field.attname: getattr(entry, field.attname) for field in entry._meta.concrete_fields})
+        obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+
+@admin.register(CreditAccount)
+class CreditAccountAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "balance", "auto_top_up", "top_up_threshold", "top_up_amount", "card_label",
+                    "top_up_stopped_reason", "updated_at"]
+    list_filter = ["auto_top_up"]
+    search_fields = ["tenant__slug"]
+
+
+@admin.register(AutoTopUp)
+class AutoTopUpAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "tenant", "crossing", "amount", "status", "stripe_payment_intent_id", "failure"]
+    list_filter = ["status"]
+    search_fields = ["tenant__slug", "stripe_payment_intent_id", "idempotency_key"]

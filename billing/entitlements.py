@@ -6,7 +6,8 @@ Checked before any provider is called, in this order:
        anything else about the model)
     2. admit: request rate (django-ratelimit's core, key = API key, rate = plan) -> 429 + Retry-After
     3. admit: the monthly spend cap, reserving the most the request can cost     -> 429 insufficient_quota
-The reservation is replaced by the actual cost at settlement (usage.recording).
+       (against this process's budget lease: usage.budget, usage.leases)
+The reservation is replaced by the actual cost at settlement (usage.recording, usage.batches).
 
 Media requests (images, video, speech, transcription) go through admit_media instead of 3:
 the plan's largest image / tallest video (403), then the spend cap and the plan's monthly unit
@@ -27,9 +28,9 @@ from django_ratelimit.core import get_usage
 
 from billing.models import Plan
 from providers import catalog_snapshot
-from providers.pricing import cost_of, most_cost
+from providers.pricing import ToolPrices, cost_of, most_cost
 from providers.types import Usage
-from usage import recording
+from usage import budget, recording
 from usage.recording import Reservation
 from usage.writer import writer
 
@@ -166,32 +167,34 @@ def most_input_tokens(prompt_bytes: int, *, messages: int, images: int) -> int:
     return prompt_bytes + messages * TOKENS_PER_MESSAGE + images * TOKENS_PER_IMAGE
 
 
+def tool_prices(plan: Plan) -> ToolPrices:
+    """The plan's prices of the gateway's own tools (web_fetch, code_interpreter)."""
+    return ToolPrices(per_web_fetch=plan.web_fetch_price, per_code_second=plan.code_second_price)
+
+
 async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens: int,
-                        max_output_tokens: int, byok: bool = False, search_price: Decimal = Decimal(0)) -> Reservation:
-    """``search_price``: the request makes one web search at this price (gateway.v1.web_search)."""
+                        max_output_tokens: int, byok: bool = False, search_price: Decimal = Decimal(0),
+                        most_tool_cost: Decimal = Decimal(0)) -> Reservation:
+    """``search_price``: the request makes one web search at this price (gateway.serving.web_search);
+    ``most_tool_cost``: the most its gateway tools can cost at the plan's prices (billing.admission).
+    Held against this process's budget lease of the tenant's month (usage.budget): far from the
+    cap, no database round trip."""
     flat_cost = caller.plan.byok_fee_per_request if byok else None
     amount = flat_cost if byok else most_cost(model.prices, input_tokens=input_tokens,
                                                max_output_tokens=max_output_tokens)
-    amount += search_price
+    amount += search_price + most_tool_cost
     cap = caller.plan.monthly_spend_limit
-    who = (caller.key_id, model.public_id, model.provider, model.capability)
-    pending = writer.submit(recording.reserve, request_id, caller.tenant_id, amount, cap, who)
-    try:
-        month = await asyncio.shield(pending)
-    except asyncio.CancelledError:
-        # The client left while the reservation was being written: give it back once it is.
-        pending.add_done_callback(lambda done: release_abandoned(done, request_id, caller.tenant_id, amount))
-        raise
-    if month is None:
+    reservation = Reservation(
+        request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
+        provider=model.provider, capability=model.capability, prices=model.prices, amount=amount, month=None,
+        flat_cost=flat_cost, search_price=search_price, tool_prices=tool_prices(caller.plan),
+    )
+    if not await budget.reserve(reservation, cap):
         raise Refusal(429, f"You exceeded your current quota: plan {caller.plan.name} allows ${cap} of spend per "
                       f"month and this request could cost up to ${amount.quantize(Decimal('0.000001'))}. "
                       f"Lower max_tokens, wait for next month, or {upgrade_hint(caller)}.",
                       type="insufficient_quota", code="insufficient_quota")
-    return Reservation(
-        request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
-        provider=model.provider, capability=model.capability, prices=model.prices, amount=amount, month=month, flat_cost=flat_cost,
-        search_price=search_price,
-    )
+    return reservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,19 +204,14 @@ class Admission:
 
 
 async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int,
-                byok: bool = False, search_price: Decimal = Decimal(0)) -> Admission:
+                byok: bool = False, search_price: Decimal = Decimal(0),
+                most_tool_cost: Decimal = Decimal(0)) -> Admission:
     """Rate and spend for a call whose models have passed check_model."""
     rate = await acheck_rate(caller)
     reservation = await reserve_spend(caller, model, request_id=request_id, input_tokens=input_tokens,
-                                      max_output_tokens=max_output_tokens, byok=byok, search_price=search_price)
+                                      max_output_tokens=max_output_tokens, byok=byok, search_price=search_price,
+                                      most_tool_cost=most_tool_cost)
     return Admission(reservation, rate)
-
-
-def release_abandoned(done: asyncio.Future, request_id: str, tenant_id: int, amount: Decimal) -> None:
-    if not done.cancelled() and done.exception() is None and done.result() is not None:
-        writer.submit(recording.release, Reservation(
-            request_id=request_id, tenant_id=tenant_id, api_key_id=None, model="", provider="", capability="",
-            prices=None, amount=amount, month=done.result()))
 
 
 # Media: the plan's monthly limit of each unit (usage.recording.MEDIA_UNITS), and how to name it.

@@ -66,8 +66,26 @@ class Plan(models.Model):
         null=True, blank=True, help_text="Largest image, width x height in pixels (1048576 = 1024x1024); empty = any.")
     max_video_resolution = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Tallest video in lines (720 = 720p); empty = any.")
+    web_fetch_price = models.DecimalField(
+        max_digits=10, decimal_places=6, default=Decimal("0.001"),
+        help_text="USD per page the web_fetch tool reads (with the 'web_fetch' capability).")
+    code_second_price = models.DecimalField(
+        max_digits=10, decimal_places=6, default=Decimal("0.0001"),
+        help_text="USD per second of code the code_interpreter tool runs (with the 'code_interpreter' capability).")
     response_retention_days = models.PositiveSmallIntegerField(
         default=30, help_text="Days stored /v1/responses are kept before `purge_responses` deletes them.")
+    prepaid = models.BooleanField(
+        default=False, help_text="Pay as you go: requests are paid from purchased credits and stop at a zero balance.")
+    credit_amounts = models.JSONField(
+        default=list, blank=True,
+        help_text='USD amounts a tenant on this plan may buy as credits (and auto top-up by), e.g. ["10", "20", "50"].')
+    cache_enabled = models.BooleanField(
+        default=False, help_text="Tenants may answer repeated requests from the gateway's cache (exact matches).")
+    semantic_cache_enabled = models.BooleanField(
+        default=False, help_text="Tenants may also match requests that mean nearly the same (semantic cache).")
+    cache_hit_price = models.DecimalField(
+        max_digits=10, decimal_places=6, default=Decimal("0"),
+        help_text="USD billed per request answered from the cache, whatever its size (0 = free).")
     sort_order = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
@@ -144,6 +162,7 @@ class PlanChangeReason(models.TextChoices):
     STRIPE = "stripe", "Stripe subscription"
     GRACE_EXPIRED = "grace_expired", "Payment grace period over"
     OPERATOR = "operator", "Operator (admin)"
+    CREDITS = "credits", "Credits bought"
 
 
 class PlanChange(models.Model):
@@ -193,3 +212,145 @@ class OverageReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identifier} +{self.units}"
+
+
+# --- prepaid credits (billing/credits.py writes all three) -----------------------------------
+
+CREDIT_MONEY = {"max_digits": 20, "decimal_places": 10}
+
+
+class CreditEntryKind(models.TextChoices):
+    PURCHASE = "purchase", "Purchase"
+    TOP_UP = "top_up", "Auto top-up"
+    USAGE = "usage", "Usage"
+    REFUND = "refund", "Refund"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+CREDITS_IN = [CreditEntryKind.PURCHASE, CreditEntryKind.TOP_UP]
+CREDITS_OUT = [CreditEntryKind.USAGE, CreditEntryKind.REFUND]
+
+
+class LedgerIsAppendOnly(Exception):
+    """A credit entry is never changed or deleted: correct it with another entry."""
+
+
+class CreditEntryQuerySet(models.QuerySet):
+    # The collector behind a tenant's deletion deletes without these; anything else is refused.
+    def update(self, **kwargs):
+        raise LedgerIsAppendOnly("Credit entries are never updated; append an adjustment instead.")
+
+    def delete(self):
+        raise LedgerIsAppendOnly("Credit entries are never deleted; append an adjustment instead.")
+
+
+class CreditEntry(models.Model):
+    """One movement of a tenant's prepaid credits, in USD, signed. Append-only (refused here and,
+    for updates, by a database trigger); the tenant's balance is the sum of its entries, and
+    CreditAccount.balance caches that sum in the same transaction as each insert."""
+
+    tenant = models.ForeignKey("gateway.Tenant", on_delete=models.CASCADE, related_name="credit_entries")
+    kind = models.CharField(max_length=16, choices=CreditEntryKind.choices)
+    amount = models.DecimalField(**CREDIT_MONEY, help_text="USD; positive adds credits, negative spends them.")
+    balance_after = models.DecimalField(**CREDIT_MONEY, editable=False)
+    reason = models.CharField(max_length=300, blank=True)
+    stripe_checkout_session_id = models.CharField(max_length=100, blank=True, editable=False)
+    stripe_payment_intent_id = models.CharField(max_length=100, blank=True, editable=False)
+    stripe_refund_id = models.CharField(max_length=100, blank=True, editable=False)
+    receipt_url = models.URLField(max_length=500, blank=True, editable=False)
+    period_start = models.DateTimeField(null=True, blank=True, editable=False, help_text="Usage debits: from.")
+    period_end = models.DateTimeField(null=True, blank=True, editable=False, help_text="Usage debits: until.")
+    # Text, not a key to the user: deleting an account must not have to update the ledger.
+    actor = models.CharField(max_length=254, blank=True, editable=False,
+                             help_text="Who made an adjustment (the operator's username).")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = CreditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "credit entries"
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(kind__in=CREDITS_IN, amount__gt=0) | models.Q(kind__in=CREDITS_OUT, amount__lt=0)
+                           | (models.Q(kind=CreditEntryKind.ADJUSTMENT) & ~models.Q(amount=0)
+                              & ~models.Q(reason=""))),
+                name="credit_entry_sign_and_reason"),
+            # Crediting a payment twice is impossible, whichever webhook or call gets there first.
+            models.UniqueConstraint(fields=["stripe_payment_intent_id"],
+                                    condition=models.Q(kind__in=CREDITS_IN) & ~models.Q(stripe_payment_intent_id=""),
+                                    name="one_credit_per_payment_intent"),
+            models.UniqueConstraint(fields=["stripe_refund_id"], condition=~models.Q(stripe_refund_id=""),
+                                    name="one_entry_per_stripe_refund"),
+            models.UniqueConstraint(fields=["tenant", "period_start", "period_end"],
+                                    condition=models.Q(kind=CreditEntryKind.USAGE),
+                                    name="one_usage_debit_per_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.kind} {self.amount}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise LedgerIsAppendOnly("Credit entries are never updated; append an adjustment instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise LedgerIsAppendOnly("Credit entries are never deleted; append an adjustment instead.")
+
+
+class CreditAccount(models.Model):
+    """A tenant's credits: the ledger's balance (cached) and its auto top-up.
+
+    ``top_up_armed`` marks a threshold crossing: the one conditional UPDATE that turns it off
+    wins the right to charge for that crossing; an entry that lifts the balance back to the
+    threshold turns it on again."""
+
+    tenant = models.OneToOneField("gateway.Tenant", on_delete=models.CASCADE, related_name="credit_account")
+    balance = models.DecimalField(**CREDIT_MONEY, default=Decimal("0"), editable=False)
+    debited_through = models.DateTimeField(null=True, blank=True, editable=False,
+                                           help_text="Usage up to here is debited (the last period's end).")
+    auto_top_up = models.BooleanField(default=False)
+    top_up_threshold = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"),
+                                           help_text="USD: below this balance the saved card is charged.")
+    top_up_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"),
+                                        help_text="USD charged each time.")
+    top_up_armed = models.BooleanField(default=True, editable=False)
+    top_up_crossings = models.PositiveIntegerField(default=0, editable=False)
+    stripe_payment_method_id = models.CharField(max_length=100, blank=True, editable=False)
+    card_label = models.CharField(max_length=60, blank=True, editable=False, help_text="e.g. visa •••• 4242")
+    top_up_stopped_reason = models.CharField(max_length=300, blank=True, editable=False)
+    top_up_stopped_at = models.DateTimeField(null=True, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.balance}"
+
+
+class TopUpStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    DECLINED = "declined", "Declined"
+
+
+class AutoTopUp(models.Model):
+    """One charge of the saved card, one per threshold crossing (unique), keyed for Stripe by
+    ``idempotency_key`` so a resend after a lost answer charges once."""
+
+    tenant = models.ForeignKey("gateway.Tenant", on_delete=models.CASCADE, related_name="auto_top_ups")
+    crossing = models.PositiveIntegerField()
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    status = models.CharField(max_length=16, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
+    stripe_payment_intent_id = models.CharField(max_length=100, blank=True)
+    failure = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "crossing"], name="one_top_up_per_crossing")]
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} {self.status}"

@@ -1,4 +1,5 @@
-"""One handler per Stripe event type we act on (HANDLERS is the allowlist).
+"""One handler per Stripe event type we act on (HANDLERS is the allowlist): subscriptions here,
+credits in billing/credit_checkout.py (the same rules: re-read from Stripe, idempotent).
 
 Each runs inside the webhook's transaction, after the event's StripeEvent row is inserted.
 None trusts the event's copy of a subscription: events arrive late, twice and out of order,
@@ -10,7 +11,7 @@ StripeEvent row back and Stripe delivers the event again.
 
 import logging
 
-from billing import stripe_api
+from billing import credit_checkout, stripe_api
 from billing.models import Subscription
 from billing.stripe_api import StripeObjectMissing, WebhookEvent
 from billing.subscriptions import apply_stripe_subscription, lock_subscription
@@ -63,6 +64,9 @@ def sync_subscription(event: WebhookEvent, subscription_id: str, *, tenant_id: i
 
 def handle_checkout_session_completed(event: WebhookEvent) -> None:
     session = event.object
+    if session.get("mode") in ("payment", "setup"):
+        handle_credits_checkout(event)
+        return
     subscription_id = id_of(session.get("subscription"))
     reference = str(session.get("client_reference_id") or "")
     if session.get("mode") != "subscription" or not subscription_id or not reference.isdigit():
@@ -95,8 +99,39 @@ def handle_invoice_changed(event: WebhookEvent) -> None:
     sync_subscription(event, subscription_id, customer_id=id_of(invoice.get("customer")))
 
 
+# Credits (billing/credit_checkout.py): the metadata we set routes an event; what it is worth
+# is read again from Stripe.
+CREDIT_PURPOSES = {"credits", "auto_top_up_card", "top_up"}
+
+
+def is_for_credits(obj: dict) -> bool:
+    return (obj.get("metadata") or {}).get("purpose") in CREDIT_PURPOSES
+
+
+def handle_credits_checkout(event: WebhookEvent) -> None:
+    """checkout.session.completed (payment and setup mode) and .async_payment_succeeded."""
+    if is_for_credits(event.object):
+        credit_checkout.apply_checkout(id_of(event.object.get("id")), stripe_event_id=event.id)
+
+
+def handle_payment_intent(event: WebhookEvent) -> None:
+    """payment_intent.succeeded and .payment_failed: a purchase or an auto top-up."""
+    if is_for_credits(event.object):
+        credit_checkout.apply_payment(id_of(event.object.get("id")), stripe_event_id=event.id)
+
+
+def handle_charge_refunded(event: WebhookEvent) -> None:
+    payment_intent_id = id_of(event.object.get("payment_intent"))
+    if payment_intent_id:
+        credit_checkout.apply_refunds(payment_intent_id)
+
+
 HANDLERS = {
     "checkout.session.completed": handle_checkout_session_completed,
+    "checkout.session.async_payment_succeeded": handle_credits_checkout,
+    "payment_intent.succeeded": handle_payment_intent,
+    "payment_intent.payment_failed": handle_payment_intent,
+    "charge.refunded": handle_charge_refunded,
     "customer.subscription.created": handle_subscription_changed,
     "customer.subscription.updated": handle_subscription_changed,
     "customer.subscription.deleted": handle_subscription_changed,

@@ -1,4 +1,5 @@
-"""POST /billing/stripe/webhook: Stripe tells us a subscription, checkout or invoice changed.
+"""POST /billing/stripe/webhook: Stripe tells us a subscription, checkout, invoice or payment
+(credits) changed.
 
     verify the signature (stripe-python's own check)      -> 400, nothing changes
     type not in stripe_events.HANDLERS                     -> 200, ignored

@@ -6,7 +6,8 @@ tenant's row.
 
 import uuid
 
-from billing.models import PlanChange, Subscription, SubscriptionStatus
+from billing.models import CreditAccount, CreditEntry, PlanChange, Subscription, SubscriptionStatus
+from caching.models import KeyCache, TenantCache
 from gateway.models import ApiKey, Invitation, Membership, Tenant, TenantProviderKey
 from media.models import MediaFile, VideoJob
 from usage.models import UsageRecord
@@ -81,6 +82,16 @@ def get_plan_changes_for_tenant(tenant, *, limit: int) -> list[PlanChange]:
     return list(PlanChange.objects.filter(tenant=tenant).select_related("from_plan", "to_plan")[:limit])
 
 
+def get_credit_account_for_tenant(tenant) -> CreditAccount | None:
+    """The tenant's credit balance and auto top-up settings; None before it ever had credits."""
+    return CreditAccount.objects.filter(tenant=tenant).first()
+
+
+def get_credit_entries_for_tenant(tenant, *, limit: int) -> list[CreditEntry]:
+    """The tenant's latest credit ledger entries, newest first."""
+    return list(CreditEntry.objects.filter(tenant=tenant).order_by("-created_at", "-pk")[:limit])
+
+
 def get_provider_keys_for_tenant(tenant) -> list[TenantProviderKey]:
     """The tenant's own (BYOK) provider keys, stored encrypted."""
     return list(TenantProviderKey.objects.filter(tenant=tenant))
@@ -103,3 +114,13 @@ def get_video_job_for_tenant(tenant_id: int, job_id: str) -> VideoJob:
 def get_video_jobs_for_tenant(tenant_id: int):
     """The tenant's video jobs (a QuerySet, to order and page)."""
     return VideoJob.objects.filter(tenant_id=tenant_id)
+
+
+def get_cache_settings_for_tenant(tenant) -> TenantCache:
+    """The tenant's answer-cache settings (unsaved defaults, caching off, when it has none)."""
+    return TenantCache.objects.filter(tenant=tenant).first() or TenantCache(tenant=tenant)
+
+
+def get_key_cache_switches_for_tenant(tenant) -> dict[int, bool]:
+    """Key id -> the key's own cache switch, for the tenant's keys that have one."""
+    return dict(KeyCache.objects.filter(api_key__tenant=tenant).values_list("api_key_id", "enabled"))

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from billing.entitlements import Refusal
 from billing.models import Plan, Subscription, SubscriptionStatus
+from caching.policy import OFF, CachePolicy, policy_of
 from gateway.models import ApiKey, Tenant, TenantProviderKey, default_key_scopes
 from gateway.proxies import public_base_url
 from providers.blocking import run_blocking
@@ -59,6 +60,7 @@ class KeyContext:
     subscription_status: str
     last_used_at: datetime | None
     provider_keys: dict[str, str] = field(default_factory=dict, repr=False)  # the tenant's own, decrypted
+    cache: CachePolicy = OFF  # the tenant's answer-cache settings, with the key's own switch
 
 
 def hash_key(raw: str) -> str:
@@ -146,7 +148,7 @@ def forget_keys() -> None:
 
 def load_key_context(prefix: str) -> KeyContext | None:
     row = (
-        ApiKey.objects.select_related("tenant__subscription__plan")
+        ApiKey.objects.select_related("tenant__subscription__plan", "tenant__cache_settings", "cache_setting")
         .filter(prefix=prefix)
         .first()
     )
@@ -161,6 +163,7 @@ def load_key_context(prefix: str) -> KeyContext | None:
         tenant_id=row.tenant_id, tenant_slug=row.tenant.slug, plan=subscription.plan, subscription_status=subscription.status,
         last_used_at=row.last_used_at,
         provider_keys={key.provider: key.get_secret() for key in TenantProviderKey.objects.filter(tenant=row.tenant)},
+        cache=policy_of(getattr(row.tenant, "cache_settings", None), getattr(row, "cache_setting", None)),
     )
 
 

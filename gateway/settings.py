@@ -6,6 +6,7 @@ with ImproperlyConfigured naming the variable, rather than failing on the first 
 
 import ipaddress
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
@@ -69,6 +70,7 @@ INSTALLED_APPS = [
     "media",
     "conversations",
     "billing",
+    "caching",
     "usage",
     "providers",
 ]
@@ -226,6 +228,8 @@ LOGGING = {
 # --- the /v1 gateway -------------------------------------------------------------------
 # Largest request body /v1 accepts; larger bodies get 413 before they are parsed.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# The model POST /v1/moderations uses when the request names none (as OpenAI's API does).
+MODERATION_DEFAULT_MODEL = env.str("MODERATION_DEFAULT_MODEL", default="openai/omni-moderation-latest")
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # Largest body anywhere else (pages, admin, /api/, Stripe webhooks): counted while it is read
 # (handlers.BodyLimit), a larger one is a 413 before Django spools it.
@@ -233,6 +237,18 @@ MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=2 * 1024 * 10
 # How long an authenticated key, its tenant and plan are served from process memory.
 # A key revoked elsewhere stops working within this many seconds (at once in this process).
 KEY_CACHE_SECONDS = env.float("KEY_CACHE_SECONDS", default=5.0)
+# The answer cache (caching/, gateway/serving/cache.py): in Redis with REDIS_URL, else the database.
+# A tenant's entries beyond CACHE_MAX_ENTRIES_PER_TENANT push out its oldest; an answer larger
+# than CACHE_MAX_ENTRY_BYTES is not kept; x-tollgate-cache-ttl is capped at CACHE_MAX_TTL_SECONDS.
+CACHE_MAX_ENTRIES_PER_TENANT = env.int("CACHE_MAX_ENTRIES_PER_TENANT", default=10_000)
+CACHE_MAX_ENTRY_BYTES = env.int("CACHE_MAX_ENTRY_BYTES", default=1024 * 1024)
+CACHE_MAX_TTL_SECONDS = env.int("CACHE_MAX_TTL_SECONDS", default=30 * 24 * 3600)
+# The semantic cache: the operator's embedding model (its cost is the operator's, on /metrics),
+# the cosine similarity a match needs, and the in-process index's bounds (per tenant, tenants).
+CACHE_SEMANTIC_MODEL = env.str("CACHE_SEMANTIC_MODEL", default="openai/text-embedding-3-small")
+CACHE_SEMANTIC_THRESHOLD = env.float("CACHE_SEMANTIC_THRESHOLD", default=0.95)
+CACHE_SEMANTIC_MAX_ENTRIES = env.int("CACHE_SEMANTIC_MAX_ENTRIES", default=2000)
+CACHE_SEMANTIC_MAX_TENANTS = env.int("CACHE_SEMANTIC_MAX_TENANTS", default=1000)
 # Catalog (providers, models, prices, credentials) cache lifetime.
 CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=10.0)
 # "aiohttp" (httpx API over aiohttp's pool, faster under concurrency) or "httpx".
@@ -246,6 +262,22 @@ RESERVATION_TTL_SECONDS = env.int("RESERVATION_TTL_SECONDS", default=1800)
 # writer sweeps reservations not heard of for RESERVATION_TTL_SECONDS this often (usage/recovery.py).
 RESERVATION_CHECKPOINT_SECONDS = env.float("RESERVATION_CHECKPOINT_SECONDS", default=5.0)
 RESERVATION_SWEEP_SECONDS = env.float("RESERVATION_SWEEP_SECONDS", default=60.0)
+# Budget leases (usage/leases.py): each process reserves requests in memory against a slice of a
+# tenant's remaining monthly budget, taken with one conditional UPDATE. A slice is at most
+# BUDGET_LEASE_SLICE (USD) and a tenth of what the cap has left (one request's worth near it).
+# A lease not renewed (every RESERVATION_SWEEP_SECONDS) for BUDGET_LEASE_TTL_SECONDS belongs to a
+# dead process and is given back by the sweeper; keep it well above the sweep interval. 0 idle
+# seconds: a lease is given back as soon as its last request settles (more: kept that long for
+# the next request, which then makes no database round trip, while the ledger shows it reserved).
+try:
+    BUDGET_LEASE_SLICE = Decimal(env.str("BUDGET_LEASE_SLICE", default="1.00"))
+except InvalidOperation:
+    raise ImproperlyConfigured("BUDGET_LEASE_SLICE must be an amount of USD, e.g. 1.00.") from None
+BUDGET_LEASE_TTL_SECONDS = env.int("BUDGET_LEASE_TTL_SECONDS", default=RESERVATION_TTL_SECONDS)
+BUDGET_LEASE_IDLE_SECONDS = env.float("BUDGET_LEASE_IDLE_SECONDS", default=0.0)
+if not BUDGET_LEASE_SLICE > 0 or BUDGET_LEASE_IDLE_SECONDS < 0:
+    raise ImproperlyConfigured("BUDGET_LEASE_SLICE must be a positive amount of USD (e.g. 1.00), and "
+                               "BUDGET_LEASE_IDLE_SECONDS 0 or more.")
 # Circuit breaker per deployment: this many failures within the window open it for the cool-down.
 BREAKER_FAILURES = env.int("BREAKER_FAILURES", default=5)
 BREAKER_WINDOW_SECONDS = env.float("BREAKER_WINDOW_SECONDS", default=60.0)
@@ -327,6 +359,28 @@ OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 OUTBOUND_MAX_BYTES = env.int("OUTBOUND_MAX_BYTES", default=20 * 1024 * 1024)
 OUTBOUND_TIMEOUT_SECONDS = env.float("OUTBOUND_TIMEOUT_SECONDS", default=20.0)  # the whole fetch, redirects included
 OUTBOUND_MAX_REDIRECTS = env.int("OUTBOUND_MAX_REDIRECTS", default=3)
+
+# --- tools the gateway runs itself -------------------------------------------------------
+# web_fetch (providers/web_fetch.py): a page's text handed to the model is cut at this many characters.
+WEB_FETCH_MAX_CHARS = env.int("WEB_FETCH_MAX_CHARS", default=20_000)
+# code_interpreter (providers/code_executor.py): the operator's Python executor, reached with this
+# key as a Bearer token; never the gateway's own process. Unset: the tool is unavailable.
+# `manage.py run_executor` is a reference executor for trusted environments only (README).
+PYTHON_EXECUTOR_URL = env.str("PYTHON_EXECUTOR_URL", default="")
+PYTHON_EXECUTOR_KEY = env.str("PYTHON_EXECUTOR_KEY", default="")
+if PYTHON_EXECUTOR_URL and not PYTHON_EXECUTOR_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"PYTHON_EXECUTOR_URL must be an http(s) URL, not {PYTHON_EXECUTOR_URL!r}.")
+if PYTHON_EXECUTOR_URL and not PYTHON_EXECUTOR_KEY:
+    raise ImproperlyConfigured("PYTHON_EXECUTOR_URL is set but PYTHON_EXECUTOR_KEY is not; set the executor's key.")
+# The tool loop (gateway/serving/tool_loop.py): at most this many rounds of the gateway's tools per
+# request (the model is then called once more, to answer), at most this many tool calls in all, and
+# each snippet's time limit. Admission reserves for all of it.
+TOOL_LOOP_MAX_ROUNDS = env.int("TOOL_LOOP_MAX_ROUNDS", default=4)
+TOOL_LOOP_MAX_CALLS = env.int("TOOL_LOOP_MAX_CALLS", default=8)
+CODE_INTERPRETER_TIMEOUT_SECONDS = env.float("CODE_INTERPRETER_TIMEOUT_SECONDS", default=30.0)
+if TOOL_LOOP_MAX_ROUNDS < 1 or TOOL_LOOP_MAX_CALLS < 1 or CODE_INTERPRETER_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("TOOL_LOOP_MAX_ROUNDS and TOOL_LOOP_MAX_CALLS must be at least 1, and "
+                               "CODE_INTERPRETER_TIMEOUT_SECONDS more than 0.")
 
 # --- the management API (/api/) --------------------------------------------------------
 # Signed in (session, with CSRF) or a tenant API key with the 'management' scope as a Bearer

@@ -122,7 +122,3 @@ def read_media(file: MediaFile, *, start: int = 0, length: int | None = None) ->
         if start:
             handle.seek(start)
         return handle.read() if length is None else handle.read(length)
-
-
-async def aread_media(file: MediaFile, *, start: int = 0, length: int | None = None) -> bytes:
-    return await run_blocking(functools.partial(read_media, file, start=start, length=length))

@@ -1,5 +1,5 @@
 """The catalog as calls read it: an in-process snapshot of the enabled providers, models, prices
-and decrypted credentials (providers.catalog seeds the rows it is read from).
+and decrypted credentials (providers.catalog_seed seeds the rows it is read from).
 
     load_catalog()    the snapshot, built from the database (sync)
     get_catalog()     the current snapshot, reloaded every CATALOG_CACHE_SECONDS (no query per request)
@@ -116,6 +116,7 @@ def media_prices_of(row) -> MediaPrices:
         per_image=row.price_per_image, image=price_table(row.image_prices),
         per_video_second=row.price_per_video_second, video_second=price_table(row.video_second_prices),
         per_million_characters=row.price_per_million_characters, per_audio_minute=row.price_per_audio_minute,
+        per_thousand_searches=row.price_per_thousand_searches,
     )
 
 

@@ -5,7 +5,6 @@ from django.db import models
 from django.utils import timezone
 
 from providers import encryption
-from providers.registry import WIRE_FORMATS
 
 PRICE = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
 # Request features a model may lack; requests using an undeclared one get a 400 before any call.
@@ -19,6 +18,10 @@ def default_fallback_reasons() -> list[str]:
 
 
 def validate_wire_format(value: str) -> None:
+    from providers.registry import (
+        WIRE_FORMATS,  # here: loading the models must not import every adapter
+    )
+
     if value not in WIRE_FORMATS:
         raise ValidationError(f"Unknown wire format '{value}'; one of: {', '.join(WIRE_FORMATS)}.")
 
@@ -77,6 +80,8 @@ class Capability(models.TextChoices):
     SPEECH = "speech", "Speech"
     TRANSCRIPTION = "transcription", "Transcription"
     EMBEDDING = "embedding", "Embedding"
+    RERANK = "rerank", "Rerank"
+    MODERATION = "moderation", "Moderation"
 
 
 class Model(models.Model):
@@ -106,6 +111,8 @@ class Model(models.Model):
         default=dict, blank=True, help_text='USD per second by resolution, e.g. {"720p": "0.10", "1080p": "0.30"}.')
     price_per_million_characters = models.DecimalField(**PRICE, help_text="USD per million characters of speech.")
     price_per_audio_minute = models.DecimalField(**PRICE, help_text="USD per minute of audio transcribed.")
+    price_per_thousand_searches = models.DecimalField(
+        **PRICE, help_text="USD per 1,000 rerank search units (Cohere); token-billed rerank uses the input price.")
     media_options = models.JSONField(
         default=dict, blank=True,
         help_text='What a media model accepts, checked before any call, e.g. {"sizes": ["1024x1024"], "max_n": 1, '

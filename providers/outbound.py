@@ -10,7 +10,8 @@ its worker from inside the operator's network, so it must never reach an address
   unless inside OUTBOUND_ALLOWED_NETWORKS or the host is allowed;
 - the connection goes to exactly the addresses checked (aiohttp asks PinnedResolver, which
   answers only those), so a second DNS answer cannot swap them (rebinding);
-- redirects are followed by hand, at most OUTBOUND_MAX_REDIRECTS, each hop checked the same way;
+- redirects are followed by hand, at most OUTBOUND_MAX_REDIRECTS, each hop checked the same way
+  (and by the caller's ``before_hop``, if it gives one: web_fetch checks robots.txt there);
 - the body is read in chunks and cut at OUTBOUND_MAX_BYTES (after decompression), and the whole
   fetch, redirects included, at OUTBOUND_TIMEOUT_SECONDS.
 
@@ -26,6 +27,7 @@ import binascii
 import functools
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -41,14 +43,16 @@ REDIRECTS = (301, 302, 303, 307, 308)
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 CHUNK = 64 * 1024
 
+Hop = Callable[[str], Awaitable[None]]  # called with each URL before it is requested; raises to refuse it
+
 
 class UrlRefused(ClientInputError):
     """A client's URL the policy refused or could not read; ``rule`` says which rule."""
 
     code = "invalid_url"
 
-    def __init__(self, rule: str, message: str):
-        super().__init__(message)
+    def __init__(self, rule: str, message: str, *, upstream_status: int | None = None):
+        super().__init__(message, upstream_status=upstream_status)
         self.rule = rule
 
 
@@ -187,7 +191,7 @@ class PinnedResolver(AbstractResolver):
         pass
 
 
-async def fetch(url: str, *, max_bytes: int | None = None) -> Fetched:
+async def fetch(url: str, *, max_bytes: int | None = None, before_hop: Hop | None = None) -> Fetched:
     """The body of a client's URL under the policy (module docstring), else UrlRefused."""
     if url.startswith("data:"):
         return decode_data_url(url, max_bytes)
@@ -197,16 +201,19 @@ async def fetch(url: str, *, max_bytes: int | None = None) -> Fetched:
     connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, force_close=True)
     try:
         async with asyncio.timeout(seconds), aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-            return await follow(session, resolver, url, limit)
+            return await follow(session, resolver, url, limit, before_hop)
     except TimeoutError as exc:
         raise UrlRefused("time", f"Reading {url[:200]} took longer than {seconds:g}s.") from exc
     except aiohttp.ClientError as exc:
         raise UrlRefused("unreachable", f"Could not read {url[:200]} ({type(exc).__name__}).") from exc
 
 
-async def follow(session: aiohttp.ClientSession, resolver: PinnedResolver, url: str, limit: int) -> Fetched:
+async def follow(session: aiohttp.ClientSession, resolver: PinnedResolver, url: str, limit: int,
+                 before_hop: Hop | None = None) -> Fetched:
     for _ in range(settings.OUTBOUND_MAX_REDIRECTS + 1):
         host, port, addresses = await checked_addresses(url)
+        if before_hop is not None:
+            await before_hop(url)
         resolver.pinned[(host, port)] = addresses
         async with session.get(url, allow_redirects=False, headers={"User-Agent": "Tollgate-fetch/1"}) as response:
             location = response.headers.get("Location")
@@ -214,7 +221,8 @@ async def follow(session: aiohttp.ClientSession, resolver: PinnedResolver, url: 
                 url = urljoin(url, location)
                 continue
             if response.status >= 400:
-                raise UrlRefused("status", f"{url[:200]} answered HTTP {response.status}.")
+                raise UrlRefused("status", f"{url[:200]} answered HTTP {response.status}.",
+                                 upstream_status=response.status)
             return Fetched(await read_capped(response, limit), response.content_type, url)
     raise UrlRefused("redirects", f"{url[:200]} redirects more than {settings.OUTBOUND_MAX_REDIRECTS} times.")
 

@@ -1,7 +1,13 @@
 """Usage -> Decimal cost; never a float on the way.
 
 Tokens are priced per million; media per unit: per image (by size and quality), per second of
-video (by resolution), per million characters of speech, per minute of audio transcribed.
+video (by resolution), per million characters of speech, per minute of audio transcribed. The
+retrieval calls (providers.embedding_types) reuse them: embeddings and token-billed rerank (Jina,
+Voyage) are input tokens at the input price, Cohere's rerank search units are priced per thousand
+searches, and moderation is input tokens at the input price (0 by default: OpenAI's is free).
+A reservation for one of them is cost_of(prices, <the most the request can use>).
+The gateway's own tools (web_fetch, code_interpreter) are priced by the plan, not the model:
+ToolPrices, per page read and per second of code run.
 """
 
 from dataclasses import dataclass, field
@@ -10,6 +16,7 @@ from decimal import Decimal
 from providers.types import Usage
 
 MILLION = Decimal(1_000_000)
+THOUSAND = Decimal(1000)
 ZERO = Decimal(0)
 SIXTY = Decimal(60)
 
@@ -26,6 +33,7 @@ class MediaPrices:
     video_second: PriceTable = ()  # by resolution ("720p"), or "WxH"; else per_video_second
     per_million_characters: Decimal = ZERO
     per_audio_minute: Decimal = ZERO
+    per_thousand_searches: Decimal = ZERO  # rerank search units (Cohere: $2.00 per 1,000 for rerank-v3.5)
 
 
 def unit_price(table: PriceTable, detail: str, default: Decimal) -> Decimal:
@@ -73,7 +81,22 @@ def media_cost(prices: MediaPrices, usage: Usage) -> Decimal:
         total += usage.video_seconds * unit_price(prices.video_second, usage.media_detail, prices.per_video_second)
     if usage.audio_seconds:
         total += usage.audio_seconds * prices.per_audio_minute / SIXTY
+    if usage.search_units:
+        total += usage.search_units * prices.per_thousand_searches / THOUSAND
     return total
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPrices:
+    """What the gateway's own tools cost a tenant (its plan's prices): per page the web_fetch tool
+    reads and per second of code the code_interpreter tool runs."""
+
+    per_web_fetch: Decimal = ZERO
+    per_code_second: Decimal = ZERO
+
+
+def tool_cost(prices: ToolPrices, usage: Usage) -> Decimal:
+    return usage.web_fetches * prices.per_web_fetch + usage.code_seconds * prices.per_code_second
 
 
 def most_cost(prices: TokenPrices, *, input_tokens: int, max_output_tokens: int) -> Decimal:

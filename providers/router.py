@@ -5,6 +5,14 @@
     complete(...)     call() for a chat completion
     stream(...)       events of one streamed call, retried and falling back only until the first event
 
+Underneath, one attempt loop and one chain walker, for answers given whole and streams alike:
+
+    attempts(upstream, output, trace)   one call on an Upstream (a deployment, a search engine): its
+                                        credentials in turn, retries, breaker verdicts, timeouts
+    walk(chain, output_of, trace)       attempts on each deployment of a chain, falling back
+    Output                              how an attempt produces its items; an answer given whole
+                                        (whole(...)) is a stream of exactly one
+
 Retries wait with exponential backoff and full jitter, or the provider's Retry-After when it
 sent one, and never past the call's deadline. Credentials of a provider rotate round robin.
 The models and their deployments are the snapshot of providers.catalog_snapshot, whose names
@@ -14,11 +22,12 @@ are importable from here too.
 import asyncio
 import dataclasses
 import itertools
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 
@@ -67,21 +76,6 @@ def check_features(request: ChatRequest, model: ModelInfo) -> None:
             f"Remove it from the request or pick a model that has it (GET /v1/models lists each model's features).",
             provider=model.provider,
         )
-
-
-def backoff_delay(attempt: int, error: errors.ProviderError) -> float:
-    if error.retry_after is not None:
-        return error.retry_after
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
-
-
-async def wait_before_retry(attempt: int, error: errors.ProviderError, deadline: float) -> None:
-    """Sleep before the next attempt, or re-raise when the wait would pass the deadline."""
-    delay = backoff_delay(attempt, error)
-    if attempt >= settings.UPSTREAM_MAX_RETRIES or time.monotonic() + delay >= deadline:
-        raise error
-    provider_metrics.record_retry(error.provider)
-    await asyncio.sleep(delay)
 
 
 @dataclass(slots=True)
@@ -167,30 +161,132 @@ def cooling_down(deployment: Deployment) -> errors.ProviderUnavailable:
         "or configure a fallback.", provider=deployment.model.provider, retry_after=max(1.0, left))
 
 
-async def call_chain(chain: Chain, operation: Operation[T], trace: Trace) -> T:
-    """One non-streamed call (a chat completion, an image, a video submission, speech, ...) along
-    the chain: each deployment with its retries, then the next one when the chain moves on."""
-    skipped: errors.ProviderError | None = None
-    for index, deployment in enumerate(chain.deployments):
-        if not await breaker.allows(breaker_key(deployment)):
-            skipped = skipped or cooling_down(deployment)
-            provider_metrics.record_fallback(deployment.model.provider, "breaker_open")
-            continue
-        trace.model = deployment.model
+
+# --- the one attempt loop -----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """What the attempt loop calls: its targets (one per credential) in turn, the circuit breaker
+    that judges its attempts (None: none), how a refusal of a tenant's own key reads, and the words
+    before the provider's slug in a timeout."""
+
+    next_target: Callable[[], Target]
+    breaker_key: str | None = None
+    refused: Callable[[errors.ProviderError], errors.ProviderError] = lambda error: error
+    named: str = ""
+
+
+def upstream_of(deployment: Deployment) -> Upstream:
+    return Upstream(deployment.next_target, breaker_key(deployment), lambda error: own_key_refused(error, deployment))
+
+
+@dataclass(frozen=True, slots=True)
+class Output(Generic[T]):
+    """How one attempt produces its output on a target: its items, an answer given whole being a
+    stream of exactly one. A stream's items come under the provider's first-byte and between-chunk
+    limits and are checked one by one (answers.read_event); a whole answer only under the total."""
+
+    open: Callable[[Target], AsyncIterator[T]]
+    streamed: bool = False
+
+
+def whole(answer: Callable[[Target], Awaitable[T]]) -> Output[T]:
+    """An answer given whole, checked as it is read (answers.read_answer)."""
+    async def one(target: Target) -> AsyncIterator[T]:
+        yield await read_answer(answer(target), target)
+    return Output(one)
+
+
+def answer_of(operation: Operation[T], deployment: Deployment) -> Output[T]:
+    return whole(lambda target: operation(deployment.adapter, target))
+
+
+def events_of(request: ChatRequest, deployment: Deployment) -> Output[StreamEvent]:
+    return Output(lambda target: deployment.adapter.stream(request, target), streamed=True)
+
+
+END: Any = object()  # after an attempt's last item
+
+
+async def next_item(items: AsyncIterator[T], target: Target, output: Output[T], *, first: bool, deadline: float,
+                    named: str = "") -> T:
+    """The attempt's next item, or END after its last. A provider silent past the call's deadline,
+    or in a stream past the first-byte limit (before its first event) or the between-chunks limit
+    (after it), is timed out."""
+    phase = (target.first_byte_timeout if first else target.read_timeout) if output.streamed else math.inf
+    left = max(0.0, deadline - time.monotonic())
+    try:
+        async with asyncio.timeout(min(phase, left)):
+            if output.streamed:
+                return await read_event(items, target, produced=not first)
+            return await anext(items)
+    except StopAsyncIteration:
+        return END
+    except TimeoutError as exc:
+        if left < phase:
+            message = f"{named}{target.provider} took longer than {target.total_timeout:g}s."
+        else:
+            message = (f"{named}{target.provider} was silent for over {phase:g}s "
+                       f"{'to start its answer' if first else 'between two chunks'}.")
+        raise errors.ProviderTimeout(message, provider=target.provider) from exc
+
+
+def retry_delay(attempt: int, error: errors.ProviderError, deadline: float) -> float | None:
+    """The wait before the next attempt: the provider's Retry-After, or exponential backoff with
+    full jitter. None when there is no next attempt: the error is final, the retries are spent, or
+    the wait would reach the deadline."""
+    if not error.retryable or attempt >= settings.UPSTREAM_MAX_RETRIES:
+        return None
+    delay = error.retry_after
+    if delay is None:
+        delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+    return delay if time.monotonic() + delay < deadline else None
+
+
+async def attempts(upstream: Upstream, output: Output[T], trace: Trace) -> AsyncIterator[T]:
+    """One call on one upstream: its targets in turn, each attempt judged by its breaker, retried
+    with backoff while the error is retryable, its breaker allows and nothing was produced (once an
+    item is out, a failure is final), within the total timeout of the first attempt's target. A
+    tenant's own key refused ends it as upstream.refused says."""
+    started = time.monotonic()
+    for attempt in itertools.count():
+        target = upstream.next_target()
+        trace.attempt(target)
+        deadline = started + target.total_timeout
+        produced = False
+        verdict = breaker.Verdict(upstream.breaker_key, target)
+        items = output.open(target)
         try:
-            return await call(operation, deployment, trace)
+            while (item := await next_item(items, target, output, first=not produced, deadline=deadline,
+                                           named=upstream.named)) is not END:
+                trace.answered = trace.answered if produced else time.monotonic()
+                produced = True
+                yield item
+            await verdict.succeeded()
+            return
         except errors.ProviderError as error:
-            if not chain.moves_on(error, index):
-                raise
-            provider_metrics.record_fallback(deployment.model.provider, fallback_reason(error) or "other")
-    raise skipped or AssertionError("a chain with no deployment")
+            await verdict.failed(error)
+            delay = None if produced else retry_delay(attempt, error, deadline)
+            if delay is None or not await breaker.allows(upstream.breaker_key):
+                raise upstream.refused(error) from error
+            provider_metrics.record_retry(error.provider)
+            await asyncio.sleep(delay)
+        finally:
+            await verdict.close()
+            await items.aclose()
 
 
-async def complete_chain(request: ChatRequest, chain: Chain, trace: Trace) -> ChatResult:
-    return await call_chain(chain, lambda adapter, target: adapter.complete(request, target), trace)
+async def only(items: AsyncIterator[T]) -> T:
+    """The one item of an answer given whole, once its attempt has ended (and its verdict is given)."""
+    [item] = [item async for item in items]
+    return item
 
 
-async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> AsyncIterator[StreamEvent]:
+# --- the one chain walker -----------------------------------------------------------------------
+
+async def walk(chain: Chain, output_of: Callable[[Deployment], Output[T]], trace: Trace) -> AsyncIterator[T]:
+    """Output along the chain: each deployment its breaker allows, with its attempts; the next one
+    when the chain moves on from the failure, never once an item was produced."""
     skipped: errors.ProviderError | None = None
     for index, deployment in enumerate(chain.deployments):
         if not await breaker.allows(breaker_key(deployment)):
@@ -199,107 +295,49 @@ async def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> Asyn
             continue
         trace.model = deployment.model
         produced = False
-        events = stream(request, deployment, trace)
+        items = attempts(upstream_of(deployment), output_of(deployment), trace)
         try:
-            async for event in events:
+            async for item in items:
                 produced = True
-                yield event
+                yield item
             return
         except errors.ProviderError as error:
             if produced or not chain.moves_on(error, index):
                 raise
             provider_metrics.record_fallback(deployment.model.provider, fallback_reason(error) or "other")
         finally:
-            await events.aclose()
+            await items.aclose()
     raise skipped or AssertionError("a chain with no deployment")
 
 
-async def next_event(events: AsyncIterator[StreamEvent], target: Target, *, first: bool,
-                     deadline: float) -> StreamEvent | None:
-    """The stream's next event (checked: answers.read_event), or None at its end; a provider
-    silent past the first-byte limit (before the first event) or the between-chunks limit
-    (after it), or past the call's deadline, is timed out."""
-    phase = target.first_byte_timeout if first else target.read_timeout
-    left = max(0.0, deadline - time.monotonic())
-    try:
-        async with asyncio.timeout(min(phase, left)):
-            return await read_event(events, target, produced=not first)
-    except StopAsyncIteration:
-        return None
-    except TimeoutError as exc:
-        if left < phase:
-            message = f"{target.provider} took longer than {target.total_timeout:g}s."
-        else:
-            message = (f"{target.provider} was silent for over {phase:g}s "
-                       f"{'to start its answer' if first else 'between two chunks'}.")
-        raise errors.ProviderTimeout(message, provider=target.provider) from exc
+async def call_chain(chain: Chain, operation: Operation[T], trace: Trace) -> T:
+    """One non-streamed call (a chat completion, an image, a video submission, speech, ...) along the chain."""
+    return await only(walk(chain, lambda deployment: answer_of(operation, deployment), trace))
+
+
+async def complete_chain(request: ChatRequest, chain: Chain, trace: Trace) -> ChatResult:
+    return await call_chain(chain, lambda adapter, target: adapter.complete(request, target), trace)
+
+
+def stream_chain(request: ChatRequest, chain: Chain, trace: Trace) -> AsyncIterator[StreamEvent]:
+    return walk(chain, lambda deployment: events_of(request, deployment), trace)
+
+
+async def call_upstream(upstream: Upstream, answer: Callable[[Target], Awaitable[T]], trace: Trace | None = None) -> T:
+    """One answer given whole from any upstream (a deployment, a search engine), retried as a model call is."""
+    return await only(attempts(upstream, whole(answer), trace or Trace()))
 
 
 async def call(operation: Operation[T], deployment: Deployment, trace: Trace | None = None) -> T:
-    """One non-streamed call on one deployment: its credentials in turn, retried with backoff
-    while the error is retryable, within the provider's total timeout. An answer the adapter
-    fails to read is the provider's malformed answer (answers.read_answer), never our 500."""
-    trace = trace or Trace()
-    key = breaker_key(deployment)
-    started = time.monotonic()
-    for attempt in itertools.count():
-        target = deployment.next_target()
-        trace.attempt(target)
-        deadline = started + target.total_timeout
-        verdict = breaker.Verdict(key, target)
-        try:
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                result = await read_answer(operation(deployment.adapter, target), target)
-        except TimeoutError as exc:
-            error = errors.ProviderTimeout(f"{target.provider} took longer than {target.total_timeout:g}s.",
-                                           provider=target.provider)
-            await verdict.failed(error)
-            raise error from exc
-        except errors.ProviderError as error:
-            await verdict.failed(error)
-            if not error.retryable or not await breaker.allows(key):
-                raise own_key_refused(error, deployment) from error
-            await wait_before_retry(attempt, error, deadline)
-        else:
-            trace.answered = time.monotonic()
-            await verdict.succeeded()
-            return result
-        finally:
-            await verdict.close()
-    raise AssertionError("unreachable")
+    """One non-streamed call on one deployment. An answer the adapter fails to read is the
+    provider's malformed answer (answers.read_answer), never our 500."""
+    return await only(attempts(upstream_of(deployment), answer_of(operation, deployment), trace or Trace()))
 
 
 async def complete(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> ChatResult:
     return await call(lambda adapter, target: adapter.complete(request, target), deployment, trace)
 
 
-async def stream(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> AsyncIterator[StreamEvent]:
+def stream(request: ChatRequest, deployment: Deployment, trace: Trace | None = None) -> AsyncIterator[StreamEvent]:
     """Events of one streamed call. Once an event has been yielded, a failure is final."""
-    trace = trace or Trace()
-    key = breaker_key(deployment)
-    started = time.monotonic()
-    for attempt in itertools.count():
-        target = deployment.next_target()
-        trace.attempt(target)
-        deadline = started + target.total_timeout
-        produced = False
-        verdict = breaker.Verdict(key, target)
-        events = deployment.adapter.stream(request, target)
-        try:
-            while True:
-                event = await next_event(events, target, first=not produced, deadline=deadline)
-                if event is None:
-                    break
-                trace.answered = trace.answered if produced else time.monotonic()
-                produced = True
-                yield event
-            await verdict.succeeded()
-            return
-        except errors.ProviderError as error:
-            await verdict.failed(error)
-            if produced or not error.retryable or not await breaker.allows(key):
-                raise own_key_refused(error, deployment) from error
-            await wait_before_retry(attempt, error, deadline)
-        finally:
-            await verdict.close()
-            await events.aclose()
+    return attempts(upstream_of(deployment), events_of(request, deployment), trace or Trace())

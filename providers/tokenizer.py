@@ -7,13 +7,20 @@ replayed, tool definitions, the response schema), plus TOKENS_PER_MESSAGE for ea
 role and separators and REPLY_PRIMING for the start of the answer, plus TOKENS_PER_IMAGE per
 image (OpenAI's count for a 1024x1024 image at high detail; images are not decoded here).
 The encoding ships inside the bpe-openai package: nothing is downloaded.
+
+The retrieval calls (providers.embedding_types) are counted the same way when a provider reports
+no count: embedding inputs (count_inputs), a rerank as Voyage defines its tokens
+(estimate_rerank_tokens), a moderation's texts and images (estimate_moderation_tokens). Admission
+can size a reservation from them too.
 """
 
 import json
 import warnings
+from collections.abc import Sequence
 from functools import lru_cache
 
-from providers.types import ChatRequest
+from providers.embedding_types import ModerationRequest, RerankRequest, document_text
+from providers.types import ChatRequest, ImagePart
 
 TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING = 3
@@ -48,4 +55,27 @@ def estimate_input_tokens(request: ChatRequest) -> int:
     for extra in (request.tools, request.response_format):
         if extra:
             tokens += count_text(json.dumps(extra))
+    return tokens
+
+
+def count_inputs(inputs: Sequence[str | list[int]]) -> int:
+    """Embedding inputs' tokens: a string's by the encoding, a token array's by its length."""
+    return sum(count_text(item) if isinstance(item, str) else len(item) for item in inputs)
+
+
+def estimate_rerank_tokens(request: RerankRequest) -> int:
+    """A rerank's tokens as Voyage defines them (Jina bills alike): the query once per document,
+    plus every document."""
+    documents = [count_text(document_text(document)) for document in request.documents]
+    return count_text(request.query) * len(documents) + sum(documents)
+
+
+def estimate_moderation_tokens(request: ModerationRequest) -> int:
+    """A moderation's input: its texts, and TOKENS_PER_IMAGE for each image."""
+    tokens = 0
+    for item in request.inputs:
+        if isinstance(item, ImagePart):
+            tokens += TOKENS_PER_IMAGE
+        else:
+            tokens += count_text(item if isinstance(item, str) else item.text)
     return tokens

@@ -86,6 +86,31 @@ class UrlCitation:
     end_index: int
 
 
+# The gateway's own tools a model may call (gateway.serving.gateway_tools): offered to the model as
+# function tools of these names, run by the gateway in its tool loop, never sent back to the client.
+WEB_FETCH = "web_fetch"
+CODE_INTERPRETER = "code_interpreter"
+GATEWAY_TOOLS = (WEB_FETCH, CODE_INTERPRETER)
+
+
+@dataclass(slots=True)
+class ToolRun:
+    """One call of a gateway tool and what came of it (gateway.serving.tool_loop). Protocols show
+    it (Chat Completions as text, Responses as output items); the model reads ``output``."""
+
+    call_id: str  # the model's
+    tool: str  # WEB_FETCH | CODE_INTERPRETER
+    status: Literal["in_progress", "completed", "failed"] = "in_progress"
+    url: str = ""  # web_fetch: the URL asked for; once read, the final one (the one to cite)
+    title: str = ""  # web_fetch: the page's title, "" when it has none
+    code: str = ""  # code_interpreter: the snippet
+    logs: str = ""  # code_interpreter: stdout, stderr, the result and the error, as shown
+    output: str = ""  # what the model reads as the tool's result
+    error: str = ""  # why it failed (the model reads it in ``output`` too)
+    seconds: Decimal = Decimal(0)  # code_interpreter: execution time billed
+    offset: int = 0  # characters of the answer's text (every round's, joined) before it
+
+
 # A reasoning request needs room for its thinking and for an answer. Anthropic takes thinking out
 # of max_tokens and refuses a budget under 1,024 tokens (or not under max_tokens), so its adapter
 # never sends max_tokens under twice that; admission reserves for the same figure.
@@ -124,6 +149,10 @@ class ChatRequest:
     # Searches made for this request (gateway.v1.web_search), for protocols that report them
     # (the Responses API's web_search_call items).
     web_search_calls: list[WebSearchCall] = field(default_factory=list)
+    # The gateway's own tools the client offered the model (GATEWAY_TOOLS), run in its tool loop,
+    # and their runs so far, for protocols that show them.
+    gateway_tools: tuple[str, ...] = ()
+    tool_runs: list[ToolRun] = field(default_factory=list)
     # Sampling and output arguments only some providers take (providers.arguments says which
     # adapters send them). Each is None (False) when the client left it out or sent its neutral
     # value: decoders drop neutral values, so a penalty of 0 is the request without one.
@@ -170,6 +199,9 @@ class Usage:
     audio_seconds: Decimal = Decimal(0)  # of audio transcribed
     media_detail: str = ""
     web_searches: int = 0
+    search_units: int = 0  # rerank searches Cohere bills (a query with up to 100 documents each)
+    web_fetches: int = 0  # pages the web_fetch tool read
+    code_seconds: Decimal = Decimal(0)  # of code the code_interpreter tool ran
 
 
 @dataclass(slots=True)
@@ -215,6 +247,7 @@ class Delta:
     citations: list[str] | None = None
     annotations: list[UrlCitation] | None = None  # citations completed by this or earlier text
     logprobs: list[dict[str, Any]] | None = None  # of this delta's content tokens (ChatResult.logprobs)
+    tool_run: ToolRun | None = None  # a gateway tool starting (in_progress) or done: nothing the model said
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ from gateway.api_keys import issue_api_key
 from gateway.models import Membership
 from gateway.tenants import create_tenant
 from providers import breaker, router
-from providers.catalog import read_catalog, seed_catalog
+from providers.catalog_seed import read_catalog, seed_catalog
 from providers.http import close_client
 from providers.models import Credential, Provider
 from providers.types import Target

@@ -24,7 +24,7 @@ def test_bootstrap_is_idempotent_and_enables_providers_with_a_key(transactional_
     counts = (Provider.objects.count(), Model.objects.count(), Plan.objects.count(), Tenant.objects.count())
     assert "added" not in run("bootstrap").replace("catalog, plans", "")
     assert (Provider.objects.count(), Model.objects.count(), Plan.objects.count(), Tenant.objects.count()) == counts
-    assert set(Plan.objects.values_list("slug", flat=True)) == {"free", "basic", "pro", "enterprise"}
+    assert set(Plan.objects.values_list("slug", flat=True)) == {"free", "payg", "basic", "pro", "enterprise"}
     assert Subscription.objects.get(tenant__slug="demo").plan.slug == "free"
     openai_provider = Provider.objects.get(slug="openai")
     assert openai_provider.enabled and openai_provider.base_url == "http://127.0.0.1:9/v1"
@@ -51,7 +51,7 @@ def test_create_tenant_with_owner_and_plan(catalog):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["acme", "--plan", "platinum"], "No plan 'platinum'. Plans: free, basic, pro, enterprise"),
+    (["acme", "--plan", "platinum"], "No plan 'platinum'. Plans: free, basic, payg, pro, enterprise"),
     (["Not A Slug"], "lowercase letters"),
 ])
 def test_create_tenant_explains_bad_input(catalog, args, message):

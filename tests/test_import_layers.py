@@ -1,6 +1,6 @@
 """The import order of ../shared/DESIGN.md holds: entry points (gateway.v1, gateway.dashboard,
 gateway.api and the project's wiring) -> gateway.serving -> tenancy (the rest of gateway) ->
-billing, media, conversations -> usage -> providers. No module imports a layer above its own,
+billing, media, conversations, caching -> usage -> providers. No module imports a layer above its own,
 the management API never imports the dashboard, and no import cycle exists among module-level
 imports. Read from the source with ast, so it cannot drift from the code."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = {"v1", "dashboard", "api", "handlers", "urls", "asgi", "views", "admin", "admin_site", "management", "apps",
          "settings", "probes", "exposition"}
-APPS = {"billing": 3, "media": 3, "conversations": 3, "usage": 4, "providers": 5}
+APPS = {"billing": 3, "media": 3, "conversations": 3, "caching": 3, "usage": 4, "providers": 5}
 
 
 def layer_of(module: str) -> int | None:

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from media.models import MediaFile
 from providers import router
-from providers.catalog import add_azure_deployment, read_catalog, seed_catalog
+from providers.catalog_seed import add_azure_deployment, read_catalog, seed_catalog
 from providers.models import Credential, Deployment, Model, Provider
 from tests.conftest import serve_provider_from, wait_for
 from tests.fakes.azure_openai import API_KEY, DEFAULT_REPLY, FakeAzureOpenAI, Reply

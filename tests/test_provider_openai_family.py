@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from providers import router
-from providers.catalog import read_catalog, seed_catalog
+from providers.catalog_seed import read_catalog, seed_catalog
 from providers.models import Provider
 from tests.conftest import serve_provider_from
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI, Reply

@@ -19,6 +19,7 @@ class Ending(models.TextChoices):
     UPSTREAM_ERROR = "upstream_error", "Upstream error"
     TIMEOUT = "timeout", "Timeout"
     INTERRUPTED = "interrupted", "Interrupted (the gateway process died)"
+    CACHE_HIT = "cache_hit", "Answered from the cache"
 
 
 class UsageRecord(models.Model):
@@ -47,6 +48,9 @@ class UsageRecord(models.Model):
                                         help_text="Of audio transcribed.")
     media_detail = models.CharField(max_length=64, blank=True, help_text="The price the media units were billed at.")
     web_searches = models.PositiveIntegerField(default=0)
+    web_fetches = models.PositiveIntegerField(default=0, help_text="Pages the web_fetch tool read.")
+    code_seconds = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal("0"),
+                                       help_text="Seconds of code the code_interpreter tool ran.")
     byok = models.BooleanField(default=False, help_text="Made with the tenant's own provider key: billed the plan fee.")
     usage_estimated = models.BooleanField(
         default=False, help_text="The provider reported no usage (stream cut short); tokens were counted by us."
@@ -86,6 +90,8 @@ class DailyUsage(models.Model):
     characters = models.PositiveBigIntegerField(default=0)
     audio_seconds = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
     web_searches = models.PositiveBigIntegerField(default=0)
+    web_fetches = models.PositiveBigIntegerField(default=0)
+    code_seconds = models.DecimalField(max_digits=14, decimal_places=3, default=Decimal("0"))
     cost = models.DecimalField(**MONEY)
 
     class Meta:
@@ -156,6 +162,31 @@ class OpenReservation(models.Model):
     input_tokens = models.PositiveIntegerField(default=0, db_default=0)
     output_tokens = models.PositiveIntegerField(default=0, db_default=0)
     cost = models.DecimalField(**MONEY, db_default=Decimal("0"))
+    # Admitted from a budget lease (its token): the money is the lease's, not this row's.
+    lease_token = models.CharField(max_length=32, blank=True, default="", db_default="")
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.amount}"
+
+
+class BudgetLease(models.Model):
+    """A slice of a tenant's monthly budget held by one gateway process (usage/leases.py).
+
+    Its amount is part of the month's ``MonthlySpend.reserved``: the process took it with one
+    conditional UPDATE (settled + reserved + slice <= cap) and reserves requests against it in
+    memory. Each settlement pays its cost out of the amount; the process gives back the rest
+    when its last request settles (or after BUDGET_LEASE_IDLE_SECONDS idle, or at shutdown), and
+    renews the row every RESERVATION_SWEEP_SECONDS meanwhile. A lease not renewed for
+    BUDGET_LEASE_TTL_SECONDS belongs to a process that died: the sweeper gives it back.
+    """
+
+    token = models.CharField(max_length=32, unique=True)
+    tenant = models.ForeignKey("gateway.Tenant", on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()
+    amount = models.DecimalField(**MONEY)
+    holder = models.CharField(max_length=200, blank=True, help_text="The process holding it (host and pid).")
+    created_at = models.DateTimeField(default=timezone.now)
+    renewed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.month:%Y-%m}: {self.amount} ({self.holder})"

@@ -5,6 +5,7 @@
                    OpenReservation row for it (called by admission)
     settle(...)    insert the UsageRecord (unique request_id), close the open reservation and
                    swap what it held for the actual cost in the ledger, upsert the daily rollup
+                   (usage/batches.py: the same for many requests at once, as the writer does)
     release(...)   close an open reservation without a record (the request never ran)
     reserve_media(...)   reserve() for a media request: the money and its media units (images,
                    seconds of video, characters, seconds of audio) in the same one UPDATE, also
@@ -16,25 +17,25 @@ request's ``finally`` (also on errors and disconnects); the unique request_id ma
 no-op, and the open row makes sure a reservation is given back exactly once, by whichever of
 settle, release or the sweeper gets to it first.
 
-Both run on every /v1 request, so they are plain SQL that SQLite and PostgreSQL share, not
+They run on every /v1 request, so they are plain SQL that SQLite and PostgreSQL share, not
 ORM queries: compiling an ORM update or a 22-field insert costs more than the database does.
 The tables and columns are the models' own (usage/models.py).
 """
 
-import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from providers.pricing import TokenPrices, cost_of
+from providers.pricing import TokenPrices, ToolPrices, cost_of, tool_cost
 from providers.types import Usage
-from usage.metrics import record_settled
-from usage.models import Ending, Outcome, UsageRecord
+from usage.models import Ending, UsageRecord
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from usage.leases import Lease
 
 
 @dataclass(slots=True)
@@ -54,13 +55,18 @@ class Reservation:
     # needs only a non-None value here.
     units: Usage | None = None
     search_price: Decimal = Decimal(0)  # per web search made (0 with the tenant's own search key)
+    tool_prices: ToolPrices = ToolPrices()  # the plan's, for the gateway's own tools (web_fetch, code_interpreter)
     known_cost: Decimal | None = None  # a cost already worked out (a crashed request's last checkpoint)
+    # Held against this process's budget lease (usage/budget.py): the money is the lease's, and
+    # the request's open row is written in the background from ``admitted_at``.
+    lease: "Lease | None" = None
+    admitted_at: datetime | None = None
 
     def cost_of(self, usage: Usage) -> Decimal:
         if self.known_cost is not None:
             return self.known_cost
-        # A search made is billed whatever happened next: the search provider billed us for it.
-        searches = usage.web_searches * self.search_price
+        # A search made, a page read or code run is billed whatever happened next: it was done.
+        searches = usage.web_searches * self.search_price + tool_cost(self.tool_prices, usage)
         if self.flat_cost is None:
             return cost_of(self.prices, usage) + searches
         # The fee is for a call that did something: one that failed before any token is free.
@@ -245,7 +251,8 @@ def move_units(cursor, tenant_id: int, month_value, held: Usage | None, used: Us
 
 
 def release(reservation: "Reservation") -> None:
-    """Give back a reservation whose request never ran (the client left during admission)."""
+    """Give back a reservation whose request never ran (the client left during admission). One
+    held against a lease only has its open row closed: its money stays with the lease."""
     month_value = connection.ops.adapt_datefield_value(reservation.month)
     with connection.cursor() as cursor:
         if reservation.units is not None:
@@ -254,87 +261,15 @@ def release(reservation: "Reservation") -> None:
             move_units(cursor, reservation.tenant_id, month_value, held_units, Usage())
         else:
             held = close_reservation(cursor, reservation)
-        if held:
+        if held and reservation.lease is None:
             cursor.execute(GIVE_BACK, [held, reservation.tenant_id, month_value])
 
 
-RECORD_FIELDS = [
-    "request_id", "tenant_id", "api_key_id", "created_at", "model", "provider", "upstream_model", "capability",
-    "streamed", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens",
-    "images", "video_seconds", "characters", "audio_seconds", "media_detail", "web_searches", "byok", "usage_estimated", "cost",
-    "reserved", "latency_ms", "ttft_ms", "outcome", "http_status", "error_type", "ending",
-]
-CREATED_AT = RECORD_FIELDS.index("created_at")
-INSERT_RECORD = f"""
-INSERT INTO usage_usagerecord ({", ".join(RECORD_FIELDS)}) VALUES ({", ".join(["%s"] * len(RECORD_FIELDS))})
-ON CONFLICT (request_id) DO NOTHING
-"""
-SETTLE_LEDGER = """
-UPDATE usage_monthlyspend SET reserved = reserved - CAST(%s AS NUMERIC), settled = settled + CAST(%s AS NUMERIC)
-WHERE tenant_id = %s AND month = %s
-"""
-ROLLUP_UPSERT = """
-INSERT INTO usage_dailyusage
-    (tenant_id, day, model, requests, errors, input_tokens, output_tokens, reasoning_tokens, cached_tokens,
-     cache_write_tokens, images, video_seconds, characters, audio_seconds, web_searches, cost)
-VALUES (%s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s, CAST(%s AS NUMERIC), %s, CAST(%s AS NUMERIC), %s, CAST(%s AS NUMERIC))
-ON CONFLICT (tenant_id, day, model) DO UPDATE SET
-    requests = usage_dailyusage.requests + 1,
-    errors = usage_dailyusage.errors + excluded.errors,
-    input_tokens = usage_dailyusage.input_tokens + excluded.input_tokens,
-    output_tokens = usage_dailyusage.output_tokens + excluded.output_tokens,
-    reasoning_tokens = usage_dailyusage.reasoning_tokens + excluded.reasoning_tokens,
-    cached_tokens = usage_dailyusage.cached_tokens + excluded.cached_tokens,
-    cache_write_tokens = usage_dailyusage.cache_write_tokens + excluded.cache_write_tokens,
-    images = usage_dailyusage.images + excluded.images,
-    video_seconds = usage_dailyusage.video_seconds + excluded.video_seconds,
-    characters = usage_dailyusage.characters + excluded.characters,
-    audio_seconds = usage_dailyusage.audio_seconds + excluded.audio_seconds,
-    web_searches = usage_dailyusage.web_searches + excluded.web_searches,
-    cost = usage_dailyusage.cost + excluded.cost
-"""
-
-
 def settle(reservation: Reservation, settlement: Settlement) -> UsageRecord | None:
-    """Record the request once. Returns the record (unsaved instance with the stored values),
-    or None if this request id was already settled."""
-    usage = settlement.usage
-    failed = settlement.http_status >= 400
-    record = UsageRecord(
-        request_id=reservation.request_id, tenant_id=reservation.tenant_id, api_key_id=reservation.api_key_id,
-        created_at=timezone.now(), model=reservation.model, provider=reservation.provider,
-        upstream_model=settlement.upstream_model, capability=reservation.capability, streamed=settlement.streamed,
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
-        cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
-        images=usage.images, video_seconds=usage.video_seconds, characters=usage.characters,
-        audio_seconds=usage.audio_seconds, media_detail=usage.media_detail, web_searches=usage.web_searches,
-        byok=reservation.flat_cost is not None, usage_estimated=settlement.usage_estimated,
-        cost=reservation.cost_of(usage), reserved=reservation.amount, latency_ms=settlement.latency_ms,
-        ttft_ms=settlement.ttft_ms, outcome=Outcome.ERROR if failed else Outcome.OK,
-        http_status=settlement.http_status, error_type=settlement.error_type, ending=settlement.ending,
-    )
-    ops = connection.ops
-    values = [getattr(record, name) for name in RECORD_FIELDS]
-    values[CREATED_AT] = ops.adapt_datetimefield_value(record.created_at)
-    day = ops.adapt_datefield_value(record.created_at.date())
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(INSERT_RECORD, values)
-        if not cursor.rowcount:
-            log.warning("request %s was already settled; not counted twice", reservation.request_id)
-            return None
-        month_value = ops.adapt_datefield_value(reservation.month)
-        if reservation.units is not None:
-            held_units = close_media_reservation(cursor, reservation)
-            held = reservation.amount if held_units is not None else Decimal(0)
-            move_units(cursor, reservation.tenant_id, month_value, held_units, usage)
-        else:
-            held = close_reservation(cursor, reservation)
-        cursor.execute(SETTLE_LEDGER, [held, record.cost, reservation.tenant_id, month_value])
-        cursor.execute(ROLLUP_UPSERT, [reservation.tenant_id, day, reservation.model, int(failed),
-                                       usage.input_tokens, usage.output_tokens, usage.reasoning_tokens,
-                                       usage.cached_tokens, usage.cache_write_tokens, usage.images,
-                                       usage.video_seconds, usage.characters, usage.audio_seconds,
-                                       usage.web_searches, record.cost])
-    record_settled(record)
-    return record
+    """Record the request once, in a transaction of its own (or the caller's). Returns the record
+    (unsaved instance with the stored values), or None if this request id was already settled.
+    The ledger writer settles many at once (usage/batches.py); this is a batch of one."""
+    from usage.batches import settle_all  # batches builds on this module
 
+    with transaction.atomic():
+        return settle_all([(reservation, settlement)])[0]

@@ -3,15 +3,25 @@
 Every admitted request writes twice: the spend reservation and its settlement. Done one
 request at a time from per-request threads, each write opens a connection and commits on its
 own, and under concurrency they queue for the database's write lock. Here a single thread
-with one long-lived connection takes whatever jobs are waiting, runs each in its own savepoint
-inside one transaction, and commits once (group commit). A request still waits until its own
+with one long-lived connection takes whatever jobs are waiting and commits them as one
+transaction (group commit): the settlements together, in a few statements whatever their number
+(usage/batches.py), every other job in its own savepoint. A request still waits until its own
 write is committed: nothing is acknowledged before it is durable.
 
+    await writer.settle(reservation, settlement)   record a request exactly once (its UsageRecord,
+                                  or None if already settled); a batch of settlements that fails
+                                  is retried one settlement at a time, so one bad settlement
+                                  cannot lose the others
+    writer.open_row(reservation)  write the open row of a request held against a budget lease,
+                                  with the next batch (nobody waits for it; usage/budget.py)
+    writer.post(fn, *args)        run fn(*args) on the writer thread, nobody waiting
     await writer.run(fn, *args)   run fn(*args) on the writer thread; its result or exception
 
-Every RESERVATION_SWEEP_SECONDS, idle or busy, it also runs its housekeeping: settling the
-reservations whose request is long gone (usage/recovery.py). start() at process start (the ASGI
-lifespan, the worker command) so that runs whether or not any request arrives.
+Every RESERVATION_SWEEP_SECONDS, idle or busy, it also runs its housekeeping: renewing this
+process's budget leases, settling the reservations whose request is long gone and giving back the
+leases of dead processes (usage/recovery.py). start() at process start (the ASGI lifespan, the
+worker command) so that runs whether or not any request arrives. It gives back budget leases left
+idle for BUDGET_LEASE_IDLE_SECONDS, and at stop() every one.
 """
 
 import asyncio
@@ -25,8 +35,12 @@ from typing import Any
 from django.conf import settings
 from django.db import connections, transaction
 
+from usage import leases
+from usage.batches import settle_all
+from usage.leases import book
 from usage.metrics import record_commit
-from usage.recovery import sweep_stale_reservations
+from usage.recording import Reservation, Settlement
+from usage.recovery import keep_house
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +53,24 @@ JOB_TIMEOUT_SECONDS = 30.0
 class Job:
     __slots__ = ("fn", "args", "loop", "future")
 
-    def __init__(self, fn: Callable, args: tuple, loop: asyncio.AbstractEventLoop, future: asyncio.Future):
+    def __init__(self, fn: Callable | None, args: tuple, loop: asyncio.AbstractEventLoop | None,
+                 future: asyncio.Future | None):  # no future: nobody waits
         self.fn = fn
         self.args = args
         self.loop = loop
         self.future = future
+
+
+class SettleJob(Job):
+    """A settlement, args (reservation, settlement): committed with the others of its batch."""
+
+    __slots__ = ()
+
+
+class OpenJob(Job):
+    """The open row of a request held against a lease, args (reservation,): nobody waits."""
+
+    __slots__ = ()
 
 
 def resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
@@ -76,14 +103,35 @@ class LedgerWriter:
 
     def submit(self, fn: Callable, *args) -> asyncio.Future:
         """Queue fn(*args); the returned future resolves on the caller's loop."""
+        return self._submit(Job, fn, args)
+
+    def _submit(self, kind: type[Job], fn: Callable | None, args: tuple) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.start()
-        self._queue.put(Job(fn, args, loop, future))
+        self._queue.put(kind(fn, args, loop, future))
         return future
 
     async def run(self, fn: Callable, *args) -> Any:
         return await asyncio.wait_for(asyncio.shield(self.submit(fn, *args)), JOB_TIMEOUT_SECONDS)
+
+    async def settle(self, reservation: Reservation, settlement: Settlement):
+        """Record the request once: its UsageRecord when this call wrote it, None when it was
+        settled before. Returns once the commit that holds the record is done. The request's
+        lease, if the last in use, is given back in the same commit."""
+        if reservation.lease is not None:
+            book.finish(reservation.lease, reservation.request_id)
+        future = self._submit(SettleJob, None, (reservation, settlement))
+        return await asyncio.wait_for(asyncio.shield(future), JOB_TIMEOUT_SECONDS)
+
+    def open_row(self, reservation: Reservation) -> None:
+        self.start()
+        self._queue.put(OpenJob(None, (reservation,), None, None))
+
+    def post(self, fn: Callable, *args) -> None:
+        """Queue fn(*args) with nobody waiting (from any thread); a failure is logged."""
+        self.start()
+        self._queue.put(Job(fn, args, None, None))
 
     def start(self) -> None:
         """Start the thread if it is not running (its housekeeping starts with it)."""
@@ -102,9 +150,13 @@ class LedgerWriter:
         return self._queue.qsize()
 
     def stop(self) -> None:
-        """Finish the queued jobs, close the connection, end the thread."""
+        """Finish the queued jobs, give back every budget lease, close the connection, end the
+        thread."""
         thread = self._thread
         if thread is not None and thread.is_alive():
+            closing = book.to_close(everything=True)
+            if closing:
+                self._queue.put(Job(leases.close, (closing,), None, None))
             self._queue.put(None)
             thread.join(10)
         self._thread = None
@@ -114,15 +166,20 @@ class LedgerWriter:
         try:
             while True:
                 every = settings.RESERVATION_SWEEP_SECONDS
+                due = self._last_housekeeping + every
+                idle_due = book.next_idle_deadline() if settings.BUDGET_LEASE_IDLE_SECONDS > 0 else None
                 try:
-                    first = self._queue.get(timeout=max(0.01, self._last_housekeeping + every - time.monotonic()))
+                    first = self._queue.get(timeout=max(0.01, min(due, idle_due or due) - time.monotonic()))
                 except queue.Empty:
-                    self._keep_house()
-                    continue
+                    first = False
                 if first is None:
                     return
-                if time.monotonic() - self._last_housekeeping > every:
+                if time.monotonic() > due:
                     self._keep_house()
+                elif idle_due is not None and time.monotonic() > idle_due:
+                    self._close_idle_leases()
+                if first is False:
+                    continue
                 batch = [first]
                 while len(batch) < MAX_BATCH:
                     try:
@@ -139,6 +196,14 @@ class LedgerWriter:
         finally:
             connections.close_all()
 
+    def _close_idle_leases(self) -> None:
+        start_afresh_if_stranded(connections["default"])
+        try:
+            with transaction.atomic():
+                leases.close(book.to_close())
+        except Exception:
+            log.exception("ledger writer: giving back idle budget leases failed")
+
     def _keep_house(self) -> None:
         self._last_housekeeping = time.monotonic()
         if self.housekeeping is None:
@@ -151,7 +216,6 @@ class LedgerWriter:
             log.exception("ledger writer: housekeeping failed")
 
     def _commit(self, batch: list[Job]) -> None:
-        outcomes: list[tuple[Any, BaseException | None]] = []
         connection = connections["default"]
         if connection.errors_occurred and connection.connection is not None and not connection.is_usable():
             connection.close()  # the server went away: reconnect for this batch
@@ -159,25 +223,65 @@ class LedgerWriter:
         try:
             with transaction.atomic():
                 if len(batch) == 1:  # alone, the transaction is the job's own
-                    job = batch[0]
-                    outcomes.append((job.fn(*job.args), None))
+                    outcomes = {batch[0]: (run_alone(batch[0]), None)}
                 else:
+                    outcomes = settle_grouped([job for job in batch if isinstance(job, GROUPED)])
                     for job in batch:
-                        try:
-                            with transaction.atomic():  # a failing job rolls back alone
-                                outcomes.append((job.fn(*job.args), None))
-                        except Exception as error:
-                            outcomes.append((None, error))
+                        if not isinstance(job, GROUPED):
+                            outcomes[job] = run_in_savepoint(job)
         except Exception as error:  # a lone job failed, or the commit did: nothing of it is durable
             log.exception("ledger writer: a batch of %d failed", len(batch))
             if len(batch) > 1:
                 connections["default"].close()
-            outcomes = [(None, error)] * len(batch)
-        for job, (result, error) in zip(batch, outcomes, strict=True):
+            outcomes = dict.fromkeys(batch, (None, error))
+        for job in batch:
+            if job.future is None:
+                continue
+            result, error = outcomes[job]
             try:
                 job.loop.call_soon_threadsafe(resolve, job.future, result, error)
             except RuntimeError:
                 pass  # the caller's event loop is closed: nobody is waiting any more
 
 
-writer = LedgerWriter(housekeeping=sweep_stale_reservations)
+GROUPED = (SettleJob, OpenJob)
+
+
+def run_alone(job: Job) -> Any:
+    if isinstance(job, SettleJob):
+        return settle_all([job.args])[0]
+    if isinstance(job, OpenJob):
+        return settle_all([], [job.args[0]])
+    return job.fn(*job.args)
+
+
+def run_in_savepoint(job: Job) -> tuple[Any, BaseException | None]:
+    try:
+        with transaction.atomic():  # a failing job rolls back alone
+            return run_alone(job), None
+    except Exception as error:
+        if job.future is None:
+            log.exception("ledger writer: a job nobody waits for failed")
+        return None, error
+
+
+def settle_grouped(jobs: list[Job]) -> dict[Job, tuple[Any, BaseException | None]]:
+    """The batch's settlements and open rows in one go; if that fails, one at a time (each in its
+    savepoint, the open rows first), so a settlement the database refuses fails alone."""
+    if not jobs:
+        return {}
+    settles = [job for job in jobs if isinstance(job, SettleJob)]
+    opens = [job.args[0] for job in jobs if isinstance(job, OpenJob)]
+    try:
+        with transaction.atomic():
+            results = settle_all([job.args for job in settles], opens)
+        outcomes = dict.fromkeys(jobs, (None, None))
+        outcomes.update((job, (result, None)) for job, result in zip(settles, results, strict=True))
+        return outcomes
+    except Exception:
+        log.exception("ledger writer: %d settlements failed together; settling them one at a time", len(jobs))
+        ordered = [job for job in jobs if isinstance(job, OpenJob)] + settles
+        return {job: run_in_savepoint(job) for job in ordered}
+
+
+writer = LedgerWriter(housekeeping=keep_house)

@@ -1,6 +1,7 @@
 """The billing page: plan, limits and this month's use, upgrades (Stripe Checkout), the portal,
-recent invoices and the past-due banner. The forms post to billing's own endpoints
-(/api/billing/checkout and /api/billing/portal), which check the role again."""
+recent invoices, the past-due banner and credits (gateway/dashboard/credits.py). The forms post
+to billing's own endpoints (/api/billing/checkout and /api/billing/portal, and the credits'),
+which check the role again."""
 
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,6 +19,7 @@ from gateway.access import (
     get_subscription_for_tenant,
 )
 from gateway.dashboard.billing_actions import can_manage_billing
+from gateway.dashboard.credits import credits_context
 from gateway.dashboard.tenancy import tenant_page
 from gateway.models import Membership, Tenant
 from usage import summaries
@@ -114,4 +116,7 @@ def billing_page(request, membership: Membership):
         "invoices": invoices,
         "invoices_error": invoices_error,
         "checkout": request.GET.get("checkout", ""),
+        "credits": credits_context(membership, subscription),
+        "credits_return": request.GET.get("credits", ""),
+        "card_return": request.GET.get("card", ""),
     })

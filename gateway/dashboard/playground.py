@@ -1,14 +1,14 @@
 """The playground: a member picks a model of the plan, sends a prompt and watches the answer
 arrive over a WebSocket (ws/tenants/<slug>/playground/, session-authenticated).
 
-A prompt takes the /v1 request path itself, through ``gateway.v1.chat.serve_chat``: the same
+A prompt takes the /v1 request path itself, through ``gateway.serving.chat.serve_chat``: the same
 model and plan checks, admission (rate window and spend cap), routing, fallbacks and
 settlement as POST /v1/chat/completions. Only the caller and the wire differ:
 
 - the caller is the member, not an API key: its usage record has no key (``api_key`` null,
   shown as "playground"), and its requests share one rate window per tenant at the plan's
   per-key rate;
-- the answer is JSON messages on the socket instead of server-sent events.
+- the answer's events become JSON messages on the socket instead of server-sent events.
 
 Socket protocol. The page sends ``{"action": "run", "model", "prompt", "max_tokens"?}`` or
 ``{"action": "stop"}``. The server answers with, in order:
@@ -21,15 +21,12 @@ any answer (also followed by "done" when it was admitted, so its cost shows).
 """
 
 import asyncio
-import json
 import logging
-import time
 import uuid
 from contextlib import suppress
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.http.request import HttpHeaders
 from django.shortcuts import render
 
 from billing.entitlements import Caller, Refusal, models_on_plan
@@ -42,11 +39,13 @@ from gateway.access import (
 from gateway.dashboard.consumers import FORBIDDEN, current_membership
 from gateway.dashboard.tenancy import tenant_page
 from gateway.models import Membership
-from gateway.v1 import chat as v1_chat
+from gateway.serving.call import Call
+from gateway.serving.chat import ChatStream, Failed, serve_chat
 from gateway.v1 import openai_chat
+from gateway.v1.answers import failure_of
 from gateway.v1.errors import GatewayError, as_gateway_error
 from providers.errors import ProviderError
-from providers.types import Delta, Usage
+from providers.types import Delta, Finish
 from usage.charts import format_money
 
 log = logging.getLogger(__name__)
@@ -78,44 +77,6 @@ def caller_for_member(membership: Membership) -> Caller:
 
 def settled_record(tenant, request_id: str):
     return get_usage_records_for_tenant(tenant).filter(request_id=request_id).first()
-
-
-class PlaygroundRequest:
-    """What serve_chat reads of an HTTP request: its id, the headers it sets, the client's
-    headers (none: the member's provider keys come from the tenant's stored ones)."""
-
-    def __init__(self) -> None:
-        self.request_id = f"req_{uuid.uuid4().hex}"
-        self.gateway_headers: dict[str, str] = {}
-        self.headers = HttpHeaders({})
-        self.path = "/playground"
-        self.method = "POST"
-
-
-class SocketStream:
-    """A StreamEncoder (gateway.v1.chat) writing one JSON line per event for the socket."""
-
-    def opening(self) -> bytes:
-        return b""
-
-    def delta(self, delta: Delta) -> bytes:
-        return line({"type": "token", "text": delta.content}) if delta.content else b""
-
-    def finish(self, reason: str) -> bytes:
-        return line({"type": "finish", "reason": reason})
-
-    def closing(self, usage: Usage) -> bytes:
-        return b""
-
-    def done(self) -> bytes:
-        return b""
-
-    def failure(self, error: GatewayError) -> bytes:
-        return line({"type": "error", "message": error.message, "code": error.code, "status": error.status})
-
-
-def line(message: dict) -> bytes:
-    return json.dumps(message).encode() + b"\n"
 
 
 def chat_body(content: dict) -> dict:
@@ -187,28 +148,23 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
                                   "message": "Send {\"action\": \"run\", ...} or {\"action\": \"stop\"}."})
 
     async def run(self, content: dict) -> None:
-        request = PlaygroundRequest()
+        request_id = f"req_{uuid.uuid4().hex}"
         try:
             chat = openai_chat.decode(chat_body(content))
             caller = await database_sync_to_async(caller_for_member)(self.membership)
-            response = await v1_chat.serve_chat(
-                request, caller, chat, started=time.monotonic(),
-                encode_answer=lambda result, model: {},
-                stream_encoder=lambda model, input_estimate: SocketStream(),
-            )
+            outcome = await serve_chat(Call(caller, request_id), chat)
         except (GatewayError, Refusal, ProviderError) as exc:
             await self.send_error(as_gateway_error(exc))
-            await self.send_settled(request.request_id, stopped=False)
+            await self.send_settled(request_id, stopped=False)
             return
         except Exception:
-            log.exception("playground request %s failed in the gateway", request.request_id)
-            await self.send_error(GatewayError(500, f"The gateway failed on this request ({request.request_id}).",
+            log.exception("playground request %s failed in the gateway", request_id)
+            await self.send_error(GatewayError(500, f"The gateway failed on this request ({request_id}).",
                                                type="server_error", code="internal_error"))
-            await self.send_settled(request.request_id, stopped=False)
+            await self.send_settled(request_id, stopped=False)
             return
-        await self.send_json({"type": "started", "request_id": request.request_id,
-                              "model": request.gateway_headers.get("x-tollgate-served-model", chat.model)})
-        self.relaying = asyncio.ensure_future(self.relay(response.streaming_content))
+        await self.send_json({"type": "started", "request_id": request_id, "model": outcome.served_model})
+        self.relaying = asyncio.ensure_future(self.relay(outcome.stream))
         stopped = False
         try:
             await self.relaying
@@ -216,13 +172,20 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             if asyncio.current_task().cancelling():
                 raise  # the socket closed: nobody to tell
             stopped = True  # the member pressed stop: the relay settled what was produced
-        await self.send_settled(request.request_id, stopped=stopped)
+        await self.send_settled(request_id, stopped=stopped)
 
-    async def relay(self, body) -> None:
-        async for chunk in body:
-            for message in chunk.splitlines():
-                if message:
-                    await self.send(text_data=message.decode())
+    async def relay(self, stream: ChatStream) -> None:
+        """The answer's events as socket messages (the stream settles however it ends)."""
+        try:
+            async for event in stream:
+                if isinstance(event, Delta) and event.content:
+                    await self.send_json({"type": "token", "text": event.content})
+                elif isinstance(event, Finish):
+                    await self.send_json({"type": "finish", "reason": event.reason})
+                elif isinstance(event, Failed):
+                    await self.send_error(failure_of(event))
+        finally:
+            await stream.aclose()
 
     async def send_error(self, error: GatewayError) -> None:
         await self.send_json({"type": "error", "message": error.message, "code": error.code, "status": error.status})

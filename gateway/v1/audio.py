@@ -38,27 +38,23 @@ import io
 import json
 import math
 import re
-import time
 import wave
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, TypeVar
 
 from django.http import HttpResponse, JsonResponse
 
 from billing import entitlements
-from gateway.v1.admission import (
-    admit_media_request,
-    authenticated_caller,
-    find_model,
-    read_body,
-    read_json,
-)
+from gateway.serving.call import Call
+from gateway.serving.chains import find_model
+from gateway.serving.media import media_meter
+from gateway.serving.meter import Meter
+from gateway.v1.admission import authenticated_call, read_body, read_json
 from gateway.v1.errors import api_view, bad_request
 from gateway.v1.images import media_input, number
 from gateway.v1.media import allowed_values, check_choice, check_extras, default_choice, text_field
-from gateway.v1.metering import Meter, metered
 from media.files import served_content_type
 from providers import router
 from providers.router import ModelInfo
@@ -95,11 +91,10 @@ class AudioJob:
     chain: router.Chain
     meter: Meter
     most: Usage
-    trace: router.Trace = field(default_factory=router.Trace)
 
 
-async def admit_audio(request, caller, fields: dict, *, capability: str, operation: str, example: str,
-                      decode: Callable[[ModelInfo], tuple[Decoded, Usage]], started: float) -> tuple[Decoded, AudioJob]:
+async def admit_audio(call: Call, fields: dict, *, capability: str, operation: str, example: str,
+                      decode: Callable[[ModelInfo], tuple[Decoded, Usage]]) -> tuple[Decoded, AudioJob]:
     """Model, plan and adapter, then the request decoded for the model and admitted: ``decode(model)``
     answers the canonical request and the most it can use."""
     public_id = fields.get("model")
@@ -107,23 +102,22 @@ async def admit_audio(request, caller, fields: dict, *, capability: str, operati
         raise bad_request(f"model is required: name a {capability} model, e.g. '{example}' (GET /v1/models lists the "
                           "models your plan includes).", param="model", code="missing_required_parameter")
     model, deployments = await find_model(public_id, capability=capability)
-    entitlements.check_model(caller, model)
+    entitlements.check_model(call.caller, model)
     if not deployments[0].adapter.supports(operation):
         raise bad_request(f"'{model.public_id}' (provider {model.provider}) does not serve {capability} here.",
                           param="model", code="unsupported_operation")
     decoded, most = decode(model)
-    reservation = await admit_media_request(request, caller, model, most=most)
-    meter = Meter(reservation, started=started, streamed=False, input_estimate=0)
+    meter = await media_meter(call, model, most=most)
     return decoded, AudioJob(model=model, chain=router.Chain(deployments, model.fallback_on), meter=meter, most=most)
 
 
-async def run_audio(request, job: AudioJob, call: Callable[[Any, Any], Awaitable[Result]],
+async def run_audio(job: AudioJob, attempt: Callable[[Any, Any], Awaitable[Result]],
                     settle_usage: Callable[[Result], tuple[Usage, bool]]) -> Result:
-    """The provider call along the chain, settled once: ``settle_usage(result)`` is the usage to
-    record; a failure records none (and costs nothing)."""
-    meter, trace = job.meter, job.trace
-    async with metered(request, meter, trace):
-        result = await router.call_chain(job.chain, call, trace)
+    """The provider call along the chain, settled once (the meter's scope): ``settle_usage(result)``
+    is the usage to record; a failure records none (and costs nothing)."""
+    meter = job.meter
+    async with meter:
+        result = await router.call_chain(job.chain, attempt, meter.trace)
         meter.settlement.usage, meter.settlement.usage_estimated = settle_usage(result)
         meter.settlement.upstream_model = result.upstream_model
     return result
@@ -146,21 +140,20 @@ def with_reserved_tokens(usage: Usage, job: AudioJob) -> tuple[Usage, bool]:
 @api_view
 async def speech(request):
     """POST /v1/audio/speech, and /v1/audio/generation."""
-    started = time.monotonic()
-    caller = await authenticated_caller(request, method="POST")
+    call = await authenticated_call(request, method="POST")
     fields = read_json(request)
     def decode(model: ModelInfo) -> tuple[SpeechRequest, Usage]:
         speech_request = decode_speech(model, fields)
         return speech_request, most_speech(model, speech_request)
 
-    speech_request, job = await admit_audio(request, caller, fields, capability="speech", operation="speech",
-                                            example="openai/tts-1", decode=decode, started=started)
+    speech_request, job = await admit_audio(call, fields, capability="speech", operation="speech",
+                                            example="openai/tts-1", decode=decode)
 
     def settle_usage(result: SpeechResult) -> tuple[Usage, bool]:
         result.usage.characters = len(speech_request.input)
         return with_reserved_tokens(result.usage, job)
 
-    result = await run_audio(request, job, lambda adapter, target: adapter.speech(speech_request, target),
+    result = await run_audio(job, lambda adapter, target: adapter.speech(speech_request, target),
                              settle_usage)
     # The provider names the type: served only as a known audio type, never as a page.
     return HttpResponse(result.audio, content_type=served_content_type(result.content_type))
@@ -248,8 +241,7 @@ def most_speech(model: ModelInfo, speech_request: SpeechRequest) -> Usage:
 
 @api_view
 async def transcriptions(request):
-    started = time.monotonic()
-    caller = await authenticated_caller(request, method="POST")
+    call = await authenticated_call(request, method="POST")
     read_body(request)  # the size limit, before parsing
     if not request.content_type.startswith("multipart/form-data"):
         raise bad_request("POST /v1/audio/transcriptions takes multipart/form-data: the audio as the file 'file', "
@@ -269,9 +261,8 @@ async def transcriptions(request):
         transcription = decode_transcription(model, fields, audio, granularities)
         return transcription, most_transcription(model, transcription, heard)
 
-    transcription, job = await admit_audio(request, caller, fields, capability="transcription",
-                                           operation="transcribe", example="openai/whisper-1", decode=decode,
-                                           started=started)
+    transcription, job = await admit_audio(call, fields, capability="transcription",
+                                           operation="transcribe", example="openai/whisper-1", decode=decode)
 
     def settle_usage(result: TranscriptionResult) -> tuple[Usage, bool]:
         usage = result.usage
@@ -279,7 +270,7 @@ async def transcriptions(request):
         usage.audio_seconds = Decimal(seconds).quantize(MILLISECOND, ROUND_CEILING)
         return with_reserved_tokens(usage, job)
 
-    result = await run_audio(request, job, lambda adapter, target: adapter.transcribe(transcription, target),
+    result = await run_audio(job, lambda adapter, target: adapter.transcribe(transcription, target),
                              settle_usage)
     return encode_transcript(result, transcription, token_priced=is_token_priced(job.model))
 

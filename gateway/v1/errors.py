@@ -14,26 +14,12 @@ from collections.abc import Callable
 from django.http import JsonResponse
 
 from billing.entitlements import Refusal
+from gateway.serving.errors import GatewayError, bad_request, log_provider_error  # noqa: F401 (the edge's names)
+from gateway.v1.headers import outcome_headers
 from providers.errors import ProviderError
 from usage.metrics import record_refusal
 
 log = logging.getLogger(__name__)
-
-
-class GatewayError(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
-        self.headers = headers or {}
-
-
-def bad_request(message: str, *, param: str | None = None, code: str | None = "invalid_value") -> GatewayError:
-    return GatewayError(400, message, param=param, code=code)
 
 
 def error_body(message: str, *, type: str, param: str | None = None, code: str | None = None) -> dict:
@@ -71,12 +57,6 @@ def error_response(error: GatewayError, *, envelope: Envelope = openai_envelope,
     return response
 
 
-def log_provider_error(error: ProviderError, request_id: str) -> None:
-    """The operator's record of a provider failure: who failed, how, for which request."""
-    log.warning("request %s: provider %s failed (%s, upstream status %s): %s", request_id, error.provider or "?",
-                type(error).__name__, error.upstream_status, error.message)
-
-
 def client_request_id(request) -> str | None:
     """The client's own x-request-id, echoed back if it is a sane token (never used as ours:
     a client could otherwise make two requests share one usage record)."""
@@ -86,7 +66,7 @@ def client_request_id(request) -> str | None:
 
 def api_view(view=None, *, envelope: Envelope = openai_envelope):
     """Wrap an async /v1 view: every failure leaves as the envelope, never as an HTML page, and
-    every answer carries the request's headers (ids, rate window, who served it, cost).
+    every answer carries the request's ids and its outcome's headers (gateway.v1.headers).
     ``@api_view`` answers errors in the OpenAI envelope; ``@api_view(envelope=...)`` in another."""
     if view is None:
         return functools.partial(api_view, envelope=envelope)
@@ -94,7 +74,7 @@ def api_view(view=None, *, envelope: Envelope = openai_envelope):
     @functools.wraps(view)
     async def wrapper(request, *args, **kwargs):
         request.request_id = f"req_{uuid.uuid4().hex}"
-        request.gateway_headers = {}
+        request.call = None  # the Call, once the key is checked (admission.authenticated_call)
         failure = None
         try:
             response = await view(request, *args, **kwargs)
@@ -112,8 +92,9 @@ def api_view(view=None, *, envelope: Envelope = openai_envelope):
         if failure is not None:
             request.failure = failure  # its type is the request's outcome (request_log)
             response = error_response(failure, envelope=envelope, request_id=request.request_id)
-        for name, value in request.gateway_headers.items():
-            response[name] = value
+        if request.call is not None:
+            for name, value in outcome_headers(request.call.outcome).items():
+                response[name] = value
         response["x-request-id"] = client_request_id(request) or request.request_id
         response["x-tollgate-request-id"] = request.request_id
         return response

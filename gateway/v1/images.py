@@ -17,18 +17,16 @@ Models: image models, and chat models that draw (feature image_output, e.g. Gemi
 import base64
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.http import JsonResponse
 
 from billing import entitlements
-from gateway.v1.admission import (
-    admit_media_request,
-    authenticated_caller,
-    find_model,
-    read_body,
-    read_json,
-)
+from gateway.serving.call import Call
+from gateway.serving.chains import find_model
+from gateway.serving.media import media_meter
+from gateway.serving.meter import Meter
+from gateway.v1.admission import authenticated_call, read_body, read_json
 from gateway.v1.errors import api_view, bad_request
 from gateway.v1.media import (
     allowed_values,
@@ -41,7 +39,6 @@ from gateway.v1.media import (
     store_generated,
     text_field,
 )
-from gateway.v1.metering import Meter, metered
 from media.models import MediaFile
 from providers import router
 from providers.pricing import MILLION, unit_price
@@ -58,16 +55,14 @@ MAX_INPUT_IMAGES = 1  # unless media_options.max_input_images says more
 
 @api_view
 async def generations(request):
-    started = time.monotonic()
-    caller = await authenticated_caller(request, method="POST")
+    call = await authenticated_call(request, method="POST")
     fields = read_json(request)
-    return await serve_images(request, caller, fields, [], None, started=started)
+    return await serve_images(request, call, fields, [], None)
 
 
 @api_view
 async def edits(request):
-    started = time.monotonic()
-    caller = await authenticated_caller(request, method="POST")
+    call = await authenticated_call(request, method="POST")
     read_body(request)  # the size limit, before parsing
     if not request.content_type.startswith("multipart/form-data"):
         raise bad_request("POST /v1/images/edits takes multipart/form-data: the image(s) as 'image' (or 'image[]'), "
@@ -79,7 +74,7 @@ async def edits(request):
                           param="image", code="missing_required_parameter")
     images = [media_input(upload) for upload in uploads]
     mask = media_input(request.FILES["mask"]) if "mask" in request.FILES else None
-    return await serve_images(request, caller, fields, images, mask, started=started)
+    return await serve_images(request, call, fields, images, mask)
 
 
 def media_input(upload) -> MediaInput:
@@ -251,7 +246,6 @@ class ImageJob:
     chain: router.Chain
     meter: Meter
     tenant_id: int
-    trace: router.Trace = field(default_factory=router.Trace)
 
 
 @dataclass(slots=True)
@@ -260,42 +254,40 @@ class MadeImages:
     files: list[MediaFile]
 
 
-async def admit_images(request, caller, fields: dict, images: list[MediaInput], mask: MediaInput | None, *,
-                       started: float) -> ImageJob:
+async def admit_images(call: Call, fields: dict, images: list[MediaInput], mask: MediaInput | None) -> ImageJob:
     """Everything before the provider call: model, plan, parameters, admission (a reservation
     that only the job's settlement gives back)."""
     operation = "edit_images" if images else "generate_images"
     model, deployments = await find_image_model(fields.get("model"))
-    check_model_on_plan(caller, model)
+    check_model_on_plan(call.caller, model)
     if not deployments[0].adapter.supports(operation):
         raise bad_request(f"'{model.public_id}' (provider {model.provider}) does not "
                           f"{'edit' if images else 'generate'} images here.", param="model",
                           code="unsupported_operation")
     image_request, response_format = decode_image_request(model, fields, images, mask)
-    reservation = await admit_media_request(request, caller, model, most=most_usage(model, image_request))
-    meter = Meter(reservation, started=started, streamed=False, input_estimate=0)
+    meter = await media_meter(call, model, most=most_usage(model, image_request))
     return ImageJob(request=image_request, response_format=response_format, operation=operation, model=model,
-                    chain=router.Chain(deployments, model.fallback_on), meter=meter, tenant_id=caller.tenant_id)
+                    chain=router.Chain(deployments, model.fallback_on), meter=meter, tenant_id=call.caller.tenant_id)
 
 
-async def run_images(request, job: ImageJob) -> MadeImages:
-    """The provider call (retries, other deployments), the files kept, the usage settled once:
-    the images made, or none (and nothing to pay) when it failed."""
-    meter, trace = job.meter, job.trace
-    async with metered(request, meter, trace):
-        result = await router.call_chain(job.chain, lambda adapter, target: make_images(
-            adapter, target, job.request, job.operation), trace)
-        # Usage only once the files are kept: when storing fails, the tenant pays nothing.
-        files = await store_generated(request, tenant_id=job.tenant_id, kind="image", media=result.images)
-        meter.settlement.usage = result.usage
-        meter.settlement.upstream_model = result.upstream_model
+async def run_images(job: ImageJob) -> MadeImages:
+    """The provider call (retries, other deployments) and the files kept, inside the job's meter
+    scope (``async with job.meter``): the usage to settle is set only once the files are kept,
+    so when it fails, nothing is made and nothing is paid."""
+    meter = job.meter
+    result = await router.call_chain(job.chain, lambda adapter, target: make_images(
+        adapter, target, job.request, job.operation), meter.trace)
+    files = await store_generated(meter.reservation.request_id, tenant_id=job.tenant_id, kind="image",
+                                  media=result.images)
+    meter.settlement.usage = result.usage
+    meter.settlement.upstream_model = result.upstream_model
     return MadeImages(result, files)
 
 
-async def serve_images(request, caller, fields: dict, images: list[MediaInput], mask: MediaInput | None, *,
-                       started: float):
-    job = await admit_images(request, caller, fields, images, mask, started=started)
-    made = await run_images(request, job)
+async def serve_images(request, call: Call, fields: dict, images: list[MediaInput], mask: MediaInput | None):
+    job = await admit_images(call, fields, images, mask)
+    async with job.meter:
+        made = await run_images(job)
     return JsonResponse(encode_images(request, made, job.response_format))
 
 

@@ -29,7 +29,7 @@ import re
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from gateway.access import get_media_file_for_tenant
-from gateway.v1.admission import authenticated_caller
+from gateway.v1.admission import authenticated_call
 from gateway.v1.errors import GatewayError, api_view, bad_request
 from media import files
 from media.models import MediaFile
@@ -130,9 +130,10 @@ def media_url(request, file: MediaFile) -> str:
     return public_url(request, files.signed_path(file))
 
 
-async def store_generated(request, *, tenant_id: int, kind: str, media: list[GeneratedMedia]) -> list[MediaFile]:
+async def store_generated(request_id: str, *, tenant_id: int, kind: str,
+                          media: list[GeneratedMedia]) -> list[MediaFile]:
     """Keep each generated file (its bytes already fetched into ``content``) as the tenant's."""
-    return [await files.astore_media(tenant_id=tenant_id, request_id=request.request_id, kind=kind,
+    return [await files.astore_media(tenant_id=tenant_id, request_id=request_id, kind=kind,
                                      content=item.content or b"", content_type=item.content_type)
             for item in media]
 
@@ -151,7 +152,7 @@ def not_found(file_id: str) -> GatewayError:
 
 @api_view
 async def retrieve_media(request, file_id: str):
-    caller = await authenticated_caller(request, method="GET")
+    caller = (await authenticated_call(request, method="GET")).caller
     try:
         file = await run_blocking(get_media_file_for_tenant, caller.tenant_id, file_id)
     except MediaFile.DoesNotExist:
@@ -175,7 +176,7 @@ async def media_content(request, file_id: str):
             raise GatewayError(403, f"This link to media '{file_id}' has expired. GET /v1/media/{file_id} with your "
                                "API key for a fresh one.", type="permission_error", code="link_expired") from None
     else:
-        caller = await authenticated_caller(request, method="GET")
+        caller = (await authenticated_call(request, method="GET")).caller
         try:
             file = await run_blocking(get_media_file_for_tenant, caller.tenant_id, file_id)
         except MediaFile.DoesNotExist:

@@ -21,20 +21,23 @@ a progress line comes with each change of the job. ROUTES maps each prefix to it
 import asyncio
 import re
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from decimal import Decimal
 
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
-from billing.entitlements import Caller
+from gateway.serving.call import Call
+from gateway.serving.chains import find_model
+from gateway.serving.chat import ChatEvent, ChatStream, Closing, Failed, Settled
+from gateway.serving.errors import log_provider_error
 from gateway.v1 import images, openai_chat_answer, sse, videos
-from gateway.v1.admission import find_model
-from gateway.v1.errors import GatewayError, as_gateway_error, bad_request, log_provider_error
+from gateway.v1.answers import EncodedStream
+from gateway.v1.errors import GatewayError, bad_request
 from gateway.v1.media import allowed_values
-from gateway.v1.metering import settle_abandoned
 from providers.errors import ProviderError
 from providers.router import ModelInfo
-from providers.types import ChatRequest, ChatResult, Delta, Usage
+from providers.types import ChatRequest, ChatResult, Delta, Finish, Usage
 
 PROGRESS_SECONDS = 5.0
 FLAG = re.compile(r"(?:^|\s)--([A-Za-z_]+)(?:[ =]+(\S+))?")
@@ -133,14 +136,17 @@ def answer_text(text: str, chat: ChatRequest, encoder, *, completion_id: str) ->
             ChatResult(id=completion_id, content=text, finish_reason="stop", usage=Usage()),
             completion_id=completion_id, model=chat.model))
 
-    async def events() -> AsyncIterator[bytes]:
-        yield encoder.opening()
-        yield encoder.delta(Delta(content=text))
-        yield encoder.finish("stop")
-        yield encoder.closing(Usage())
-        yield encoder.done()
+    async def events() -> AsyncIterator[ChatEvent]:
+        yield Delta(content=text)
+        yield Finish("stop")
+        yield Closing(Usage())
+        yield Settled(Decimal(0))
 
-    return StreamingHttpResponse(events(), content_type="text/event-stream", headers=sse.HEADERS)
+    return streamed(ChatStream(events()), encoder)
+
+
+def streamed(stream: ChatStream, encoder) -> StreamingHttpResponse:
+    return StreamingHttpResponse(EncodedStream(stream, encoder), content_type="text/event-stream", headers=sse.HEADERS)
 
 
 def media_route(model: str) -> Callable[..., Awaitable[HttpResponse]] | None:
@@ -148,8 +154,7 @@ def media_route(model: str) -> Callable[..., Awaitable[HttpResponse]] | None:
     return next((serve for prefix, serve in ROUTES.items() if model.startswith(prefix)), None)
 
 
-async def serve_image_chat(request, caller: Caller, chat: ChatRequest, *, started: float,
-                           completion_id: str) -> HttpResponse:
+async def serve_image_chat(request, call: Call, chat: ChatRequest, *, completion_id: str) -> HttpResponse:
     encoder = chunk_stream(chat, completion_id)
     public_id = chat.model.removeprefix("image/")
     if last_user_text(chat).strip().lower() in HELP_COMMANDS:
@@ -164,15 +169,17 @@ async def serve_image_chat(request, caller: Caller, chat: ChatRequest, *, starte
         model, _ = await images.find_image_model(public_id)
         flags["size"] = size_at(model, flags.pop("resolution"), flags.pop("ratio", None))
     fields = {"model": public_id, "prompt": prompt, **{IMAGE_FLAGS[name]: value for name, value in flags.items()}}
-    job = await images.admit_images(request, caller, fields, [], None, started=started)
+    job = await images.admit_images(call, fields, [], None)
     if not chat.stream:
-        made = await images.run_images(request, job)
+        async with job.meter:
+            made = await images.run_images(job)
         return JsonResponse(openai_chat_answer.encode_completion(
             ChatResult(id=completion_id, content=markdown_of(request, made), finish_reason="stop",
                        usage=token_usage(made.result.usage)), completion_id=completion_id, model=chat.model))
-    body = stream_images(request, job, encoder)
-    weakref.finalize(body, settle_abandoned, job.meter, asyncio.get_running_loop())
-    return StreamingHttpResponse(body, content_type="text/event-stream", headers=sse.HEADERS)
+    async with AsyncExitStack() as scope:
+        await scope.enter_async_context(job.meter)
+        owned = scope.pop_all()  # the stream's from here: it settles when the stream ends, however
+    return streamed(ChatStream(image_events(request, job, owned), owned), encoder)
 
 
 def markdown_of(request, made: images.MadeImages) -> str:
@@ -190,31 +197,32 @@ def describe(job: images.ImageJob) -> str:
     return f"Generating {count} with {job.model.public_id}{size}.\n\n"
 
 
-async def stream_images(request, job: images.ImageJob, encoder) -> AsyncIterator[bytes]:
-    yield encoder.opening()
-    yield encoder.delta(Delta(content=describe(job)))
-    started = time.monotonic()
-    work = asyncio.ensure_future(images.run_images(request, job))
-    try:
-        while not (await asyncio.wait({work}, timeout=PROGRESS_SECONDS))[0]:
-            yield encoder.delta(Delta(content=f"Still working ({int(time.monotonic() - started)}s).\n\n"))
-        made = work.result()
-    except ProviderError as error:
-        log_provider_error(error, request.request_id)
-        yield encoder.failure(as_gateway_error(error))
-        return
-    except Exception:
-        yield encoder.failure(GatewayError(
-            500, f"The gateway failed on this request ({request.request_id}); no image was billed.",
-            type="server_error", code="internal_error"))
-        return
-    finally:
-        if not work.done():
-            work.cancel()  # the client left: run_images settles it as such
-    yield encoder.delta(Delta(content=markdown_of(request, made)))
-    yield encoder.finish("stop")
-    yield encoder.closing(token_usage(made.result.usage))
-    yield encoder.done()
+async def image_events(request, job: images.ImageJob, scope: AsyncExitStack) -> AsyncIterator[ChatEvent]:
+    """Progress lines while the provider works, then the images' links, inside the job's meter
+    scope: a client that leaves cancels the work and is billed nothing."""
+    meter = job.meter
+    ending: ChatEvent | None = None
+    async with scope:
+        yield Delta(content=describe(job))
+        started = time.monotonic()
+        work = asyncio.ensure_future(images.run_images(job))
+        try:
+            while not (await asyncio.wait({work}, timeout=PROGRESS_SECONDS))[0]:
+                yield Delta(content=f"Still working ({int(time.monotonic() - started)}s).\n\n")
+            made = work.result()
+        except Exception as error:
+            if isinstance(error, ProviderError):
+                log_provider_error(error, meter.reservation.request_id)
+            meter.ended_by(error)
+            ending = Failed(error, meter.reservation.request_id)
+        finally:
+            if not work.done():
+                work.cancel()
+        if ending is None:
+            yield Delta(content=markdown_of(request, made))
+            yield Finish("stop")
+            yield Closing(token_usage(made.result.usage))
+    yield ending or Settled(meter.cost())
 
 
 VIDEO_FLAGS = {"duration": "duration_seconds", "ratio": "aspect_ratio", "resolution": "resolution", "size": "size",
@@ -237,8 +245,7 @@ def video_help_text(model: ModelInfo) -> str:
     return flags_help(model, "video", VIDEO_FLAG_HELP, takes)
 
 
-async def serve_video_chat(request, caller: Caller, chat: ChatRequest, *, started: float,
-                           completion_id: str) -> HttpResponse:
+async def serve_video_chat(request, call: Call, chat: ChatRequest, *, completion_id: str) -> HttpResponse:
     """``video/<model>``: a video job like POST /v1/videos, waited for (its worker makes it); the
     answer links the video. Leaving the stream does not cancel the job (DELETE /v1/videos/{id})."""
     encoder = chunk_stream(chat, completion_id)
@@ -248,7 +255,8 @@ async def serve_video_chat(request, caller: Caller, chat: ChatRequest, *, starte
         return answer_text(video_help_text(model), chat, encoder, completion_id=completion_id)
     prompt, flags = parse_prompt(chat, known=set(VIDEO_FLAGS))
     fields = {"model": public_id, "prompt": prompt, **{VIDEO_FLAGS[name]: value for name, value in flags.items()}}
-    job = await videos.admit_video(request, caller, fields, None)
+    job = await videos.admit_video(call, fields, None)
+    caller = call.caller
     if not chat.stream:
         file = None
         async for change in videos.watch_job(caller.tenant_id, job.id):
@@ -270,7 +278,7 @@ def video_answer(request, job, file) -> str:
                        type="upstream_error", code=job.error_code or "video_failed")
 
 
-async def stream_video(request, caller: Caller, job, encoder) -> AsyncIterator[bytes]:
+async def stream_video(request, caller, job, encoder) -> AsyncIterator[bytes]:
     yield encoder.opening()
     yield encoder.delta(Delta(content=f"Generating a {job.params.get('duration_seconds')}s video with "
                                       f"{job.model} (job {job.id}).\n\n"))

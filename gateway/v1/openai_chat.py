@@ -16,6 +16,7 @@ from gateway.v1.chat_arguments import (
     refuse_unservable,
 )
 from gateway.v1.errors import bad_request
+from gateway.v1.gateway_tool_options import decode_gateway_tool, is_gateway_tool
 from gateway.v1.json_body import decoder, expect, number_in, positive_int
 from gateway.v1.search_options import (
     WEB_SEARCH_TOOLS,
@@ -160,6 +161,7 @@ def decode(payload: dict[str, Any]) -> ChatRequest:
     if seed is not None:
         expect(seed, int, "seed", "an integer")
     tools, tool_choice, web_search = decode_tools(payload)
+    gateway_tools = decode_gateway_tools(payload.get("tools"))
     response_format = payload.get("response_format")
     if response_format is not None:
         expect(response_format, dict, "response_format", "an object")
@@ -190,6 +192,7 @@ def decode(payload: dict[str, Any]) -> ChatRequest:
         user=user,
         fallback_models=decode_fallbacks(payload, model),
         web_search=web_search,
+        gateway_tools=gateway_tools,
         legacy_functions=payload.get("functions") is not None or payload.get("function_call") is not None,
         **decode_sampling(payload),
     )
@@ -231,15 +234,24 @@ def decode_tools(payload: dict[str, Any]) -> tuple[list[dict] | None, str | dict
             expect(tool, dict, f"tools[{index}]", "an object")
             if tool.get("type") in WEB_SEARCH_TOOLS:
                 web_search = web_search or decode_web_search_tool(tool, f"tools[{index}]")
-            elif tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
-                raise bad_request(f"'tools[{index}]' must be {{'type': 'function', 'function': {{...}}}} or "
-                                  "{'type': 'web_search'}.", param=f"tools[{index}]")
+            elif (tool.get("type") != "function" or not isinstance(tool.get("function"), dict)) and not is_gateway_tool(
+                    tool):
+                raise bad_request(f"'tools[{index}]' must be {{'type': 'function', 'function': {{...}}}}, "
+                                  "{'type': 'web_search'}, {'type': 'web_fetch'} or {'type': 'code_interpreter'}.",
+                                  param=f"tools[{index}]")
         tools = [tool for tool in tools if tool.get("type") == "function"] or None
     tool_choice = payload.get("tool_choice")
     if tool_choice is not None and not (tool_choice in ("none", "auto", "required") or isinstance(tool_choice, dict)):
         raise bad_request("'tool_choice' must be 'none', 'auto', 'required' or {'type': 'function', ...}.",
                           param="tool_choice")
     return tools or legacy_tools, tool_choice if tool_choice is not None else legacy_choice, web_search
+
+
+def decode_gateway_tools(tools: Any) -> tuple[str, ...]:
+    """The gateway's own tools among ``tools`` (checked a list of objects by decode_tools), each once."""
+    names = [decode_gateway_tool(tool, f"tools[{index}]") for index, tool in enumerate(tools or ())
+             if is_gateway_tool(tool)]
+    return tuple(dict.fromkeys(names))
 
 
 def decode_fallbacks(payload: dict, model: str) -> list[str]:

@@ -1,6 +1,7 @@
 """An answer in OpenAI's Chat Completions shape: the chat.completion object (encode_completion)
 and its stream of chunks (ChunkEncoder, sent by OpenAIStream), from the canonical result and
-events (providers.types).
+events (providers.types). The gateway's own tools, when they ran, are shown in the text
+(gateway.v1.tool_activity).
 """
 
 import time
@@ -8,7 +9,8 @@ from typing import Any
 
 from gateway.v1 import sse
 from gateway.v1.errors import GatewayError, error_body
-from providers.types import ChatResult, Delta, UrlCitation, Usage
+from gateway.v1.tool_activity import ActivityCounter, weave
+from providers.types import ChatResult, Delta, ToolRun, UrlCitation, Usage
 
 LEGACY_FINISH = {"tool_calls": "function_call"}  # what an answer to the deprecated functions ends with
 
@@ -43,17 +45,21 @@ def encode_logprobs(logprobs: list[dict[str, Any]] | None) -> dict[str, Any] | N
     return None if logprobs is None else {"content": logprobs, "refusal": None}
 
 
-def encode_completion(result: ChatResult, *, completion_id: str, model: str,
-                      legacy_functions: bool = False) -> dict[str, Any]:
+def encode_completion(result: ChatResult, *, completion_id: str, model: str, legacy_functions: bool = False,
+                      tool_runs: list[ToolRun] = ()) -> dict[str, Any]:
     """The chat.completion object. ``legacy_functions``: the client asked with the deprecated
-    functions, and gets its first call as ``function_call`` (finish reason "function_call")."""
+    functions, and gets its first call as ``function_call`` (finish reason "function_call").
+    ``tool_runs``: the gateway's tools that ran for it, shown in the text."""
     content: str | list[dict[str, Any]] | None = result.content
+    annotations = result.annotations
+    if tool_runs:
+        content, annotations = weave(result.content or "", annotations, list(tool_runs))
     if result.images:
         # Models that draw (Gemini image models) answer with content parts: text, then images
         # as data: URLs, the shape clients already send images in.
         content = ([{"type": "text", "text": result.content}] if result.content else []) + image_parts(result.images)
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None,
-                               "annotations": encode_annotations(result.annotations)}
+                               "annotations": encode_annotations(annotations)}
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
     if result.reasoning_signature:
@@ -91,6 +97,7 @@ class ChunkEncoder:
                      "model": model}
         self.include_usage = include_usage
         self.legacy_functions = legacy_functions  # the first call as delta.function_call (encode_completion)
+        self.activity = ActivityCounter()  # the gateway's tools, shown in the text
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None,
                logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -103,10 +110,19 @@ class ChunkEncoder:
     def role(self) -> dict[str, Any]:
         return self._chunk({"role": "assistant", "content": ""}, None)
 
-    def delta(self, delta: Delta) -> dict[str, Any]:
+    def delta(self, delta: Delta) -> dict[str, Any] | None:
+        """The delta's chunk; None for a gateway tool starting (it shows once done)."""
+        if delta.tool_run is not None:
+            shown = self.activity.block(delta.tool_run)
+            if shown is None:
+                return None
+            text, citations = shown
+            return self._chunk({"content": text, **({"annotations": encode_annotations(citations)} if citations
+                                                    else {})}, None)
         out: dict[str, Any] = {}
         if delta.content is not None:
             out["content"] = delta.content
+            self.activity.said(delta.content)
         if delta.reasoning is not None:
             out["reasoning_content"] = delta.reasoning
         if delta.reasoning_signature is not None:
@@ -116,7 +132,7 @@ class ChunkEncoder:
         if delta.citations:
             out["citations"] = delta.citations
         if delta.annotations:
-            out["annotations"] = encode_annotations(delta.annotations)
+            out["annotations"] = encode_annotations(self.activity.shown(delta.annotations))
         calls = [{**({"name": call.name} if call.name else {}), "arguments": call.arguments}
                  for call in delta.tool_calls or () if call.index == 0 or not self.legacy_functions]
         if calls and self.legacy_functions:
@@ -145,7 +161,8 @@ class OpenAIStream:
         return sse.event(self.encoder.role())
 
     def delta(self, delta: Delta) -> bytes:
-        return sse.event(self.encoder.delta(delta))
+        chunk = self.encoder.delta(delta)
+        return b"" if chunk is None else sse.event(chunk)
 
     def finish(self, reason: str) -> bytes:
         return sse.event(self.encoder.finish(reason))

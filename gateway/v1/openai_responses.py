@@ -12,12 +12,14 @@ In (Responses -> IR):
     input (a string or items)         -> messages (gateway.v1.responses_input)
     instructions                      -> a system message first; never carried to the next turn
     tools, tool_choice                -> gateway.v1.responses_tools: function tools, namespaces flattened,
-                                         web_search run by the gateway (gateway.v1.web_search), tools it
-                                         cannot run dropped unless tool_choice forces one
+                                         web_search run by the gateway (gateway.v1.web_search), its own
+                                         code_interpreter and web_fetch (gateway.serving.tool_loop), tools
+                                         it cannot run dropped unless tool_choice forces one
     text.format json_schema / json_object -> response_format; text.verbosity -> verbosity
     reasoning.effort, max_output_tokens, temperature, top_p, user (or safety_identifier) -> the same
     include message.output_text.logprobs (+ top_logprobs) -> logprobs, answered in output_text.logprobs
-    max_tool_calls                    -> 0 rules out the gateway's search, its only built-in tool call
+    max_tool_calls                    -> 0 rules out the gateway's built-in tool calls (search, web_fetch,
+                                         code_interpreter)
 Out (IR -> Responses): the response object around its output items (gateway.v1.responses_output).
 A finish on length or content_filter is status ``incomplete`` with incomplete_details.reason
 max_output_tokens / content_filter.
@@ -42,13 +44,10 @@ from gateway.v1.json_body import decoder, expect, number_in, positive_int
 from gateway.v1.openai_chat import REASONING_EFFORTS, decode_fallbacks, model_of, refuse_unknown
 from gateway.v1.responses_input import conversation, decode_input
 from gateway.v1.responses_output import (
+    answer_items,
     function_call_item,
     image_item,
-    message_item,
-    output_text,
     reasoning_item,
-    source_citations,
-    url_citation,
     web_search_item,
 )
 from gateway.v1.responses_tools import WEB_SEARCH_TOOLS, decode_tool_choice, decode_tools
@@ -122,8 +121,9 @@ def decode(payload: dict[str, Any]) -> ResponsesCall:
         reasoning_effort=effort,
         user=user,
         fallback_models=decode_fallbacks(payload, model),
-        # The gateway's search is its only built-in tool call: max_tool_calls 0 rules it out.
+        # The gateway's built-in tool calls: max_tool_calls 0 rules them out.
         web_search=offered_search(tools.web_search, tool_choice_echo) if max_tool_calls != 0 else None,
+        gateway_tools=tuple(tools.gateway) if max_tool_calls != 0 else (),
         verbosity=verbosity,
         logprobs=logprobs,
         top_logprobs=top_logprobs,
@@ -306,11 +306,9 @@ def encode_result(call: ResponsesCall, result: ChatResult, *, response_id: str, 
     output: list[dict[str, Any]] = [web_search_item(search) for search in call.chat.web_search_calls]
     if result.reasoning or result.reasoning_signature:
         output.append(reasoning_item(result.reasoning, result.reasoning_signature))
-    if result.content or not (result.tool_calls or result.images):
-        text = result.content or ""
-        annotations = [url_citation(c) for c in result.annotations] or source_citations(result.citations, text)
-        output.append({**message_item("assistant", [output_text(text, annotations, result.logprobs)]),
-                       "status": status})
+    output += answer_items(result.content or "", result.annotations, call.chat.tool_runs, status=status,
+                           logprobs=result.logprobs, sources=result.citations,
+                           whole=not (result.tool_calls or result.images))
     output += [image_item(url) for url in result.images]
     output += [function_call_item(c.id, c.name, c.arguments, status, call.tool_names) for c in result.tool_calls]
     return response_object(call, response_id=response_id, model=model, created_at=created_at, status=status,

@@ -22,13 +22,16 @@ from gateway.v1.responses_output import (
     name_call,
     new_id,
     output_text,
+    page_citations,
     source_citations,
+    tool_item,
     url_citation,
     web_search_item,
 )
-from providers.types import Delta, ToolCallDelta, Usage
+from providers.types import WEB_FETCH, Delta, ToolCallDelta, ToolRun, Usage
 
 WEB_SEARCH_STAGES = ("in_progress", "searching", "completed")
+CODE_STAGES = ("in_progress", "interpreting", "completed")
 
 
 def event(payload: dict[str, Any]) -> bytes:
@@ -54,6 +57,8 @@ class ResponseStream:
         self.summary_open = False
         self.calls: dict[int, int] = {}  # the IR's tool call index -> its item's output index
         self.sources: list[str] = []  # a provider's bare source list (Delta.citations)
+        self.pages: list[tuple[str, str]] = []  # (url, title) of each page the gateway's web_fetch read
+        self.tool: int | None = None  # the gateway tool's item running now (they run one at a time)
         self.status, self.incomplete = "completed", None
         self.final: dict[str, Any] | None = None
 
@@ -113,7 +118,31 @@ class ResponseStream:
             out += self._done(index)
         for call in delta.tool_calls or ():
             out += self._close_summary() + self._close_message() + self._call_arguments(call)
+        if delta.tool_run is not None:
+            out += self._close_summary() + self._close_message() + self._tool_run(delta.tool_run)
         return out
+
+    def _tool_run(self, run: ToolRun) -> bytes:
+        """A gateway tool's item: added with its first events when it starts, done when it is."""
+        kind = "web_search_call" if run.tool == WEB_FETCH else "code_interpreter_call"
+        if self.tool is None:
+            self.tool = index = self._add(tool_item(run))
+            item = self.output[index]
+            out = self._added(index) + self._event(f"response.{kind}.in_progress", item_id=item["id"],
+                                                   output_index=index)
+            if run.tool == WEB_FETCH:
+                return out + self._event("response.web_search_call.searching", item_id=item["id"], output_index=index)
+            where = {"item_id": item["id"], "output_index": index}
+            return out + (self._event("response.code_interpreter_call_code.delta", **where, delta=run.code)
+                          + self._event("response.code_interpreter_call_code.done", **where, code=run.code)
+                          + self._event("response.code_interpreter_call.interpreting", **where))
+        index, self.tool = self.tool, None
+        item = self.output[index] = tool_item(run, id=self.output[index]["id"])
+        if run.tool == WEB_FETCH and run.status == "completed":
+            self.pages.append((run.url, run.title))
+        out = b"" if run.status == "failed" else self._event(f"response.{kind}.completed", item_id=item["id"],
+                                                              output_index=index)
+        return out + self._done(index)
 
     def _reasoning_item(self) -> bytes:
         if self.reasoning is not None:
@@ -173,8 +202,9 @@ class ResponseStream:
         index, self.message = self.message, None
         item = self.output[index]
         part = item["content"][0]
-        if not part["annotations"] and self.sources:
-            part["annotations"] = source_citations(self.sources, part["text"])
+        if not part["annotations"]:
+            part["annotations"] = (source_citations(self.sources, part["text"])
+                                   or page_citations(self.pages, part["text"]))
         item["status"] = "incomplete" if self.status == "incomplete" else "completed"
         where = {"item_id": item["id"], "output_index": index, "content_index": 0}
         return (self._event("response.output_text.done", **where, text=part["text"], logprobs=part["logprobs"])
@@ -245,6 +275,8 @@ def replay_item(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
         added = {**item, "status": "in_progress", "arguments": ""}
     elif kind == "web_search_call":
         added = {**item, "status": "in_progress"}
+    elif kind == "code_interpreter_call":
+        added = {**item, "status": "in_progress", "outputs": None}
     else:
         added = item
     events = [{"type": "response.output_item.added", "output_index": index, "item": added}]
@@ -268,6 +300,11 @@ def replay_item(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
             ]
     elif kind == "web_search_call":
         events += [{"type": f"response.web_search_call.{stage}", **at} for stage in WEB_SEARCH_STAGES]
+    elif kind == "code_interpreter_call":
+        events += [{"type": "response.code_interpreter_call.in_progress", **at},
+                   {"type": "response.code_interpreter_call_code.delta", **at, "delta": item["code"] or ""},
+                   {"type": "response.code_interpreter_call_code.done", **at, "code": item["code"] or ""},
+                   *({"type": f"response.code_interpreter_call.{stage}", **at} for stage in CODE_STAGES[1:])]
     elif kind == "function_call":
         events += [{"type": "response.function_call_arguments.delta", **at, "delta": item["arguments"]},
                    {"type": "response.function_call_arguments.done", **at, "name": item["name"],

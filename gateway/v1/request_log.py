@@ -1,14 +1,14 @@
 """One log line and one set of counters per /v1 request, once its answer has been sent.
 
 ApiHandler calls ``finish`` when the last byte of the answer (a stream's too) has left, or the
-client has gone. What the request did comes from what the pipeline left on it:
+client has gone. What the request did comes from what the edge kept on it:
 
-    request.request_id, request.gateway_headers   api_view (errors.py)
-    request.caller                                authenticated_caller (admission.py)
+    request.request_id                            api_view (errors.py)
+    request.call                                  the Call (admission.authenticated_call): its caller,
+                                                  and its outcome's meter, for a request that reached
+                                                  a provider: model, provider, how it ended, cost,
+                                                  first token
     request.failure                               the GatewayError it answered with, if any
-    request.meter                                 the Meter of a request that reached a provider
-                                                  (metering.metered, chat.start_stream): model,
-                                                  provider, how it ended, cost, first token
 
 The line names the request id, tenant slug, key prefix, endpoint, model, provider, status,
 outcome, latency and cost: never the key itself, a prompt or an answer. With LOG_FORMAT=json
@@ -34,15 +34,25 @@ def endpoint_of(request) -> str:
 
 def key_prefix_of(request) -> str:
     """The key's visible prefix (``tg-<prefix>``), only for a key that authenticated."""
-    caller = getattr(request, "caller", None)
+    caller = caller_of(request)
     if caller is None or caller.key_id is None:
         return ""
     parts = parse_bearer(request).split("-", 2)
     return "-".join(parts[:2]) if len(parts) == 3 else ""
 
 
+def caller_of(request):
+    call = getattr(request, "call", None)
+    return call.caller if call is not None else None
+
+
+def meter_of(request):
+    call = getattr(request, "call", None) if request is not None else None
+    return call.outcome.meter if call is not None else None
+
+
 def outcome_of(request, status: int) -> str:
-    meter = getattr(request, "meter", None)
+    meter = meter_of(request)
     if meter is not None and meter.settling is not None:
         return str(meter.settlement.ending)
     if status == CLIENT_GONE:
@@ -65,7 +75,7 @@ def overhead_of(meter) -> float | None:
 
 def finish(request, status: int, seconds: float) -> None:
     endpoint = endpoint_of(request)
-    meter = getattr(request, "meter", None) if request is not None else None
+    meter = meter_of(request)
     model = provider = cost = ""
     first_token = overhead = None
     if meter is not None:
@@ -85,7 +95,7 @@ def finish(request, status: int, seconds: float) -> None:
                             "tollgate.provider": provider})
     if not log.isEnabledFor(logging.INFO):
         return
-    caller = getattr(request, "caller", None)
+    caller = caller_of(request)
     fields = {"request_id": request_id, "tenant": caller.tenant_slug if caller else "",
               "key_prefix": key_prefix_of(request) if caller else "", "method": getattr(request, "method", ""),
               "endpoint": endpoint, "model": model, "provider": provider, "status": status, "outcome": outcome,

@@ -33,9 +33,11 @@ from conversations.store import (
     list_responses_for_tenant,
     save_response,
 )
+from gateway.serving.call import Call
+from gateway.serving.chat import serve_chat
 from gateway.v1 import openai_responses, openai_responses_stream, sse
-from gateway.v1.admission import authenticated_caller, read_json
-from gateway.v1.chat import StreamEncoder, serve_chat
+from gateway.v1.admission import authenticated_call, read_json
+from gateway.v1.answers import StreamEncoder, answer
 from gateway.v1.errors import GatewayError, api_view, bad_request
 from gateway.v1.openai_responses import ResponsesCall
 from gateway.v1.openai_responses_stream import ResponseStream
@@ -51,9 +53,11 @@ MAX_PAGE = 100
 class Turn:
     """One POST /v1/responses: encodes its answer, whole or streamed, and stores it once complete."""
 
-    def __init__(self, call: ResponsesCall, caller: Caller, *, response_id: str, earlier_items: list[dict]):
+    def __init__(self, call: ResponsesCall, caller: Caller, *, response_id: str, earlier_items: list[dict],
+                 outcome):
         self.call = call
         self.caller = caller
+        self.outcome = outcome
         self.response_id = response_id
         self.earlier_items = earlier_items
         self.created_at = int(time.time())
@@ -61,6 +65,8 @@ class Turn:
         self.stream: ResponseStream | None = None
 
     def encode_answer(self, result: ChatResult, model: str) -> dict[str, Any]:
+        if self.answer is not None:  # stored already (store), with its item ids: the same one
+            return self.answer
         self.answer = openai_responses.encode_result(self.call, result, response_id=self.response_id, model=model,
                                                      created_at=self.created_at)
         return self.answer
@@ -71,8 +77,14 @@ class Turn:
         return self.stream
 
     async def store(self) -> None:
-        answer = self.stream.final if self.stream is not None else self.answer
-        if not self.call.store or answer is None:
+        """Once the answer is whole and settled: a stream's final response, or the whole answer."""
+        if not self.call.store:
+            return
+        if self.stream is not None:
+            answer = self.stream.final
+        else:
+            answer = self.answer or self.encode_answer(self.outcome.result, self.outcome.served_model)
+        if answer is None:
             return
         await writer.run(save_response, ResponseToStore(
             id=self.response_id, tenant_id=self.caller.tenant_id, api_key_id=self.caller.key_id,
@@ -96,18 +108,18 @@ async def find_stored(caller: Caller, response_id: str, *, param: str | None = N
         raise not_found(response_id, param=param) from None
 
 
-async def caller_for(request, *methods: str) -> Caller:
+async def call_for(request, *methods: str) -> Call:
     if request.method not in methods:
         raise GatewayError(405, f"{request.path} accepts {', '.join(methods)}, not {request.method}.",
                            code="method_not_allowed", headers={"Allow": ", ".join(methods)})
-    return await authenticated_caller(request, method=request.method)
+    return await authenticated_call(request, method=request.method)
 
 
 @api_view
 async def create_or_list_responses(request):
     """POST creates a response; GET lists the stored ones."""
-    started = time.monotonic()
-    caller = await caller_for(request, "POST", "GET")
+    gateway_call = await call_for(request, "POST", "GET")
+    caller = gateway_call.caller
     if request.method == "GET":
         return await list_responses(request, caller)
     call = openai_responses.decode(read_json(request))
@@ -117,9 +129,10 @@ async def create_or_list_responses(request):
         previous = await find_stored(caller, call.previous_response_id, param="previous_response_id")
         earlier = previous.input_items + previous.response["output"]
         openai_responses.continue_from(call, earlier)
-    turn = Turn(call, caller, response_id=f"resp_{request.request_id[4:]}", earlier_items=earlier)
-    return await serve_chat(request, caller, call.chat, started=started, encode_answer=turn.encode_answer,
-                            stream_encoder=turn.stream_encoder, on_complete=turn.store)
+    turn = Turn(call, caller, response_id=f"resp_{request.request_id[4:]}", earlier_items=earlier,
+                outcome=gateway_call.outcome)
+    outcome = await serve_chat(gateway_call, call.chat, on_complete=turn.store)
+    return answer(outcome, encode_answer=turn.encode_answer, stream_encoder=turn.stream_encoder)
 
 
 def page_params(request) -> tuple[int, str, str | None]:
@@ -151,7 +164,7 @@ async def list_responses(request, caller: Caller) -> JsonResponse:
 @api_view
 async def retrieve_or_delete_response(request, response_id: str):
     """GET one stored response (or its replayed stream); DELETE it."""
-    caller = await caller_for(request, "GET", "DELETE")
+    caller = (await call_for(request, "GET", "DELETE")).caller
     if request.method == "DELETE":
         if not await run_blocking(delete_response_for_tenant, caller.tenant_id, response_id):
             raise not_found(response_id)
@@ -174,7 +187,7 @@ async def each(chunks: list[bytes]) -> AsyncIterator[bytes]:
 @api_view
 async def list_input_items(request, response_id: str):
     """The items a stored response answered: the earlier turns' and its own input."""
-    caller = await caller_for(request, "GET")
+    caller = (await call_for(request, "GET")).caller
     limit, order, after = page_params(request)
     stored = await find_stored(caller, response_id)
     items = stored.input_items if order == "asc" else stored.input_items[::-1]
@@ -188,6 +201,6 @@ async def list_input_items(request, response_id: str):
 
 @api_view
 async def delete_all_responses(request):
-    caller = await caller_for(request, "DELETE")
+    caller = (await call_for(request, "DELETE")).caller
     deleted = await run_blocking(delete_responses_for_tenant, caller.tenant_id)
     return JsonResponse({"object": "list", "deleted": deleted})

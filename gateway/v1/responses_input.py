@@ -27,7 +27,8 @@ from gateway.v1.responses_tools import qualified_name
 from providers.types import ContentPart, ImagePart, Message, TextPart, ToolCall
 
 MESSAGE_ROLES = ("user", "system", "developer", "assistant")
-ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "web_search_call", "item_reference")
+ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "web_search_call",
+              "code_interpreter_call", "item_reference")
 MAX_ID_CHARS = 64
 
 
@@ -77,6 +78,10 @@ def decode_item(raw: Any, where: str) -> dict[str, Any]:
         action = raw.get("action")
         return {"type": "web_search_call", "id": item_id(raw, "ws"), "status": "completed",
                 "action": action if isinstance(action, dict) else {"type": "search"}}
+    if kind == "code_interpreter_call":  # an earlier run of the gateway's code_interpreter: kept, not read
+        code = raw.get("code")
+        return {"type": "code_interpreter_call", "id": item_id(raw, "ci"), "status": "completed",
+                "code": code if isinstance(code, str) else None, "container_id": "cntr_gateway", "outputs": None}
     if kind == "item_reference":  # resolved against the tenant's stored items (gateway.v1.responses_items)
         return {"type": "item_reference", "id": expect(raw.get("id"), str, f"{where}.id", "a stored item's id")}
     raise bad_request(f"'{where}.type' must be one of {', '.join(ITEM_TYPES)}, not {json.dumps(kind)}.",

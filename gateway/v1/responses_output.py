@@ -3,13 +3,19 @@ a reasoning item (the reasoning as one summary_text, the signature as encrypted_
 client replaying items statelessly gives it back), a message with one output_text (web search
 citations as url_citation annotations over the span citing them; a provider's bare source list
 spans the whole text), an image_generation_call per image the model drew, a web_search_call per
-search the gateway made, a function_call per tool call. Input items sent back take the same shapes.
+search the gateway made, a function_call per tool call. The gateway's own tools (its tool loop) are
+a web_search_call with an ``open_page`` action per page web_fetch read (the pages read cite the
+answer after them when nothing else does), and a code_interpreter_call per snippet (its code, and
+its output as logs, always included), each between the messages of the model calls around it.
+Input items sent back take the same shapes.
 """
 
 import uuid
 from typing import Any
 
-from providers.types import UrlCitation, WebSearchCall
+from providers.types import WEB_FETCH, ToolRun, UrlCitation, WebSearchCall
+
+CONTAINER_ID = "cntr_gateway"  # every snippet runs in a fresh process: no container outlives it
 
 
 def new_id(prefix: str) -> str:
@@ -73,3 +79,48 @@ def name_call(item: dict[str, Any], name: str, tool_names: dict[str, tuple[str, 
     else:
         item["name"] = name
     return item
+
+
+def tool_item(run: ToolRun, *, id: str | None = None) -> dict[str, Any]:
+    """A gateway tool's run as its Responses item, as it stands (in progress, completed, failed)."""
+    if run.tool == WEB_FETCH:
+        return {"type": "web_search_call", "id": id or new_id("ws"), "status": run.status,
+                "action": {"type": "open_page", "url": run.url}}
+    logs = run.logs or run.error
+    return {"type": "code_interpreter_call", "id": id or new_id("ci"), "status": run.status, "code": run.code,
+            "container_id": CONTAINER_ID,
+            "outputs": None if run.status == "in_progress" else [{"type": "logs", "logs": logs}] if logs else []}
+
+
+def page_citations(pages: list[tuple[str, str]], text: str) -> list[dict[str, Any]]:
+    """Pages web_fetch read, (url, title), citing the whole of an answer that cites nothing else."""
+    return [url_citation(UrlCitation(url=url, title=title or url, start_index=0, end_index=len(text)))
+            for url, title in pages]
+
+
+def answer_items(text: str, citations: list[UrlCitation], runs: list[ToolRun], *, status: str,
+                 logprobs: list[dict[str, Any]] | None, sources: list[str], whole: bool) -> list[dict[str, Any]]:
+    """The answer's text as messages, cut where the gateway's tools ran (each run's item between
+    them), each message's citations moved to its own text. ``whole``: the last message is there even
+    without text (the answer has no calls or images)."""
+    items: list[dict[str, Any]] = []
+    start, pages = 0, []
+    for run in runs:
+        if text[start:run.offset]:
+            items.append(message_item("assistant", [output_text(text[start:run.offset],
+                                                                cited(citations, start, run.offset))]))
+        items.append(tool_item(run))
+        pages += [(run.url, run.title)] if run.tool == WEB_FETCH and run.status == "completed" else []
+        start = run.offset
+    last = text[start:]
+    if last or whole:
+        annotations = cited(citations, start, len(text)) or source_citations(sources, last) or page_citations(
+            pages, last)
+        items.append({**message_item("assistant", [output_text(last, annotations, logprobs)]), "status": status})
+    return items
+
+
+def cited(citations: list[UrlCitation], start: int, end: int) -> list[dict[str, Any]]:
+    return [url_citation(UrlCitation(url=c.url, title=c.title, start_index=c.start_index - start,
+                                     end_index=c.end_index - start))
+            for c in citations if start <= c.start_index < end]

@@ -11,8 +11,11 @@
     web_search    the gateway's own search (gateway.v1.web_search). ``external_web_access: false``
                   asks for cached results only (Codex's default); the gateway keeps no such index and
                   will not fetch live pages the client ruled out, so that tool is dropped: no search.
-    anything else custom (freeform), local_shell, image_generation, file_search, code_interpreter,
-                  mcp, tool_search, ...: the gateway cannot run them. They are not shown to the model
+    code_interpreter, web_fetch   the gateway's own tools (gateway.serving.gateway_tools), run in its
+                  tool loop for any model (gateway.v1.gateway_tool_options); tool_choice naming one
+                  makes the model call it first.
+    anything else custom (freeform), local_shell, image_generation, file_search, mcp, tool_search,
+                  ...: the gateway cannot run them. They are not shown to the model
                   and the request is served; only a tool_choice that forces one (or "required" with
                   nothing callable left) is refused, since the model would then have to run it.
 """
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.v1.errors import GatewayError, bad_request
+from gateway.v1.gateway_tool_options import decode_gateway_tool, is_gateway_tool
 from gateway.v1.json_body import expect
 from providers.types import WebSearchOptions
 
@@ -40,6 +44,7 @@ class Tools:
 
     functions: list[dict[str, Any]] = field(default_factory=list)  # canonical function tools
     web_search: WebSearchOptions | None = None
+    gateway: list[str] = field(default_factory=list)  # the gateway's own tools (providers.types.GATEWAY_TOOLS)
     echo: list[dict[str, Any]] = field(default_factory=list)  # the tools as the response object repeats them
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # qualified name -> (namespace, name)
     dropped: dict[str, str] = field(default_factory=dict)  # a tool the gateway cannot run: its name -> its type
@@ -73,6 +78,9 @@ def decode_tools(value: Any) -> Tools:
                 tools.dropped["web_search"] = "web_search"
         elif kind == "function":
             tools.functions.append(decode_function(tool, where))
+        elif is_gateway_tool(tool):
+            name = decode_gateway_tool(tool, where)
+            tools.gateway += [name] if name not in tools.gateway else []
         elif kind == "namespace":
             add_namespace(tools, tool, where)
         else:
@@ -142,7 +150,7 @@ def decode_tool_choice(value: Any, tools: Tools) -> tuple[str | dict[str, Any] |
     if value in ("none", "auto"):
         return value, value
     if value == "required":
-        if tools.dropped and not tools.functions:
+        if tools.dropped and not tools.functions and not tools.gateway:
             name, kind = next(iter(tools.dropped.items()))
             raise cannot_run(name, kind)
         return value, value
@@ -152,6 +160,8 @@ def decode_tool_choice(value: Any, tools: Tools) -> tuple[str | dict[str, Any] |
         if tools.web_search is None and "web_search" in tools.dropped:
             raise cannot_run("web_search", "web_search with external_web_access false")
         return None, value  # the gateway searches before the model answers: nothing left to choose
+    if kind in tools.gateway:  # the gateway's own tool, forced: the model's function of that name
+        return {"type": "function", "function": {"name": kind}}, value
     if kind in ("function", "custom"):
         name = expect(value.get("name"), str, "tool_choice.name", "a function name")
         namespace = value.get("namespace")

@@ -1,6 +1,18 @@
 from django.urls import path, re_path
 
-from gateway.v1 import audio, chat, images, media, messages, models, responses, videos
+from gateway.v1 import (
+    audio,
+    chat,
+    embeddings,
+    images,
+    media,
+    messages,
+    model_list,
+    moderations,
+    rerank,
+    responses,
+    videos,
+)
 
 urlpatterns = [
     path("chat/completions", chat.chat_completions),
@@ -19,10 +31,13 @@ urlpatterns = [
     path("audio/speech", audio.speech),
     path("audio/generation", audio.speech),
     path("audio/transcriptions", audio.transcriptions),
+    path("embeddings", embeddings.embeddings),
+    path("rerank", rerank.rerank),
+    path("moderations", moderations.moderations),
     path("media/<str:file_id>", media.retrieve_media),
     path("media/<str:file_id>/content", media.media_content),
-    path("models", models.list_models),
+    path("models", model_list.list_models),
     # Public ids contain a slash (openai/gpt-4o-mini).
-    path("models/<path:model_id>", models.retrieve_model),
-    re_path(r"^(?P<rest>.*)$", models.unknown_endpoint),
+    path("models/<path:model_id>", model_list.retrieve_model),
+    re_path(r"^(?P<rest>.*)$", model_list.unknown_endpoint),
 ]

@@ -14,7 +14,8 @@ import json
 import math
 
 from billing import entitlements
-from gateway.v1.admission import find_model, read_body
+from gateway.serving.chains import find_model
+from gateway.v1.admission import read_body
 from gateway.v1.errors import bad_request
 from gateway.v1.json_body import parse_json_object
 from gateway.v1.media import check_choice, check_extras, check_prompt, default_choice

@@ -25,8 +25,11 @@ from django.http import JsonResponse, StreamingHttpResponse
 
 from billing import entitlements
 from gateway.access import get_video_job_for_tenant, get_video_jobs_for_tenant
+from gateway.serving.call import Call
+from gateway.serving.chains import find_model
+from gateway.serving.media import admit_media
 from gateway.v1 import sse
-from gateway.v1.admission import admit_media_request, authenticated_caller, find_model
+from gateway.v1.admission import authenticated_call
 from gateway.v1.errors import GatewayError, api_view, bad_request
 from gateway.v1.media import file_response, media_url
 from gateway.v1.media import text_field as text
@@ -108,22 +111,23 @@ async def video_generation(request):
 
 
 async def create_video(request):
-    caller = await authenticated_caller(request, method="POST")
+    call = await authenticated_call(request, method="POST")
     fields, upload = decode(request)
-    job = await admit_video(request, caller, fields, upload)
+    job = await admit_video(call, fields, upload)
     if job.params.get("stream"):
-        return StreamingHttpResponse(progress_events(request, caller.tenant_id, job.id), content_type="text/event-stream",
+        return StreamingHttpResponse(progress_events(request, call.caller.tenant_id, job.id), content_type="text/event-stream",
                                      headers=sse.HEADERS)
     return JsonResponse(describe_job(request, job))
 
 
-async def admit_video(request, caller, fields: dict, upload) -> VideoJob:
+async def admit_video(call: Call, fields: dict, upload) -> VideoJob:
     """Check the request against the model and the plan, reserve its seconds and spend, and make
     the durable job the worker will submit (also for video/<model> in chat)."""
     public_id = text(fields, "model")
     if not public_id:
         raise bad_request("model is required, e.g. openai/sora-2. GET /v1/models lists the video models your plan "
                           "includes.", param="model", code="missing_required_parameter")
+    caller = call.caller
     model, _ = await find_model(public_id, capability="video")
     entitlements.check_model(caller, model)
     params = normalise(model, fields, has_upload=upload is not None)
@@ -134,15 +138,15 @@ async def admit_video(request, caller, fields: dict, upload) -> VideoJob:
     most = Usage(video_seconds=Decimal(params["duration_seconds"]),
                  media_detail=f"{params['size']}/{params['resolution']}")
     priciest = max(chain, key=lambda candidate: cost_of(candidate.prices, most))
-    reservation = await admit_media_request(request, caller, priciest, most=most)
+    reservation = await admit_media(call, priciest, most=most)
     params.update(stream=stream, client_chain=bool(fallbacks_of(fields)))
     try:
-        job = await run_blocking(make_job, caller, request.request_id, model, params, [m.public_id for m in chain],
+        job = await run_blocking(make_job, caller, call.request_id, model, params, [m.public_id for m in chain],
                                  reservation, upload)
     except BaseException:
         writer.submit(recording.release, reservation)  # nothing will run: give the reservation back
         raise
-    request.gateway_headers["x-tollgate-video-id"] = job.id
+    call.outcome.video_id = job.id
     return job
 
 
@@ -193,13 +197,13 @@ async def video(request, video_id: str):
     """GET one job, DELETE cancels it."""
     if request.method == "DELETE":
         return await delete_video(request, video_id)
-    caller = await authenticated_caller(request, method="GET")
+    caller = (await authenticated_call(request, method="GET")).caller
     job, file = await tenant_job(caller, video_id)
     return JsonResponse(describe_job(request, job, file))
 
 
 async def delete_video(request, video_id: str):
-    caller = await authenticated_caller(request, method="DELETE")
+    caller = (await authenticated_call(request, method="DELETE")).caller
     job, _ = await tenant_job(caller, video_id)
     if job.status in ACTIVE_STATUSES:
         try:
@@ -215,7 +219,7 @@ async def delete_video(request, video_id: str):
 
 @api_view
 async def video_content(request, video_id: str):
-    caller = await authenticated_caller(request, method="GET")
+    caller = (await authenticated_call(request, method="GET")).caller
     variant = request.GET.get("variant", "video")
     if variant != "video":
         raise bad_request(f"variant '{variant}' is not available here; only the video itself (variant=video).",
@@ -231,7 +235,7 @@ async def video_content(request, video_id: str):
 
 
 async def list_jobs(request):
-    caller = await authenticated_caller(request, method="GET")
+    caller = (await authenticated_call(request, method="GET")).caller
     order = request.GET.get("order", "desc")
     if order not in ("asc", "desc"):
         raise bad_request(f"order must be asc or desc, not {order!r}.", param="order")

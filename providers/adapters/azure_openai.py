@@ -4,7 +4,7 @@
     api-key: <one of the resource's keys>      or   Authorization: Bearer <Microsoft Entra ID token>
 
 The same for the media routes (images/generations, images/edits, audio/speech,
-audio/transcriptions): OpenAICompatibleAdapter's media methods build their requests with this
+audio/transcriptions) and embeddings (openai_embeddings): OpenAICompatibleAdapter's media methods build their requests with this
 adapter's url_for, auth_headers and error_from_response. Bodies, answers, streams and error
 envelopes are OpenAI's; the request's ``model`` is sent but Azure goes by the deployment in the path.
 The media modules tell model families apart by that name (dall-e-3, gpt-image-1, whisper-1, tts-1,
@@ -66,6 +66,16 @@ class AzureOpenAIAdapter(OpenAICompatibleAdapter):
     submit_video = Adapter.submit_video
     poll_video = Adapter.poll_video
     cancel_video = Adapter.cancel_video
+    # Embeddings are served per deployment like chat (the inherited embed); Azure OpenAI has no
+    # moderations or rerank route.
+    rerank = Adapter.rerank
+    moderate = Adapter.moderate
+
+    def can_rerank(self, target: Target) -> bool:
+        return False
+
+    def can_moderate(self, target: Target) -> bool:
+        return False
 
     def url_for(self, target: Target, route: str) -> httpx.URL:
         return deployment_url(target.base_url, target.upstream_model, route, api_version_for(target))

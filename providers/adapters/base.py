@@ -17,6 +17,14 @@ import httpx
 
 from providers import errors
 from providers.adapters.answers import malformed
+from providers.embedding_types import (
+    EmbeddingRequest,
+    EmbeddingResult,
+    ModerationRequest,
+    ModerationResult,
+    RerankRequest,
+    RerankResult,
+)
 from providers.http import get_client
 from providers.sse import decode_events
 from providers.types import (
@@ -113,6 +121,45 @@ class Adapter:
         if media.content is not None:
             return media.content
         return await download(media.url or "", target)
+
+    # Retrieval: embeddings, rerank, moderation (providers.embedding_types). Each has an explicit
+    # flag, False unless the wire format offers it; for a family of hosts (the OpenAI-compatible one)
+    # the flag reads the provider's declared quirks, so it takes the target. The endpoints check the
+    # flag before admission, for the deployment they would call; calling the method on a target whose
+    # flag is False is a programming error (NotImplementedError).
+
+    def can_embed(self, target: Target) -> bool:
+        """Whether ``target``'s provider embeds text through this adapter."""
+        return False
+
+    async def embed(self, request: EmbeddingRequest, target: Target) -> EmbeddingResult:
+        """One vector per input, in the request's order. Inputs beyond the provider's per-call limit
+        are split into several calls and put back together in order, their usage summed; a call the
+        provider reports no token count for is counted locally (providers.tokenizer) and the result
+        flagged usage_estimated. Must NOT send ``dimensions`` or ``input_type`` a provider has no
+        field for: dimensions are checked against the catalog before admission
+        (embedding_types.check_embedding_options); an input the provider cannot take (token arrays
+        outside the OpenAI-shaped hosts) raises UnsupportedFeature before any call."""
+        raise NotImplementedError
+
+    def can_rerank(self, target: Target) -> bool:
+        """Whether ``target``'s provider reranks documents through this adapter."""
+        return False
+
+    async def rerank(self, request: RerankRequest, target: Target) -> RerankResult:
+        """The documents ranked by relevance to the query, most relevant first, at most top_n, each
+        hit the document's index (and the request's own document when asked for: never the
+        provider's copy). Usage as the provider bills: search units or input tokens."""
+        raise NotImplementedError
+
+    def can_moderate(self, target: Target) -> bool:
+        """Whether ``target``'s provider classifies content (OpenAI's moderation shape)."""
+        return False
+
+    async def moderate(self, request: ModerationRequest, target: Target) -> ModerationResult:
+        """One verdict per input (one for a multimodal input), in OpenAI's shape with the category
+        names as the provider sent them. Usage is a local count (no moderation API reports one)."""
+        raise NotImplementedError
 
     def supports(self, operation: str) -> bool:
         """Whether this adapter implements ``operation`` (a method name above)."""

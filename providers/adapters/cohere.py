@@ -1,4 +1,5 @@
-"""Cohere v2 chat: ``POST {base_url}/v2/chat`` with ``Authorization: Bearer <key>``.
+"""Cohere v2 chat: ``POST {base_url}/v2/chat`` with ``Authorization: Bearer <key>``. Embed and
+rerank (/v2/embed, /v2/rerank) are in cohere_embed.py.
 
 Request, IR -> Cohere v2 (WIRE_FORMATS 8a; field shapes from cohere-python's v2 types):
     system, developer    {"role": "system", "content": str}  (Cohere has no developer role)
@@ -70,6 +71,7 @@ from typing import Any
 import httpx
 
 from providers import errors
+from providers.adapters import cohere_embed
 from providers.adapters.answers import malformed, token_count, usage_reader
 from providers.adapters.base import (
     Adapter,
@@ -80,6 +82,7 @@ from providers.adapters.base import (
     relay_stream,
     timeout_for,
 )
+from providers.embedding_types import EmbeddingRequest, EmbeddingResult, RerankRequest, RerankResult
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -117,6 +120,18 @@ class CohereAdapter(Adapter):
         async with aclosing(events):
             async for event in events:
                 yield event
+
+    def can_embed(self, target: Target) -> bool:
+        return True
+
+    async def embed(self, request: EmbeddingRequest, target: Target) -> EmbeddingResult:
+        return await cohere_embed.embed(request, target, error_from_response)
+
+    def can_rerank(self, target: Target) -> bool:
+        return True
+
+    async def rerank(self, request: RerankRequest, target: Target) -> RerankResult:
+        return await cohere_embed.rerank(request, target, error_from_response)
 
 
 # --- request ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ GeminiAdapter is the glue; the translation lives by noun:
     gemini_answer    Gemini -> IR: parts, finish reasons, usage, our reasoning_signature; the stream's chunks
     gemini_errors    the error body (or a stream's error lines) -> our error tree
     gemini_images, gemini_audio, gemini_video   the media endpoints of the same API
+    gemini_embeddings   batchEmbedContents
 """
 
 from collections.abc import AsyncIterator
@@ -17,12 +18,13 @@ from collections.abc import AsyncIterator
 import httpx
 
 from providers import errors
-from providers.adapters import gemini_audio, gemini_images, gemini_video
+from providers.adapters import gemini_audio, gemini_embeddings, gemini_images, gemini_video
 from providers.adapters.answers import malformed
 from providers.adapters.base import Adapter, fetch_json, stream_transport_error, streamed_response
 from providers.adapters.gemini_answer import AnswerReader, parse_answer, read_chunks
 from providers.adapters.gemini_errors import error_from_response, stream_error
 from providers.adapters.gemini_request import build_request
+from providers.embedding_types import EmbeddingRequest, EmbeddingResult
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -97,3 +99,9 @@ class GeminiAdapter(Adapter):
 
     async def transcribe(self, request: TranscriptionRequest, target: Target) -> TranscriptionResult:
         return await gemini_audio.transcribe(request, target)
+
+    def can_embed(self, target: Target) -> bool:
+        return True
+
+    async def embed(self, request: EmbeddingRequest, target: Target) -> EmbeddingResult:
+        return await gemini_embeddings.embed(request, target)

@@ -16,6 +16,7 @@ One adapter for all of them; a provider's deviations are declared in its ``quirk
   (providers.arguments), and fallbacks on this provider are skipped.
 - ``think_tags``: the model writes its reasoning inside ``<think>...</think>`` in the content
   (MiniMax M2); it is split out into reasoning, also across stream chunks.
+Embeddings, rerank and moderations have quirks of their own: openai_embeddings, rerank, openai_moderations.
 Read from any provider: reasoning from ``reasoning_content`` (DeepSeek, xAI, Qwen) or
 ``reasoning`` (Groq), thinking blocks in a content array (Mistral magistral), usage from any
 chunk (Groq's ``x_groq.usage``, DeepSeek's cache hits), Perplexity's top-level ``citations``.
@@ -30,7 +31,14 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters import openai_audio, openai_images, openai_video
+from providers.adapters import (
+    openai_audio,
+    openai_embeddings,
+    openai_images,
+    openai_moderations,
+    openai_video,
+    rerank,
+)
 from providers.adapters.answers import malformed, token_count, usage_reader
 from providers.adapters.base import (
     Adapter,
@@ -42,6 +50,14 @@ from providers.adapters.base import (
 )
 from providers.adapters.openai_errors import bearer_auth, error_from_body, error_from_response
 from providers.adapters.openai_reasoning import ThinkTagSplitter, split_content
+from providers.embedding_types import (
+    EmbeddingRequest,
+    EmbeddingResult,
+    ModerationRequest,
+    ModerationResult,
+    RerankRequest,
+    RerankResult,
+)
 from providers.sse import decode_events
 from providers.types import (
     ChatRequest,
@@ -174,6 +190,24 @@ class OpenAICompatibleAdapter(Adapter):
 
     async def transcribe(self, request: TranscriptionRequest, target: Target) -> TranscriptionResult:
         return await openai_audio.transcribe(request, target, self)
+
+    def can_embed(self, target: Target) -> bool:
+        return True
+
+    async def embed(self, request: EmbeddingRequest, target: Target) -> EmbeddingResult:
+        return await openai_embeddings.embed(request, target, self)
+
+    def can_rerank(self, target: Target) -> bool:
+        return rerank.has_rerank(target)
+
+    async def rerank(self, request: RerankRequest, target: Target) -> RerankResult:
+        return await rerank.rerank(request, target, self)
+
+    def can_moderate(self, target: Target) -> bool:
+        return bool(target.quirks.get("moderations"))
+
+    async def moderate(self, request: ModerationRequest, target: Target) -> ModerationResult:
+        return await openai_moderations.moderate(request, target, self)
 
 
 @lru_cache(maxsize=1024)

@@ -28,7 +28,8 @@ def error_from_response(status: int, headers: httpx.Headers, body: bytes, target
 def error_from_body(payload: dict[str, Any], target: Target, *, status: int | None) -> errors.ProviderError:
     detail = payload.get("error")
     if not isinstance(detail, dict):
-        detail = {"message": str(detail or "")}
+        # Hosts of the family built on FastAPI (Voyage, Jina) answer {"detail": "..."}.
+        detail = {"message": str(detail or payload.get("detail") or "")}
     message = detail.get("message") or "no message"
     code = str(detail.get("code") or detail.get("type") or "")
     text = f"{target.provider} returned {status or 'a stream error'}: {message}"

@@ -27,9 +27,10 @@ shapes):
   "prompt", "code": "content_filter", "status": 400, "innererror": {"code":
   "ResponsibleAIPolicyViolation", "content_filter_result": {category: {"filtered", "severity"}}}}}``.
 - Tools and ``response_format`` (``json_schema`` needs ``json_schema.name`` and ``.schema``) as at OpenAI.
-- Media: ``images/generations``, ``images/edits``, ``audio/speech`` and ``audio/transcriptions`` under the
-  same deployment path, checked the same way, then answered as OpenAI's (the handlers of
-  tests/fakes/openai_images.py and openai_audio.py: the deployment must be named after its model). An
+- Media: ``images/generations``, ``images/edits``, ``audio/speech``, ``audio/transcriptions`` and
+  ``embeddings`` under the same deployment path, checked the same way, then answered as OpenAI's (the
+  handlers of tests/fakes/openai_images.py, openai_audio.py and openai_embeddings.py: the deployment
+  must be named after its model). An
   image prompt the filter refuses is 400 ``{"error": {"code": "content_policy_violation", "message",
   "type": "invalid_request_error", "inner_error": {"code": "ResponsibleAIPolicyViolation",
   "content_filter_results": {...}, "revised_prompt"}}}``.
@@ -47,7 +48,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes import openai_audio, openai_images
+from tests.fakes import openai_audio, openai_embeddings, openai_images
 from tests.fakes.openai_upstream import count_prompt_tokens, split_words
 from tests.fakes.server import ScriptedServer
 
@@ -57,7 +58,8 @@ DEFAULT_REPLY = "Hello from the fake Azure deployment."
 # deployment name -> the model behind it, as the answer's ``model`` names it
 DEPLOYMENTS = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18", "gpt-4o": "gpt-4o-2024-08-06",
                "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14", "chat-prod": "gpt-4o-2024-11-20",
-               "dall-e-3": "dall-e-3", "gpt-image-1": "gpt-image-1", "tts-1": "tts-1", "whisper-1": "whisper-1"}
+               "dall-e-3": "dall-e-3", "gpt-image-1": "gpt-image-1", "tts-1": "tts-1", "whisper-1": "whisper-1",
+               "text-embedding-3-small": "text-embedding-3-small"}
 CATEGORIES = ("hate", "self_harm", "sexual", "violence")
 PROMPT_FILTERED = ("The response was filtered due to the prompt triggering Azure OpenAI's content management "
                    "policy. Please modify your prompt and retry. To learn more about our content filtering "
@@ -110,6 +112,8 @@ class FakeAzureOpenAI(ScriptedServer):
                                                                             openai_audio.SpeechReply))
         app.router.add_post(f"{deployment}/audio/transcriptions",
                             self.openai_route(openai_audio.transcriptions, openai_audio.TranscriptReply))
+        app.router.add_post(f"{deployment}/embeddings",
+                            self.openai_route(openai_embeddings.embeddings, openai_embeddings.EmbeddingReply))
         return app
 
     def openai_route(self, handler, reply_kind: type, **kwargs):

@@ -9,7 +9,8 @@ a thinking block is not index 0), each with an ``event:`` line unless the reply 
 as ``{"message": str}`` (401 says "invalid api token"). Like Cohere it refuses request keys it
 does not know, so an OpenAI-only field leaking through fails loudly.
 
-Tests script it with ``enqueue(Reply(...))``; unscripted requests get the default reply.
+Tests script it with ``enqueue(Reply(...))``; unscripted requests get the default reply. The embed
+and rerank routes are tests/fakes/cohere_embed.py's.
 """
 
 import asyncio
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from tests.fakes.cohere_embed import add_embed_routes
 from tests.fakes.server import ScriptedServer
 
 API_KEY = "co-fake-upstream-key"
@@ -91,6 +93,7 @@ class FakeCohere(ScriptedServer):
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v2/chat", self.chat)
+        add_embed_routes(app, self)
         return app
 
     @staticmethod

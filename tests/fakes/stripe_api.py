@@ -8,6 +8,7 @@ notation, ``Authorization: Bearer``, ``Idempotency-Key`` replays, the ``{"error"
     POST /v1/billing_portal/sessions      GET  /v1/subscriptions/{id}
     POST /v1/billing/meter_events         (identifiers deduplicated, as Stripe does)
     GET  /v1/invoices?customer=           (the invoices invoice() made, newest first)
+    one-off payments, saved cards and refunds: tests/fakes/stripe_payments.py
 
 It also plays Stripe's side of what customers do (complete_checkout, update_subscription,
 invoice) and builds webhook events, signed exactly as Stripe signs them (sign()).
@@ -25,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.server import ThreadedServer
+from tests.fakes.stripe_payments import StripePayments
 
 SECRET_KEY = "sk_test_tollgate_fake"
 WEBHOOK_SECRET = "whsec_test_tollgate_fake"
@@ -60,7 +62,7 @@ def sign(payload: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = Non
     return f"t={timestamp},v1={signature}"
 
 
-class FakeStripe(ThreadedServer):
+class FakeStripe(StripePayments, ThreadedServer):
     thread_name = "fake-stripe"
 
     def __init__(self) -> None:
@@ -80,6 +82,7 @@ class FakeStripe(ThreadedServer):
         self.idempotent: dict[str, dict] = {}
         self.fail_meter_events = 0  # answer this many meter event calls with a 500
         self.unavailable = False  # answer everything with a 500 (Stripe-Should-Retry: false)
+        self.reset_payments()
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_fake{next(self.ids):05d}"
@@ -94,6 +97,7 @@ class FakeStripe(ThreadedServer):
         app.router.add_get("/v1/subscriptions/{id}", self.retrieve_subscription)
         app.router.add_post("/v1/billing/meter_events", self.create_meter_event)
         app.router.add_get("/v1/invoices", self.list_invoices)
+        self.add_payment_routes(app)
         return app
 
     @staticmethod
@@ -106,7 +110,7 @@ class FakeStripe(ThreadedServer):
                                  status=status, headers=headers)
 
     async def read(self, request: web.Request) -> tuple[dict, web.Response | None]:
-        form = parse_form((await request.post()).items()) if request.method == "POST" else {}
+        form = parse_form((await request.post()).items() if request.method == "POST" else request.query.items())
         self.requests.append({"method": request.method, "path": request.path, "form": form,
                               "headers": dict(request.headers)})
         if self.unavailable:
@@ -147,6 +151,11 @@ class FakeStripe(ThreadedServer):
         if form.get("customer") and form["customer"] not in self.customers:
             return self.error(400, f"No such customer: '{form['customer']}'", code="resource_missing",
                               param="customer")
+        if form.get("mode") in ("payment", "setup"):
+            session = self.new_payment_session(form)
+            if session is None:
+                return self.error(400, "Missing required param: line_items or payment_method_types.")
+            return self.answer(request, self.public_session(session))
         if form.get("mode") != "subscription" or not form.get("line_items"):
             return self.error(400, "Missing required param: line_items.", param="line_items")
         session_id = self.new_id("cs_test")

@@ -4,7 +4,7 @@ from billing.models import Plan
 from billing.plans import seed_plans
 from gateway.models import Tenant
 from gateway.tenants import create_tenant
-from providers.catalog import read_catalog, seed_catalog
+from providers.catalog_seed import read_catalog, seed_catalog
 
 
 class Command(BaseCommand):

@@ -1,19 +1,26 @@
 """Meter: what one admitted request really did, settled exactly once however it ends.
 
-Every /v1 endpoint that reaches a provider makes a Meter from its Reservation, feeds it as the
-answer arrives (first token, produced text, the provider's usage, how it ended) and settles it
-from a ``finally``: ``metered`` does all of that around a call answered whole. Settlement never fails the client's request: it is retried on the ledger
-writer, and if the database still refuses, the open reservation is left for the writer's
-sweeper and the loss is logged with the request id.
+Every call that reaches a provider makes a Meter from its Reservation and feeds it as the answer
+arrives (first token, produced text, the provider's usage, how it ended). A tool loop
+(gateway.serving.tool_loop) calls the model several times in one request: ``next_round()`` keeps
+what each call used, and the request's usage is their sum, with the tools the gateway ran. The meter is an async
+context manager, and its exit is the one settle site: ``async with meter:`` around the provider
+call, or around the whole stream (gateway.serving.chat hands the open scope to the stream), so
+every way out (an answer, a provider error, the client leaving, a cancellation, shutdown) passes
+through it once. An exception that leaves the scope says how the request ended.
+
+Settlement never fails the client's request: it is retried on the ledger writer, and if the
+database still refuses, the open reservation is left for the writer's sweeper and the loss is
+logged with the request id.
 """
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
@@ -22,10 +29,10 @@ from billing.entitlements import TOKENS_PER_IMAGE
 from providers import tracing
 from providers.errors import ProviderError
 from providers.router import ModelInfo, Trace
-from providers.types import ChatResult, Delta, ToolCall, ToolCallDelta, Usage
+from providers.types import ChatRequest, ChatResult, Delta, ToolCall, ToolCallDelta, Usage
 from usage.live import publish_settled
 from usage.models import Ending
-from usage.recording import Reservation, Settlement, settle
+from usage.recording import Reservation, Settlement
 from usage.recovery import Checkpoint, checkpoint
 from usage.writer import writer
 
@@ -46,6 +53,29 @@ def estimate_output_tokens(chars: int) -> int:
     return -(-chars // CHARS_PER_TOKEN)
 
 
+def prompt_size(chat: ChatRequest) -> tuple[int, int]:
+    """UTF-8 bytes of everything the prompt sends, and its image count. Byte-level tokenizers
+    never make more tokens than bytes, so this bounds the input tokens from above."""
+    size = images = 0
+    for message in chat.messages:
+        size += len(message.text().encode()) + len((message.reasoning or "").encode())
+        size += sum(len(call.arguments.encode()) + len(call.name) for call in message.tool_calls)
+        if isinstance(message.content, list):
+            images += sum(1 for part in message.content if part.type == "image_url")
+    for extra in (chat.tools, chat.response_format):
+        if extra:
+            size += len(json.dumps(extra).encode())
+    return size, images
+
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens")
+
+
+def summed(first: Usage, second: Usage) -> Usage:
+    """Two model calls' token usage as one (a tool loop's rounds)."""
+    return Usage(**{name: getattr(first, name) + getattr(second, name) for name in TOKEN_FIELDS})
+
+
 class Meter:
     def __init__(self, reservation: Reservation, *, started: float, streamed: bool, input_estimate: int):
         self.reservation = reservation
@@ -55,9 +85,12 @@ class Meter:
         self.reasoning_chars = 0  # part of produced_chars
         self.finished = False  # the provider finished its answer (whatever it said of usage)
         self.web_searches = 0
+        self.web_fetches = 0
+        self.code_seconds = Decimal(0)
+        self.earlier: Usage | None = None  # a tool loop's earlier model calls, summed (next_round)
         self.settlement = Settlement(streamed=streamed)
         self.settling: asyncio.Future | None = None
-        self.trace: Trace | None = None  # the router's, for the gateway's overhead (request_log)
+        self.trace = Trace()  # the router's: who served, and the gateway's overhead (request_log)
         self.loop = asyncio.get_running_loop()
         in_flight(self)
 
@@ -93,6 +126,24 @@ class Meter:
         """A web search was made for this request (billed at the reservation's search price)."""
         self.web_searches += 1
 
+    def fetched(self) -> None:
+        """The web_fetch tool read a page for this request (billed at the plan's price per page)."""
+        self.web_fetches += 1
+
+    def executed(self, seconds: Decimal) -> None:
+        """The code_interpreter tool ran code this long (billed at the plan's price per second)."""
+        self.code_seconds += seconds
+
+    def next_round(self, input_estimate: int) -> None:
+        """A tool loop's model call is over and the next one begins: what this one used (reported,
+        or estimated as final_usage does) is kept, and the next is counted afresh; its prompt is
+        ``input_estimate`` tokens by estimate_input_tokens."""
+        self.earlier = summed(self.earlier or Usage(), self.round_usage())
+        self.settlement.usage = Usage()
+        self.produced_chars = self.reasoning_chars = 0
+        self.finished = False
+        self.input_estimate = input_estimate
+
     def failed(self, error: ProviderError) -> None:
         self.settlement.http_status = error.status
         self.settlement.error_type = error.code or error.error_type
@@ -113,17 +164,17 @@ class Meter:
         cancellation), or the gateway's own failure."""
         if isinstance(error, ProviderError):
             self.failed(error)
-        elif isinstance(error, asyncio.CancelledError):
+        elif isinstance(error, (asyncio.CancelledError, GeneratorExit)):
             self.client_gone()
         else:
             self.failed_internally()
 
-    def final_usage(self) -> Usage:
-        """The provider's usage, or, when it never reported any it could read (the stream was
-        cut, the provider does not report it, or sent counts that are not numbers), our count of
-        an answer that produced output or finished: the prompt estimate (estimate_input_tokens)
-        and ~4 characters per output token, the reasoning shown so far included (and reported as
-        reasoning tokens). The same numbers go to the client's usage chunk and to the record."""
+    def round_usage(self) -> Usage:
+        """The provider's usage of the model call under way, or, when it never reported any it could
+        read (the stream was cut, the provider does not report it, or sent counts that are not
+        numbers), our count of an answer that produced output or finished: the prompt estimate
+        (estimate_input_tokens) and ~4 characters per output token, the reasoning shown so far
+        included (and reported as reasoning tokens)."""
         settlement = self.settlement
         if settlement.usage == Usage() and (self.produced_chars or self.finished
                                             or settlement.ending == Ending.CLIENT_GONE):
@@ -131,12 +182,34 @@ class Meter:
                                      output_tokens=estimate_output_tokens(self.produced_chars),
                                      reasoning_tokens=estimate_output_tokens(self.reasoning_chars))
             settlement.usage_estimated = True
-        settlement.usage.web_searches = self.web_searches
         return settlement.usage
+
+    def final_usage(self) -> Usage:
+        """The request's usage: its model calls' (round_usage, summed over a tool loop's rounds) and
+        the searches, pages read and code seconds the gateway made for it. The same numbers go to
+        the client's usage chunk and to the record."""
+        usage = self.round_usage()
+        if self.earlier is not None:  # summed once: the rounds are over when this is asked
+            usage = self.settlement.usage = summed(self.earlier, usage)
+            self.earlier = None
+        usage.web_searches, usage.web_fetches, usage.code_seconds = (
+            self.web_searches, self.web_fetches, self.code_seconds)
+        return usage
 
     def cost(self) -> Decimal:
         """What this request costs, from the usage settled (or about to be)."""
         return self.reservation.cost_of(self.final_usage())
+
+    async def __aenter__(self) -> "Meter":
+        return self
+
+    async def __aexit__(self, kind, error, traceback) -> None:
+        """The settle site: how the request ended (from the exception leaving the scope, if any),
+        who served it (the trace's model, or the one tried last), then settlement, once."""
+        if error is not None:
+            self.ended_by(error)
+        self.served_by(self.trace.model, upstream_model=self.trace.upstream_model)
+        await self.settle()
 
     def start_settling(self) -> asyncio.Future:
         """Begin settlement now (once), from a snapshot: later changes to this meter (a
@@ -163,7 +236,7 @@ class Meter:
     async def _write(self, settlement: Settlement):
         for attempt in range(SETTLE_ATTEMPTS):
             try:
-                return await writer.run(settle, self.reservation, settlement)
+                return await writer.settle(self.reservation, settlement)
             except Exception:
                 log.exception("settling request %s failed (attempt %d of %d)", self.reservation.request_id,
                               attempt + 1, SETTLE_ATTEMPTS)
@@ -171,40 +244,6 @@ class Meter:
         log.error("request %s was served but could not be recorded; its reservation stays open until the "
                   "ledger writer's sweeper releases it", self.reservation.request_id)
         return None
-
-
-@asynccontextmanager
-async def metered(request, meter: Meter, trace: Trace) -> AsyncIterator[None]:
-    """Around a provider call answered whole: how it ended recorded, who served it named (in the
-    meter and the response headers), the usage settled exactly once, and the cost in the headers.
-    On success the body sets ``meter.settlement``'s usage and upstream model."""
-    request.meter, meter.trace = meter, trace  # for the request's log line and metrics (request_log)
-    try:
-        yield
-    except BaseException as error:
-        meter.ended_by(error)
-        raise
-    finally:
-        meter.served_by(trace.model, upstream_model=trace.upstream_model)
-        served_by(request, trace)
-        await meter.settle()
-    request.gateway_headers["x-tollgate-cost"] = str(meter.cost())
-
-
-def served_by(request, trace: Trace) -> None:
-    """Who served the request (or was tried last), in the response headers."""
-    request.gateway_headers.update({"x-tollgate-provider": trace.provider, "x-tollgate-model": trace.upstream_model,
-                                    "x-tollgate-attempts": str(trace.attempts)})
-    if trace.model is not None:
-        request.gateway_headers["x-tollgate-served-model"] = trace.model.public_id
-
-
-def settle_abandoned(meter: Meter, loop: asyncio.AbstractEventLoop) -> None:
-    """For weakref.finalize on a streamed body: a response dropped before its first iteration
-    never runs its generator's ``finally``; settle the meter as the client's leaving."""
-    if meter.settling is None and not loop.is_closed():
-        meter.client_gone()
-        loop.call_soon_threadsafe(meter.start_settling)
 
 
 # --- checkpoints: what a request in flight has produced, on its reservation (usage/recovery.py) ---
@@ -229,7 +268,8 @@ def checkpoint_of(meter: Meter) -> Checkpoint:
     reported = meter.settlement.usage
     usage = reported if reported != Usage() else Usage(
         input_tokens=meter.input_estimate, output_tokens=estimate_output_tokens(meter.produced_chars))
-    usage = dataclasses.replace(usage, web_searches=meter.web_searches)
+    usage = dataclasses.replace(summed(meter.earlier or Usage(), usage), web_searches=meter.web_searches,
+                                web_fetches=meter.web_fetches, code_seconds=meter.code_seconds)
     return Checkpoint(meter.reservation.request_id, usage.input_tokens, usage.output_tokens,
                       meter.reservation.cost_of(usage))
 

@@ -1,7 +1,7 @@
 """Web search grounding, for every chat protocol: the canonical request in, a grounded request and
 citations out.
 
-    plan_search(request, caller, chat)  which engine and key will search, at what price (before
+    plan_search(call, chat)             which engine and key will search, at what price (before
                                         admission, which reserves the price); None without search
     ground(chat, plan)                  build the query from the conversation, search, and put the
                                         numbered sources before the conversation as a system message
@@ -26,16 +26,15 @@ Decisions:
   stream, the annotation rides on the delta that completes the marker.
 """
 
-import asyncio
-import itertools
 import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from billing.entitlements import Caller, Refusal, upgrade_hint
-from gateway.v1.errors import GatewayError
+from billing.entitlements import Refusal, upgrade_hint
+from gateway.serving.call import Call
+from gateway.serving.errors import GatewayError
 from providers import errors, router
 from providers.types import (
     ChatRequest,
@@ -78,24 +77,28 @@ class SearchPlan:
         return self.engine.provider
 
 
-async def is_search_available(request, caller: Caller) -> bool:
-    """Whether a search could run for this caller: on its plan, with a key (its own or ours)."""
+async def is_search_available(call: Call) -> bool:
+    """Whether a search could run for this call: on its plan, with a key (its own or ours)."""
+    caller = call.caller
     if not caller.plan.allows_capability(SEARCH_CAPABILITY):
         return False
     engines = (await get_search_engines()).values()
     return any(engine.targets or caller.provider_keys.get(engine.provider) for engine in engines) or any(
-        request.headers.get(KEY_HEADER.format(wire_format)) for wire_format in HEADER_WIRE_FORMATS)
+        call.search_keys.values())
 
 
 def search_not_configured(detail: str) -> GatewayError:
     return GatewayError(400, f"Web search is not available: {detail}", param="tools", code="web_search_not_configured")
 
 
-async def plan_search(request, caller: Caller, chat: ChatRequest) -> SearchPlan | None:
-    """The engine, key and price of this request's search, or None when it asked for none."""
+async def plan_search(call: Call, chat: ChatRequest) -> SearchPlan | None:
+    """The engine, key and price of this request's search, or None when it asked for none. The
+    client's own search keys come with the call (``search_keys``, by wire format; over HTTP the
+    headers x-tavily-api-key, x-serper-api-key and x-exa-api-key)."""
+    caller = call.caller
     if chat.web_search is None:
         return None
-    if chat.web_search.optional and not await is_search_available(request, caller):
+    if chat.web_search.optional and not await is_search_available(call):
         return None  # an agent's offered tool: served without search, as a tool it cannot run
     if not caller.plan.allows_capability(SEARCH_CAPABILITY):
         raise Refusal(403, f"web search is not on plan {caller.plan.name}; {upgrade_hint(caller)}.",
@@ -104,7 +107,7 @@ async def plan_search(request, caller: Caller, chat: ChatRequest) -> SearchPlan 
     engines = sorted((await get_search_engines()).values(), key=lambda engine: (engine.price, engine.provider))
     for wire_format in HEADER_WIRE_FORMATS:
         header = KEY_HEADER.format(wire_format)
-        key = request.headers.get(header, "").strip()
+        key = call.search_keys.get(wire_format, "").strip()
         if not key:
             continue
         engine = next((e for e in engines if e.client.wire_format == wire_format), None)
@@ -150,28 +153,20 @@ def search_query(chat: ChatRequest) -> SearchQuery:
 
 
 async def run_search(plan: SearchPlan, query: SearchQuery) -> list[SearchHit]:
-    """One search, retried on retryable failures like a model call (backoff, Retry-After, our
-    keys rotating), within the provider's total timeout."""
-    started = time.monotonic()
-    for attempt in itertools.count():
-        target = plan.target or plan.engine.next_target()
-        deadline = started + target.total_timeout
-        try:
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                return await plan.engine.client.search(query, target)
-        except TimeoutError as exc:
-            raise errors.ProviderTimeout(f"The web search provider {plan.provider} took longer than "
-                                         f"{target.total_timeout:g}s.", provider=plan.provider) from exc
-        except errors.ProviderError as error:
-            if plan.key_source and isinstance(error, errors.ProviderAuthFailed):
-                raise errors.OwnKeyRefused(
-                    f"The web search provider {plan.provider} refused your own key ({plan.key_source}, HTTP "
-                    f"{error.upstream_status}). Check the key.", provider=plan.provider,
-                    upstream_status=error.upstream_status) from error
-            if not error.retryable:
-                raise
-            await router.wait_before_retry(attempt, error, deadline)
-    raise AssertionError("unreachable")
+    """One search through the router's attempt loop, retried on retryable failures like a model
+    call (backoff, Retry-After, our keys rotating), within the provider's total timeout. Outside
+    the models' circuit breakers: a search engine's failures say nothing about a model."""
+    def refused(error: errors.ProviderError) -> errors.ProviderError:
+        if plan.key_source and isinstance(error, errors.ProviderAuthFailed):
+            return errors.OwnKeyRefused(
+                f"The web search provider {plan.provider} refused your own key ({plan.key_source}, HTTP "
+                f"{error.upstream_status}). Check the key.", provider=plan.provider,
+                upstream_status=error.upstream_status)
+        return error
+
+    engine = router.Upstream(lambda: plan.target or plan.engine.next_target(), breaker_key=None, refused=refused,
+                             named="The web search provider ")
+    return await router.call_upstream(engine, lambda target: plan.engine.client.search(query, target))
 
 
 async def ground(chat: ChatRequest, plan: SearchPlan) -> "Grounding":

@@ -3,7 +3,7 @@
 from django.http import JsonResponse
 
 from billing.entitlements import is_model_allowed
-from gateway.v1.admission import authenticated_caller
+from gateway.v1.admission import authenticated_call
 from gateway.v1.errors import GatewayError, api_view
 from providers import router
 from providers.router import ModelInfo
@@ -50,15 +50,19 @@ def media_pricing(model: ModelInfo) -> dict:
 
 @api_view
 async def list_models(request):
-    caller = await authenticated_caller(request, method="GET")
+    """GET (and POST, which some clients send) /v1/models[?capability=embedding]: the models the
+    key may call, of one capability when asked."""
+    caller = (await authenticated_call(request, method="POST" if request.method == "POST" else "GET")).caller
+    capability = request.GET.get("capability")
     catalog = await router.get_catalog()
-    data = [encode_model(m) for m in catalog.models.values() if is_model_allowed(caller, m)]
+    data = [encode_model(m) for m in catalog.models.values()
+            if is_model_allowed(caller, m) and capability in (None, "", m.capability)]
     return JsonResponse({"object": "list", "data": sorted(data, key=lambda m: m["id"])})
 
 
 @api_view
 async def retrieve_model(request, model_id: str):
-    caller = await authenticated_caller(request, method="GET")
+    caller = (await authenticated_call(request, method="GET")).caller
     catalog = await router.get_catalog()
     model = catalog.models.get(model_id)
     if model is None or not is_model_allowed(caller, model):

@@ -23,7 +23,8 @@ TIMEOUTS = ("connect_timeout", "first_byte_timeout", "read_timeout", "total_time
 # Media prices and options of a model entry: catalog.yaml key -> Model field (prices are USD
 # strings; tables map a detail such as "720p" or "1024x1024/hd" to one).
 MEDIA_PRICES = {"per_image": "price_per_image", "per_video_second": "price_per_video_second",
-                "per_million_characters": "price_per_million_characters", "per_audio_minute": "price_per_audio_minute"}
+                "per_million_characters": "price_per_million_characters", "per_audio_minute": "price_per_audio_minute",
+                "per_thousand_searches": "price_per_thousand_searches"}
 MEDIA_TABLES = {"image_prices": "image_prices", "video_second_prices": "video_second_prices",
                 "media_options": "media_options"}
 

@@ -1,0 +1,136 @@
+"""Where cached answers are kept: Redis when REDIS_URL is set, else the database (CacheEntry).
+
+    await find(tenant_id, digest)        the tenant's answer under that digest, if not expired
+    await keep(tenant_id, digest, answer)   keep it until answer.expires_at (not one larger than
+                                          CACHE_MAX_ENTRY_BYTES); past CACHE_MAX_ENTRIES_PER_TENANT
+                                          the tenant's oldest answers go
+
+An answer is only ever found under its own tenant: the tenant is part of every Redis key and of
+every database lookup, besides being part of the digest. ``clock`` (epoch seconds) is the one
+time source, so tests move it rather than sleep; Redis's own expiry only reclaims the memory, a
+little after the clock says the answer expired.
+
+Database writes go through the ledger writer (usage/writer.py), the hot path's one writing
+connection; reads run on the shared executor (providers/blocking.py).
+"""
+
+import asyncio
+import logging
+import time
+
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from caching.answers import CachedAnswer, from_json, to_json
+from caching.models import CacheEntry
+from providers.blocking import run_blocking
+from usage.writer import writer
+
+log = logging.getLogger(__name__)
+
+clock = time.time
+REDIS_PREFIX = "tollgate:cache:"
+REDIS_SLACK_SECONDS = 60  # Redis keeps an entry this much past its expiry: the clock decides, not Redis
+
+
+async def find(tenant_id: int, digest: str) -> CachedAnswer | None:
+    redis = redis_client()
+    if redis is not None:
+        try:
+            text = await redis.get(entry_key(tenant_id, digest))
+        except (RedisError, OSError) as error:
+            log.warning("answer cache: Redis unavailable (%s); answering without the cache", error)
+            return None
+    else:
+        text = await run_blocking(read_entry, tenant_id, digest, clock())
+    if text is None:
+        return None
+    answer = from_json(text)
+    return answer if answer.expires_at > clock() else None
+
+
+async def keep(tenant_id: int, digest: str, answer: CachedAnswer) -> bool:
+    """Whether the answer was kept."""
+    text = to_json(answer)
+    if len(text.encode()) > settings.CACHE_MAX_ENTRY_BYTES:
+        return False
+    redis = redis_client()
+    if redis is None:
+        await writer.run(write_entry, tenant_id, digest, text, answer.stored_at, answer.expires_at,
+                         settings.CACHE_MAX_ENTRIES_PER_TENANT)
+        return True
+    try:
+        await write_redis(redis, tenant_id, digest, text, answer)
+    except (RedisError, OSError) as error:
+        log.warning("answer cache: Redis unavailable (%s); the answer was not kept", error)
+        return False
+    return True
+
+
+# --- the database --------------------------------------------------------------------------------
+
+def read_entry(tenant_id: int, digest: str, now: float) -> str | None:
+    return (CacheEntry.objects.filter(tenant_id=tenant_id, digest=digest, expires_at__gt=now)
+            .values_list("answer", flat=True).first())
+
+
+def write_entry(tenant_id: int, digest: str, text: str, stored_at: float, expires_at: float,
+                max_entries: int) -> None:
+    """On the ledger writer, in its transaction: the tenant's expired answers go, this one is
+    kept (replacing an older one under the same digest), then the oldest past the bound."""
+    entries = CacheEntry.objects.filter(tenant_id=tenant_id)
+    entries.filter(expires_at__lte=stored_at).delete()
+    CacheEntry.objects.update_or_create(tenant_id=tenant_id, digest=digest, defaults={
+        "answer": text, "size": len(text.encode()), "stored_at": stored_at, "expires_at": expires_at})
+    extra = entries.count() - max_entries
+    if extra > 0:
+        oldest = list(entries.order_by("stored_at", "pk").values_list("pk", flat=True)[:extra])
+        CacheEntry.objects.filter(pk__in=oldest).delete()
+
+
+# --- Redis ---------------------------------------------------------------------------------------
+
+_redis: dict[asyncio.AbstractEventLoop, object] = {}
+
+
+def redis_client():
+    """This event loop's Redis client, or None without REDIS_URL."""
+    if not settings.REDIS_URL:
+        return None
+    loop = asyncio.get_running_loop()
+    client = _redis.get(loop)
+    if client is None:
+        import redis.asyncio
+
+        for stale in [other for other in _redis if other.is_closed()]:
+            del _redis[stale]
+        client = _redis[loop] = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    return client
+
+
+def entry_key(tenant_id: int, digest: str) -> str:
+    return f"{REDIS_PREFIX}{tenant_id}:{digest}"
+
+
+def index_key(tenant_id: int) -> str:
+    """The tenant's answers by expiry (a sorted set): how its size bound is kept."""
+    return f"{REDIS_PREFIX}{tenant_id}:index"
+
+
+async def write_redis(redis, tenant_id: int, digest: str, text: str, answer: CachedAnswer) -> None:
+    """Keep the answer, then drop the tenant's expired entries from its index and, past the
+    bound, those closest to expiring."""
+    key, index = entry_key(tenant_id, digest), index_key(tenant_id)
+    keep_ms = int((answer.expires_at - answer.stored_at + REDIS_SLACK_SECONDS) * 1000)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(key, text, px=keep_ms)
+        pipe.zadd(index, {key: answer.expires_at})
+        pipe.zremrangebyscore(index, "-inf", answer.stored_at)
+        pipe.zcard(index)
+        *_, count = await pipe.execute()
+    extra = count - settings.CACHE_MAX_ENTRIES_PER_TENANT
+    if extra > 0:
+        dropped = [member for member, _ in await redis.zpopmin(index, extra)]
+        if dropped:
+            await redis.delete(*dropped)
+    await redis.expire(index, settings.CACHE_MAX_TTL_SECONDS + REDIS_SLACK_SECONDS)

@@ -1,0 +1,60 @@
+"""One call to the gateway, as the serving layer sees it: who asks (an authenticated caller),
+under which request id, with which of the client's own keys; and its outcome, filled in as it is
+served: the rate window admission took, who served it (the router's trace), its meter (usage and
+cost) and, for a chat, the answer or its stream. Entry points make a Call (an HTTP view from
+the API key and headers, the playground from the member) and build their answer and its
+response headers from the outcome, whether the call succeeded or failed."""
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from billing.entitlements import Caller, RateWindow
+from caching.policy import OFF, CacheDirectives, CachePolicy, CacheStatus
+from providers.router import Trace
+from providers.types import ChatResult
+from usage.models import Ending
+
+if TYPE_CHECKING:
+    from gateway.serving.chat import ChatStream
+    from gateway.serving.meter import Meter
+
+
+@dataclass(slots=True)
+class Outcome:
+    rate: RateWindow | None = None  # the key's request-rate window, once admission checked it
+    trace: Trace | None = None  # who served (or was tried last), and how many attempts
+    meter: "Meter | None" = None  # what an admitted request used and cost
+    search_provider: str = ""  # the web search engine that grounded the request
+    result: ChatResult | None = None  # a chat answered whole
+    stream: "ChatStream | None" = None  # or its events, streamed
+    video_id: str = ""  # the video job the call created
+    cache: CacheStatus | None = None  # what the answer cache did (gateway.serving.cache)
+
+    @property
+    def served_model(self) -> str | None:
+        """The public id of the model that answered (a fallback's, when it did)."""
+        return self.trace.model.public_id if self.trace is not None and self.trace.model is not None else None
+
+    @property
+    def cost(self) -> Decimal | None:
+        """What a whole answer cost, once settled (a stream's arrives in its last event)."""
+        meter = self.meter
+        if meter is None or meter.settling is None or not meter.settling.done():
+            return None
+        if meter.settlement.streamed or meter.settlement.ending not in (Ending.COMPLETED, Ending.CACHE_HIT):
+            return None
+        return meter.cost()
+
+
+@dataclass(slots=True)
+class Call:
+    caller: Caller
+    request_id: str
+    started: float = field(default_factory=time.monotonic)
+    provider_key: str = ""  # the client's own key for the model's provider (x-provider-key), if any
+    search_keys: dict[str, str] = field(default_factory=dict)  # its own search keys, by wire format
+    cache_policy: CachePolicy = OFF  # the key's answer-cache settings (the playground's: off)
+    cache_directives: CacheDirectives = CacheDirectives()  # what the request's headers asked of the cache
+    outcome: Outcome = field(default_factory=Outcome)

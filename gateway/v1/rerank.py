@@ -1,0 +1,71 @@
+"""POST /v1/rerank (also /v1/rerank/ and /v2/rerank's path under /v1) in the Cohere/Jina shape
+rerank clients send:
+
+    {"model", "query", "documents": ["text", ...] | [{"text": ...} | {...}, ...],
+     "top_n"?: int, "return_documents"?: bool}
+    -> {"id", "model", "results": [{"index", "relevance_score", "document"?: {"text"} | {...}}],
+        "usage": {"total_tokens"?, "search_units"?}, "meta": {"billed_units": {...}}}
+
+Results come most relevant first; ``document`` is the request's own (a string as ``{"text"}``).
+"""
+
+from typing import Any
+
+from django.http import JsonResponse
+
+from gateway.serving.retrieval import serve_rerank
+from gateway.v1.admission import authenticated_call, read_json
+from gateway.v1.errors import api_view, bad_request
+from gateway.v1.json_body import decoder, expect, positive_int
+from gateway.v1.openai_chat import model_of, refuse_unknown
+from providers.embedding_types import RerankRequest, RerankResult
+
+FIELDS = {"model", "query", "documents", "top_n", "return_documents", "max_chunks_per_doc", "rank_fields"}
+MAX_DOCUMENTS = 1000  # Cohere's own limit per request
+
+
+@api_view
+async def rerank(request):
+    call = await authenticated_call(request, method="POST")
+    rerank_request = decode(read_json(request))
+    outcome = await serve_rerank(call, rerank_request)
+    return JsonResponse(encode(outcome.result, request_id=call.request_id, model=rerank_request.model))
+
+
+@decoder
+def decode(payload: dict[str, Any]) -> RerankRequest:
+    refuse_unknown(payload, FIELDS)
+    model = model_of(payload)
+    query = payload.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise bad_request("'query' is required: the text to rank the documents against.", param="query",
+                          code="missing_required_parameter" if query is None else "invalid_value")
+    documents = payload.get("documents")
+    if documents is None:
+        raise bad_request("'documents' is required: the texts (or objects) to rank.", param="documents",
+                          code="missing_required_parameter")
+    expect(documents, list, "documents", "an array")
+    if not documents or len(documents) > MAX_DOCUMENTS:
+        raise bad_request(f"'documents' must hold 1 to {MAX_DOCUMENTS} documents, not {len(documents)}.",
+                          param="documents")
+    for index, document in enumerate(documents):
+        if not isinstance(document, str | dict) or not document:
+            raise bad_request(f"'documents[{index}]' must be a non-empty string or object.", param="documents")
+    return_documents = payload.get("return_documents", False)
+    expect(return_documents, bool, "return_documents", "a boolean")
+    return RerankRequest(model=model, query=query, documents=documents, top_n=positive_int(payload, "top_n"),
+                         return_documents=return_documents)
+
+
+def encode(result: RerankResult, *, request_id: str, model: str) -> dict[str, Any]:
+    results = []
+    for hit in result.results:
+        entry: dict[str, Any] = {"index": hit.index, "relevance_score": hit.relevance_score}
+        if hit.document is not None:
+            entry["document"] = {"text": hit.document} if isinstance(hit.document, str) else hit.document
+        results.append(entry)
+    usage = result.usage
+    billed = {"search_units": usage.search_units} if usage.search_units else {"input_tokens": usage.input_tokens}
+    return {"id": result.id or request_id, "object": "list", "model": model, "results": results,
+            "usage": {"total_tokens": usage.input_tokens, "search_units": usage.search_units},
+            "meta": {"billed_units": billed}}

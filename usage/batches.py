@@ -1,0 +1,259 @@
+"""Settlement in batches: the settlements waiting on the ledger writer, in a few statements.
+
+    settle_all(items, opens)   record each (reservation, settlement) of ``items`` exactly once.
+                        Returns each item's UsageRecord, or None when its request id was already
+                        settled (before, or earlier in the same batch). ``opens``: reservations
+                        held against a budget lease whose open row is still to be written.
+
+However many requests a batch holds, it makes:
+    one INSERT of the open rows of requests admitted from a budget lease (usage/leases.py),
+        leaving out those whose settlement is in the same batch (they would be deleted at once)
+    one INSERT of the usage records, ON CONFLICT (request_id) DO NOTHING RETURNING request_id:
+        the unique request id keeps each request to one record, whoever settles it first
+    one DELETE of the open reservations of the records written, RETURNING the units they held
+    one UPDATE per budget lease that paid for records (its amount less their costs), or, for a
+        lease whose last request this is, one DELETE giving back what it has left
+    one UPDATE per tenant-month ledger row, with the summed deltas
+    one INSERT .. ON CONFLICT DO UPDATE of the daily rollups, a row per (tenant, day, model)
+Rows are written in key order, so writers on several nodes take the same locks in the same order.
+
+It runs inside the caller's transaction (the ledger writer's, or recording.settle's) and is plain
+SQL that SQLite and PostgreSQL share; a statement's text depends only on its row count, so each
+is compiled once per size (cached). The tables and columns are the models' own (usage/models.py).
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from usage import leases
+from usage.metrics import record_settled
+from usage.models import Outcome, UsageRecord
+from usage.recording import MEDIA_UNITS, Reservation, Settlement, units_from, units_of
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+
+RECORD_FIELDS = [
+    "request_id", "tenant_id", "api_key_id", "created_at", "model", "provider", "upstream_model", "capability",
+    "streamed", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens",
+    "images", "video_seconds", "characters", "audio_seconds", "media_detail", "web_searches", "web_fetches",
+    "code_seconds", "byok",
+    "usage_estimated", "cost", "reserved", "latency_ms", "ttft_ms", "outcome", "http_status", "error_type", "ending",
+]
+CREATED_AT = RECORD_FIELDS.index("created_at")
+# Money is CAST: SQLite receives Decimals as text, and text compares greater than any number there.
+MONEY_FIELDS = {"video_seconds", "audio_seconds", "code_seconds", "cost", "reserved"}
+RECORD_ROW = "(" + ", ".join("CAST(%s AS NUMERIC)" if name in MONEY_FIELDS else "%s" for name in RECORD_FIELDS) + ")"
+
+OPEN_FIELDS = ["request_id", "tenant_id", "month", "amount", "created_at", "api_key_id", "model", "provider",
+               "capability", "lease_token"]
+OPEN_ROW = "(%s, %s, %s, CAST(%s AS NUMERIC), %s, %s, %s, %s, %s, %s)"
+
+ROLLUP_COUNTS = ["requests", "errors", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens",
+                 "cache_write_tokens", "images", "video_seconds", "characters", "audio_seconds", "web_searches", "web_fetches",
+                 "code_seconds", "cost"]
+ROLLUP_ROW = "(%s, %s, %s, " + ", ".join(
+    "CAST(%s AS NUMERIC)" if name in MONEY_FIELDS else "%s" for name in ROLLUP_COUNTS) + ")"
+
+SETTLE_LEDGER = """
+UPDATE usage_monthlyspend SET settled = settled + CAST(%s AS NUMERIC), reserved = reserved - CAST(%s AS NUMERIC),
+    images = images + %s, video_seconds = video_seconds + CAST(%s AS NUMERIC), characters = characters + %s,
+    audio_seconds = audio_seconds + CAST(%s AS NUMERIC)
+WHERE tenant_id = %s AND month = %s"""
+ROWS_PER_STATEMENT = 256  # 32 parameters a record: well under SQLite's and PostgreSQL's limits
+
+
+@cache
+def insert_records_sql(rows: int) -> str:
+    return (f"INSERT INTO usage_usagerecord ({', '.join(RECORD_FIELDS)}) VALUES "
+            f"{', '.join([RECORD_ROW] * rows)} ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
+
+
+@cache
+def insert_open_rows_sql(rows: int) -> str:
+    return (f"INSERT INTO usage_openreservation ({', '.join(OPEN_FIELDS)}) VALUES {', '.join([OPEN_ROW] * rows)} "
+            "ON CONFLICT (request_id) DO NOTHING")
+
+
+@cache
+def close_open_rows_sql(rows: int) -> str:
+    return (f"DELETE FROM usage_openreservation WHERE request_id IN ({', '.join(['%s'] * rows)}) "
+            f"RETURNING request_id, {', '.join(MEDIA_UNITS)}")
+
+
+@cache
+def upsert_rollups_sql(rows: int) -> str:
+    added = ", ".join(f"{name} = usage_dailyusage.{name} + excluded.{name}" for name in ROLLUP_COUNTS)
+    return (f"INSERT INTO usage_dailyusage (tenant_id, day, model, {', '.join(ROLLUP_COUNTS)}) VALUES "
+            f"{', '.join([ROLLUP_ROW] * rows)} ON CONFLICT (tenant_id, day, model) DO UPDATE SET {added}")
+
+
+def chunks(rows: list, size: int = ROWS_PER_STATEMENT):
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+@dataclass(slots=True)
+class LedgerDelta:
+    """What a batch moves on one tenant-month ledger row."""
+
+    settled: Decimal = ZERO
+    given_back: Decimal = ZERO  # off ``reserved``
+    units: list = field(default_factory=lambda: [0, ZERO, 0, ZERO])
+
+    def move_units(self, moved: list) -> None:
+        self.units = [before + more for before, more in zip(self.units, moved, strict=True)]
+
+
+def record_of(reservation: Reservation, settlement: Settlement, now) -> UsageRecord:
+    usage = settlement.usage
+    failed = settlement.http_status >= 400
+    return UsageRecord(
+        request_id=reservation.request_id, tenant_id=reservation.tenant_id, api_key_id=reservation.api_key_id,
+        created_at=now, model=reservation.model, provider=reservation.provider,
+        upstream_model=settlement.upstream_model, capability=reservation.capability, streamed=settlement.streamed,
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
+        cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
+        images=usage.images, video_seconds=usage.video_seconds, characters=usage.characters,
+        audio_seconds=usage.audio_seconds, media_detail=usage.media_detail, web_searches=usage.web_searches,
+        web_fetches=usage.web_fetches, code_seconds=usage.code_seconds,
+        byok=reservation.flat_cost is not None, usage_estimated=settlement.usage_estimated,
+        cost=reservation.cost_of(usage), reserved=reservation.amount, latency_ms=settlement.latency_ms,
+        ttft_ms=settlement.ttft_ms, outcome=Outcome.ERROR if failed else Outcome.OK,
+        http_status=settlement.http_status, error_type=settlement.error_type, ending=settlement.ending,
+    )
+
+
+def settle_all(items: list[tuple[Reservation, Settlement]],
+               opens: list[Reservation] = ()) -> list[UsageRecord | None]:
+    """Record each item once, in the caller's transaction (module docstring)."""
+    settling = {reservation.request_id for reservation, _ in items}
+    unwritten = {reservation.request_id for reservation in opens} & settling  # never needs its open row
+    with connection.cursor() as cursor:
+        insert_open_rows(cursor, [reservation for reservation in opens if reservation.request_id not in settling])
+        if not items:
+            return []
+        now = timezone.now()
+        records: dict[str, UsageRecord] = {}
+        for reservation, settlement in items:
+            records.setdefault(reservation.request_id, record_of(reservation, settlement, now))
+        written = insert_records(cursor, list(records.values()))
+        kept = []
+        for reservation, settlement in items:  # a request settled twice in one batch: its first counts
+            if reservation.request_id in written:
+                written.discard(reservation.request_id)
+                kept.append((reservation, settlement, records[reservation.request_id]))
+            else:
+                log.warning("request %s was already settled; not counted twice", reservation.request_id)
+        move_ledgers(cursor, kept, unwritten, closing={reservation.lease for reservation, _ in items
+                                                       if reservation.lease is not None and reservation.lease.closing})
+        if kept:
+            upsert_rollups(cursor, kept)
+    settled = [(reservation, record) for reservation, _, record in kept]
+    transaction.on_commit(lambda: committed(settled))
+    results = {record.request_id: record for _, record in settled}
+    return [results.pop(reservation.request_id, None) for reservation, _ in items]
+
+
+def committed(settled: list[tuple[Reservation, UsageRecord]]) -> None:
+    for reservation, record in settled:
+        record_settled(record)
+        if reservation.lease is not None:
+            leases.book.settled(reservation.lease, record.request_id, record.cost)
+
+
+def insert_open_rows(cursor, reservations: list[Reservation]) -> None:
+    if not reservations:
+        return
+    ops = connection.ops
+    for chunk in chunks(sorted(reservations, key=lambda reservation: reservation.request_id)):
+        params = []
+        for reservation in chunk:
+            params += [reservation.request_id, reservation.tenant_id, ops.adapt_datefield_value(reservation.month),
+                       reservation.amount, ops.adapt_datetimefield_value(reservation.admitted_at or timezone.now()),
+                       reservation.api_key_id, reservation.model, reservation.provider, reservation.capability,
+                       reservation.lease.token if reservation.lease is not None else ""]
+        cursor.execute(insert_open_rows_sql(len(chunk)), params)
+
+
+def insert_records(cursor, records: list[UsageRecord]) -> set[str]:
+    """INSERT the records; the request ids actually written (those not settled before)."""
+    ops = connection.ops
+    written: set[str] = set()
+    for chunk in chunks(sorted(records, key=lambda record: record.request_id)):
+        params = []
+        for record in chunk:
+            values = [getattr(record, name) for name in RECORD_FIELDS]
+            values[CREATED_AT] = ops.adapt_datetimefield_value(record.created_at)
+            params += values
+        cursor.execute(insert_records_sql(len(chunk)), params)
+        written.update(row[0] for row in cursor.fetchall())
+    return written
+
+
+def close_open_rows(cursor, request_ids: list[str]) -> dict[str, list]:
+    """DELETE the open rows; the media units each held, by request id (absent: settle, release
+    or the sweeper closed it first)."""
+    closed = {}
+    for chunk in chunks(sorted(request_ids)):
+        cursor.execute(close_open_rows_sql(len(chunk)), chunk)
+        closed.update((row[0], units_of(units_from(row[1:]))) for row in cursor.fetchall())
+    return closed
+
+
+def move_ledgers(cursor, kept: list[tuple[Reservation, Settlement, UsageRecord]], unwritten: set[str],
+                 closing: set) -> None:
+    """Close the open rows (but the ``unwritten``), pay the leases (closing those whose last
+    request this is), then one UPDATE per tenant-month with the sums."""
+    closed = close_open_rows(cursor, [reservation.request_id for reservation, _, _ in kept
+                                      if reservation.request_id not in unwritten])
+    deltas: dict[tuple, LedgerDelta] = defaultdict(LedgerDelta)
+    costs: dict = {}  # lease -> the costs it pays
+    for reservation, settlement, record in kept:
+        delta = deltas[(reservation.tenant_id, reservation.month)]
+        delta.settled += record.cost
+        if reservation.lease is not None:  # the lease holds its money
+            costs[reservation.lease] = costs.get(reservation.lease, ZERO) + record.cost
+            continue
+        held = closed.get(reservation.request_id)
+        if held is not None:
+            delta.given_back += reservation.amount
+        if reservation.units is not None:  # the units used take the place of those it still held
+            delta.move_units([used - before for used, before in
+                              zip(units_of(settlement.usage), held or [0, ZERO, 0, ZERO], strict=True)])
+    for lease in sorted(costs.keys() | closing, key=lambda lease: (lease.tenant_id, lease.token)):
+        delta = deltas[(lease.tenant_id, lease.month)]
+        delta.given_back += leases.pay(cursor, lease, costs.get(lease, ZERO))
+    ops = connection.ops
+    for tenant_id, month in sorted(deltas):
+        delta = deltas[(tenant_id, month)]
+        if delta.settled or delta.given_back or any(delta.units):
+            cursor.execute(SETTLE_LEDGER, [delta.settled, delta.given_back, *delta.units, tenant_id,
+                                           ops.adapt_datefield_value(month)])
+
+
+def upsert_rollups(cursor, kept: list[tuple[Reservation, Settlement, UsageRecord]]) -> None:
+    ops = connection.ops
+    sums: dict[tuple, list] = {}
+    for reservation, settlement, record in kept:
+        usage = settlement.usage
+        key = (reservation.tenant_id, record.created_at.date(), reservation.model)
+        counts = [1, int(record.outcome == Outcome.ERROR), usage.input_tokens, usage.output_tokens,
+                  usage.reasoning_tokens, usage.cached_tokens, usage.cache_write_tokens, usage.images,
+                  usage.video_seconds, usage.characters, usage.audio_seconds, usage.web_searches, usage.web_fetches,
+                  usage.code_seconds, record.cost]
+        before = sums.get(key)
+        sums[key] = counts if before is None else [a + b for a, b in zip(before, counts, strict=True)]
+    rows = sorted(sums.items())
+    for chunk in chunks(rows):
+        params = []
+        for (tenant_id, day, model), counts in chunk:
+            params += [tenant_id, ops.adapt_datefield_value(day), model, *counts]
+        cursor.execute(upsert_rollups_sql(len(chunk)), params)

@@ -354,3 +354,7 @@ class AutoTopUp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.idempotency_key} {self.status}"
+
+
+# Spend alerts' tables live in a module of their own; imported here so Django registers them.
+from billing.alert_models import AlertDelivery, AlertSettings, BudgetAlert  # noqa: E402, F401

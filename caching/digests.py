@@ -3,11 +3,11 @@ that changes the answer, hashed (SHA-256).
 
 A chat's canonical form is its ChatRequest (the one every chat protocol decodes into, so the same
 question asked at /v1/chat/completions, /v1/messages or /v1/responses has one key) without what
-only changes how the answer is sent: whether it streams, the usage chunk, the end user's id, the
-legacy function_call shape, the ceiling flag of max_tokens (applied before the key is taken). Any
-other field, those added later included, is part of the key: an unknown field can only make two
-requests differ, never make different requests alike. Numbers that mean the same are written the
-same (temperature 0 and 0.0).
+only changes how the answer is sent or filed: whether it streams, the usage chunk, the end user's
+id, the client's metadata tags, the legacy function_call shape, the ceiling flag of max_tokens
+(applied before the key is taken). Any other field, those added later included, is part of the
+key: an unknown field can only make two requests differ, never make different requests alike.
+Numbers that mean the same are written the same (temperature 0 and 0.0).
 
 An embedding request's canonical form is its inputs, dimensions, input type and encoding.
 """
@@ -21,7 +21,7 @@ from providers.embedding_types import EmbeddingRequest
 from providers.types import ChatRequest
 
 VERSION = 1
-NOT_IN_KEY = ("model", "stream", "include_usage", "user", "legacy_functions", "output_is_ceiling",
+NOT_IN_KEY = ("model", "stream", "include_usage", "user", "metadata", "legacy_functions", "output_is_ceiling",
               "web_search_calls", "tool_runs")
 FLOATS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 

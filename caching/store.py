@@ -90,21 +90,22 @@ def write_entry(tenant_id: int, digest: str, text: str, stored_at: float, expire
 
 # --- Redis ---------------------------------------------------------------------------------------
 
-_redis: dict[asyncio.AbstractEventLoop, object] = {}
+_redis: dict[tuple[asyncio.AbstractEventLoop, str], object] = {}
 
 
 def redis_client():
     """This event loop's Redis client, or None without REDIS_URL."""
-    if not settings.REDIS_URL:
+    url = settings.REDIS_URL
+    if not url:
         return None
     loop = asyncio.get_running_loop()
-    client = _redis.get(loop)
+    client = _redis.get((loop, url))
     if client is None:
         import redis.asyncio
 
-        for stale in [other for other in _redis if other.is_closed()]:
+        for stale in [key for key in _redis if key[0].is_closed()]:
             del _redis[stale]
-        client = _redis[loop] = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+        client = _redis[(loop, url)] = redis.asyncio.Redis.from_url(url)
     return client
 
 

@@ -6,7 +6,15 @@ tenant's row.
 
 import uuid
 
-from billing.models import CreditAccount, CreditEntry, PlanChange, Subscription, SubscriptionStatus
+from billing.models import (
+    AlertDelivery,
+    AlertSettings,
+    CreditAccount,
+    CreditEntry,
+    PlanChange,
+    Subscription,
+    SubscriptionStatus,
+)
 from caching.models import KeyCache, TenantCache
 from gateway.models import ApiKey, Invitation, Membership, Tenant, TenantProviderKey
 from media.models import MediaFile, VideoJob
@@ -124,3 +132,18 @@ def get_cache_settings_for_tenant(tenant) -> TenantCache:
 def get_key_cache_switches_for_tenant(tenant) -> dict[int, bool]:
     """Key id -> the key's own cache switch, for the tenant's keys that have one."""
     return dict(KeyCache.objects.filter(api_key__tenant=tenant).values_list("api_key_id", "enabled"))
+
+
+def get_alert_settings_for_tenant(tenant) -> AlertSettings:
+    """The tenant's spend-alert settings (unsaved defaults, 50/80/100 % and no webhook, when it has none)."""
+    return AlertSettings.objects.filter(tenant=tenant).first() or AlertSettings(tenant=tenant)
+
+
+def get_alert_deliveries_for_tenant(tenant, *, limit: int) -> list[AlertDelivery]:
+    """The tenant's latest alert deliveries (mails and webhooks), newest first."""
+    return list(AlertDelivery.objects.filter(tenant=tenant).select_related("alert").order_by("-created_at", "-pk")[:limit])
+
+
+def get_alert_delivery_for_tenant(tenant, delivery_id: int) -> AlertDelivery:
+    """One of the tenant's deliveries; another tenant's id raises AlertDelivery.DoesNotExist."""
+    return AlertDelivery.objects.get(tenant=tenant, pk=delivery_id)

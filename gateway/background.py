@@ -22,6 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing import stripe_api
+from billing.alert_delivery import send_alerts
 from billing.overage import report_overage
 from billing.subscriptions import expire_grace_periods
 from conversations.store import purge_expired_responses
@@ -77,6 +78,7 @@ PERIODIC_JOBS = (
     PeriodicJob("report_overage", "OVERAGE_REPORT_SECONDS", send_overage),
     PeriodicJob("purge_responses", "RESPONSE_PURGE_SECONDS", purge_responses),
     PeriodicJob("check_providers", "PROVIDER_CHECK_SECONDS", check_providers, hold=300.0),
+    PeriodicJob("send_alerts", "ALERT_CHECK_SECONDS", send_alerts, hold=300.0),
 )
 
 

@@ -37,6 +37,7 @@ EVERYONE = frozenset(Role)
 MANAGERS = frozenset({Role.OWNER, Role.ADMIN})  # manage keys and members; may grant 'management'
 TEAM = frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER})
 BILLING_MANAGERS = frozenset({Role.OWNER, Role.BILLING})
+ALERT_MANAGERS = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})  # set spend alerts and their webhook
 
 
 class Membership(models.Model):

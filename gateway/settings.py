@@ -228,6 +228,9 @@ LOGGING = {
 # --- the /v1 gateway -------------------------------------------------------------------
 # Largest request body /v1 accepts; larger bodies get 413 before they are parsed.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# POST /v1/completions (OpenAI's legacy completions) served by a chat model, the prompt as one user
+# message; off, the endpoint answers 404 as OpenAI does for a chat model.
+LEGACY_COMPLETIONS_AS_CHAT = env.bool("LEGACY_COMPLETIONS_AS_CHAT", default=True)
 # The model POST /v1/moderations uses when the request names none (as OpenAI's API does).
 MODERATION_DEFAULT_MODEL = env.str("MODERATION_DEFAULT_MODEL", default="openai/omni-moderation-latest")
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
@@ -306,6 +309,18 @@ OVERAGE_REPORT_SECONDS = env.float("OVERAGE_REPORT_SECONDS", default=900.0)
 RESPONSE_PURGE_SECONDS = env.float("RESPONSE_PURGE_SECONDS", default=3600.0)
 PROVIDER_CHECK_SECONDS = env.float("PROVIDER_CHECK_SECONDS", default=600.0)
 BACKGROUND_TICK_SECONDS = env.float("BACKGROUND_TICK_SECONDS", default=5.0)
+# Spend alerts (billing/alerts.py, billing/alert_delivery.py): budgets are checked against each
+# tenant's thresholds, and due mails and webhooks sent, every ALERT_CHECK_SECONDS; a failed
+# delivery waits ALERT_RETRY_BASE_SECONDS, doubled after each failure (at most
+# ALERT_RETRY_MAX_SECONDS), and gives up after ALERT_MAX_ATTEMPTS attempts.
+ALERT_CHECK_SECONDS = env.float("ALERT_CHECK_SECONDS", default=30.0)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=60.0)
+ALERT_RETRY_MAX_SECONDS = env.float("ALERT_RETRY_MAX_SECONDS", default=6 * 3600.0)
+ALERT_MAX_ATTEMPTS = env.int("ALERT_MAX_ATTEMPTS", default=12)
+if ALERT_WEBHOOK_TIMEOUT_SECONDS <= 0 or ALERT_RETRY_BASE_SECONDS <= 0 or ALERT_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured("ALERT_WEBHOOK_TIMEOUT_SECONDS and ALERT_RETRY_BASE_SECONDS must be more than 0, "
+                               "and ALERT_MAX_ATTEMPTS at least 1.")
 
 # --- media: generated images, video and audio ----------------------------------------------
 # Provider URLs expire, so every generated file is copied into the "media" storage and served

@@ -1,7 +1,8 @@
 """The one outbound-fetch policy: every fetch of a URL that a client gave us goes through here.
 
-A client's URL (today the first frame of an image-to-video job) is fetched by the gateway or
-its worker from inside the operator's network, so it must never reach an address there:
+A client's URL (the first frame of an image-to-video job, a page web_fetch reads, a tenant's
+alert webhook, which is POSTed to) is fetched by the gateway or its worker from inside the
+operator's network, so it must never reach an address there:
 
 - ``https`` only (plain ``http`` only for a host the operator allowed, OUTBOUND_ALLOWED_HOSTS);
 - the host is resolved once and *every* address it resolves to is checked: loopback, private,
@@ -11,7 +12,8 @@ its worker from inside the operator's network, so it must never reach an address
 - the connection goes to exactly the addresses checked (aiohttp asks PinnedResolver, which
   answers only those), so a second DNS answer cannot swap them (rebinding);
 - redirects are followed by hand, at most OUTBOUND_MAX_REDIRECTS, each hop checked the same way
-  (and by the caller's ``before_hop``, if it gives one: web_fetch checks robots.txt there);
+  (and by the caller's ``before_hop``, if it gives one: web_fetch checks robots.txt there); a POST
+  follows only 307 and 308, which resend its body, and any other redirect is its answer;
 - the body is read in chunks and cut at OUTBOUND_MAX_BYTES (after decompression), and the whole
   fetch, redirects included, at OUTBOUND_TIMEOUT_SECONDS.
 
@@ -40,6 +42,7 @@ from providers.errors import ClientInputError
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 REDIRECTS = (301, 302, 303, 307, 308)
+BODY_KEEPING_REDIRECTS = (307, 308)  # the only ones a POST follows: the others turn it into a GET
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 CHUNK = 64 * 1024
 
@@ -61,6 +64,7 @@ class Fetched:
     content: bytes
     content_type: str  # as the server (or the data: URL) declared it, without parameters
     url: str  # the last hop's
+    status: int = 200  # the last hop's HTTP status: 2xx, or a redirect not followed
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -191,17 +195,22 @@ class PinnedResolver(AbstractResolver):
         pass
 
 
-async def fetch(url: str, *, max_bytes: int | None = None, before_hop: Hop | None = None) -> Fetched:
-    """The body of a client's URL under the policy (module docstring), else UrlRefused."""
-    if url.startswith("data:"):
+async def fetch(url: str, *, max_bytes: int | None = None, before_hop: Hop | None = None, method: str = "GET",
+                body: bytes | None = None, headers: dict[str, str] | None = None,
+                time_limit: float | None = None) -> Fetched:
+    """The body of a client's URL under the policy (module docstring), else UrlRefused. With
+    ``method`` "POST", ``body`` and ``headers`` are sent to each hop; ``time_limit`` (seconds, the
+    whole fetch) defaults to OUTBOUND_TIMEOUT_SECONDS."""
+    if method == "GET" and url.startswith("data:"):
         return decode_data_url(url, max_bytes)
     limit = max_bytes or settings.OUTBOUND_MAX_BYTES
-    seconds = settings.OUTBOUND_TIMEOUT_SECONDS
+    seconds = time_limit or settings.OUTBOUND_TIMEOUT_SECONDS
     resolver = PinnedResolver()
     connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, force_close=True)
     try:
         async with asyncio.timeout(seconds), aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-            return await follow(session, resolver, url, limit, before_hop)
+            return await follow(session, resolver, url, limit, before_hop,
+                                method=method, body=body, headers=headers or {})
     except TimeoutError as exc:
         raise UrlRefused("time", f"Reading {url[:200]} took longer than {seconds:g}s.") from exc
     except aiohttp.ClientError as exc:
@@ -209,21 +218,24 @@ async def fetch(url: str, *, max_bytes: int | None = None, before_hop: Hop | Non
 
 
 async def follow(session: aiohttp.ClientSession, resolver: PinnedResolver, url: str, limit: int,
-                 before_hop: Hop | None = None) -> Fetched:
+                 before_hop: Hop | None = None, *, method: str = "GET", body: bytes | None = None,
+                 headers: dict[str, str] | None = None) -> Fetched:
+    followed = REDIRECTS if method == "GET" else BODY_KEEPING_REDIRECTS
+    sent = {"User-Agent": "Tollgate-fetch/1", **(headers or {})}
     for _ in range(settings.OUTBOUND_MAX_REDIRECTS + 1):
         host, port, addresses = await checked_addresses(url)
         if before_hop is not None:
             await before_hop(url)
         resolver.pinned[(host, port)] = addresses
-        async with session.get(url, allow_redirects=False, headers={"User-Agent": "Tollgate-fetch/1"}) as response:
+        async with session.request(method, url, data=body, allow_redirects=False, headers=sent) as response:
             location = response.headers.get("Location")
-            if response.status in REDIRECTS and location:
+            if response.status in followed and location:
                 url = urljoin(url, location)
                 continue
             if response.status >= 400:
                 raise UrlRefused("status", f"{url[:200]} answered HTTP {response.status}.",
                                  upstream_status=response.status)
-            return Fetched(await read_capped(response, limit), response.content_type, url)
+            return Fetched(await read_capped(response, limit), response.content_type, url, response.status)
     raise UrlRefused("redirects", f"{url[:200]} redirects more than {settings.OUTBOUND_MAX_REDIRECTS} times.")
 
 

@@ -140,6 +140,7 @@ class ChatRequest:
     # reasoning_effort is then its nearest level, for providers that take a level rather than a budget.
     thinking_budget: int | None = None
     user: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)  # the client's tags (recorded, never sent on)
     # Anthropic's own request features, verbatim, for the native Anthropic API (other adapters ignore
     # them): the client's anthropic-beta flags and its context_management edits.
     anthropic_betas: list[str] = field(default_factory=list)

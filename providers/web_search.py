@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import fetch_json, parse_retry_after, timeout_for
+from providers.adapters.http_calls import fetch_json, parse_retry_after, timeout_for
 from providers.blocking import run_blocking
 from providers.types import Target
 

@@ -10,6 +10,7 @@ import pytest
 from billing.models import Plan
 from caching import store
 from caching.models import CacheDay, CacheEntry
+from gateway.api_keys import forget_keys
 from gateway.cache_settings import update_cache_settings
 from tests.conftest import wait_for
 from usage.models import UsageRecord
@@ -70,9 +71,7 @@ def test_a_hit_is_billed_at_the_plans_cache_price_on_a_cache_hit_record(client, 
     assert (day.hits, day.misses, day.saved) == (1, 1, original.cost)
 
     Plan.objects.filter(slug="pro").update(cache_hit_price=Decimal("0.0005"))
-    tenant.subscription.plan.refresh_from_db()
-    from gateway.api_keys import forget_keys
-    forget_keys()
+    forget_keys()  # the plan as the next request reads it
     headers, _ = ask(client)
     priced = UsageRecord.objects.filter(tenant=tenant, ending="cache_hit").order_by("-created_at")[0]
     assert priced.cost == Decimal("0.0005") == Decimal(headers["x-tollgate-cost"])
@@ -108,23 +107,12 @@ def test_a_streamed_answer_is_kept_and_answers_a_whole_request(client, fake_open
 
 def test_another_tenant_asking_the_same_always_reaches_the_provider(client, other_client, fake_openai, tenant,
                                                                      other_tenant, caching_on):
-    ask(client)
-    assert ask(client)[0]["x-tollgate-cache"] == "hit"
-    for _ in range(2):
-        headers, answer = ask(other_client)
-        assert headers["x-tollgate-cache"] in ("miss", "hit")
-    assert [ask(other_client)[0]["x-tollgate-cache"]] == ["hit"]
+    assert [ask(client)[0]["x-tollgate-cache"] for _ in range(2)] == ["miss", "hit"]
+    assert [ask(other_client)[0]["x-tollgate-cache"] for _ in range(2)] == ["miss", "hit"]
     assert len(chat_calls(fake_openai)) == 2  # once for Alice, once for Charlie
-    assert CacheEntry.objects.filter(tenant=tenant).count() == CacheEntry.objects.filter(tenant=other_tenant).count()
-    assert not UsageRecord.objects.filter(tenant=other_tenant, ending="cache_hit").filter(
-        request_id__in=UsageRecord.objects.filter(tenant=tenant).values("request_id")).exists()
-
-
-def test_charlie_never_gets_alices_answer_first(client, other_client, fake_openai, caching_on):
-    ask(client)
-    headers, _ = ask(other_client)
-    assert headers["x-tollgate-cache"] == "miss"
-    assert len(chat_calls(fake_openai)) == 2
+    assert CacheEntry.objects.filter(tenant=tenant).count() == 1
+    assert CacheEntry.objects.filter(tenant=other_tenant).count() == 1
+    assert UsageRecord.objects.filter(tenant=other_tenant, ending="cache_hit").count() == 1
 
 
 def test_no_store_neither_reads_nor_keeps(client, fake_openai, tenant, caching_on):

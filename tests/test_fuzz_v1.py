@@ -19,6 +19,8 @@ BASES = {
     "/v1/chat/completions": {"model": "demo/echo", "messages": PROMPT, "max_tokens": 16, "temperature": 0,
                              "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
                              "reasoning_effort": "low", "stream": False},
+    "/v1/completions": {"model": "demo/echo", "prompt": ["hello there"], "max_tokens": 16, "temperature": 0,
+                        "stop": ["\n"], "echo": False, "best_of": 1, "stream": False},
     "/v1/messages": {"model": "demo/echo", "max_tokens": 16, "system": "be brief",
                      "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
                      "thinking": {"type": "enabled", "budget_tokens": 1024}, "stream": False},

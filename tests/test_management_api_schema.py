@@ -28,6 +28,10 @@ PATHS = {
     "/api/tenants/{slug}/plan/": {"get"},
     "/api/tenants/{slug}/billing/checkout/": {"post"},
     "/api/tenants/{slug}/billing/portal/": {"post"},
+    "/api/tenants/{slug}/alerts/": {"get", "patch"},
+    "/api/tenants/{slug}/alerts/secret/": {"post"},
+    "/api/tenants/{slug}/alerts/deliveries/": {"get"},
+    "/api/tenants/{slug}/alerts/deliveries/{delivery_id}/redeliver/": {"post"},
 }
 
 

@@ -22,6 +22,7 @@ SQL that SQLite and PostgreSQL share; a statement's text depends only on its row
 is compiled once per size (cached). The tables and columns are the models' own (usage/models.py).
 """
 
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -44,13 +45,20 @@ RECORD_FIELDS = [
     "request_id", "tenant_id", "api_key_id", "created_at", "model", "provider", "upstream_model", "capability",
     "streamed", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens",
     "images", "video_seconds", "characters", "audio_seconds", "media_detail", "web_searches", "web_fetches",
-    "code_seconds", "byok",
+    "code_seconds", "search_units", "end_user", "tags", "byok",
     "usage_estimated", "cost", "reserved", "latency_ms", "ttft_ms", "outcome", "http_status", "error_type", "ending",
 ]
 CREATED_AT = RECORD_FIELDS.index("created_at")
+TAGS = RECORD_FIELDS.index("tags")
 # Money is CAST: SQLite receives Decimals as text, and text compares greater than any number there.
 MONEY_FIELDS = {"video_seconds", "audio_seconds", "code_seconds", "cost", "reserved"}
-RECORD_ROW = "(" + ", ".join("CAST(%s AS NUMERIC)" if name in MONEY_FIELDS else "%s" for name in RECORD_FIELDS) + ")"
+
+
+def record_row() -> str:
+    """One record's placeholders: money CAST (above), tags as JSON (PostgreSQL's jsonb takes text only cast)."""
+    json_cast = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+    return "(" + ", ".join("CAST(%s AS NUMERIC)" if name in MONEY_FIELDS else json_cast if name == "tags" else "%s"
+                           for name in RECORD_FIELDS) + ")"
 
 OPEN_FIELDS = ["request_id", "tenant_id", "month", "amount", "created_at", "api_key_id", "model", "provider",
                "capability", "lease_token"]
@@ -73,7 +81,7 @@ ROWS_PER_STATEMENT = 256  # 32 parameters a record: well under SQLite's and Post
 @cache
 def insert_records_sql(rows: int) -> str:
     return (f"INSERT INTO usage_usagerecord ({', '.join(RECORD_FIELDS)}) VALUES "
-            f"{', '.join([RECORD_ROW] * rows)} ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
+            f"{', '.join([record_row()] * rows)} ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
 
 
 @cache
@@ -123,7 +131,8 @@ def record_of(reservation: Reservation, settlement: Settlement, now) -> UsageRec
         cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
         images=usage.images, video_seconds=usage.video_seconds, characters=usage.characters,
         audio_seconds=usage.audio_seconds, media_detail=usage.media_detail, web_searches=usage.web_searches,
-        web_fetches=usage.web_fetches, code_seconds=usage.code_seconds,
+        web_fetches=usage.web_fetches, code_seconds=usage.code_seconds, search_units=usage.search_units,
+        end_user=reservation.end_user, tags=reservation.tags,
         byok=reservation.flat_cost is not None, usage_estimated=settlement.usage_estimated,
         cost=reservation.cost_of(usage), reserved=reservation.amount, latency_ms=settlement.latency_ms,
         ttft_ms=settlement.ttft_ms, outcome=Outcome.ERROR if failed else Outcome.OK,
@@ -192,6 +201,7 @@ def insert_records(cursor, records: list[UsageRecord]) -> set[str]:
         for record in chunk:
             values = [getattr(record, name) for name in RECORD_FIELDS]
             values[CREATED_AT] = ops.adapt_datetimefield_value(record.created_at)
+            values[TAGS] = json.dumps(record.tags or {})
             params += values
         cursor.execute(insert_records_sql(len(chunk)), params)
         written.update(row[0] for row in cursor.fetchall())

@@ -49,6 +49,7 @@ class UsageRecord(models.Model):
     media_detail = models.CharField(max_length=64, blank=True, help_text="The price the media units were billed at.")
     web_searches = models.PositiveIntegerField(default=0)
     web_fetches = models.PositiveIntegerField(default=0, help_text="Pages the web_fetch tool read.")
+    search_units = models.PositiveIntegerField(default=0, help_text="Rerank searches billed (Cohere's search units).")
     code_seconds = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal("0"),
                                        help_text="Seconds of code the code_interpreter tool ran.")
     byok = models.BooleanField(default=False, help_text="Made with the tenant's own provider key: billed the plan fee.")
@@ -64,9 +65,14 @@ class UsageRecord(models.Model):
     error_type = models.CharField(max_length=64, blank=True)
     ending = models.CharField(max_length=16, choices=Ending.choices)
 
+    # Who the request was for: the client's end user (the OpenAI ``user`` field, Anthropic's
+    # metadata.user_id, or x-tollgate-user) and its tags (``metadata``, or x-tollgate-tags).
+    end_user = models.CharField(max_length=256, blank=True, default="")
+    tags = models.JSONField(default=dict, blank=True)
+
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "-created_at"])]
+        indexes = [models.Index(fields=["tenant", "-created_at"]), models.Index(fields=["tenant", "end_user"])]
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model} {self.cost}"

@@ -61,6 +61,8 @@ class Reservation:
     # the request's open row is written in the background from ``admitted_at``.
     lease: "Lease | None" = None
     admitted_at: datetime | None = None
+    end_user: str = ""  # who the request was for (the client's end user), recorded as is
+    tags: dict[str, str] = field(default_factory=dict)  # and the client's tags (its metadata)
 
     def cost_of(self, usage: Usage) -> Decimal:
         if self.known_cost is not None:

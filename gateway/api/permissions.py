@@ -8,7 +8,8 @@ gets 404, as if the tenant did not exist; a role that may not make the call gets
 Roles (the dashboard's rules, gateway/dashboard/tenancy.py): owner and admin manage keys and
 members; a member lists keys and members and creates and revokes its own keys; billing
 manages billing; everyone reads usage and the plan. Only an owner or billing member starts
-checkout or opens the billing portal, so a key (an admin) cannot.
+checkout or opens the billing portal, so a key (an admin) cannot. Owners, admins and billing
+members (so a key too) set the spend alerts.
 """
 
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from rest_framework import exceptions
 
 from gateway.access import get_membership_for_user, get_tenant_for_api_key
 from gateway.models import (
+    ALERT_MANAGERS,
     BILLING_MANAGERS,
     EVERYONE,
     MANAGERS,
@@ -27,7 +29,7 @@ from gateway.models import (
     Tenant,
 )
 
-__all__ = ["BILLING_MANAGERS", "EVERYONE", "MANAGERS", "TEAM"]  # the role sets, re-exported to the API's views
+__all__ = ["ALERT_MANAGERS", "BILLING_MANAGERS", "EVERYONE", "MANAGERS", "TEAM"]  # the role sets, re-exported to the API's views
 
 
 @dataclass(frozen=True, slots=True)

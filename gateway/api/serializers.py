@@ -9,6 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.alert_models import AlertDelivery
 from gateway.models import KEY_SCOPES, ApiKey, Invitation, Membership, Role, default_key_scopes
 from usage.models import UsageRecord
 from usage.summaries import SPLITS
@@ -306,3 +307,84 @@ class CheckoutSerializer(serializers.Serializer):
 
 class RedirectSerializer(serializers.Serializer):
     url = serializers.URLField(help_text="Send the user's browser here (Stripe).")
+
+
+class AlertSettingsSerializer(serializers.Serializer):
+    thresholds = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=100), max_length=10,
+        help_text="Percentages of each budget (the monthly spend cap) that send an alert; empty = no alerts.")
+    webhook_url = serializers.CharField(
+        max_length=500, allow_blank=True,
+        help_text="The https URL on the public internet signed events are POSTed to; empty = mail only.")
+    webhook_secret_hint = serializers.CharField(
+        read_only=True, help_text="The signing secret's last 4 characters; empty before there is one.")
+
+
+class AlertSettingsUpdateSerializer(AlertSettingsSerializer):
+    thresholds = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=100), max_length=10,
+                                       required=False, help_text="Left out, unchanged.")
+    webhook_url = serializers.CharField(max_length=500, allow_blank=True, required=False,
+                                        help_text="Left out, unchanged; empty removes the webhook.")
+
+
+class SavedAlertSettingsSerializer(AlertSettingsSerializer):
+    webhook_secret = serializers.CharField(
+        required=False, help_text="The raw signing secret: only in the answer that made it, never again.")
+
+
+class WebhookSecretSerializer(serializers.Serializer):
+    webhook_secret = serializers.CharField(help_text="The new raw signing secret: shown in this answer only.")
+
+
+class AlertDeliverySerializer(serializers.ModelSerializer):
+    threshold = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AlertDelivery
+        fields = ["id", "event_id", "event_type", "threshold", "channel", "status", "attempts", "response_status",
+                  "error", "url", "created_at", "last_attempt_at", "next_attempt_at", "redelivery_of"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_threshold(self, delivery: AlertDelivery) -> int | None:
+        return delivery.alert.threshold if delivery.alert_id else None
+
+
+# --- the answer cache (gateway/api/views/cache.py) -------------------------------------------------
+
+class CacheStatsSerializer(serializers.Serializer):
+    days = serializers.IntegerField(help_text="The window: the last this many UTC days, today included.")
+    hits = serializers.IntegerField(help_text="Requests answered from the cache.")
+    misses = serializers.IntegerField(help_text="Requests looked up and not found (answered by the provider).")
+    hit_rate = serializers.FloatField(allow_null=True, help_text="hits / (hits + misses); null before any lookup.")
+    saved = serializers.DecimalField(**MONEY, help_text="What the hits would have cost, less their cache price, USD.")
+
+
+class CacheSettingsSerializer(serializers.Serializer):
+    available = serializers.BooleanField(read_only=True, help_text="The plan offers the cache.")
+    semantic_available = serializers.BooleanField(read_only=True, help_text="The plan offers semantic matching.")
+    hit_price = serializers.DecimalField(max_digits=10, decimal_places=6, read_only=True,
+                                         help_text="USD billed per request answered from the cache.")
+    enabled = serializers.BooleanField(help_text="Answer repeated requests of every key from the cache (a key "
+                                                 "may say otherwise: keys/<id>/cache/).")
+    ttl_seconds = serializers.IntegerField(min_value=1, help_text="How long an answer is served; a request's "
+                                                                  "x-tollgate-cache-ttl overrides it.")
+    any_temperature = serializers.BooleanField(help_text="Cache every request, not only deterministic ones "
+                                                         "(temperature 0 or a seed).")
+    semantic = serializers.BooleanField(help_text="Also answer requests whose last user message means nearly the "
+                                                  "same (with the plan's semantic cache).")
+    stats = CacheStatsSerializer(read_only=True)
+
+
+class CacheSettingsUpdateSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False, help_text="Left out, unchanged.")
+    ttl_seconds = serializers.IntegerField(min_value=1, required=False, help_text="Left out, unchanged.")
+    any_temperature = serializers.BooleanField(required=False, help_text="Left out, unchanged.")
+    semantic = serializers.BooleanField(required=False, help_text="Left out, unchanged.")
+
+
+class KeyCacheSerializer(serializers.Serializer):
+    key_id = serializers.IntegerField(read_only=True)
+    mode = serializers.ChoiceField(choices=["tenant", "on", "off"],
+                                   help_text="'tenant': as the tenant's setting; 'on' or 'off': the key's own.")
+

@@ -5,7 +5,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from gateway.api.errors import unknown_endpoint
-from gateway.api.views import billing, keys, members, tenants, usage
+from gateway.api.views import alerts, billing, cache, keys, members, tenants, usage
 
 TENANT = "tenants/<slug:slug>/"
 
@@ -27,6 +27,13 @@ urlpatterns = [
     path(TENANT + "plan/", billing.PlanView.as_view(), name="api-plan"),
     path(TENANT + "billing/checkout/", billing.CheckoutView.as_view(), name="api-billing-checkout"),
     path(TENANT + "billing/portal/", billing.PortalView.as_view(), name="api-billing-portal"),
+    path(TENANT + "cache/", cache.CacheSettingsView.as_view(), name="api-cache"),
+    path(TENANT + "keys/<int:key_id>/cache/", cache.KeyCacheView.as_view(), name="api-key-cache"),
+    path(TENANT + "alerts/", alerts.AlertSettingsView.as_view(), name="api-alerts"),
+    path(TENANT + "alerts/secret/", alerts.AlertSecretView.as_view(), name="api-alerts-secret"),
+    path(TENANT + "alerts/deliveries/", alerts.AlertDeliveryListView.as_view(), name="api-alert-deliveries"),
+    path(TENANT + "alerts/deliveries/<int:delivery_id>/redeliver/", alerts.AlertRedeliverView.as_view(),
+         name="api-alert-redeliver"),
     # Included after the dashboard: its /api/billing/* forms are matched before this.
     re_path(r"^(?P<rest>.*)$", unknown_endpoint),
 ]

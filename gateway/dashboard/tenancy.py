@@ -9,7 +9,8 @@ Membership; the session remembers the tenant as the current one, and the layout
 Role rules (enforced here and in the workflows, never only by hiding buttons):
 owner/admin manage keys and members; only an owner makes or removes owners and the last owner
 cannot leave or be demoted; a member views usage and models, uses the playground and manages
-its own keys; a billing member sees usage and billing and manages billing.
+its own keys; a billing member sees usage and billing and manages billing; owners, admins and
+billing members set the spend alerts.
 """
 
 from functools import wraps
@@ -19,7 +20,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from gateway.access import get_membership_for_user
-from gateway.models import EVERYONE, MANAGERS, TEAM, Membership, Role
+from gateway.models import ALERT_MANAGERS, EVERYONE, MANAGERS, TEAM, Membership, Role
 
 CURRENT_TENANT_SESSION_KEY = "dashboard_tenant"
 
@@ -32,6 +33,8 @@ PAGE_ROLES = {
     "members": TEAM,
     "models": TEAM,
     "billing": frozenset({Role.OWNER, Role.ADMIN, Role.BILLING}),
+    "alerts": ALERT_MANAGERS,
+    "cache": EVERYONE,  # owners and admins change it (cache.py)
 }
 
 # (page, label, path under /t/<slug>/) in navigation order
@@ -42,7 +45,9 @@ NAVIGATION = [
     ("keys", "API keys", "keys/"),
     ("members", "Members", "members/"),
     ("models", "Models", "models/"),
+    ("cache", "Cache", "cache/"),
     ("billing", "Billing", "billing/"),
+    ("alerts", "Alerts", "billing/alerts/"),
 ]
 
 

@@ -171,9 +171,8 @@ async def hit_meter(call: Call, lookup: Lookup, model: ModelInfo, *, streamed: b
     found = lookup.hit
     served = (await router.get_catalog()).models.get(found.served_model, model)
     admitted = await admission.admit_cache_hit(call.caller, served, request_id=call.request_id)
-    call.outcome.rate = admitted.rate
     usage = found.result.usage
-    meter = Meter(admitted.reservation, started=call.started, streamed=streamed, input_estimate=usage.input_tokens)
+    meter = Meter(call.admitted(admitted), started=call.started, streamed=streamed, input_estimate=usage.input_tokens)
     trace = meter.trace
     trace.model, trace.provider, trace.upstream_model = served, found.provider, found.result.upstream_model
     meter.served_by(served, upstream_model=found.result.upstream_model)

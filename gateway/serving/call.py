@@ -17,8 +17,10 @@ from providers.types import ChatResult
 from usage.models import Ending
 
 if TYPE_CHECKING:
+    from billing.entitlements import Admission
     from gateway.serving.chat import ChatStream
     from gateway.serving.meter import Meter
+    from usage.recording import Reservation
 
 
 @dataclass(slots=True)
@@ -55,6 +57,27 @@ class Call:
     started: float = field(default_factory=time.monotonic)
     provider_key: str = ""  # the client's own key for the model's provider (x-provider-key), if any
     search_keys: dict[str, str] = field(default_factory=dict)  # its own search keys, by wire format
+    scopes: tuple[str, ...] = ()  # its API key's (gateway.models.KEY_SCOPES); none for the playground
     cache_policy: CachePolicy = OFF  # the key's answer-cache settings (the playground's: off)
     cache_directives: CacheDirectives = CacheDirectives()  # what the request's headers asked of the cache
+    # Who the call is for, as the client says (x-tollgate-user / x-tollgate-tags, or the body's
+    # user and metadata: attribute()); recorded on its usage record, never trusted for access.
+    end_user: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
     outcome: Outcome = field(default_factory=Outcome)
+
+    def admitted(self, admission: "Admission") -> "Reservation":
+        """Admission's reservation for this call: its rate window goes in the outcome (headers), and
+        who the call is for on the reservation (the usage record)."""
+        self.outcome.rate = admission.rate
+        reservation = admission.reservation
+        reservation.end_user, reservation.tags = self.end_user, self.tags
+        return reservation
+
+    def attribute(self, user: str | None, metadata: dict[str, str] | None = None) -> None:
+        """The body's ``user`` and ``metadata`` (already checked by the protocol's decoder): the user
+        replaces the header's, the metadata's keys join (and win over) the header's tags."""
+        if user:
+            self.end_user = user[:256]
+        if metadata:
+            self.tags = {**self.tags, **metadata}

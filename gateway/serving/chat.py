@@ -65,6 +65,7 @@ async def serve_chat(call: Call, chat: ChatRequest, *,
     ``on_complete()`` is awaited once the answer is whole and settled, before a stream's last
     event (a whole answer's caller gets it after)."""
     outcome = call.outcome
+    call.attribute(chat.user, chat.metadata)
     model, deployments = await find_model(chat.model, capability="chat")
     entitlements.check_model(call.caller, model)  # before the features: say nothing of models off the plan
     within_model_output(chat, model)
@@ -126,8 +127,7 @@ async def admit_chat(call: Call, chat: ChatRequest, model: router.ModelInfo, cha
         images=images, alternatives=[d.model for d in chain.deployments[1:]], byok=byok,
         search_price=search.price if search else Decimal(0),
         loop=gateway_tools.loop_size(toolbox) if toolbox else admission.NO_TOOLS)
-    call.outcome.rate = admitted.rate
-    meter = Meter(admitted.reservation, started=call.started, streamed=chat.stream,
+    meter = Meter(call.admitted(admitted), started=call.started, streamed=chat.stream,
                   input_estimate=estimate_input_tokens(size, images))
     meter.served_by(model)
     call.outcome.meter, call.outcome.trace = meter, meter.trace

@@ -13,8 +13,7 @@ from usage.recording import Reservation
 async def admit_media(call: Call, model: ModelInfo, *, most: Usage) -> Reservation:
     """Admit a media request that can make (and so cost) at most ``most``."""
     admitted = await admission.admit_media(call.caller, model, request_id=call.request_id, most=most)
-    call.outcome.rate = admitted.rate
-    return admitted.reservation
+    return call.admitted(admitted)
 
 
 async def media_meter(call: Call, model: ModelInfo, *, most: Usage) -> Meter:

@@ -36,6 +36,7 @@ VERB = {"embedding": "embed text", "rerank": "rerank documents", "moderation": "
 
 
 async def serve_embeddings(call: Call, request: EmbeddingRequest) -> Outcome:
+    call.attribute(request.user)
     model, deployments = await admitted_model(call, request.model, "embedding")
     check_embedding_options(request, model.media_options, model.public_id)
     cached = await cache.look_up_embeddings(call, request, model)  # the answer cache: a hit calls no provider

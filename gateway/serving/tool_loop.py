@@ -148,7 +148,7 @@ async def looped(loop: Loop, chain: router.Chain, meter: Meter) -> AsyncIterator
             await events.aclose()
         if turn.finish is None:
             return  # the provider ended without finishing: the relay says so
-        ours, theirs = loop.split(turn.ours()), turn.theirs
+        ours, theirs = turn.ours(), turn.theirs
         if theirs or not ours or loop.is_over:
             for out in turn.ending(stopped=bool(ours and not theirs)):
                 yield out

@@ -9,7 +9,7 @@ from gateway.api_keys import KeyContext, authenticate, is_last_used_due, touch_l
 from gateway.proxies import public_base_url
 from gateway.serving.call import Call
 from gateway.v1.cache_headers import cache_directives
-from gateway.v1.errors import GatewayError
+from gateway.v1.errors import GatewayError, bad_request
 from gateway.v1.json_body import parse_json_object
 from providers import tracing
 from providers.blocking import run_blocking
@@ -47,6 +47,10 @@ def caller_of(key: KeyContext, *, base_url: str) -> Caller:
 PROVIDER_KEY_HEADER = "x-provider-key"
 SEARCH_KEY_HEADER = "x-{}-api-key"  # by wire format: x-tavily-api-key, x-serper-api-key, x-exa-api-key
 SEARCH_WIRE_FORMATS = ("tavily", "serper", "exa")
+USER_HEADER = "x-tollgate-user"
+TAGS_HEADER = "x-tollgate-tags"
+MAX_USER_CHARS = 256
+MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 16, 64, 512  # OpenAI's bounds on metadata
 INFERENCE_SCOPE = "inference"
 
 
@@ -71,7 +75,32 @@ async def authenticated_call(request, *, method: str) -> Call:
                         provider_key=headers.get(PROVIDER_KEY_HEADER, "").strip(),
                         search_keys={wire_format: headers.get(SEARCH_KEY_HEADER.format(wire_format), "")
                                      for wire_format in SEARCH_WIRE_FORMATS},
-                        cache_policy=key.cache, cache_directives=cache_directives(headers))
+                        cache_policy=key.cache, cache_directives=cache_directives(headers),
+                        scopes=tuple(key.scopes), end_user=header_user(headers), tags=header_tags(headers))
     return request.call
+
+
+def header_user(headers) -> str:
+    user = headers.get(USER_HEADER, "").strip()
+    if len(user) > MAX_USER_CHARS:
+        raise bad_request(f"{USER_HEADER} is {len(user)} characters long; send at most {MAX_USER_CHARS}.",
+                          param=USER_HEADER)
+    return user
+
+
+def header_tags(headers) -> dict[str, str]:
+    """x-tollgate-tags: ``key=value`` pairs separated by commas (``team=search,env=prod``), bounded
+    like the body's metadata."""
+    raw = headers.get(TAGS_HEADER, "").strip()
+    if not raw:
+        return {}
+    pairs = [part.partition("=") for part in raw.split(",") if part.strip()]
+    tags = {key.strip(): value.strip() for key, sep, value in pairs if sep and key.strip()}
+    if len(tags) != len(pairs) or len(tags) > MAX_TAGS or any(
+            len(key) > MAX_TAG_KEY or len(value) > MAX_TAG_VALUE for key, value in tags.items()):
+        raise bad_request(f"{TAGS_HEADER} must be up to {MAX_TAGS} key=value pairs separated by commas (keys of at "
+                          f"most {MAX_TAG_KEY} characters, values of at most {MAX_TAG_VALUE}), e.g. "
+                          "'team=search,env=prod'.", param=TAGS_HEADER)
+    return tags
 
 

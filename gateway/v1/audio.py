@@ -9,7 +9,10 @@ speech          key -> JSON -> model -> plan -> input, voice, format, speed, ins
 transcriptions  key -> multipart (file, model, language, prompt, response_format, temperature,
                 timestamp_granularities[]) -> model -> plan -> options -> the audio's duration
                 -> admit_media (seconds of audio; tokens for token-priced models) -> router ->
-                json | text | srt | vtt | verbose_json -> settle the seconds heard and the tokens.
+                json | text | srt | vtt | verbose_json (gateway.v1.transcripts) -> settle the
+                seconds heard and the tokens.
+POST /v1/audio/translations (audio_translations.py) is a transcription into English, on the
+same admission, billing and answer.
 
 The duration reserved for a transcription is read from the upload's WAV header (the ``wave``
 module). Other formats are not decoded: the reservation assumes the file holds as much audio as
@@ -26,6 +29,7 @@ media_options of audio models (gateway.v1.media lists the shared ones):
     speed_range [min, max]       speech speeds taken (absent: the model takes none)
     instructions: true           the model takes instructions (how to speak)
     timestamps: true             the model answers timestamp_granularities (whisper)
+    translations: true           the model translates into English (/v1/audio/translations: whisper)
     max_input_chars              the longest speech input (4096 when not declared)
     output_tokens_per_character  token-priced speech: the most audio tokens a character becomes at
                                  speed 1 (slower speech, proportionally more), for the reservation
@@ -35,7 +39,6 @@ media_options of audio models (gateway.v1.media lists the shared ones):
 """
 
 import io
-import json
 import math
 import re
 import wave
@@ -44,7 +47,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, TypeVar
 
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 
 from billing import entitlements
 from gateway.serving.call import Call
@@ -55,6 +58,7 @@ from gateway.v1.admission import authenticated_call, read_body, read_json
 from gateway.v1.errors import api_view, bad_request
 from gateway.v1.images import media_input, number
 from gateway.v1.media import allowed_values, check_choice, check_extras, default_choice, text_field
+from gateway.v1.transcripts import encode_transcript
 from media.files import served_content_type
 from providers import router
 from providers.router import ModelInfo
@@ -94,9 +98,11 @@ class AudioJob:
 
 
 async def admit_audio(call: Call, fields: dict, *, capability: str, operation: str, example: str,
-                      decode: Callable[[ModelInfo], tuple[Decoded, Usage]]) -> tuple[Decoded, AudioJob]:
+                      decode: Callable[[ModelInfo], tuple[Decoded, Usage]],
+                      service: str = "") -> tuple[Decoded, AudioJob]:
     """Model, plan and adapter, then the request decoded for the model and admitted: ``decode(model)``
-    answers the canonical request and the most it can use."""
+    answers the canonical request and the most it can use. ``service``: what the adapter's
+    ``operation`` is called in a refusal (default: the capability)."""
     public_id = fields.get("model")
     if not isinstance(public_id, str) or not public_id:
         raise bad_request(f"model is required: name a {capability} model, e.g. '{example}' (GET /v1/models lists the "
@@ -104,8 +110,8 @@ async def admit_audio(call: Call, fields: dict, *, capability: str, operation: s
     model, deployments = await find_model(public_id, capability=capability)
     entitlements.check_model(call.caller, model)
     if not deployments[0].adapter.supports(operation):
-        raise bad_request(f"'{model.public_id}' (provider {model.provider}) does not serve {capability} here.",
-                          param="model", code="unsupported_operation")
+        raise bad_request(f"'{model.public_id}' (provider {model.provider}) does not serve {service or capability} "
+                          "here.", param="model", code="unsupported_operation")
     decoded, most = decode(model)
     meter = await media_meter(call, model, most=most)
     return decoded, AudioJob(model=model, chain=router.Chain(deployments, model.fallback_on), meter=meter, most=most)
@@ -242,17 +248,7 @@ def most_speech(model: ModelInfo, speech_request: SpeechRequest) -> Usage:
 @api_view
 async def transcriptions(request):
     call = await authenticated_call(request, method="POST")
-    read_body(request)  # the size limit, before parsing
-    if not request.content_type.startswith("multipart/form-data"):
-        raise bad_request("POST /v1/audio/transcriptions takes multipart/form-data: the audio as the file 'file', "
-                          "the other fields as form fields.", code="invalid_content_type")
-    fields = {name: request.POST.get(name) for name in request.POST}
-    if "file" not in request.FILES:
-        raise bad_request("Send the audio to transcribe as the multipart file 'file'.", param="file",
-                          code="missing_required_parameter")
-    audio = media_input(request.FILES["file"])
-    if not audio.content:
-        raise bad_request("The file 'file' is empty; send the audio to transcribe.", param="file")
+    fields, audio = read_audio_form(request, verb="transcribe")
     granularities = request.POST.getlist("timestamp_granularities[]") or request.POST.getlist(
         "timestamp_granularities")
     heard = wav_seconds(audio.content)
@@ -263,25 +259,55 @@ async def transcriptions(request):
 
     transcription, job = await admit_audio(call, fields, capability="transcription",
                                            operation="transcribe", example="openai/whisper-1", decode=decode)
-
-    def settle_usage(result: TranscriptionResult) -> tuple[Usage, bool]:
-        usage = result.usage
-        seconds = usage.audio_seconds or result.duration_seconds or heard or job.most.audio_seconds
-        usage.audio_seconds = Decimal(seconds).quantize(MILLISECOND, ROUND_CEILING)
-        return with_reserved_tokens(usage, job)
-
     result = await run_audio(job, lambda adapter, target: adapter.transcribe(transcription, target),
-                             settle_usage)
+                             lambda result: heard_usage(result, heard, job))
     return encode_transcript(result, transcription, token_priced=is_token_priced(job.model))
 
 
-def decode_transcription(model: ModelInfo, fields: dict, audio: MediaInput,
-                         granularities: list[str]) -> TranscriptionRequest:
+def read_audio_form(request, *, verb: str) -> tuple[dict, MediaInput]:
+    """A multipart audio request (transcription, translation): its form fields and the file 'file'."""
+    read_body(request)  # the size limit, before parsing
+    if not request.content_type.startswith("multipart/form-data"):
+        raise bad_request(f"POST {request.path} takes multipart/form-data: the audio as the file 'file', "
+                          "the other fields as form fields.", code="invalid_content_type")
+    fields = {name: request.POST.get(name) for name in request.POST}
+    if "file" not in request.FILES:
+        raise bad_request(f"Send the audio to {verb} as the multipart file 'file'.", param="file",
+                          code="missing_required_parameter")
+    audio = media_input(request.FILES["file"])
+    if not audio.content:
+        raise bad_request(f"The file 'file' is empty; send the audio to {verb}.", param="file")
+    return fields, audio
+
+
+def heard_usage(result: TranscriptionResult, heard: Decimal | None, job: AudioJob) -> tuple[Usage, bool]:
+    """A transcript's usage to settle: the seconds the provider bills, else its duration, else the
+    WAV's, else the bound reserved; tokens as with_reserved_tokens."""
+    usage = result.usage
+    seconds = usage.audio_seconds or result.duration_seconds or heard or job.most.audio_seconds
+    usage.audio_seconds = Decimal(seconds).quantize(MILLISECOND, ROUND_CEILING)
+    return with_reserved_tokens(usage, job)
+
+
+def decode_transcript_format(model: ModelInfo, fields: dict) -> str:
     response_format = text_field(fields, "response_format") or "json"
     check_choice(model, "formats", response_format, param="response_format")
     if response_format not in TRANSCRIPT_FORMATS:
         raise bad_request(f"response_format {response_format!r} is not available; use one of: "
                           f"{', '.join(TRANSCRIPT_FORMATS)}.", param="response_format")
+    return response_format
+
+
+def decode_temperature(fields: dict) -> float | None:
+    temperature = number(fields, "temperature", float)
+    if temperature is not None and not 0 <= temperature <= 1:
+        raise bad_request(f"temperature must be between 0 and 1, not {temperature:g}.", param="temperature")
+    return temperature
+
+
+def decode_transcription(model: ModelInfo, fields: dict, audio: MediaInput,
+                         granularities: list[str]) -> TranscriptionRequest:
+    response_format = decode_transcript_format(model, fields)
     if fields.get("stream") in ("true", "True", "1"):
         raise bad_request("stream is not served here: leave it out to get the transcript in one answer.",
                           param="stream")
@@ -289,9 +315,7 @@ def decode_transcription(model: ModelInfo, fields: dict, audio: MediaInput,
     if language is not None and not LANGUAGE.match(language):
         raise bad_request(f"language must be an ISO 639-1 code such as 'en' or 'de', not {language!r}.",
                           param="language")
-    temperature = number(fields, "temperature", float)
-    if temperature is not None and not 0 <= temperature <= 1:
-        raise bad_request(f"temperature must be between 0 and 1, not {temperature:g}.", param="temperature")
+    temperature = decode_temperature(fields)
     for granularity in granularities:
         if granularity not in GRANULARITIES:
             raise bad_request(f"timestamp_granularities[] {granularity!r} is not available; use word or segment.",
@@ -333,54 +357,3 @@ def most_transcription(model: ModelInfo, transcription: TranscriptionRequest, he
                              + len((transcription.prompt or "").encode()) + INSTRUCTION_TOKENS)
         most.output_tokens = math.ceil(seconds * Decimal(str(model.media_options.get("output_tokens_per_second", 0))))
     return most
-
-
-def encode_transcript(result: TranscriptionResult, transcription: TranscriptionRequest, *,
-                      token_priced: bool) -> HttpResponse:
-    response_format, usage = transcription.response_format, result.usage
-    if token_priced:
-        reported = {"type": "tokens", "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                    "total_tokens": usage.input_tokens + usage.output_tokens}
-    else:
-        reported = {"type": "duration", "seconds": float(usage.audio_seconds)}
-    if response_format == "json":
-        return JsonResponse({"text": result.text, "usage": reported})
-    if response_format == "text":
-        return HttpResponse(result.text + "\n", content_type="text/plain; charset=utf-8")
-    segments = segments_of(result)
-    if response_format == "srt":
-        return HttpResponse(srt(segments), content_type="text/plain; charset=utf-8")
-    if response_format == "vtt":
-        return HttpResponse(vtt(segments), content_type="text/vtt; charset=utf-8")
-    body = {"task": "transcribe", "language": result.language or transcription.language or "",
-            "duration": float(result.duration_seconds or usage.audio_seconds), "text": result.text,
-            "segments": result.segments, "usage": reported}
-    if "word" in transcription.timestamp_granularities:
-        body["words"] = result.words
-    return HttpResponse(json.dumps(body), content_type="application/json")
-
-
-def segments_of(result: TranscriptionResult) -> list[dict]:
-    """The timed segments; a provider that sent none gets one spanning the whole audio."""
-    if result.segments:
-        return result.segments
-    end = float(result.duration_seconds or result.usage.audio_seconds)
-    return [{"start": 0.0, "end": end, "text": result.text}]
-
-
-def timestamp(seconds: float, separator: str) -> str:
-    millis = round(seconds * 1000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    whole, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{whole:02d}{separator}{millis:03d}"
-
-
-def srt(segments: list[dict]) -> str:
-    return "".join(f"{index}\n{timestamp(float(s['start']), ',')} --> {timestamp(float(s['end']), ',')}\n"
-                   f"{str(s['text']).strip()}\n\n" for index, s in enumerate(segments, start=1))
-
-
-def vtt(segments: list[dict]) -> str:
-    return "WEBVTT\n\n" + "".join(f"{timestamp(float(s['start']), '.')} --> {timestamp(float(s['end']), '.')}\n"
-                                  f"{str(s['text']).strip()}\n\n" for s in segments)

@@ -241,7 +241,7 @@ class ImageJob:
 
     request: ImageRequest
     response_format: str
-    operation: str  # "generate_images" or "edit_images"
+    operation: str  # "generate_images", "edit_images" or "vary_images" (image_variations.py)
     model: ModelInfo
     chain: router.Chain
     meter: Meter
@@ -265,6 +265,7 @@ async def admit_images(call: Call, fields: dict, images: list[MediaInput], mask:
                           f"{'edit' if images else 'generate'} images here.", param="model",
                           code="unsupported_operation")
     image_request, response_format = decode_image_request(model, fields, images, mask)
+    call.attribute(image_request.user)
     meter = await media_meter(call, model, most=most_usage(model, image_request))
     return ImageJob(request=image_request, response_format=response_format, operation=operation, model=model,
                     chain=router.Chain(deployments, model.fallback_on), meter=meter, tenant_id=call.caller.tenant_id)

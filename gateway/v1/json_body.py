@@ -142,3 +142,21 @@ def positive_int(payload: dict, name: str) -> int | None:
     if value < 1:
         raise bad_request(f"'{name}' must be at least 1, not {value}.", param=name)
     return value
+
+
+MAX_METADATA_KEYS = 16
+
+
+def decode_metadata(value: Any) -> dict[str, str]:
+    """OpenAI's ``metadata``: up to 16 string values under keys of at most 64 characters."""
+    if value is None:
+        return {}
+    expect(value, dict, "metadata", "an object of up to 16 string values")
+    if len(value) > MAX_METADATA_KEYS:
+        raise bad_request(f"'metadata' has {len(value)} keys; at most {MAX_METADATA_KEYS} are allowed.",
+                          param="metadata")
+    for key, item in value.items():
+        if len(key) > 64 or not isinstance(item, str) or len(item) > 512:
+            raise bad_request(f"'metadata.{key[:64]}' must be a string of at most 512 characters under a key of at "
+                              "most 64.", param=f"metadata.{key[:64]}")
+    return value

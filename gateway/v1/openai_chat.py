@@ -17,7 +17,7 @@ from gateway.v1.chat_arguments import (
 )
 from gateway.v1.errors import bad_request
 from gateway.v1.gateway_tool_options import decode_gateway_tool, is_gateway_tool
-from gateway.v1.json_body import decoder, expect, number_in, positive_int
+from gateway.v1.json_body import decode_metadata, decoder, expect, number_in, positive_int
 from gateway.v1.search_options import (
     WEB_SEARCH_TOOLS,
     decode_web_search_options,
@@ -35,11 +35,11 @@ from providers.types import (
 
 ROLES = ("system", "developer", "user", "assistant", "tool")  # tuples: a list sent as a value compares unequal, never raises
 # Accepted and not forwarded: they change nothing a provider computes.
-IGNORED = {"store", "metadata", "service_tier", "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options",
+IGNORED = {"store", "service_tier", "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options",
            "safety_identifier", "parallel_tool_calls"}
 SUPPORTED = {
     "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
-    "top_p", "stop", "seed", "n", "tools", "tool_choice", "response_format", "reasoning_effort", "user",
+    "top_p", "stop", "seed", "n", "tools", "tool_choice", "response_format", "reasoning_effort", "user", "metadata",
     "fallback_models", "models", "web_search_options",
     # Forwarded where the provider takes them, dropped when neutral, else refused (chat_arguments).
     "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "logit_bias", "verbosity", "modalities",
@@ -190,6 +190,7 @@ def decode(payload: dict[str, Any]) -> ChatRequest:
         response_format=response_format,
         reasoning_effort=effort,
         user=user,
+        metadata=decode_metadata(payload.get("metadata")),
         fallback_models=decode_fallbacks(payload, model),
         web_search=web_search,
         gateway_tools=gateway_tools,

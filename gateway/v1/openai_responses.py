@@ -40,7 +40,7 @@ from typing import Any
 
 from gateway.v1.chat_arguments import decode_logprobs, decode_verbosity, refuse_unservable
 from gateway.v1.errors import GatewayError, bad_request
-from gateway.v1.json_body import decoder, expect, number_in, positive_int
+from gateway.v1.json_body import decode_metadata, decoder, expect, number_in, positive_int
 from gateway.v1.openai_chat import REASONING_EFFORTS, decode_fallbacks, model_of, refuse_unknown
 from gateway.v1.responses_input import conversation, decode_input
 from gateway.v1.responses_output import (
@@ -67,7 +67,6 @@ IGNORED = {"service_tier", "prompt_cache_key", "prompt_cache_retention", "prompt
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
 SUMMARY_MODES = ("auto", "concise", "detailed")
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
-MAX_METADATA_KEYS = 16
 
 
 @dataclass(slots=True)
@@ -120,6 +119,7 @@ def decode(payload: dict[str, Any]) -> ResponsesCall:
         response_format=response_format,
         reasoning_effort=effort,
         user=user,
+        metadata=decode_metadata(payload.get("metadata")),
         fallback_models=decode_fallbacks(payload, model),
         # The gateway's built-in tool calls: max_tool_calls 0 rules them out.
         web_search=offered_search(tools.web_search, tool_choice_echo) if max_tool_calls != 0 else None,
@@ -130,7 +130,7 @@ def decode(payload: dict[str, Any]) -> ResponsesCall:
     )
     echo = {
         "max_tool_calls": max_tool_calls,
-        "metadata": decode_metadata(payload.get("metadata")),
+        "metadata": chat.metadata,
         "parallel_tool_calls": flag(payload, "parallel_tool_calls", True),
         "reasoning": reasoning_echo,
         "temperature": chat.temperature,
@@ -203,20 +203,6 @@ def flag(payload: dict, name: str, default: bool) -> bool:
 def optional_string(payload: dict, name: str) -> str | None:
     value = payload.get(name)
     return None if value is None else expect(value, str, name, "a string")
-
-
-def decode_metadata(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    expect(value, dict, "metadata", "an object of up to 16 string values")
-    if len(value) > MAX_METADATA_KEYS:
-        raise bad_request(f"'metadata' has {len(value)} keys; at most {MAX_METADATA_KEYS} are allowed.",
-                          param="metadata")
-    for key, item in value.items():
-        if len(key) > 64 or not isinstance(item, str) or len(item) > 512:
-            raise bad_request(f"'metadata.{key[:64]}' must be a string of at most 512 characters under a key of at "
-                              "most 64.", param=f"metadata.{key[:64]}")
-    return value
 
 
 def decode_text(value: Any) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:

@@ -2,8 +2,11 @@ from django.urls import path, re_path
 
 from gateway.v1 import (
     audio,
+    audio_translations,
     chat,
+    completions,
     embeddings,
+    image_variations,
     images,
     media,
     messages,
@@ -16,6 +19,7 @@ from gateway.v1 import (
 
 urlpatterns = [
     path("chat/completions", chat.chat_completions),
+    path("completions", completions.completions),
     path("messages", messages.create_message),
     path("messages/count_tokens", messages.count_tokens),
     path("responses", responses.create_or_list_responses),
@@ -28,9 +32,11 @@ urlpatterns = [
     path("videos/<str:video_id>/content", videos.video_content),
     path("images/generations", images.generations),
     path("images/edits", images.edits),
+    path("images/variations", image_variations.variations),
     path("audio/speech", audio.speech),
     path("audio/generation", audio.speech),
     path("audio/transcriptions", audio.transcriptions),
+    path("audio/translations", audio_translations.translations),
     path("embeddings", embeddings.embeddings),
     path("rerank", rerank.rerank),
     path("moderations", moderations.moderations),

@@ -73,13 +73,16 @@ from providers.adapters.anthropic_request import (
     build_request,
     messages_url,
 )
-from providers.adapters.base import Adapter, fetch_json, relay_stream, timeout_for
+from providers.adapters.base import Adapter
+from providers.adapters.http_calls import fetch_json, relay_stream, timeout_for
 from providers.types import ChatRequest, ChatResult, Finish, StreamEvent, Target, UsageReport
 
 COUNTED = {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"}  # count_tokens takes
 
 
 class AnthropicAdapter(Adapter):
+    OPERATIONS = frozenset({"complete", "stream", "count_tokens"})
+
     wire_format = "anthropic"
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:

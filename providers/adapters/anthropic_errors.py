@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import parse_retry_after
+from providers.adapters.http_calls import parse_retry_after
 from providers.types import Target
 
 RETRYABLE_TYPES = {"overloaded_error", "api_error", "timeout_error"}

@@ -15,7 +15,7 @@ import httpx
 
 from providers import errors
 from providers.adapters.anthropic_thinking import replayed_thinking
-from providers.adapters.base import timeout_for
+from providers.adapters.http_calls import timeout_for
 from providers.types import (
     MIN_THINKING_BUDGET,
     ChatRequest,

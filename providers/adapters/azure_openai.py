@@ -4,7 +4,7 @@
     api-key: <one of the resource's keys>      or   Authorization: Bearer <Microsoft Entra ID token>
 
 The same for the media routes (images/generations, images/edits, audio/speech,
-audio/transcriptions) and embeddings (openai_embeddings): OpenAICompatibleAdapter's media methods build their requests with this
+audio/transcriptions, audio/translations) and embeddings (openai_embeddings): OpenAICompatibleAdapter's media methods build their requests with this
 adapter's url_for, auth_headers and error_from_response. Bodies, answers, streams and error
 envelopes are OpenAI's; the request's ``model`` is sent but Azure goes by the deployment in the path.
 The media modules tell model families apart by that name (dall-e-3, gpt-image-1, whisper-1, tts-1,
@@ -50,7 +50,8 @@ from urllib.parse import quote
 import httpx
 
 from providers import errors
-from providers.adapters.base import Adapter, parse_retry_after
+from providers.adapters.base import Adapter
+from providers.adapters.http_calls import parse_retry_after
 from providers.adapters.openai_compatible import OpenAICompatibleAdapter
 from providers.types import Target
 
@@ -59,6 +60,9 @@ CONTENT_FILTER_CODES = ("content_filter", "content_policy_violation")
 
 
 class AzureOpenAIAdapter(OpenAICompatibleAdapter):
+    OPERATIONS = frozenset({"complete", "stream", "generate_images", "edit_images", "speech", "transcribe",
+                            "translate"})
+
     wire_format = "azure_openai"
 
     # Azure's video (Sora) is another API (/openai/v1/video/generations/jobs): not offered, so that
@@ -66,6 +70,9 @@ class AzureOpenAIAdapter(OpenAICompatibleAdapter):
     submit_video = Adapter.submit_video
     poll_video = Adapter.poll_video
     cancel_video = Adapter.cancel_video
+    # Azure's images/variations route is retired (its REST reference: it no longer accepts requests):
+    # no variations from Azure, whatever a row declares.
+    vary_images = Adapter.vary_images
     # Embeddings are served per deployment like chat (the inherited embed); Azure OpenAI has no
     # moderations or rerank route.
     rerank = Adapter.rerank

@@ -73,8 +73,8 @@ import httpx
 from providers import errors
 from providers.adapters import cohere_embed
 from providers.adapters.answers import malformed, token_count, usage_reader
-from providers.adapters.base import (
-    Adapter,
+from providers.adapters.base import Adapter
+from providers.adapters.http_calls import (
     error_for_status,
     fetch_json,
     parse_retry_after,
@@ -106,6 +106,8 @@ P_RANGE = (0.01, 0.99)
 
 
 class CohereAdapter(Adapter):
+    OPERATIONS = frozenset({"complete", "stream"})
+
     wire_format = "cohere"
     # v2 also has ``logprobs``, but answers them in its own shape (token ids, not OpenAI's): not taken.
     SUPPORTED_ARGUMENTS = frozenset({"frequency_penalty", "presence_penalty"})

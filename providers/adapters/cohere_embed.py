@@ -36,8 +36,8 @@ import httpx
 
 from providers import errors
 from providers.adapters.answers import UnreadableUsage, malformed, token_count
-from providers.adapters.base import ErrorMapper, fetch_json, timeout_for
 from providers.adapters.embedding_batches import BatchAnswer, EmbeddingInput, embed_in_batches
+from providers.adapters.http_calls import ErrorMapper, fetch_json, timeout_for
 from providers.adapters.rerank import read_hits
 from providers.embedding_types import (
     DOCUMENTS_PER_SEARCH_UNIT,

@@ -31,6 +31,8 @@ def count_tokens(text: str) -> int:
 
 
 class DemoAdapter(Adapter):
+    OPERATIONS = frozenset({"complete", "stream"})
+
     wire_format = "demo"
 
     def _answer(self, request: ChatRequest) -> tuple[list[str], str, Usage]:

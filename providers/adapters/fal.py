@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from providers import errors
-from providers.adapters.base import Adapter, download, fetch_json
+from providers.adapters.base import Adapter
 from providers.adapters.fal_queue import (
     DONE,
     cancel,
@@ -51,6 +51,7 @@ from providers.adapters.fal_queue import (
     status_request,
     submit,
 )
+from providers.adapters.http_calls import download, fetch_json
 from providers.adapters.queue import (
     apply_model_inputs,
     duration_value,
@@ -82,6 +83,8 @@ AUDIO_KEYS = ("audio", "audio_file", "audio_url")
 
 
 class FalAdapter(Adapter):
+    OPERATIONS = frozenset({"generate_images", "edit_images", "speech", "submit_video", "poll_video", "cancel_video"})
+
     wire_format = "fal"
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import (
+from providers.adapters.http_calls import (
     error_for_status,
     fetch_json,
     job_error_mapper,

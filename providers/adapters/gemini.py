@@ -20,10 +20,11 @@ import httpx
 from providers import errors
 from providers.adapters import gemini_audio, gemini_embeddings, gemini_images, gemini_video
 from providers.adapters.answers import malformed
-from providers.adapters.base import Adapter, fetch_json, stream_transport_error, streamed_response
+from providers.adapters.base import Adapter
 from providers.adapters.gemini_answer import AnswerReader, parse_answer, read_chunks
 from providers.adapters.gemini_errors import error_from_response, stream_error
 from providers.adapters.gemini_request import build_request
+from providers.adapters.http_calls import fetch_json, stream_transport_error, streamed_response
 from providers.embedding_types import EmbeddingRequest, EmbeddingResult
 from providers.types import (
     ChatRequest,
@@ -45,6 +46,8 @@ from providers.types import (
 
 
 class GeminiAdapter(Adapter):
+    OPERATIONS = frozenset({"complete", "stream", "generate_images", "edit_images", "speech", "transcribe", "submit_video", "poll_video"})
+
     wire_format = "gemini"
     SUPPORTED_ARGUMENTS = frozenset({"frequency_penalty", "presence_penalty", "logprobs", "top_logprobs"})
 

@@ -34,8 +34,8 @@ from typing import Any
 
 from providers import errors
 from providers.adapters import gemini_answer, gemini_errors
-from providers.adapters.base import fetch_json
 from providers.adapters.gemini_request import post
+from providers.adapters.http_calls import fetch_json
 from providers.adapters.openai_audio import SPEECH_CONTENT_TYPES
 from providers.types import (
     SpeechRequest,

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import parse_retry_after
+from providers.adapters.http_calls import parse_retry_after
 from providers.types import Target
 
 

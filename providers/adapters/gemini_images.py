@@ -29,8 +29,8 @@ from typing import Any
 
 from providers import errors
 from providers.adapters import gemini_answer, gemini_errors
-from providers.adapters.base import fetch_json
 from providers.adapters.gemini_request import post
+from providers.adapters.http_calls import fetch_json
 from providers.types import GeneratedMedia, ImageRequest, ImageResult, Target, Usage
 
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}

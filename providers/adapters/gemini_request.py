@@ -35,9 +35,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from providers import errors
-from providers.adapters.base import timeout_for
 from providers.adapters.gemini_answer import SIGNED, signed
 from providers.adapters.gemini_schema import calling_config, declaration
+from providers.adapters.http_calls import timeout_for
 from providers.types import ChatRequest, ImagePart, Message, Target, ToolCall
 
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576,

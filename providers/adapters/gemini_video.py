@@ -28,8 +28,8 @@ import httpx
 
 from providers import errors, outbound
 from providers.adapters import gemini_errors
-from providers.adapters.base import fetch_json, timeout_for, transport_error
 from providers.adapters.gemini_request import api_base, api_headers, post
+from providers.adapters.http_calls import fetch_json, timeout_for, transport_error
 from providers.http import get_client
 from providers.types import GeneratedMedia, MediaInput, Target, Usage, VideoJobState, VideoRequest
 

@@ -47,14 +47,14 @@ import httpx
 
 from providers import errors
 from providers.adapters import wavespeed
-from providers.adapters.base import (
+from providers.adapters.compatible_chat import OpenAICompatibleChat
+from providers.adapters.http_calls import (
     error_for_status,
     fetch_json,
     job_error_mapper,
     json_request,
     redacted_message,
 )
-from providers.adapters.compatible_chat import OpenAICompatibleChat
 from providers.adapters.queue import (
     JobEnded,
     media_url,
@@ -80,6 +80,8 @@ _mappings: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
 
 
 class HuggingFaceAdapter(OpenAICompatibleChat):
+    OPERATIONS = frozenset({"complete", "stream", "edit_images", "submit_video", "poll_video", "cancel_video"})
+
     wire_format = "huggingface"
 
     async def edit_images(self, request: ImageRequest, target: Target) -> ImageResult:

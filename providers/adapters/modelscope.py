@@ -33,14 +33,14 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from providers import errors
-from providers.adapters.base import (
+from providers.adapters.compatible_chat import OpenAICompatibleChat
+from providers.adapters.http_calls import (
     error_for_status,
     fetch_json,
     job_error_mapper,
     json_request,
     redacted_message,
 )
-from providers.adapters.compatible_chat import OpenAICompatibleChat
 from providers.adapters.queue import wait_for_job
 from providers.types import (
     GeneratedMedia,
@@ -55,6 +55,8 @@ FILTERED = ("sensitive", "moderation", "inappropriate", "safety")
 
 
 class ModelScopeAdapter(OpenAICompatibleChat):
+    OPERATIONS = frozenset({"complete", "stream", "generate_images"})
+
     wire_format = "modelscope"
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:

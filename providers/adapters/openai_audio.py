@@ -1,11 +1,14 @@
-"""OpenAI's Audio API: speech (tts-1, tts-1-hd, gpt-4o-mini-tts) and transcription (whisper-1,
-gpt-4o-transcribe, gpt-4o-mini-transcribe), and the compatible providers serving the same routes.
-OpenAICompatibleAdapter's speech and transcribe delegate here.
+"""OpenAI's Audio API: speech (tts-1, tts-1-hd, gpt-4o-mini-tts), transcription (whisper-1,
+gpt-4o-transcribe, gpt-4o-mini-transcribe) and translation into English (whisper-1), and the
+compatible providers serving the same routes. OpenAICompatibleAdapter's speech, transcribe and
+translate delegate here.
 
     POST {base_url}/audio/speech           JSON {model, input, voice, response_format, speed,
                                            instructions, stream_format?} -> the audio's bytes
     POST {base_url}/audio/transcriptions   multipart/form-data: file, model, language, prompt,
                                            response_format, temperature, timestamp_granularities[]
+    POST {base_url}/audio/translations     multipart/form-data: file, model, prompt, response_format,
+                                           temperature (no language: the text is always English)
     Authorization: Bearer <key>
 
 URLs, auth headers and error mapping are the calling adapter's (``api``): Azure OpenAI addresses
@@ -24,6 +27,9 @@ Transcription:
   what they are billed by, and its segments let the gateway write text, srt and vtt itself.
 - GPT transcription models take only json and text; they are asked for json, whose ``usage`` says
   the tokens they are billed by (or ``{"type": "duration", "seconds"}``).
+Translation is asked and read as a transcription is; its answers carry no ``usage`` (OpenAI's
+Translation is ``{text}``, TranslationVerbose ``{language: "english", duration, text, segments}``),
+so a translation is billed the ``duration`` verbose_json reports.
 Errors are the Chat Completions envelope, mapped by the adapter's error_from_response.
 """
 
@@ -36,7 +42,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import fetch_json, streamed_response, timeout_for, transport_error
+from providers.adapters.http_calls import (
+    fetch_json,
+    streamed_response,
+    timeout_for,
+    transport_error,
+)
 from providers.sse import decode_events
 from providers.types import (
     SpeechRequest,
@@ -137,10 +148,21 @@ def transcription_fields(request: TranscriptionRequest, target: Target) -> dict[
 
 async def transcribe(request: TranscriptionRequest, target: Target,
                      api: "OpenAICompatibleAdapter") -> TranscriptionResult:
+    return await send_audio(request, target, api, "audio/transcriptions")
+
+
+async def translate(request: TranscriptionRequest, target: Target,
+                    api: "OpenAICompatibleAdapter") -> TranscriptionResult:
+    return await send_audio(request, target, api, "audio/translations")
+
+
+async def send_audio(request: TranscriptionRequest, target: Target, api: "OpenAICompatibleAdapter",
+                     route: str) -> TranscriptionResult:
+    """The audio and its fields posted as multipart to ``route``; the text it answers."""
     file = request.file
     upload = (file.filename or "audio", file.content or b"", file.content_type)
     prepared = httpx.Request(
-        "POST", api.url_for(target, "audio/transcriptions"),
+        "POST", api.url_for(target, route),
         headers={"Accept": "application/json", **api.auth_headers(target)},
         data=transcription_fields(request, target), files={"file": upload},
         extensions={"timeout": timeout_for(target).as_dict()},

@@ -40,8 +40,8 @@ from providers.adapters import (
     rerank,
 )
 from providers.adapters.answers import malformed, token_count, usage_reader
-from providers.adapters.base import (
-    Adapter,
+from providers.adapters.base import Adapter
+from providers.adapters.http_calls import (
     fetch_json,
     stream_failure,
     stream_transport_error,
@@ -84,6 +84,9 @@ from providers.types import (
 
 
 class OpenAICompatibleAdapter(Adapter):
+    OPERATIONS = frozenset({"complete", "stream", "generate_images", "edit_images", "vary_images", "speech",
+                            "transcribe", "translate", "submit_video", "poll_video", "cancel_video"})
+
     wire_format = "openai_compatible"
     # Every argument as OpenAI names it, but modalities: audio output has no place in the IR.
     SUPPORTED_ARGUMENTS = frozenset({"frequency_penalty", "presence_penalty", "logprobs", "top_logprobs",
@@ -173,6 +176,9 @@ class OpenAICompatibleAdapter(Adapter):
     async def edit_images(self, request: ImageRequest, target: Target) -> ImageResult:
         return await openai_images.edit_images(request, target, self)
 
+    async def vary_images(self, request: ImageRequest, target: Target) -> ImageResult:
+        return await openai_images.vary_images(request, target, self)
+
     async def submit_video(self, request: VideoRequest, target: Target) -> VideoJobState:
         return await openai_video.submit_video(request, target)
 
@@ -190,6 +196,9 @@ class OpenAICompatibleAdapter(Adapter):
 
     async def transcribe(self, request: TranscriptionRequest, target: Target) -> TranscriptionResult:
         return await openai_audio.transcribe(request, target, self)
+
+    async def translate(self, request: TranscriptionRequest, target: Target) -> TranscriptionResult:
+        return await openai_audio.translate(request, target, self)
 
     def can_embed(self, target: Target) -> bool:
         return True

@@ -43,13 +43,13 @@ import httpx
 
 from providers import errors
 from providers.adapters.answers import UnreadableUsage, malformed, token_count
-from providers.adapters.base import fetch_json, timeout_for
 from providers.adapters.embedding_batches import (
     BatchAnswer,
     EmbeddingInput,
     embed_in_batches,
     limit_of,
 )
+from providers.adapters.http_calls import fetch_json, timeout_for
 from providers.embedding_types import EmbeddingRequest, EmbeddingResult
 from providers.types import Target
 

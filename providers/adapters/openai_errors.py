@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import credential_refused, parse_retry_after
+from providers.adapters.http_calls import credential_refused, parse_retry_after
 from providers.types import Target
 
 

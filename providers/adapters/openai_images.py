@@ -4,6 +4,8 @@ that serve the same routes. OpenAICompatibleAdapter's image methods delegate her
     POST {base_url}/images/generations   JSON
     POST {base_url}/images/edits         multipart/form-data: image (dall-e-2) or image[] (GPT image
                                          models, up to 16), mask, prompt, model, n, size, quality
+    POST {base_url}/images/variations    multipart/form-data: image (a square PNG), model, n, size,
+                                         response_format, user; no prompt (dall-e-2 only)
     Authorization: Bearer <key>
 
 URLs, auth headers and error mapping are the calling adapter's (``api``): Azure OpenAI addresses
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import fetch_json, timeout_for
+from providers.adapters.http_calls import fetch_json, timeout_for
 from providers.types import GeneratedMedia, ImageRequest, ImageResult, Target, Usage
 
 if TYPE_CHECKING:
@@ -97,6 +99,34 @@ async def edit_images(request: ImageRequest, target: Target, api: "OpenAICompati
     prepared = httpx.Request(
         "POST", api.url_for(target, "images/edits"), headers={"Accept": "application/json", **api.auth_headers(target)},
         data={key: str(value) for key, value in fields.items()}, files=uploads,
+        extensions={"timeout": timeout_for(target).as_dict()},
+    )
+    return parse_images(await fetch_json(prepared, target, api.error_from_response), request, target)
+
+
+def variation_fields(request: ImageRequest, target: Target) -> dict[str, str]:
+    """What a variation takes: no prompt, quality or style (dall-e-2's one quality is implied)."""
+    fields: dict[str, Any] = {"model": target.upstream_model, "n": request.n}
+    if request.size:
+        fields["size"] = request.size
+    response_format = target.quirks.get("images_response_format", "b64_json")
+    if response_format:
+        fields["response_format"] = response_format
+    fields.update(request.extra)
+    if request.user:
+        fields["user"] = request.user
+    return {key: str(value) for key, value in fields.items()}
+
+
+async def vary_images(request: ImageRequest, target: Target, api: "OpenAICompatibleAdapter") -> ImageResult:
+    if not request.images:
+        raise errors.ProviderBadRequest("An image variation needs the image to vary.", provider=target.provider)
+    image = request.images[0]
+    prepared = httpx.Request(
+        "POST", api.url_for(target, "images/variations"),
+        headers={"Accept": "application/json", **api.auth_headers(target)},
+        data=variation_fields(request, target),
+        files=[("image", (image.filename or "image.png", image.content or b"", image.content_type))],
         extensions={"timeout": timeout_for(target).as_dict()},
     )
     return parse_images(await fetch_json(prepared, target, api.error_from_response), request, target)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from providers.adapters.answers import malformed
-from providers.adapters.base import fetch_json, timeout_for
+from providers.adapters.http_calls import fetch_json, timeout_for
 from providers.embedding_types import ModerationRequest, ModerationResult, ModerationVerdict
 from providers.tokenizer import estimate_moderation_tokens
 from providers.types import ImagePart, Target, Usage

@@ -22,7 +22,7 @@ import httpx
 
 from providers import errors, outbound
 from providers.adapters import openai_errors
-from providers.adapters.base import fetch_json, timeout_for, transport_error
+from providers.adapters.http_calls import fetch_json, timeout_for, transport_error
 from providers.http import get_client
 from providers.types import GeneratedMedia, MediaInput, Target, Usage, VideoJobState, VideoRequest
 

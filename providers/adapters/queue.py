@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from providers import errors
 from providers.adapters import mp4
-from providers.adapters.base import download
+from providers.adapters.http_calls import download
 from providers.types import GeneratedMedia, MediaInput, Target, VideoRequest
 
 log = logging.getLogger(__name__)

@@ -53,8 +53,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from providers import errors
-from providers.adapters.base import (
-    Adapter,
+from providers.adapters.base import Adapter
+from providers.adapters.http_calls import (
     download,
     error_for_status,
     fetch_json,
@@ -92,6 +92,8 @@ FILTERED = ("nsfw", "safety", "content policy", "flagged")
 
 
 class ReplicateAdapter(Adapter):
+    OPERATIONS = frozenset({"generate_images", "edit_images", "submit_video", "poll_video", "cancel_video"})
+
     wire_format = "replicate"
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:

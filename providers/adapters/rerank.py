@@ -27,7 +27,7 @@ import httpx
 
 from providers import errors
 from providers.adapters.answers import malformed
-from providers.adapters.base import fetch_json, timeout_for
+from providers.adapters.http_calls import fetch_json, timeout_for
 from providers.adapters.openai_embeddings import reported_tokens
 from providers.embedding_types import RerankHit, RerankRequest, RerankResult, document_text
 from providers.tokenizer import estimate_rerank_tokens

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import (
-    Adapter,
+from providers.adapters.base import Adapter
+from providers.adapters.http_calls import (
     credential_refused,
     error_for_status,
     fetch_json,
@@ -43,6 +43,8 @@ STATUSES = {"PENDING": "queued", "THROTTLED": "queued", "RUNNING": "in_progress"
 
 
 class RunwayAdapter(Adapter):
+    OPERATIONS = frozenset({"submit_video", "poll_video", "cancel_video"})
+
     wire_format = "runway"
 
     async def submit_video(self, request: VideoRequest, target: Target) -> VideoJobState:

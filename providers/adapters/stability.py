@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.base import (
-    Adapter,
+from providers.adapters.base import Adapter
+from providers.adapters.http_calls import (
     credential_refused,
     fetch_json,
     parse_retry_after,
@@ -41,6 +41,8 @@ DEFAULT_STRENGTH = "0.7"
 
 
 class StabilityAdapter(Adapter):
+    OPERATIONS = frozenset({"generate_images", "edit_images"})
+
     wire_format = "stability"
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:

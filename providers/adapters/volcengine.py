@@ -46,13 +46,13 @@ import httpx
 
 from providers import errors
 from providers.adapters import openai_errors
-from providers.adapters.base import (
+from providers.adapters.compatible_chat import OpenAICompatibleChat
+from providers.adapters.http_calls import (
     fetch_json,
     job_error_mapper,
     json_request,
     transport_error,
 )
-from providers.adapters.compatible_chat import OpenAICompatibleChat
 from providers.adapters.queue import media_url, requested_resolution, size_ratio
 from providers.http import get_client
 from providers.types import (
@@ -71,6 +71,8 @@ FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
 class VolcengineAdapter(OpenAICompatibleChat):
+    OPERATIONS = frozenset({"complete", "stream", "generate_images", "edit_images", "submit_video", "poll_video", "cancel_video"})
+
     wire_format = "volcengine"
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:

@@ -52,8 +52,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from providers import errors
-from providers.adapters.base import (
-    Adapter,
+from providers.adapters.base import Adapter
+from providers.adapters.http_calls import (
     download,
     error_for_status,
     fetch_json,
@@ -93,6 +93,8 @@ INPUT_ERRORS = range(1400, 1500)
 
 
 class WaveSpeedAdapter(Adapter):
+    OPERATIONS = frozenset({"generate_images", "edit_images", "speech", "submit_video", "poll_video"})
+
     wire_format = "wavespeed"
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:

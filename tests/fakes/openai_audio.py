@@ -16,9 +16,17 @@ WIRE_FORMATS.md section 3:
   (``language`` as a name, ``duration``, ``segments``, ``words`` when asked), text, srt and vtt as
   plain text; the GPT transcribe models take json and text only, json with token ``usage``
   (audio: 10 tokens a second, rounded up; text: the prompt's words; output: the transcript's words).
+- ``POST /v1/audio/translations``: multipart, as OpenAI's API reference and the openai SDK's
+  ``audio.translations.create`` describe it: ``file`` (required), ``model`` (only ``whisper-1``),
+  ``prompt`` (in English), ``response_format`` (json, text, srt, verbose_json, vtt; json the
+  default) and ``temperature`` (0-1); there is no ``language``: the text is always English. json
+  answers ``{text}`` and verbose_json ``{task: "translate", language: "english", duration, text,
+  segments}`` (the SDK's Translation and TranslationVerbose: neither carries ``usage``); text, srt
+  and vtt plain text. It refuses another model and fields it does not take ("Unrecognized request
+  argument supplied"), as the real API refuses unknown arguments.
 
-Tests script them with ``fake_openai.enqueue(SpeechReply(...))`` or ``TranscriptReply(...)`` (a
-chat ``Reply`` with an error status works too).
+Tests script them with ``fake_openai.enqueue(SpeechReply(...))``, ``TranscriptReply(...)`` or
+``TranslationReply(...)`` (a chat ``Reply`` with an error status works too).
 """
 
 import base64
@@ -46,6 +54,9 @@ TRANSCRIBE_FORMATS = {"whisper-1": ["json", "text", "srt", "verbose_json", "vtt"
                       "gpt-4o-transcribe": ["json", "text"], "gpt-4o-mini-transcribe": ["json", "text"]}
 AUDIO_TOKENS_PER_SECOND = 10
 DEFAULT_TRANSCRIPT = "Hello from the fake transcriber. It heard two sentences."
+DEFAULT_TRANSLATION = "Good morning from the fake translator. It speaks English only."
+TRANSCRIPT_FORMATS = ["json", "text", "srt", "verbose_json", "vtt"]
+TRANSLATION_FIELDS = {"model", "prompt", "response_format", "temperature"}
 
 
 @dataclass
@@ -67,6 +78,11 @@ class TranscriptReply:
     error_code: str | None = None
     error_message: str = "The fake upstream failed as scripted."
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TranslationReply(TranscriptReply):
+    text: str = DEFAULT_TRANSLATION
 
 
 def scripted(fake, kind: type):
@@ -220,15 +236,8 @@ async def transcriptions(fake, request: web.Request) -> web.Response:
         return invalid("timestamp_granularities requires response_format verbose_json.", "timestamp_granularities")
     duration = wav_duration(upload["content"]) or reply.duration or len(upload["content"]) / 16000
     text = reply.text
-    if response_format == "text":
-        return web.Response(text=text + "\n", content_type="text/plain")
-    if response_format in ("srt", "vtt"):
-        separator = "," if response_format == "srt" else "."
-        cues = [f"{timestamp(s['start'], separator)} --> {timestamp(s['end'], separator)}\n{s['text'].strip()}\n"
-                for s in segments_for(text, duration)]
-        if response_format == "srt":
-            return web.Response(text="\n".join(f"{n}\n{cue}" for n, cue in enumerate(cues, 1)), content_type="text/plain")
-        return web.Response(text="WEBVTT\n\n" + "\n".join(cues), content_type="text/plain")
+    if response_format in ("text", "srt", "vtt"):
+        return plain_text(text, duration, response_format)
     if model.startswith("gpt-"):
         audio_tokens = math.ceil(duration * AUDIO_TOKENS_PER_SECOND)
         text_tokens = len((fields.get("prompt") or "").split())
@@ -247,6 +256,56 @@ async def transcriptions(fake, request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
+def plain_text(text: str, duration: float, response_format: str) -> web.Response:
+    """A transcript or translation as text, srt or vtt."""
+    if response_format == "text":
+        return web.Response(text=text + "\n", content_type="text/plain")
+    separator = "," if response_format == "srt" else "."
+    cues = [f"{timestamp(s['start'], separator)} --> {timestamp(s['end'], separator)}\n{s['text'].strip()}\n"
+            for s in segments_for(text, duration)]
+    if response_format == "srt":
+        return web.Response(text="\n".join(f"{n}\n{cue}" for n, cue in enumerate(cues, 1)), content_type="text/plain")
+    return web.Response(text="WEBVTT\n\n" + "\n".join(cues), content_type="text/plain")
+
+
+def translation_refusal(fields: dict, files: list[dict]) -> tuple[str, str | None] | None:
+    if fields.get("model") != "whisper-1":
+        return f"Invalid model {fields.get('model')!r}: translations are made by whisper-1 only.", "model"
+    if not any(item["field"] == "file" for item in files):
+        return "file is required.", "file"
+    unknown = sorted(set(fields) - TRANSLATION_FIELDS)
+    if unknown:
+        return f"Unrecognized request argument supplied: {', '.join(unknown)}", unknown[0]
+    if fields.get("response_format", "json") not in TRANSCRIPT_FORMATS:
+        return f"response_format '{fields['response_format']}' is not one of {', '.join(TRANSCRIPT_FORMATS)}.", (
+            "response_format")
+    return None
+
+
+async def translations(fake, request: web.Request) -> web.Response:
+    fields, files = await read_fields(request)
+    fake.requests.append({"path": request.path, "headers": dict(request.headers), "body": fields, "files": files,
+                          "at": time.monotonic()})
+    if fake.api_key is not None and request.headers.get("Authorization") != f"Bearer {fake.api_key}":
+        return fake.error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+    reply = scripted(fake, TranslationReply)
+    if reply.status != 200:
+        return fake.error(reply.status, reply.error_message, reply.error_type, reply.error_code, reply.headers)
+    problem = translation_refusal(fields, files)
+    if problem:
+        return invalid(*problem)
+    upload = next(item for item in files if item["field"] == "file")
+    duration = wav_duration(upload["content"]) or reply.duration or len(upload["content"]) / 16000
+    response_format = fields.get("response_format", "json")
+    if response_format in ("text", "srt", "vtt"):
+        return plain_text(reply.text, duration, response_format)
+    if response_format == "json":
+        return web.json_response({"text": reply.text})
+    return web.json_response({"task": "translate", "language": "english", "duration": duration, "text": reply.text,
+                              "segments": segments_for(reply.text, duration)})
+
+
 def add_audio_routes(app: web.Application, fake) -> None:
     app.router.add_post("/v1/audio/speech", functools.partial(speech, fake))
     app.router.add_post("/v1/audio/transcriptions", functools.partial(transcriptions, fake))
+    app.router.add_post("/v1/audio/translations", functools.partial(translations, fake))

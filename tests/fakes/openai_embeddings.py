@@ -17,7 +17,8 @@ reference for embeddings and moderations):
   "category_scores", "category_applied_input_types"}]}``: one result per string, one for all the
   parts of a multimodal input. text-moderation models answer no category_applied_input_types.
 This fake's own choices: a token is a word of a string (an item of a token array); a vector is
-fake_vector(input, size) (values k/1024, exact in float32, so base64 round trips are exact); the
+fake_vector(input, size) (values k/1024, exact in float32, so base64 round trips are exact), or the
+vector a test chose for that text in ``fake.chosen_vectors`` (text -> vector, of any size); the
 model's size is 1,536 (text-embedding-3-large: 3,072) unless ``dimensions`` says. A text saying
 "kill" is flagged for violence; an image URL saying "gore" for violence/graphic, from the image.
 ``limits`` lowers the per-call limits (to stand for a host with smaller ones, as Mistral's).
@@ -136,9 +137,11 @@ async def embeddings(fake, request: web.Request) -> web.Response:
     model = body["model"]
     size = body.get("dimensions") or SIZES.get(model, DEFAULT_SIZE)
     as_base64 = body.get("encoding_format") == "base64"
-    data = [{"object": "embedding", "index": index,
-             "embedding": encode_base64(fake_vector(item, size)) if as_base64 else fake_vector(item, size)}
-            for index, item in enumerate(inputs)]
+    chosen = getattr(fake, "chosen_vectors", None) or {}
+    vectors = [chosen.get(item) if isinstance(item, str) and item in chosen else fake_vector(item, size)
+               for item in inputs]
+    data = [{"object": "embedding", "index": index, "embedding": encode_base64(vector) if as_base64 else vector}
+            for index, vector in enumerate(vectors)]
     if reply.reverse:
         data.reverse()
     tokens = sum(tokens_of(item) for item in inputs)

@@ -9,12 +9,21 @@ quality words of another model. Answers: dall-e models ``url`` (served by this f
 from dall-e-3; GPT image models always ``b64_json`` with ``size``, ``quality``, ``output_format``,
 ``background`` and token ``usage`` (output tokens per image as OpenAI's table).
 
+``POST /v1/images/variations`` (multipart), as OpenAI's API reference and the openai SDK's
+``images.create_variation`` describe it: ``image`` (required: "a valid PNG file, less than 4MB, and
+square"), ``model`` (only ``dall-e-2``, the default), ``n`` (1-10), ``size`` (dall-e-2's:
+256x256, 512x512 or 1024x1024, the default), ``response_format`` (``url``, the default, or
+``b64_json``) and ``user``; no prompt. It answers the same ``{created, data: [{url} | {b64_json}]}``
+as a dall-e-2 generation. It refuses (400) another model, an image that is not a square PNG, and
+fields it does not take (prompt, quality, ...), as "Unrecognized request argument supplied".
+
 Tests script them with ``fake_openai.enqueue(ImageReply(...))`` (a chat ``Reply`` with an error
 status works too); unscripted requests get the default image.
 """
 
 import base64
 import functools
+import struct
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,6 +42,8 @@ OUTPUT_TOKENS = {("1024x1024", "low"): 272, ("1024x1024", "medium"): 1056, ("102
                  ("1536x1024", "low"): 400, ("1536x1024", "medium"): 1568, ("1536x1024", "high"): 6208,
                  ("1024x1536", "low"): 408, ("1024x1536", "medium"): 1584, ("1024x1536", "high"): 6240}
 INPUT_IMAGE_TOKENS = 323
+VARIATION_FIELDS = {"model", "n", "response_format", "size", "user"}
+MAX_VARIATION_IMAGE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -113,12 +124,7 @@ async def images(fake, request: web.Request, *, route: str) -> web.Response:
                           "at": time.monotonic()})
     if fake.api_key is not None and request.headers.get("Authorization") != f"Bearer {fake.api_key}":
         return fake.error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
-    reply = fake.next_reply()
-    if not isinstance(reply, ImageReply):  # a chat Reply scripted for an error
-        reply = ImageReply(status=reply.status, error_type=reply.error_type, error_code=reply.error_code,
-                           error_message=reply.error_message, headers=reply.headers, hold=reply.hold)
-    if reply.hold:
-        await fake._gate().wait()
+    reply = await scripted_reply(fake)
     if reply.status != 200:
         return fake.error(reply.status, reply.error_message, reply.error_type, reply.error_code, reply.headers)
     inputs = [item for item in files if item["field"] in ("image", "image[]")]
@@ -146,19 +152,82 @@ async def images(fake, request: web.Request, *, route: str) -> web.Response:
             "input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens,
             "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": INPUT_IMAGE_TOKENS * len(inputs)}}
         return web.json_response(answer)
+    entries = dall_e_images(fake, fields, n)
+    if model == "dall-e-3":
+        for entry in entries:
+            entry["revised_prompt"] = reply.revised_prompt
+    answer["data"] = entries
+    return web.json_response(answer)
+
+
+async def scripted_reply(fake) -> ImageReply:
+    """The next reply (a chat Reply scripted for an error becomes an ImageReply), once released if held."""
+    reply = fake.next_reply()
+    if not isinstance(reply, ImageReply):
+        reply = ImageReply(status=reply.status, error_type=reply.error_type, error_code=reply.error_code,
+                           error_message=reply.error_message, headers=reply.headers, hold=reply.hold)
+    if reply.hold:
+        await fake._gate().wait()
+    return reply
+
+
+def dall_e_images(fake, fields: dict, n: int) -> list[dict]:
+    """n images as dall-e answers them: URLs this fake serves (the default) or b64_json."""
+    png = make_png(4, 4, (30, 120, 200))
     entries = []
     for _ in range(n):
         if fields.get("response_format", "url") == "b64_json":
-            entry = {"b64_json": base64.b64encode(png).decode()}
+            entries.append({"b64_json": base64.b64encode(png).decode()})
         else:
             name = f"{uuid.uuid4().hex}.png"
             fake.image_files[name] = png
-            entry = {"url": f"{fake.base_url}/images/files/{name}"}
-        if model == "dall-e-3":
-            entry["revised_prompt"] = reply.revised_prompt
-        entries.append(entry)
-    answer["data"] = entries
-    return web.json_response(answer)
+            entries.append({"url": f"{fake.base_url}/images/files/{name}"})
+    return entries
+
+
+def is_square_png(content: bytes) -> bool:
+    if len(content) > MAX_VARIATION_IMAGE_BYTES or content[:8] != b"\x89PNG\r\n\x1a\n" or content[12:16] != b"IHDR":
+        return False
+    width, height = struct.unpack(">II", content[16:24])
+    return width == height
+
+
+def variation_refusal(fields: dict, files: list[dict]) -> tuple[str, str | None] | None:
+    image = next((item for item in files if item["field"] == "image"), None)
+    if image is None:
+        return "image is required.", "image"
+    if fields.get("model", "dall-e-2") != "dall-e-2":
+        return f"Invalid model {fields.get('model')!r}: image variations are made by dall-e-2 only.", "model"
+    unknown = sorted(set(fields) - VARIATION_FIELDS)
+    if unknown:
+        return f"Unrecognized request argument supplied: {', '.join(unknown)}", unknown[0]
+    if not is_square_png(image["content"]):
+        return "Invalid image: it must be a valid PNG file, less than 4MB, and square.", "image"
+    n = int(fields.get("n") or 1)
+    if not 1 <= n <= 10:
+        return f"Invalid n {n}: it must be between 1 and 10.", "n"
+    size = fields.get("size")
+    if size is not None and size not in SIZES["dall-e-2"]:
+        return f"Invalid size {size!r}; supported sizes are {', '.join(SIZES['dall-e-2'])}.", "size"
+    if fields.get("response_format", "url") not in ("url", "b64_json"):
+        return f"Invalid response_format {fields['response_format']!r}.", "response_format"
+    return None
+
+
+async def variations(fake, request: web.Request) -> web.Response:
+    fields, files = await read_fields(request)
+    fake.requests.append({"path": request.path, "headers": dict(request.headers), "body": fields, "files": files,
+                          "at": time.monotonic()})
+    if fake.api_key is not None and request.headers.get("Authorization") != f"Bearer {fake.api_key}":
+        return fake.error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+    reply = await scripted_reply(fake)
+    if reply.status != 200:
+        return fake.error(reply.status, reply.error_message, reply.error_type, reply.error_code, reply.headers)
+    problem = variation_refusal(fields, files)
+    if problem:
+        return invalid(fake, *problem)
+    return web.json_response({"created": int(time.time()),
+                              "data": dall_e_images(fake, fields, int(fields.get("n") or 1))})
 
 
 async def image_file(fake, request: web.Request) -> web.Response:
@@ -172,4 +241,5 @@ def add_image_routes(app: web.Application, fake) -> None:
     fake.image_files = {}
     app.router.add_post("/v1/images/generations", functools.partial(images, fake, route="generations"))
     app.router.add_post("/v1/images/edits", functools.partial(images, fake, route="edits"))
+    app.router.add_post("/v1/images/variations", functools.partial(variations, fake))
     app.router.add_get("/v1/images/files/{name}", functools.partial(image_file, fake))

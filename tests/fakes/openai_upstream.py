@@ -56,6 +56,7 @@ class Reply:
     raw_event: str | None = None  # a stream: this SSE text (e.g. "data: [1,2,3]") before a content chunk
     raw_event_after: int = 1  # ... after this many content chunks; the stream then goes on as scripted
     tool_call: tuple[str, str] | None = None  # (function name, JSON arguments): answer with a tool call
+    tool_calls: list[tuple[str, str]] | None = None  # several, in one answer (ids call_1, call_2, ...)
     reasoning: str | None = None  # reasoning before the answer, in the shape reasoning_shape names
     # Recorded deviations of compatible providers (WIRE_FORMATS.md 8b):
     reasoning_shape: str = "reasoning_content"  # | "reasoning" (Groq) | "think_tags" (MiniMax) | "mistral"
@@ -146,6 +147,7 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
         self.flapping.clear()
         self.open_streams = self.closed_streams = self.abandoned_streams = 0
         self.videos.reset()
+        self.chosen_vectors: dict[str, list[float]] = {}  # text -> the embedding to answer (openai_embeddings.py)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -199,11 +201,11 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
             return await self.stream(request, body, reply, words, usage)
         message = {"role": "assistant", "content": reply.text, "refusal": None, "annotations": []}
         finish_reason = reply.finish_reason
-        if reply.tool_call:
-            name, arguments = reply.tool_call
+        if reply.tool_call or reply.tool_calls:
             message["content"] = None
-            message["tool_calls"] = [{"id": "call_1", "type": "function",
-                                      "function": {"name": name, "arguments": arguments}}]
+            message["tool_calls"] = [{"id": f"call_{number}", "type": "function",
+                                      "function": {"name": name, "arguments": arguments}}
+                                     for number, (name, arguments) in enumerate(calls_of(reply), start=1)]
             finish_reason = "tool_calls"
         if reply.reasoning:
             if reply.reasoning_shape == "think_tags":
@@ -244,7 +246,7 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
         self.open_streams += 1
         finished = False
         try:
-            if reply.tool_call:
+            if reply.tool_call or reply.tool_calls:
                 await self.stream_tool_call(send, reply)
             elif not await self.stream_words(request, response, send, reply, words, usage, body):
                 return response  # scripted failure mid-stream
@@ -297,15 +299,19 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
     async def stream_tool_call(self, send, reply: Reply) -> None:
         """WIRE_FORMATS 1, streaming item 3: the first delta carries index, id, type and name
         with empty arguments; later deltas carry only index and argument fragments."""
-        name, arguments = reply.tool_call
-        await send([{"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [
-            {"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}]},
-            "logprobs": None, "finish_reason": None}])
-        middle = len(arguments) // 2
-        for fragment in (arguments[:middle], arguments[middle:]):
-            await send([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]},
-                         "logprobs": None, "finish_reason": None}])
+        for index, (name, arguments) in enumerate(calls_of(reply)):
+            await send([{"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [
+                {"index": index, "id": f"call_{index + 1}", "type": "function",
+                 "function": {"name": name, "arguments": ""}}]}, "logprobs": None, "finish_reason": None}])
+            middle = len(arguments) // 2
+            for fragment in (arguments[:middle], arguments[middle:]):
+                await send([{"index": 0, "delta": {"tool_calls": [{"index": index, "function": {
+                    "arguments": fragment}}]}, "logprobs": None, "finish_reason": None}])
         await send([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"}])
+
+
+def calls_of(reply: Reply) -> list[tuple[str, str]]:
+    return reply.tool_calls or [reply.tool_call]
 
 
 def main() -> None:

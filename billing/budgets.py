@@ -1,0 +1,93 @@
+"""Budgets: what a scope may spend per period, and what it has spent. Spend alerts read them.
+
+    Budget(scope, subject, amount, period)    scope "tenant", "key" or "end_user"; subject: which
+                                              key or end user ("" for the tenant); amount USD;
+                                              period "day", "week" or "month", in UTC
+    period_bounds(period, now)                [start, end) of the period holding ``now``
+    BudgetUse(budget, spent, start, end, label)   a budget and what was spent in that period
+    budget_uses(now, tenant_ids=None)         every budget's use, per tenant (the alert job's read)
+    BUDGET_SOURCES                            what budget_uses asks: one function per kind of budget
+
+The tenant's monthly cap is one budget among them: ("tenant", "", its plan's
+monthly_spend_limit, "month"), spent = the month's settled spend in the usage ledger
+(MonthlySpend.settled; what requests in flight hold is not spend yet).
+
+To add a kind of budget (per key, per end user): write a source
+``(now, tenant_ids | None) -> Iterable[tuple[tenant_id, BudgetUse]]`` that reads every budget of
+that kind and its spend in the current period in a query or two for all tenants (``tenant_ids``
+narrows it), and append it to BUDGET_SOURCES; the alert job then alerts on it with no other
+change. A source yields only budgets with some spend: a budget with none reaches no threshold.
+The settlement side may also hand one BudgetUse to billing.alerts.record_crossings() directly.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from billing.alert_models import BudgetPeriod, BudgetScope
+from usage.models import MonthlySpend
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    scope: str  # BudgetScope
+    subject: str  # the key's id or the end user's id; "" for the tenant
+    amount: Decimal  # USD per period, more than 0
+    period: str  # BudgetPeriod
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    budget: Budget
+    spent: Decimal  # USD spent in [start, end)
+    start: datetime
+    end: datetime
+    label: str = ""  # for people: "the monthly spend cap", "key 'ci'"
+
+    def has_reached(self, threshold: int) -> bool:
+        return self.spent * 100 >= self.budget.amount * threshold
+
+
+def midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
+    day = now.astimezone(UTC).date()
+    if period == BudgetPeriod.DAY:
+        return midnight(day), midnight(day + timedelta(days=1))
+    if period == BudgetPeriod.WEEK:  # ISO weeks: Monday to Monday
+        monday = day - timedelta(days=day.weekday())
+        return midnight(monday), midnight(monday + timedelta(days=7))
+    if period == BudgetPeriod.MONTH:
+        first = day.replace(day=1)
+        return midnight(first), midnight((first + timedelta(days=32)).replace(day=1))
+    raise ValueError(f"period must be one of {BudgetPeriod.values}, not {period!r}")
+
+
+Source = Callable[[datetime, Iterable[int] | None], Iterable[tuple[int, BudgetUse]]]
+
+
+def tenant_cap_uses(now: datetime, tenant_ids: Iterable[int] | None) -> Iterable[tuple[int, BudgetUse]]:
+    """Each capped tenant's month against its plan's monthly_spend_limit (one query)."""
+    start, end = period_bounds(BudgetPeriod.MONTH, now)
+    cap = "tenant__subscription__plan__monthly_spend_limit"
+    rows = MonthlySpend.objects.filter(month=start.date(), settled__gt=0, **{f"{cap}__gt": 0})
+    if tenant_ids is not None:
+        rows = rows.filter(tenant_id__in=list(tenant_ids))
+    for tenant_id, settled, amount in rows.values_list("tenant_id", "settled", cap):
+        budget = Budget(BudgetScope.TENANT, "", amount, BudgetPeriod.MONTH)
+        yield tenant_id, BudgetUse(budget, settled, start, end, label="the monthly spend cap")
+
+
+BUDGET_SOURCES: tuple[Source, ...] = (tenant_cap_uses,)
+
+
+def budget_uses(now: datetime, tenant_ids: Iterable[int] | None = None) -> dict[int, list[BudgetUse]]:
+    """Every budget with spend in its current period, per tenant id."""
+    uses: dict[int, list[BudgetUse]] = {}
+    for source in BUDGET_SOURCES:
+        for tenant_id, use in source(now, tenant_ids):
+            uses.setdefault(tenant_id, []).append(use)
+    return uses

@@ -1,0 +1,32 @@
+"""/metrics counts what the answer cache did (hits, misses, bypasses by reason) and what hits
+saved, under bounded labels: never a tenant or a key."""
+
+from gateway.cache_settings import update_cache_settings
+from tests.test_metrics import scrape, value
+
+GPT = "openai/gpt-4o-mini"
+LOOKUPS = "tollgate_cache_requests_total"
+
+
+def ask(client, **options):
+    client.chat.completions.create(model=GPT, messages=[{"role": "user", "content": "hello"}], temperature=0,
+                                   **options)
+
+
+def test_hits_misses_and_bypasses_are_counted(gateway_url, client, fake_openai, tenant):
+    update_cache_settings(tenant, enabled=True)
+    before = scrape(gateway_url)
+    ask(client)
+    ask(client)
+    ask(client, extra_headers={"Cache-Control": "no-store"})
+    after = scrape(gateway_url)
+
+    def grown(**labels) -> float:
+        return value(after, LOOKUPS, **labels) - value(before, LOOKUPS, **labels)
+
+    assert grown(kind="chat", result="miss", reason="") == 1
+    assert grown(kind="chat", result="hit", reason="exact") == 1
+    assert grown(kind="chat", result="bypass", reason="no-store") == 1
+    assert value(after, "tollgate_cache_saved_usd_total") > value(before, "tollgate_cache_saved_usd_total")
+    cache_lines = [line for line in after.splitlines() if line.startswith("tollgate_cache")]
+    assert cache_lines and not any("alice" in line or "tenant" in line for line in cache_lines)

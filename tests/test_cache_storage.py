@@ -1,0 +1,123 @@
+"""Where answers are kept: the database without REDIS_URL, a real Redis server with it; in both, a
+tenant's entries are bounded (its oldest go first), expire with the cache's clock, and are found
+only under their own tenant."""
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from caching import store
+from caching.models import CacheEntry
+from gateway.cache_settings import update_cache_settings
+
+MODEL = "openai/gpt-4o-mini"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    binary = shutil.which("redis-server")
+    if binary is None:  # make test installs it; a bare pytest run on a machine without it says so
+        pytest.fail("redis-server is not installed: run `make test`, which installs it")
+    port = free_port()
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture
+def in_redis(settings, redis_url):
+    settings.REDIS_URL = redis_url
+    subprocess.run(["redis-cli", "-u", redis_url, "FLUSHALL"], check=True, capture_output=True)
+    return redis_url
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(store, "clock", lambda: now[0])
+    return now
+
+
+@pytest.fixture
+def caching_on(tenant, other_tenant, clock):
+    update_cache_settings(tenant, enabled=True)
+    update_cache_settings(other_tenant, enabled=True)
+
+
+def ask(client, text: str = "hello") -> str:
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": text}], temperature=0)
+    return raw.headers["x-tollgate-cache"]
+
+
+def redis_keys(url: str) -> list[str]:
+    listed = subprocess.run(["redis-cli", "-u", url, "--scan", "--pattern", "tollgate:cache:*"], check=True,
+                            capture_output=True, text=True).stdout.split()
+    return sorted(listed)
+
+
+def test_with_redis_answers_are_kept_there_per_tenant(client, other_client, fake_openai, tenant, other_tenant,
+                                                      caching_on, in_redis, clock):
+    assert [ask(client) for _ in range(2)] == ["miss", "hit"]
+    assert ask(other_client) == "miss"
+    assert not CacheEntry.objects.exists()
+    keys = redis_keys(in_redis)
+    assert [key for key in keys if key.startswith(f"tollgate:cache:{tenant.pk}:")] != []
+    assert len([key for key in keys if not key.endswith(":index")]) == 2  # one answer per tenant
+    clock[0] += 3601
+    assert ask(client) == "miss"
+
+
+def test_with_redis_a_tenant_keeps_at_most_its_bound(client, fake_openai, caching_on, in_redis, settings, clock):
+    settings.CACHE_MAX_ENTRIES_PER_TENANT = 2
+    for text in ("one", "two", "three"):
+        clock[0] += 1
+        ask(client, text)
+    assert ask(client, "three") == "hit" and ask(client, "two") == "hit"
+    assert ask(client, "one") == "miss"  # pushed out: the closest to expiring
+
+
+def test_in_the_database_a_tenant_keeps_at_most_its_bound(client, other_client, fake_openai, tenant, other_tenant,
+                                                          caching_on, settings, clock):
+    settings.CACHE_MAX_ENTRIES_PER_TENANT = 2
+    ask(other_client, "one")
+    for text in ("one", "two", "three"):
+        clock[0] += 1
+        ask(client, text)
+    assert CacheEntry.objects.filter(tenant=tenant).count() == 2
+    assert CacheEntry.objects.filter(tenant=other_tenant).count() == 1  # Charlie's is not Alice's to push out
+    assert ask(client, "one") == "miss"
+    assert ask(other_client, "one") == "hit"
+
+
+def test_an_answer_larger_than_the_entry_bound_is_not_kept(client, fake_openai, tenant, caching_on, settings):
+    settings.CACHE_MAX_ENTRY_BYTES = 100
+    assert [ask(client) for _ in range(2)] == ["miss", "miss"]
+    assert not CacheEntry.objects.exists()
+
+
+def test_expired_entries_are_dropped_as_new_ones_are_kept(client, fake_openai, tenant, caching_on, clock):
+    ask(client, "one")
+    clock[0] += 3601
+    ask(client, "two")
+    assert list(CacheEntry.objects.filter(tenant=tenant).values_list("stored_at", flat=True)) == [clock[0]]

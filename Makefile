@@ -16,7 +16,7 @@ else
 SERVE = $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) gateway.asgi:application
 endif
 
-.PHONY: run serve migrate test test-sqlite test-postgres test-clients bench lint install
+.PHONY: run serve migrate test test-sqlite test-postgres test-clients bench profile lint install
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ test-clients: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m bench.run
 	$(PY) -m bench.cpu
+
+# A flame graph of the gateway under the bench's load (py-spy), in bench/profile.svg (git-ignored).
+profile: $(VENV)/.installed
+	$(PY) -m bench.profile
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -20,8 +20,9 @@ from usage.admin import ReadOnlyAdmin
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "monthly_price", "requests_per_minute", "monthly_spend_limit", "max_keys",
-                    "max_members", "grace_days", "allows_overage", "prepaid", "stripe_price_id"]
+    list_display = ["slug", "name", "monthly_price", "requests_per_minute", "tokens_per_minute",
+                    "max_concurrent_requests", "monthly_spend_limit", "max_keys", "max_members", "grace_days",
+                    "allows_overage", "prepaid", "stripe_price_id"]
     search_fields = ["slug", "name", "stripe_price_id"]
     ordering = ["sort_order"]
 

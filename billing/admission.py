@@ -7,7 +7,7 @@ them from there)."""
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing import entitlements
+from billing import entitlements, rate_limits
 from billing.entitlements import TOKENS_PER_MESSAGE, Admission, Caller
 from billing.models import Plan
 from providers import tracing
@@ -51,11 +51,13 @@ def loop_tokens(model, prompt_tokens: int, requested_output: int | None, loop: T
 
 async def admit_chat(caller: Caller, model, *, request_id: str, requested_output: int | None, prompt_bytes: int,
                      messages: int = 1, images: int = 0, alternatives=(), byok: bool = False,
-                     search_price: Decimal = Decimal(0), loop: ToolLoopSize = NO_TOOLS) -> Admission:
+                     search_price: Decimal = Decimal(0), loop: ToolLoopSize = NO_TOOLS,
+                     end_user: str = "") -> Admission:
     """Admit a chat request. ``requested_output`` is the most output the provider may be sent
     (None: the model's maximum); with fallbacks, the reservation covers the most the priciest
     model of the chain could cost; with a web search, its price too; with the gateway's tools,
-    every model call of the loop and the most its tools can cost at the plan's prices."""
+    every model call of the loop and the most its tools can cost at the plan's prices.
+    ``end_user``: who the request is for (their budget applies)."""
     prompt_tokens = entitlements.most_input_tokens(prompt_bytes, messages=messages, images=images)
 
     def most_of(candidate) -> Decimal:
@@ -68,30 +70,32 @@ async def admit_chat(caller: Caller, model, *, request_id: str, requested_output
         return await entitlements.admit(
             caller, priciest, request_id=request_id, input_tokens=input_tokens, max_output_tokens=output_tokens,
             byok=byok, search_price=search_price, most_tool_cost=most_tool_cost(caller.plan, loop),
+            end_user=end_user,
         )
 
 
-async def admit_media(caller: Caller, model, *, request_id: str, most) -> Admission:
+async def admit_media(caller: Caller, model, *, request_id: str, most, end_user: str = "") -> Admission:
     """Media admission: ``most`` is the most the request can make (and so cost)."""
     with tracing.span("admit", model=model.public_id):
-        return await entitlements.admit_media(caller, model, request_id=request_id, most=most)
+        return await entitlements.admit_media(caller, model, request_id=request_id, most=most, end_user=end_user)
 
 
-async def admit_cache_hit(caller: Caller, model, *, request_id: str) -> Admission:
+async def admit_cache_hit(caller: Caller, model, *, request_id: str, end_user: str = "") -> Admission:
     """A request the gateway's cache answers: the request rate as any request, then the plan's
     cache price (Plan.cache_hit_price, whatever the answer's size) held against the spend cap
     and billed as the request's cost."""
     with tracing.span("admit", model=model.public_id):
-        rate = await entitlements.acheck_rate(caller)
+        rate = await rate_limits.check_requests(caller)  # no tokens of a provider's, and over at once
         price = caller.plan.cache_hit_price
         reservation = Reservation(
             request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
             provider=model.provider, capability=model.capability, prices=model.prices, amount=price, month=None,
-            known_cost=price)
-        if not await budget.reserve(reservation, caller.plan.monthly_spend_limit):
-            raise entitlements.Refusal(
-                429, f"You exceeded your current quota: plan {caller.plan.name} allows "
-                f"${caller.plan.monthly_spend_limit} of spend per month, and a cached answer costs ${price}. Wait for "
-                f"next month, or {entitlements.upgrade_hint(caller)}.", type="insufficient_quota",
-                code="insufficient_quota")
+            known_cost=price, end_user=end_user)
+        async with entitlements.within_spend_limits(caller, reservation):
+            if not await budget.reserve(reservation, caller.plan.monthly_spend_limit):
+                raise entitlements.Refusal(
+                    429, f"You exceeded your current quota: plan {caller.plan.name} allows "
+                    f"${caller.plan.monthly_spend_limit} of spend per month, and a cached answer costs ${price}. "
+                    f"Wait for next month, or {entitlements.upgrade_hint(caller)}.", type="insufficient_quota",
+                    code="insufficient_quota")
         return Admission(reservation, rate)

@@ -8,6 +8,7 @@ billing/alert_delivery.py write them).
                     or gives up; the dashboard's delivery log
 """
 
+import json
 from decimal import Decimal
 
 from django.db import models
@@ -120,3 +121,11 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.channel} {self.status}"
+
+    @property
+    def summary(self) -> str:
+        """What the event says, for the log: "80% of the monthly spend cap", else its type."""
+        data = json.loads(self.payload).get("data", {})
+        if "threshold" not in data:
+            return self.event_type
+        return f"{data['threshold']}% of {data['budget'].get('label') or 'a budget'}"

@@ -9,7 +9,8 @@ and, if it set one, its webhook a signed POST: once per threshold, budget and pe
                                              and SQL only for a threshold this process has not
                                              seen recorded)
     save_alert_settings(tenant, thresholds=, webhook_url=)   the dashboard's and the API's form
-    parse_thresholds(text) / check_webhook_url(url)         their validation (InvalidAlertSettings)
+    parse_thresholds(text) / check_thresholds(values) / check_webhook_url(url)
+                                             their validation (InvalidAlertSettings, with its field)
     rotate_webhook_secret(tenant)            a new signing secret, returned this once
     send_test_event(tenant)                  a "ping" event to the webhook
 
@@ -21,6 +22,7 @@ billing/alert_delivery.py in the background process. Thresholds passed together 
 runs on the request path.
 """
 
+import functools
 import json
 import logging
 import secrets
@@ -155,7 +157,8 @@ def insert_alerts(tenant_id: int, use: BudgetUse, reached: list[int], now: datet
             pass  # another process recorded it first: its deliveries are its own
         else:
             inserted.append(alert)
-        remember(alert_key(tenant_id, use, threshold))
+        # Once committed: a rolled-back insert must be tried again by this process.
+        transaction.on_commit(functools.partial(remember, alert_key(tenant_id, use, threshold)))
     if inserted and inserted[0].notified:
         queue_deliveries(inserted[0], use, passed=[alert.threshold for alert in inserted], now=now)
     return inserted
@@ -262,7 +265,8 @@ def save_alert_settings(tenant, *, thresholds: list[int], webhook_url: str) -> S
     """Thresholds and the webhook URL ("" for none), checked by check_thresholds and the
     outbound-fetch policy (InvalidAlertSettings); a first webhook gets its signing secret here."""
     thresholds, webhook_url = check_thresholds(thresholds), webhook_url.strip()
-    if webhook_url:
+    saved_url = AlertSettings.objects.filter(tenant=tenant).values_list("webhook_url", flat=True).first()
+    if webhook_url and webhook_url != saved_url:  # an unchanged URL is checked again at each delivery
         check_webhook_url(webhook_url)  # resolves the host: before the transaction, not in it
     with transaction.atomic():
         settings, _ = AlertSettings.objects.select_for_update().get_or_create(tenant=tenant)

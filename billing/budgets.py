@@ -10,7 +10,9 @@
 
 The tenant's monthly cap is one budget among them: ("tenant", "", its plan's
 monthly_spend_limit, "month"), spent = the month's settled spend in the usage ledger
-(MonthlySpend.settled; what requests in flight hold is not spend yet).
+(MonthlySpend.settled; what requests in flight hold is not spend yet). The budgets a tenant admin
+sets per API key and per end user are the others (billing/budget_models.py SpendBudget, enforced
+by billing/spend_limits.py), spent = their period's BudgetSpend.settled.
 
 To add a kind of budget (per key, per end user): write a source
 ``(now, tenant_ids | None) -> Iterable[tuple[tenant_id, BudgetUse]]`` that reads every budget of
@@ -26,6 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from billing.alert_models import BudgetPeriod, BudgetScope
+from billing.budget_models import BudgetSpend
 from usage.models import MonthlySpend
 
 
@@ -81,7 +84,24 @@ def tenant_cap_uses(now: datetime, tenant_ids: Iterable[int] | None) -> Iterable
         yield tenant_id, BudgetUse(budget, settled, start, end, label="the monthly spend cap")
 
 
-BUDGET_SOURCES: tuple[Source, ...] = (tenant_cap_uses,)
+def set_budget_uses(now: datetime, tenant_ids: Iterable[int] | None) -> Iterable[tuple[int, BudgetUse]]:
+    """Each key's and end user's budget against its current period's settled spend (one query)."""
+    since = period_bounds(BudgetPeriod.MONTH, now)[0] - timedelta(days=7)  # no current period starts earlier
+    rows = BudgetSpend.objects.filter(settled__gt=0, period_start__gte=since).select_related("budget__api_key")
+    if tenant_ids is not None:
+        rows = rows.filter(budget__tenant_id__in=list(tenant_ids))
+    for row in rows:
+        budget = row.budget
+        start, end = period_bounds(budget.period, now)
+        if row.period_start != start:
+            continue  # a past period's ledger
+        whose = f"API key '{budget.api_key.name}'" if budget.api_key else f"end user '{budget.subject}'"
+        label = f"the budget of {whose}"
+        yield budget.tenant_id, BudgetUse(Budget(budget.scope, budget.subject, budget.amount, budget.period),
+                                          row.settled, start, end, label=label)
+
+
+BUDGET_SOURCES: tuple[Source, ...] = (tenant_cap_uses, set_budget_uses)
 
 
 def budget_uses(now: datetime, tenant_ids: Iterable[int] | None = None) -> dict[int, list[BudgetUse]]:

@@ -7,6 +7,7 @@
     record_refund(tenant_id, refund)            a refund made in Stripe, exactly once
     adjust_credits(tenant_id, amount, ...)      an operator's correction, with a reason
     top_up_if_low(tenant_id)                    charge the saved card, once per threshold crossing
+                                                (of what is left: balance less settled, undebited usage)
     resend_pending_top_ups() / top_up_low_balances()   the periodic job (manage.py top_up_credits)
 
 Every entry goes through append_entry(), holding the tenant's CreditAccount row lock: the entry
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 # Stripe keeps an idempotency key's answer for 24 hours; a charge still unanswered after this is
 # left to the payment_intent webhooks and an operator, never sent again under a stale key.
 RESEND_WITHIN = timedelta(hours=23)
+# What the balance is below when the credits left (balance less settled usage not yet debited:
+# billing/credit_debits.py) are below the auto top-up threshold.
+BELOW_THRESHOLD = F("top_up_threshold") + F("spent_undebited")
 # Statuses after which an off-session charge will not succeed without the customer.
 FAILED_PAYMENT_STATUSES = {"requires_payment_method", "requires_action", "canceled"}
 
@@ -79,7 +83,7 @@ def append_entry(account: CreditAccount, kind: str, amount: Decimal, **fields) -
     entry = CreditEntry.objects.create(tenant_id=account.tenant_id, kind=kind, amount=amount,
                                        balance_after=new_balance, **fields)
     changes = {"balance": new_balance, "updated_at": timezone.now()}
-    if new_balance >= account.top_up_threshold:
+    if new_balance - account.spent_undebited >= account.top_up_threshold:
         changes["top_up_armed"] = True  # back at the threshold: the next fall below is a new crossing
     CreditAccount.objects.filter(pk=account.pk).update(**changes)
     account.balance = new_balance
@@ -194,7 +198,7 @@ def claim_crossing(tenant_id: int) -> AutoTopUp | None:
     # The conditional UPDATE is the lock: of concurrent callers exactly one turns the armed flag
     # off (PostgreSQL re-checks the WHERE after waiting on the row; SQLite runs one at a time).
     claimed = (CreditAccount.objects
-               .filter(tenant_id=tenant_id, auto_top_up=True, top_up_armed=True, balance__lt=F("top_up_threshold"))
+               .filter(tenant_id=tenant_id, auto_top_up=True, top_up_armed=True, balance__lt=BELOW_THRESHOLD)
                .exclude(stripe_payment_method_id="")
                .update(top_up_armed=False, top_up_crossings=F("top_up_crossings") + 1, updated_at=timezone.now()))
     if not claimed:
@@ -296,6 +300,6 @@ def resend_pending_top_ups(*, now: datetime | None = None, min_age: timedelta = 
 
 def top_up_low_balances() -> list[AutoTopUp]:
     """top_up_if_low() for every account that looks due (a safety net beside the settlement's calls)."""
-    due = (CreditAccount.objects.filter(auto_top_up=True, top_up_armed=True, balance__lt=F("top_up_threshold"))
+    due = (CreditAccount.objects.filter(auto_top_up=True, top_up_armed=True, balance__lt=BELOW_THRESHOLD)
            .exclude(stripe_payment_method_id="").values_list("tenant_id", flat=True))
     return [attempt for tenant_id in list(due) if (attempt := top_up_if_low(tenant_id)) is not None]

@@ -4,9 +4,12 @@ Checked before any provider is called, in this order:
     1. check_model: model and capability on the plan and the key's allow-list  -> 403
        (the endpoint's first check, for every model of its chain, before it says
        anything else about the model)
-    2. admit: request rate (django-ratelimit's core, key = API key, rate = plan) -> 429 + Retry-After
-    3. admit: the monthly spend cap, reserving the most the request can cost     -> 429 insufficient_quota
-       (against this process's budget lease: usage.budget, usage.leases)
+    2. admit: the key's rate limits: requests and tokens per minute, requests
+       in flight (billing.rate_limits; settled by the meter's exit)             -> 429 + Retry-After
+    3. admit: the budgets of the request's key and end user and a prepaid tenant's
+       credits (billing.spend_limits), then the monthly spend cap, each holding the most
+       the request can cost                                                     -> 429 insufficient_quota
+       (the cap against this process's budget lease: usage.budget, usage.leases)
 The reservation is replaced by the actual cost at settlement (usage.recording, usage.batches).
 
 Media requests (images, video, speech, transcription) go through admit_media instead of 3:
@@ -17,36 +20,21 @@ gives the rest back; a failed or cancelled job settles zero units and costs noth
 """
 
 import asyncio
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fnmatch import fnmatchcase
 
-from asgiref.sync import sync_to_async
-from django.conf import settings
-from django_ratelimit import ALL
-from django_ratelimit.core import get_usage
-
+from billing import rate_limits, spend_limits
 from billing.models import Plan
+from billing.rate_limits import RateHold
+from billing.refusals import Refusal, upgrade_hint
 from providers import catalog_snapshot
 from providers.pricing import ToolPrices, cost_of, most_cost
 from providers.types import Usage
 from usage import budget, recording
 from usage.recording import Reservation
 from usage.writer import writer
-
-
-class Refusal(Exception):
-    """The plan says no. Carries the status and envelope fields the client sees."""
-
-    def __init__(self, status: int, message: str, *, type: str, code: str, retry_after: int | None = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.code = code
-        self.retry_after = retry_after
-        self.headers = headers or {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +51,9 @@ class Caller:
     # The gateway's URL as this caller reaches it (no trailing slash), for links in refusals. The
     # HTTP edge sets it (billing never reads a request); "" (the playground) leaves them relative.
     base_url: str = ""
-
-
-def upgrade_hint(caller: Caller) -> str:
-    return f"upgrade at {caller.base_url}/billing"
+    # The key's own rate limits (None: the plan's alone); of the key's and the plan's, the lower applies.
+    key_tokens_per_minute: int | None = None
+    key_max_concurrent_requests: int | None = None
 
 
 def is_on_plan(plan: Plan, model) -> bool:
@@ -105,56 +92,6 @@ def check_model(caller: Caller, model) -> None:
                       f"to {', '.join(allowed)}.", type="permission_error", code="model_not_allowed_for_key")
 
 
-def plan_rate(group, caller: Caller) -> str:
-    return f"{caller.plan.requests_per_minute}/m"
-
-
-def key_of(group, caller: Caller) -> str:
-    # Keyless playground calls share one window per tenant, at the plan's per-key rate.
-    return str(caller.key_id) if caller.key_id is not None else f"playground-{caller.tenant_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class RateWindow:
-    """Where a key stands in its current rate window (sent as x-ratelimit-* headers)."""
-
-    limit: int
-    remaining: int
-    reset_seconds: int
-
-    def headers(self) -> dict[str, str]:
-        return {"x-ratelimit-limit-requests": str(self.limit),
-                "x-ratelimit-remaining-requests": str(self.remaining),
-                "x-ratelimit-reset-requests": f"{self.reset_seconds}s"}
-
-
-def check_rate(caller: Caller) -> RateWindow:
-    # django-ratelimit only reads the "request" through the key and rate callables, so the
-    # caller stands in for it; method=ALL skips its HTTP-method filter.
-    usage = get_usage(caller, group="v1", key=key_of, rate=plan_rate, method=ALL, increment=True)
-    limit = caller.plan.requests_per_minute
-    window = RateWindow(limit=limit, remaining=max(0, limit - int(usage["count"])),
-                        reset_seconds=max(1, int(usage["time_left"])))
-    if usage["should_limit"]:
-        raise Refusal(429, f"Rate limit reached: plan {caller.plan.name} allows "
-                      f"{limit} requests per minute. Retry in {window.reset_seconds}s, "
-                      f"or {upgrade_hint(caller)} for a higher limit.",
-                      type="rate_limit_error", code="rate_limit_exceeded", retry_after=window.reset_seconds,
-                      headers=window.headers())
-    return window
-
-
-_check_rate_in_thread = sync_to_async(check_rate, thread_sensitive=False)
-
-
-async def acheck_rate(caller: Caller) -> RateWindow:
-    """check_rate from the event loop: in a thread when the window is in Redis (a network round
-    trip), inline when it is in process memory (cheaper than a thread hop)."""
-    if settings.REDIS_URL:
-        return await _check_rate_in_thread(caller)
-    return check_rate(caller)
-
-
 # Per message, the chat template's role and separator tokens; per image, the most any provider
 # in the catalog counts for one (high-detail tiles on gpt-4.1-mini-class models).
 TOKENS_PER_MESSAGE = 8
@@ -172,13 +109,31 @@ def tool_prices(plan: Plan) -> ToolPrices:
     return ToolPrices(per_web_fetch=plan.web_fetch_price, per_code_second=plan.code_second_price)
 
 
+@asynccontextmanager
+async def within_spend_limits(caller: Caller, reservation: Reservation):
+    """Hold the reservation on the budgets and credits that apply (billing.spend_limits; 429
+    insufficient_quota naming the limit), for the body (the cap's reservation) to follow: if the
+    body raises (the cap refused, the client left), the holds go back."""
+    try:
+        await spend_limits.hold(caller, reservation)
+    except spend_limits.OverLimit as over:
+        raise Refusal(429, over.message, type="insufficient_quota", code="insufficient_quota",
+                      retry_after=over.retry_after, headers=over.headers) from None
+    try:
+        yield
+    except BaseException:
+        spend_limits.release(reservation)
+        raise
+
+
 async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens: int,
                         max_output_tokens: int, byok: bool = False, search_price: Decimal = Decimal(0),
-                        most_tool_cost: Decimal = Decimal(0)) -> Reservation:
+                        most_tool_cost: Decimal = Decimal(0), end_user: str = "") -> Reservation:
     """``search_price``: the request makes one web search at this price (gateway.serving.web_search);
-    ``most_tool_cost``: the most its gateway tools can cost at the plan's prices (billing.admission).
-    Held against this process's budget lease of the tenant's month (usage.budget): far from the
-    cap, no database round trip."""
+    ``most_tool_cost``: the most its gateway tools can cost at the plan's prices (billing.admission);
+    ``end_user``: who it is for (their budget applies). Held on the key's and end user's budgets and
+    a prepaid tenant's credits, then against this process's budget lease of the tenant's month
+    (usage.budget): far from the cap, and with no such budget, no database round trip."""
     flat_cost = caller.plan.byok_fee_per_request if byok else None
     amount = flat_cost if byok else most_cost(model.prices, input_tokens=input_tokens,
                                                max_output_tokens=max_output_tokens)
@@ -187,30 +142,33 @@ async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens:
     reservation = Reservation(
         request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
         provider=model.provider, capability=model.capability, prices=model.prices, amount=amount, month=None,
-        flat_cost=flat_cost, search_price=search_price, tool_prices=tool_prices(caller.plan),
+        flat_cost=flat_cost, search_price=search_price, tool_prices=tool_prices(caller.plan), end_user=end_user,
     )
-    if not await budget.reserve(reservation, cap):
-        raise Refusal(429, f"You exceeded your current quota: plan {caller.plan.name} allows ${cap} of spend per "
-                      f"month and this request could cost up to ${amount.quantize(Decimal('0.000001'))}. "
-                      f"Lower max_tokens, wait for next month, or {upgrade_hint(caller)}.",
-                      type="insufficient_quota", code="insufficient_quota")
+    async with within_spend_limits(caller, reservation):
+        if not await budget.reserve(reservation, cap):
+            raise Refusal(429, f"You exceeded your current quota: plan {caller.plan.name} allows ${cap} of spend "
+                          f"per month and this request could cost up to ${amount.quantize(Decimal('0.000001'))}. "
+                          f"Lower max_tokens, wait for next month, or {upgrade_hint(caller)}.",
+                          type="insufficient_quota", code="insufficient_quota")
     return reservation
 
 
 @dataclass(frozen=True, slots=True)
 class Admission:
     reservation: Reservation
-    rate: RateWindow
+    rate: RateHold  # the key's rate limits, also on the reservation (settled with it)
 
 
 async def admit(caller: Caller, model, *, request_id: str, input_tokens: int, max_output_tokens: int,
                 byok: bool = False, search_price: Decimal = Decimal(0),
-                most_tool_cost: Decimal = Decimal(0)) -> Admission:
+                most_tool_cost: Decimal = Decimal(0), end_user: str = "") -> Admission:
     """Rate and spend for a call whose models have passed check_model."""
-    rate = await acheck_rate(caller)
-    reservation = await reserve_spend(caller, model, request_id=request_id, input_tokens=input_tokens,
-                                      max_output_tokens=max_output_tokens, byok=byok, search_price=search_price,
-                                      most_tool_cost=most_tool_cost)
+    rate = await rate_limits.admit_rates(caller, tokens=input_tokens + max_output_tokens)
+    async with rate_limits.settled_if_refused(rate):
+        reservation = await reserve_spend(caller, model, request_id=request_id, input_tokens=input_tokens,
+                                          max_output_tokens=max_output_tokens, byok=byok, search_price=search_price,
+                                          most_tool_cost=most_tool_cost, end_user=end_user)
+    reservation.rate_hold = rate
     return Admission(reservation, rate)
 
 
@@ -288,33 +246,35 @@ def media_refusal(caller: Caller, reached: recording.LimitReached, amount: Decim
                    type="insufficient_quota", code="media_limit_exceeded", headers={"x-should-retry": "false"})
 
 
-async def admit_media(caller: Caller, model, *, request_id: str, most: Usage) -> Admission:
+async def admit_media(caller: Caller, model, *, request_id: str, most: Usage, end_user: str = "") -> Admission:
     """Admission for a media call whose model has passed check_model (and whose parameters the
-    model accepts): the plan's largest size (403), the request rate (429), then the most the
+    model accepts): the plan's largest size (403), the key's rate limits (429), then the most the
     request can make and cost (``most``: images, video_seconds, characters, audio_seconds,
     media_detail, and tokens for token-priced models) reserved atomically against the spend cap
     and the plan's monthly unit limits (429 insufficient_quota; hard under concurrency).
 
     Settle the Meter of the returned reservation with the actual usage: the units made (zero
-    for a failed or cancelled job) replace the units reserved, and the actual cost the amount."""
+    for a failed or cancelled job) replace the units reserved, and the actual cost the amount.
+    The key's and ``end_user``'s budgets and a prepaid tenant's credits are held first."""
     check_media_size(caller, model, most.media_detail)
-    rate = await acheck_rate(caller)
+    rate = await rate_limits.admit_rates(caller, tokens=most.input_tokens + most.output_tokens)
     amount = cost_of(model.prices, most)
-    pending = writer.submit(recording.reserve_media, request_id, caller.tenant_id, amount,
-                            caller.plan.monthly_spend_limit, most, media_limits(caller.plan))
     units = Usage(images=most.images, video_seconds=most.video_seconds, characters=most.characters,
                   audio_seconds=most.audio_seconds, media_detail=most.media_detail)
     reservation = Reservation(
         request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
         provider=model.provider, capability=model.capability, prices=model.prices, amount=amount,
-        month=None, units=units)
-    try:
-        reservation.month = await asyncio.shield(pending)
-    except asyncio.CancelledError:
-        pending.add_done_callback(lambda done: release_abandoned_media(done, reservation))
-        raise
-    except recording.LimitReached as reached:
-        raise media_refusal(caller, reached, amount, most) from None
+        month=None, units=units, end_user=end_user, rate_hold=rate)
+    async with rate_limits.settled_if_refused(rate), within_spend_limits(caller, reservation):
+        pending = writer.submit(recording.reserve_media, request_id, caller.tenant_id, amount,
+                                caller.plan.monthly_spend_limit, most, media_limits(caller.plan))
+        try:
+            reservation.month = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            pending.add_done_callback(lambda done: release_abandoned_media(done, reservation))
+            raise
+        except recording.LimitReached as reached:
+            raise media_refusal(caller, reached, amount, most) from None
     return Admission(reservation, rate)
 
 

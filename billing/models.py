@@ -15,6 +15,13 @@ class Plan(models.Model):
     name = models.CharField(max_length=100)
     monthly_price = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"))
     requests_per_minute = models.PositiveIntegerField(default=60)
+    tokens_per_minute = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Tokens (prompt and output) per minute per API key; empty = no limit. A key may set a lower one.")
+    max_concurrent_requests = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Requests in flight at once per API key (a stream until it ends); empty = no limit. A key may "
+                  "set a lower one.")
     monthly_spend_limit = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True, help_text="USD per calendar month; empty = no cap."
     )
@@ -311,6 +318,11 @@ class CreditAccount(models.Model):
     balance = models.DecimalField(**CREDIT_MONEY, default=Decimal("0"), editable=False)
     debited_through = models.DateTimeField(null=True, blank=True, editable=False,
                                            help_text="Usage up to here is debited (the last period's end).")
+    # Moved by the request path (billing/spend_holds.py): what requests in flight hold, and what
+    # settled and is not yet debited. Available credit = balance - spent_undebited - reserved.
+    reserved = models.DecimalField(**CREDIT_MONEY, default=Decimal("0"), db_default=Decimal("0"), editable=False)
+    spent_undebited = models.DecimalField(**CREDIT_MONEY, default=Decimal("0"), db_default=Decimal("0"),
+                                          editable=False)
     auto_top_up = models.BooleanField(default=False)
     top_up_threshold = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"),
                                            help_text="USD: below this balance the saved card is charged.")
@@ -356,5 +368,8 @@ class AutoTopUp(models.Model):
         return f"{self.idempotency_key} {self.status}"
 
 
-# Spend alerts' tables live in a module of their own; imported here so Django registers them.
+# Spend alerts' tables, and the budgets per key and end user with their ledgers and holds, live in
+# modules of their own (billing/alert_models.py, billing/budget_models.py); imported here so Django
+# registers them.
 from billing.alert_models import AlertDelivery, AlertSettings, BudgetAlert  # noqa: E402, F401
+from billing.budget_models import BudgetSpend, SpendBudget, SpendHold  # noqa: E402, F401

@@ -5,10 +5,15 @@
                                           CACHE_MAX_ENTRY_BYTES); past CACHE_MAX_ENTRIES_PER_TENANT
                                           the tenant's oldest answers go
 
-An answer is only ever found under its own tenant: the tenant is part of every Redis key and of
-every database lookup, besides being part of the digest. ``clock`` (epoch seconds) is the one
-time source, so tests move it rather than sleep; Redis's own expiry only reclaims the memory, a
-little after the clock says the answer expired.
+An answer is only ever found under its own tenant: the tenant is part of every Redis key, of
+every database lookup and of every key of the process's own copy, besides being part of the
+digest. ``clock`` (epoch seconds) is the one time source, so tests move it rather than sleep;
+Redis's own expiry only reclaims the memory, a little after the clock says the answer expired.
+
+Each process also keeps the answers it kept or found lately (at most CACHE_LOCAL_BYTES of them,
+least recently used out first), so a hit it has seen before costs no round trip. A kept answer
+never changes meaning before it expires, so such a copy is valid until then, even after the store
+has pushed it out to keep the tenant within its bound.
 
 Database writes go through the ledger writer (usage/writer.py), the hot path's one writing
 connection; reads run on the shared executor (providers/blocking.py).
@@ -17,6 +22,7 @@ connection; reads run on the shared executor (providers/blocking.py).
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -34,19 +40,26 @@ REDIS_SLACK_SECONDS = 60  # Redis keeps an entry this much past its expiry: the 
 
 
 async def find(tenant_id: int, digest: str) -> CachedAnswer | None:
-    redis = redis_client()
-    if redis is not None:
-        try:
-            text = await redis.get(entry_key(tenant_id, digest))
-        except (RedisError, OSError) as error:
-            log.warning("answer cache: Redis unavailable (%s); answering without the cache", error)
-            return None
-    else:
-        text = await run_blocking(read_entry, tenant_id, digest, clock())
+    text = local_copy(tenant_id, digest)
+    if text is None:
+        text = await find_kept(tenant_id, digest)
+        if text is not None:
+            copy_locally(tenant_id, digest, text)
     if text is None:
         return None
     answer = from_json(text)
     return answer if answer.expires_at > clock() else None
+
+
+async def find_kept(tenant_id: int, digest: str) -> str | None:
+    redis = redis_client()
+    if redis is None:
+        return await run_blocking(read_entry, tenant_id, digest, clock())
+    try:
+        return await redis.get(entry_key(tenant_id, digest))
+    except (RedisError, OSError) as error:
+        log.warning("answer cache: Redis unavailable (%s); answering without the cache", error)
+        return None
 
 
 async def keep(tenant_id: int, digest: str, answer: CachedAnswer) -> bool:
@@ -58,13 +71,43 @@ async def keep(tenant_id: int, digest: str, answer: CachedAnswer) -> bool:
     if redis is None:
         await writer.run(write_entry, tenant_id, digest, text, answer.stored_at, answer.expires_at,
                          settings.CACHE_MAX_ENTRIES_PER_TENANT)
-        return True
-    try:
-        await write_redis(redis, tenant_id, digest, text, answer)
-    except (RedisError, OSError) as error:
-        log.warning("answer cache: Redis unavailable (%s); the answer was not kept", error)
-        return False
+    else:
+        try:
+            await write_redis(redis, tenant_id, digest, text, answer)
+        except (RedisError, OSError) as error:
+            log.warning("answer cache: Redis unavailable (%s); the answer was not kept", error)
+            return False
+    copy_locally(tenant_id, digest, text)
     return True
+
+
+# --- the process's own copies ---------------------------------------------------------------------
+
+_local: OrderedDict[tuple[int, str], str] = OrderedDict()  # (tenant id, digest) -> the answer's JSON
+_local_bytes = [0]
+
+
+def local_copy(tenant_id: int, digest: str) -> str | None:
+    text = _local.get((tenant_id, digest))
+    if text is not None:
+        _local.move_to_end((tenant_id, digest))
+    return text
+
+
+def copy_locally(tenant_id: int, digest: str, text: str) -> None:
+    limit = settings.CACHE_LOCAL_BYTES
+    if len(text) > limit:
+        return
+    old = _local.pop((tenant_id, digest), None)
+    _local_bytes[0] += len(text) - len(old or "")
+    _local[(tenant_id, digest)] = text
+    while _local_bytes[0] > limit and _local:
+        _local_bytes[0] -= len(_local.popitem(last=False)[1])
+
+
+def forget_local_copies() -> None:
+    _local.clear()
+    _local_bytes[0] = 0
 
 
 # --- the database --------------------------------------------------------------------------------
@@ -107,6 +150,13 @@ def redis_client():
             del _redis[stale]
         client = _redis[(loop, url)] = redis.asyncio.Redis.from_url(url)
     return client
+
+
+async def close() -> None:
+    """Close this event loop's Redis clients (at shutdown)."""
+    loop = asyncio.get_running_loop()
+    for key in [key for key in _redis if key[0] is loop]:
+        await _redis.pop(key).aclose()
 
 
 def entry_key(tenant_id: int, digest: str) -> str:

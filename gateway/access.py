@@ -12,6 +12,7 @@ from billing.models import (
     CreditAccount,
     CreditEntry,
     PlanChange,
+    SpendBudget,
     Subscription,
     SubscriptionStatus,
 )
@@ -53,7 +54,8 @@ def get_pending_invitations_for_tenant(tenant) -> list[Invitation]:
 
 
 def get_api_keys_for_tenant(tenant) -> list[ApiKey]:
-    return list(ApiKey.objects.filter(tenant=tenant).select_related("created_by"))
+    """The tenant's keys, with their creators and budgets (``spend_budget``, when they have one)."""
+    return list(ApiKey.objects.filter(tenant=tenant).select_related("created_by", "spend_budget"))
 
 
 def count_active_api_keys_for_tenant(tenant) -> int:
@@ -62,7 +64,7 @@ def count_active_api_keys_for_tenant(tenant) -> int:
 
 def get_api_key_for_tenant(tenant, key_id: int) -> ApiKey:
     """One of the tenant's keys; another tenant's id raises ApiKey.DoesNotExist."""
-    return ApiKey.objects.select_related("created_by").get(tenant=tenant, pk=key_id)
+    return ApiKey.objects.select_related("created_by", "spend_budget").get(tenant=tenant, pk=key_id)
 
 
 def get_tenant_for_api_key(api_key: ApiKey, tenant_slug: str) -> Tenant:
@@ -141,9 +143,20 @@ def get_alert_settings_for_tenant(tenant) -> AlertSettings:
 
 def get_alert_deliveries_for_tenant(tenant, *, limit: int) -> list[AlertDelivery]:
     """The tenant's latest alert deliveries (mails and webhooks), newest first."""
-    return list(AlertDelivery.objects.filter(tenant=tenant).select_related("alert").order_by("-created_at", "-pk")[:limit])
+    deliveries = AlertDelivery.objects.filter(tenant=tenant).select_related("alert")
+    return list(deliveries.order_by("-created_at", "-pk")[:limit])
 
 
 def get_alert_delivery_for_tenant(tenant, delivery_id: int) -> AlertDelivery:
     """One of the tenant's deliveries; another tenant's id raises AlertDelivery.DoesNotExist."""
     return AlertDelivery.objects.get(tenant=tenant, pk=delivery_id)
+
+
+def get_end_user_budgets_for_tenant(tenant) -> list[SpendBudget]:
+    """The tenant's budgets per end user, by end user."""
+    return list(SpendBudget.objects.filter(tenant=tenant, scope="end_user").order_by("subject", "pk"))
+
+
+def get_end_user_budget_for_tenant(tenant, budget_id: int) -> SpendBudget:
+    """One of the tenant's end-user budgets; another tenant's id raises SpendBudget.DoesNotExist."""
+    return SpendBudget.objects.get(tenant=tenant, scope="end_user", pk=budget_id)

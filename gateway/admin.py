@@ -49,7 +49,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "prefix", "tenant__slug"]
     readonly_fields = ["tenant", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
     fields = ["tenant", "name", "prefix", "created_by", "created_at", "last_used_at", "expires_at", "revoked_at",
-              "allowed_models"]
+              "allowed_models", "tokens_per_minute", "max_concurrent_requests"]
     actions = [revoke_keys]
 
     def has_add_permission(self, request):

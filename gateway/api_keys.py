@@ -61,6 +61,8 @@ class KeyContext:
     last_used_at: datetime | None
     provider_keys: dict[str, str] = field(default_factory=dict, repr=False)  # the tenant's own, decrypted
     cache: CachePolicy = OFF  # the tenant's answer-cache settings, with the key's own switch
+    tokens_per_minute: int | None = None  # the key's own rate limits (None: the plan's)
+    max_concurrent_requests: int | None = None
 
 
 def hash_key(raw: str) -> str:
@@ -69,8 +71,10 @@ def hash_key(raw: str) -> str:
 
 @transaction.atomic
 def issue_api_key(tenant: Tenant, *, name: str, created_by=None, expires_at: datetime | None = None,
-                  allowed_models: list[str] | None = None, scopes: list[str] | None = None) -> IssuedKey:
-    """A new key of ``tenant``, within the plan's max_keys; ``scopes`` default to ['inference']."""
+                  allowed_models: list[str] | None = None, scopes: list[str] | None = None,
+                  tokens_per_minute: int | None = None, max_concurrent_requests: int | None = None) -> IssuedKey:
+    """A new key of ``tenant``, within the plan's max_keys; ``scopes`` default to ['inference'];
+    its own rate limits (None: the plan's) as set_key_rate_limits."""
     # The subscription row, locked: two keys issued at once cannot both take the last free place.
     plan = Subscription.objects.select_for_update().select_related("plan").get(tenant=tenant).plan
     active = ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count()
@@ -84,8 +88,25 @@ def issue_api_key(tenant: Tenant, *, name: str, created_by=None, expires_at: dat
     api_key = ApiKey.objects.create(
         tenant=tenant, name=name, prefix=prefix, hashed=hash_key(raw), created_by=created_by,
         expires_at=expires_at, allowed_models=allowed_models or [], scopes=scopes or default_key_scopes(),
+        tokens_per_minute=tokens_per_minute, max_concurrent_requests=max_concurrent_requests,
     )
     return IssuedKey(api_key, raw)
+
+
+KEY_RATE_LIMITS = ("tokens_per_minute", "max_concurrent_requests")
+
+
+def set_key_rate_limits(api_key: ApiKey, **limits: int | None) -> None:
+    """Set the key's own rate limits named in ``limits`` (of KEY_RATE_LIMITS; None: the plan's).
+    Of the key's and the plan's, the lower applies (billing.rate_limits): at once in this process,
+    within KEY_CACHE_SECONDS in the others."""
+    unknown = set(limits) - set(KEY_RATE_LIMITS)
+    if unknown:
+        raise TypeError(f"not a key rate limit: {', '.join(sorted(unknown))}")
+    for name, value in limits.items():
+        setattr(api_key, name, value)
+    api_key.save(update_fields=list(limits))
+    forget_keys_on_commit([api_key.prefix])
 
 
 def revoke_api_key(api_key: ApiKey) -> None:
@@ -164,6 +185,7 @@ def load_key_context(prefix: str) -> KeyContext | None:
         last_used_at=row.last_used_at,
         provider_keys={key.provider: key.get_secret() for key in TenantProviderKey.objects.filter(tenant=row.tenant)},
         cache=policy_of(getattr(row.tenant, "cache_settings", None), getattr(row, "cache_setting", None)),
+        tokens_per_minute=row.tokens_per_minute, max_concurrent_requests=row.max_concurrent_requests,
     )
 
 

@@ -6,6 +6,8 @@
                                  idempotent, so copies are harmless)
     periodic jobs                PERIODIC_JOBS, each once per period across the fleet: a process
                                  that finds one due takes its lease (gateway/leases.py) and runs it
+                                 (among them the credits' debits and auto top-ups, and the sweep
+                                 of budget holds: billing/credit_debits.py, billing/spend_holds.py)
 
 Any number of copies may run at once, on any number of machines.
 """
@@ -21,7 +23,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from billing import stripe_api
+from billing import credit_debits, spend_holds, stripe_api
 from billing.alert_delivery import send_alerts
 from billing.overage import report_overage
 from billing.subscriptions import expire_grace_periods
@@ -73,12 +75,31 @@ async def check_providers() -> str:
     return f"{len(results) - len(down)} of {len(results)} chat deployments answered"
 
 
+async def debit_credits() -> str:
+    """Settled usage into the credit ledger, then top-ups for what ran low (outside transactions)."""
+    entries = await run_blocking(credit_debits.debit_settled_usage)
+    topped = await run_blocking(credit_debits.top_up_low_accounts)
+    return f"{len(entries)} usage debit(s), {len(topped)} auto top-up(s)"
+
+
+async def top_up_credits() -> str:
+    return f"{len(await run_blocking(credit_debits.top_up_low_accounts))} auto top-up(s)"
+
+
+async def sweep_spend_holds() -> str:
+    recorded, abandoned = await run_blocking(spend_holds.sweep_holds)
+    return f"{recorded} budget hold(s) settled from records, {abandoned} abandoned one(s) given back"
+
+
 PERIODIC_JOBS = (
     PeriodicJob("expire_grace_periods", "GRACE_PERIOD_CHECK_SECONDS", end_grace_periods),
     PeriodicJob("report_overage", "OVERAGE_REPORT_SECONDS", send_overage),
     PeriodicJob("purge_responses", "RESPONSE_PURGE_SECONDS", purge_responses),
     PeriodicJob("check_providers", "PROVIDER_CHECK_SECONDS", check_providers, hold=300.0),
     PeriodicJob("send_alerts", "ALERT_CHECK_SECONDS", send_alerts, hold=300.0),
+    PeriodicJob("debit_credits", "CREDIT_DEBIT_SECONDS", debit_credits, hold=600.0),
+    PeriodicJob("top_up_credits", "CREDIT_TOP_UP_SECONDS", top_up_credits, hold=300.0),
+    PeriodicJob("sweep_spend_holds", "RESERVATION_SWEEP_SECONDS", sweep_spend_holds, hold=300.0),
 )
 
 

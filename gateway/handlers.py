@@ -31,6 +31,7 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
 
+from caching import store as cache_store
 from gateway.v1 import request_log
 from gateway.v1.admission import too_large
 from gateway.v1.errors import error_response
@@ -250,6 +251,7 @@ class Lifespan:
             elif message["type"] == "lifespan.shutdown":
                 await close_client()
                 await breaker.close()
+                await cache_store.close()
                 await asyncio.to_thread(writer.stop)
                 await asyncio.to_thread(tracing.shutdown)
                 forget_live_gauges()

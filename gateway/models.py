@@ -89,6 +89,11 @@ class ApiKey(models.Model):
         blank=True,
         help_text=f"What the key may do, of {KEY_SCOPES}: 'inference' calls /v1, 'management' calls /api/.",
     )
+    # The key's own rate limits; of the key's and its plan's, the lower applies (billing.rate_limits).
+    tokens_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens per minute for this key; empty = the plan's.")
+    max_concurrent_requests = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests in flight at once for this key; empty = the plan's.")
 
     class Meta:
         ordering = ["-created_at"]

@@ -246,6 +246,8 @@ KEY_CACHE_SECONDS = env.float("KEY_CACHE_SECONDS", default=5.0)
 CACHE_MAX_ENTRIES_PER_TENANT = env.int("CACHE_MAX_ENTRIES_PER_TENANT", default=10_000)
 CACHE_MAX_ENTRY_BYTES = env.int("CACHE_MAX_ENTRY_BYTES", default=1024 * 1024)
 CACHE_MAX_TTL_SECONDS = env.int("CACHE_MAX_TTL_SECONDS", default=30 * 24 * 3600)
+# Answers each process keeps a copy of (the latest kept or found), so a repeated hit costs no round trip.
+CACHE_LOCAL_BYTES = env.int("CACHE_LOCAL_BYTES", default=32 * 1024 * 1024)
 # The semantic cache: the operator's embedding model (its cost is the operator's, on /metrics),
 # the cosine similarity a match needs, and the in-process index's bounds (per tenant, tenants).
 CACHE_SEMANTIC_MODEL = env.str("CACHE_SEMANTIC_MODEL", default="openai/text-embedding-3-small")
@@ -308,6 +310,12 @@ GRACE_PERIOD_CHECK_SECONDS = env.float("GRACE_PERIOD_CHECK_SECONDS", default=360
 OVERAGE_REPORT_SECONDS = env.float("OVERAGE_REPORT_SECONDS", default=900.0)
 RESPONSE_PURGE_SECONDS = env.float("RESPONSE_PURGE_SECONDS", default=3600.0)
 PROVIDER_CHECK_SECONDS = env.float("PROVIDER_CHECK_SECONDS", default=600.0)
+# Prepaid credits (billing/credit_debits.py): settled usage becomes a usage entry of the credit
+# ledger every CREDIT_DEBIT_SECONDS; accounts below their auto top-up threshold are charged, and
+# charges whose answer was lost resent, every CREDIT_TOP_UP_SECONDS. (What a tenant may spend is
+# exact at every request whatever these are: admission holds on the credits themselves.)
+CREDIT_DEBIT_SECONDS = env.float("CREDIT_DEBIT_SECONDS", default=3600.0)
+CREDIT_TOP_UP_SECONDS = env.float("CREDIT_TOP_UP_SECONDS", default=60.0)
 BACKGROUND_TICK_SECONDS = env.float("BACKGROUND_TICK_SECONDS", default=5.0)
 # Spend alerts (billing/alerts.py, billing/alert_delivery.py): budgets are checked against each
 # tenant's thresholds, and due mails and webhooks sent, every ALERT_CHECK_SECONDS; a failed

@@ -2,6 +2,8 @@
 operator's edits in the admin survive every bootstrap. Also add_azure_deployment: an Azure OpenAI
 deployment as catalog rows (the admin's form)."""
 
+import copy
+import functools
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -36,8 +38,15 @@ def media_fields(model: dict) -> dict:
 
 
 def read_catalog(path: Path = CATALOG_PATH) -> dict:
+    """The catalog file, parsed once per file version (libyaml's loader where installed: the pure
+    Python one takes most of a second on it); a fresh copy each call, which seeding may change."""
+    return copy.deepcopy(parsed_catalog(path, path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def parsed_catalog(path: Path, version: int) -> dict:
     with path.open() as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def env_name(slug: str, suffix: str) -> str:

@@ -18,8 +18,11 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
 
+from billing import rate_limits, spend_limits
 from billing.models import Plan, Subscription
 from billing.plans import seed_plans
+from caching import semantic
+from caching import store as caching_store
 from gateway import api_keys
 from gateway.api_keys import issue_api_key
 from gateway.models import Membership
@@ -97,7 +100,11 @@ def fresh_process_state(fake_openai):
     api_keys.forget_keys()
     router.forget_catalog()
     breaker.reset()
+    rate_limits.reset()
+    spend_limits.forget()
     cache.clear()
+    caching_store.forget_local_copies()
+    semantic.forget_all()
     fake_openai.reset()
     yield
     api_keys.forget_keys()

@@ -96,7 +96,7 @@ def test_an_alert_is_posted_signed_and_only_its_tenant_sees_it(tenant, other_ten
     delivery = webhook_delivery(tenant)
     assert (delivery.status, delivery.attempts, delivery.response_status) == ("succeeded", 1, 200)
     log = signed_in("alice@example.com").get("/t/alice-co/billing/alerts/").content.decode()
-    assert event["id"] in log and "HTTP 200" in log and "Delivered" in log
+    assert event["id"] in log and "HTTP 200" in log and "Delivered" in log and "80% of the monthly spend cap" in log
     # Charlie's tenant: not in his log, and Alice's delivery is not his to send again.
     charlie = signed_in("charlie@example.com")
     assert event["id"] not in charlie.get("/t/charlie-co/billing/alerts/").content.decode()
@@ -218,6 +218,8 @@ def test_a_rotated_secret_signs_the_test_event(tenant, receiver):
     [post] = receiver.received
     assert json.loads(post["body"])["type"] == "ping" and post["headers"]["Tollgate-Event-Type"] == "ping"
     assert verify(new, post["headers"], post["body"]) and not verify(old, post["headers"], post["body"])
+    log = browser.get("/t/alice-co/billing/alerts/").content.decode()
+    assert json.loads(post["body"])["id"] in log and "Delivered" in log and new not in log
 
 
 def test_concurrent_senders_post_each_event_once(tenant, receiver):

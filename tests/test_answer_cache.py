@@ -61,7 +61,9 @@ def test_a_hit_is_billed_at_the_plans_cache_price_on_a_cache_hit_record(client, 
     _, first = ask(client)
     original = UsageRecord.objects.get(tenant=tenant)
     headers, _ = ask(client)
-    hit = UsageRecord.objects.get(tenant=tenant, ending="cache_hit")
+    # A whole answer from the cache leaves before its record commits: the record follows at once.
+    hit = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant, ending="cache_hit").first(),
+                   what="the hit's record")
     assert hit.cost == 0 and Decimal(headers["x-tollgate-cost"]) == 0
     assert (hit.model, hit.provider, hit.input_tokens, hit.output_tokens) == (
         MODEL, "openai", original.input_tokens, original.output_tokens)
@@ -73,7 +75,8 @@ def test_a_hit_is_billed_at_the_plans_cache_price_on_a_cache_hit_record(client, 
     Plan.objects.filter(slug="pro").update(cache_hit_price=Decimal("0.0005"))
     forget_keys()  # the plan as the next request reads it
     headers, _ = ask(client)
-    priced = UsageRecord.objects.filter(tenant=tenant, ending="cache_hit").order_by("-created_at")[0]
+    priced = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant, ending="cache_hit", cost__gt=0).first(),
+                      what="the priced hit's record")
     assert priced.cost == Decimal("0.0005") == Decimal(headers["x-tollgate-cost"])
     assert len(chat_calls(fake_openai)) == 1
 
@@ -112,7 +115,9 @@ def test_another_tenant_asking_the_same_always_reaches_the_provider(client, othe
     assert len(chat_calls(fake_openai)) == 2  # once for Alice, once for Charlie
     assert CacheEntry.objects.filter(tenant=tenant).count() == 1
     assert CacheEntry.objects.filter(tenant=other_tenant).count() == 1
-    assert UsageRecord.objects.filter(tenant=other_tenant, ending="cache_hit").count() == 1
+    wait_for(lambda: UsageRecord.objects.filter(tenant=other_tenant, ending="cache_hit").count() == 1,
+             what="Charlie's hit recorded")
+    assert UsageRecord.objects.filter(tenant=tenant, ending="cache_hit").count() == 1
 
 
 def test_no_store_neither_reads_nor_keeps(client, fake_openai, tenant, caching_on):

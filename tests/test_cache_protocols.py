@@ -69,7 +69,7 @@ def test_embeddings_are_answered_from_the_cache_within_the_tenant(client, other_
     assert (first.headers["x-tollgate-cache"], second.headers["x-tollgate-cache"]) == ("miss", "hit")
     assert [item.embedding for item in second.parse().data] == [fake_vector(text, 1536) for text in texts]
     assert second.parse().usage.prompt_tokens == first.parse().usage.prompt_tokens == 5
-    hit = UsageRecord.objects.get(tenant=tenant, ending="cache_hit")
+    hit = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant, ending="cache_hit").first(), what="the hit")
     assert (hit.model, hit.capability, hit.input_tokens, hit.cost) == (EMBEDDER, "embedding", 5, 0)
 
     other = other_client.embeddings.with_raw_response.create(model=EMBEDDER, input=texts)

@@ -90,6 +90,7 @@ def test_with_redis_answers_are_kept_there_per_tenant(client, other_client, fake
 
 def test_with_redis_a_tenant_keeps_at_most_its_bound(client, fake_openai, caching_on, in_redis, settings, clock):
     settings.CACHE_MAX_ENTRIES_PER_TENANT = 2
+    settings.CACHE_LOCAL_BYTES = 0  # no copies in this process: what Redis keeps is what is served
     for text in ("one", "two", "three"):
         clock[0] += 1
         ask(client, text)
@@ -100,6 +101,7 @@ def test_with_redis_a_tenant_keeps_at_most_its_bound(client, fake_openai, cachin
 def test_in_the_database_a_tenant_keeps_at_most_its_bound(client, other_client, fake_openai, tenant, other_tenant,
                                                           caching_on, settings, clock):
     settings.CACHE_MAX_ENTRIES_PER_TENANT = 2
+    settings.CACHE_LOCAL_BYTES = 0  # no copies in this process: what the database keeps is what is served
     ask(other_client, "one")
     for text in ("one", "two", "three"):
         clock[0] += 1
@@ -121,3 +123,15 @@ def test_expired_entries_are_dropped_as_new_ones_are_kept(client, fake_openai, t
     clock[0] += 3601
     ask(client, "two")
     assert list(CacheEntry.objects.filter(tenant=tenant).values_list("stored_at", flat=True)) == [clock[0]]
+
+
+def test_a_process_serves_an_answer_it_has_seen_without_reading_the_store(client, fake_openai, caching_on,
+                                                                          monkeypatch):
+    reads = []
+    real = store.read_entry
+    monkeypatch.setattr(store, "read_entry", lambda *args: reads.append(args) or real(*args))
+    assert [ask(client) for _ in range(3)] == ["miss", "hit", "hit"]
+    assert len(reads) == 1  # the miss looked; the hits were this process's own copy
+    store.forget_local_copies()  # as another worker, which has not seen it
+    assert ask(client) == "hit" and len(reads) == 2
+

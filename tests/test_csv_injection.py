@@ -1,7 +1,7 @@
 """The usage export cannot carry a spreadsheet formula: every text cell that a spreadsheet would
 read as one (OWASP: starting with = + - @, tab or carriage return) gets a leading apostrophe,
-whoever wrote it (the tenant's key names, a provider's model and error names). Numbers stay
-numbers."""
+whoever wrote it (the tenant's key names, its clients' end users and tags, a provider's model
+and error names). Numbers stay numbers."""
 
 import csv
 import io
@@ -18,10 +18,10 @@ HOSTILE = {"request_id": "\treq", "model": "=1+1", "provider": "+cmd|' /C calc'!
            "capability": "@SUM(A1)", "error_type": "\r=HYPERLINK(1)"}
 
 
-async def export_rows(email: str, slug: str) -> list[dict]:
+async def export_rows(email: str, slug: str, query: str = "") -> list[dict]:
     browser = AsyncClient()
     await browser.aforce_login(await get_user_model().objects.aget(email=email))
-    response = await browser.get(f"/t/{slug}/usage/export.csv")
+    response = await browser.get(f"/t/{slug}/usage/export.csv{query}")
     assert response.status_code == 200
     body = b"".join([chunk async for chunk in response.streaming_content]).decode()
     return list(csv.DictReader(io.StringIO(body, newline="")))
@@ -58,3 +58,21 @@ def test_plain_text_is_left_alone(tenant, other_tenant):
     [row] = async_to_sync(export_rows)("alice@example.com", tenant.slug)
     assert (row["model"], row["error_type"], row["api_key"]) == ("openai/gpt-4o-mini", "upstream=5xx", "playground")
     assert async_to_sync(export_rows)("charlie@example.com", other_tenant.slug) == []
+
+
+def test_end_users_and_tags_cannot_become_formulas(tenant, other_tenant):
+    record(tenant, end_user="=HYPERLINK(1)", tags={"team": "@SUM(A1)", "=key": "-1+1"})
+    record(other_tenant, request_id="req_charlie", end_user="=charlie")
+    export = async_to_sync(export_rows)
+
+    [row] = export("alice@example.com", tenant.slug)
+    assert row["end_user"] == "'=HYPERLINK(1)"
+    assert row["tags"] == '{"=key": "-1+1", "team": "@SUM(A1)"}'  # a JSON object: starts with '{'
+    [per_user] = export("alice@example.com", tenant.slug, "?group_by=user")
+    assert (per_user["user"], per_user["requests"], per_user["cost"]) == ("'=HYPERLINK(1)", "1", "0.5")
+    [per_team] = export("alice@example.com", tenant.slug, "?group_by=tag:team")
+    assert per_team["tag:team"] == "'@SUM(A1)"
+    [per_key] = export("alice@example.com", tenant.slug, "?group_by=tag:=key")
+    assert per_key["tag:=key"] == "'-1+1"
+    [charlies] = export("charlie@example.com", other_tenant.slug, "?group_by=user")
+    assert charlies["user"] == "'=charlie"

@@ -199,3 +199,18 @@ def test_admission_reserves_every_round_and_the_tools(client, fake_openai, tenan
         client.chat.completions.create(model=GPT, messages=ASK, max_tokens=10, tools=[{"type": "web_fetch"}])
     assert refused.value.body["code"] == "insufficient_quota"
     assert len(fake_openai.requests) == 1
+
+
+def test_tool_shapes_the_gateway_cannot_honour_are_refused(client, fake_openai, tenant):
+    web_fetch = {"type": "function", "function": {"name": "web_fetch", "parameters": {"type": "object"}}}
+    with pytest.raises(openai.BadRequestError) as clash:
+        client.chat.completions.create(model=GPT, messages=ASK, tools=[web_fetch, {"type": "web_fetch"}])
+    assert "Your function 'web_fetch' has the name of the gateway's web_fetch tool" in clash.value.message
+    with pytest.raises(openai.BadRequestError) as container:
+        client.responses.create(model=GPT, input="hi", tools=[{"type": "code_interpreter", "container": "cntr_1"}])
+    assert container.value.body["param"] == "tools[0].container"
+    with pytest.raises(openai.BadRequestError) as files:
+        client.responses.create(model=GPT, input="hi", tools=[
+            {"type": "code_interpreter", "container": {"type": "auto", "file_ids": ["file_1"]}}])
+    assert files.value.body["param"] == "tools[0].container.file_ids"
+    assert fake_openai.requests == []

@@ -48,6 +48,7 @@ def test_dall_e_2_makes_variations_billed_per_image(client, other_client, fake_o
     assert (record.tenant_id, record.model, record.capability) == (tenant.pk, "openai/dall-e-2", "image")
     assert (record.images, record.media_detail, record.cost) == (2, "512x512/standard", Decimal("0.036"))
     assert record.reserved == Decimal("0.036")
+    assert record.end_user == "end-user-9"  # the request's user, on its record
     assert MonthlySpend.objects.get(tenant=tenant).images == 2
     stored = MediaFile.objects.filter(tenant=tenant)
     assert stored.count() == 2 and {file.request_id for file in stored} == {record.request_id}

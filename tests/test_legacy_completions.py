@@ -47,6 +47,7 @@ def test_a_prompt_is_completed_by_a_chat_model_and_billed_as_chat(client, fake_o
     assert (record.tenant_id, record.model, record.capability, record.streamed) == (
         tenant.pk, "openai/gpt-4o-mini", "chat", False)
     assert (record.input_tokens, record.output_tokens) == (PROMPT_TOKENS, REPLY_TOKENS)
+    assert record.end_user == "end-user-1"  # the request's user, on its record
     assert record.cost == (PROMPT_TOKENS * Decimal("0.15") + REPLY_TOKENS * Decimal("0.60")) / MILLION
     assert Decimal(raw.headers["x-tollgate-cost"]) == record.cost
     assert not UsageRecord.objects.filter(tenant=other_tenant).exists()

@@ -62,6 +62,7 @@ def test_owner_creates_a_key_shown_once_that_calls_v1(tenant, other_tenant, sdk_
         "id": None, "name": "ci", "prefix": None, "status": "active", "scopes": ["inference"],
         "allowed_models": ["demo/*"], "created_by": "alice@example.com", "created_at": None,
         "last_used_at": None, "expires_at": None, "revoked_at": None, "key": None,
+        "tokens_per_minute": None, "max_concurrent_requests": None, "budget": None,
     }
     assert ask(sdk_for(raw)).choices[0].message.content
 

@@ -17,7 +17,9 @@ PATHS = {
     "/api/tenants/": {"get"},
     "/api/tenants/{slug}/": {"get"},
     "/api/tenants/{slug}/keys/": {"get", "post"},
-    "/api/tenants/{slug}/keys/{key_id}/": {"get"},
+    "/api/tenants/{slug}/keys/{key_id}/": {"get", "patch"},
+    "/api/tenants/{slug}/budgets/": {"get", "post"},
+    "/api/tenants/{slug}/budgets/{budget_id}/": {"get", "patch", "delete"},
     "/api/tenants/{slug}/keys/{key_id}/revoke/": {"post"},
     "/api/tenants/{slug}/members/": {"get"},
     "/api/tenants/{slug}/members/{member_id}/": {"patch", "delete"},
@@ -32,6 +34,8 @@ PATHS = {
     "/api/tenants/{slug}/alerts/secret/": {"post"},
     "/api/tenants/{slug}/alerts/deliveries/": {"get"},
     "/api/tenants/{slug}/alerts/deliveries/{delivery_id}/redeliver/": {"post"},
+    "/api/tenants/{slug}/cache/": {"get", "patch"},
+    "/api/tenants/{slug}/keys/{key_id}/cache/": {"get", "put"},
 }
 
 

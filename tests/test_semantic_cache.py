@@ -8,6 +8,7 @@ import pytest
 from billing.models import Plan
 from caching import semantic
 from gateway.cache_settings import update_cache_settings
+from tests.conftest import wait_for
 from usage.models import UsageRecord
 
 MODEL = "openai/gpt-4o-mini"
@@ -53,8 +54,9 @@ def test_a_question_that_means_the_same_is_answered_from_the_cache(client, fake_
     assert [call["body"]["input"] for call in embedding_calls(fake_openai)] == [[FRANCE], [FRANCE_AGAIN]]
     assert embedding_calls(fake_openai)[0]["body"]["model"] == "text-embedding-3-small"
     # The operator's embeddings are nobody's usage: only the two chats are on the tenant's bill.
-    assert sorted(UsageRecord.objects.filter(tenant=tenant).values_list("capability", "ending")) == [
-        ("chat", "cache_hit"), ("chat", "completed")]
+    records = wait_for(lambda: (lambda rows: rows if len(rows) == 2 else None)(
+        sorted(UsageRecord.objects.filter(tenant=tenant).values_list("capability", "ending"))), what="both records")
+    assert records == [("chat", "cache_hit"), ("chat", "completed")]
 
 
 def test_a_question_just_outside_the_threshold_reaches_the_provider(client, fake_openai, semantic_on):

@@ -14,6 +14,9 @@ However many requests a batch holds, it makes:
     one UPDATE per budget lease that paid for records (its amount less their costs), or, for a
         lease whose last request this is, one DELETE giving back what it has left
     one UPDATE per tenant-month ledger row, with the summed deltas
+    for requests that hold spend beside the cap (Reservation.limits: key and end-user budgets,
+        prepaid credits), what settle_held does (billing.spend_holds: a DELETE of their holds and
+        an UPDATE per budget period and credit account)
     one INSERT .. ON CONFLICT DO UPDATE of the daily rollups, a row per (tenant, day, model)
 Rows are written in key order, so writers on several nodes take the same locks in the same order.
 
@@ -164,6 +167,7 @@ def settle_all(items: list[tuple[Reservation, Settlement]],
         move_ledgers(cursor, kept, unwritten, closing={reservation.lease for reservation, _ in items
                                                        if reservation.lease is not None and reservation.lease.closing})
         if kept:
+            settle_held_limits(cursor, kept)
             upsert_rollups(cursor, kept)
     settled = [(reservation, record) for reservation, _, record in kept]
     transaction.on_commit(lambda: committed(settled))
@@ -247,6 +251,16 @@ def move_ledgers(cursor, kept: list[tuple[Reservation, Settlement, UsageRecord]]
         if delta.settled or delta.given_back or any(delta.units):
             cursor.execute(SETTLE_LEDGER, [delta.settled, delta.given_back, *delta.units, tenant_id,
                                            ops.adapt_datefield_value(month)])
+
+
+def settle_held_limits(cursor, kept: list[tuple[Reservation, Settlement, UsageRecord]]) -> None:
+    """The spend the records' requests held beside the cap, moved to their costs by its keeper."""
+    by_keeper: dict = defaultdict(list)
+    for reservation, _, record in kept:
+        if reservation.limits is not None:
+            by_keeper[reservation.limits].append((reservation.request_id, record.cost))
+    for keeper, settled in by_keeper.items():
+        keeper.settle_held(cursor, settled)
 
 
 def upsert_rollups(cursor, kept: list[tuple[Reservation, Settlement, UsageRecord]]) -> None:

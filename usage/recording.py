@@ -25,7 +25,7 @@ The tables and columns are the models' own (usage/models.py).
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -63,6 +63,11 @@ class Reservation:
     admitted_at: datetime | None = None
     end_user: str = ""  # who the request was for (the client's end user), recorded as is
     tags: dict[str, str] = field(default_factory=dict)  # and the client's tags (its metadata)
+    # What holds spend for it beside its tenant's cap (budgets of its key or end user, prepaid
+    # credits: billing.spend_holds), settled in the same transaction as its record.
+    limits: "HeldLimits | None" = None
+    # The key's rate limits taken at admission (billing.rate_limits.RateHold), settled by the meter's exit.
+    rate_hold: object | None = None
 
     def cost_of(self, usage: Usage) -> Decimal:
         if self.known_cost is not None:
@@ -73,6 +78,16 @@ class Reservation:
             return cost_of(self.prices, usage) + searches
         # The fee is for a call that did something: one that failed before any token is free.
         return (self.flat_cost if usage.input_tokens or usage.output_tokens else Decimal(0)) + searches
+
+
+class HeldLimits(Protocol):
+    """Spend held for requests on limits below or beside their tenant's cap, kept by another app
+    (billing.spend_holds). ``settle_held`` is called inside the settlement's transaction with
+    (request id, cost) of each request whose record that transaction wrote: it moves what each
+    held to its cost, with plain SQL on ``cursor``. It must not commit, call the network, or
+    fail a settlement for anything but the database failing."""
+
+    def settle_held(self, cursor, settled: list[tuple[str, Decimal]]) -> None: ...
 
 
 @dataclass(slots=True)

@@ -1,27 +1,32 @@
 """What a tenant spent and used, summed for pages and the management API.
 
     daily_usage(tenant_id, days=30, split=...)   one row per day of the window (zeros included)
-                                                 and per model or key
+                                                 and per model or key; narrowed by an attribution
+    grouped_usage(tenant_id, grouping, days=30)  the window's totals per end user or tag value
+    top_users(tenant_id)                         this month's end users by spend, the top 10
     month_summary(tenant_id)                     this calendar month (UTC): totals (media units
                                                  included), the ledger's settled and reserved
                                                  spend, the plan's cap
 
 Days are UTC calendar days, as the rollups and the monthly ledger count them. Per-model figures
-come from the daily rollup (one row per day and model); per-key figures from the usage records
-themselves, which are the only place that knows the key.
+come from the daily rollup (one row per day and model); per-key figures, and any narrowed to an
+end user or tags (usage.attribution), from the usage records themselves, the only place that
+knows the key, the user and the tags.
 """
 
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, Q, Sum, Value
+from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from usage.attribution import ANYONE, BY_USER, Attribution, Grouping, group_totals
 from usage.models import DailyUsage, MonthlySpend, Outcome, UsageRecord
 from usage.recording import month_of
 
 SPLITS = ("model", "key")
+TOP_USERS = 10
 # The label of requests made without an API key: the dashboard's playground, made as a member.
 NO_KEY = "playground"
 
@@ -47,20 +52,25 @@ def window_of(days: int, today: date | None) -> list[date]:
     return [last - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
 
 
-def daily_usage(tenant_id: int, *, days: int = 30, split: str | None = None, today: date | None = None) -> list[dict]:
+def daily_usage(tenant_id: int, *, days: int = 30, split: str | None = None, today: date | None = None,
+                attribution: Attribution = ANYONE) -> list[dict]:
     """Per day of the last ``days`` days up to ``today`` (UTC, inclusive) and per split value:
     ``{"day", "split", "requests", "errors", "input_tokens", "output_tokens", "cost"}``.
 
     ``split`` is "model" (public model id), "key" (the key's name; "playground" for requests
     made without a key) or None (one row per day, split ""). Every split value seen in the window
     gets a row for every day, zeros included, ordered by day and then split value; a window
-    without usage gives one zero row per day with split "".
+    without usage gives one zero row per day with split "". Only the requests ``attribution``
+    keeps are counted.
     """
     if split is not None and split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS} or None, not {split!r}")
     window = window_of(days, today)
     if split == "key":
-        found = key_totals(tenant_id, window[0], window[-1])
+        found = key_totals(records_between(tenant_id, window[0], window[-1], attribution))
+    elif attribution:  # the rollups know no end user or tag
+        found = record_totals(records_between(tenant_id, window[0], window[-1], attribution),
+                              by_model=split == "model")
     else:
         found = model_totals(tenant_id, window[0], window[-1], by_model=split == "model")
     names = sorted({name for _, name in found}) or [""]
@@ -82,28 +92,39 @@ def model_totals(tenant_id: int, first: date, last: date, *, by_model: bool) -> 
         total_requests=int_sum("requests"), total_errors=int_sum("errors"),
         total_input=int_sum("input_tokens"), total_output=int_sum("output_tokens"), total_cost=money_sum("cost"),
     ).order_by()
-    return {
-        (row["day"], row["model"] if by_model else ""): {
-            "requests": row["total_requests"], "errors": row["total_errors"], "input_tokens": row["total_input"],
-            "output_tokens": row["total_output"], "cost": row["total_cost"],
-        }
-        for row in rows
-    }
+    return {(row["day"], row["model"] if by_model else ""): totals_of(row) for row in rows}
 
 
-def key_totals(tenant_id: int, first: date, last: date) -> dict[tuple[date, str], dict]:
+def totals_of(row: dict) -> dict:
+    return {"requests": row["total_requests"], "errors": row["total_errors"], "input_tokens": row["total_input"],
+            "output_tokens": row["total_output"], "cost": row["total_cost"]}
+
+
+def records_between(tenant_id: int, first: date, last: date, attribution: Attribution = ANYONE) -> QuerySet:
+    """The tenant's records made on the UTC days ``first`` to ``last`` that ``attribution`` keeps."""
     start = datetime.combine(first, time.min, tzinfo=UTC)
     end = start + timedelta(days=(last - first).days + 1)
-    rows = (
-        UsageRecord.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end)
-        .annotate(day=TruncDate("created_at", tzinfo=UTC))
-        .values("day", "api_key_id", "api_key__name", "api_key__prefix")
+    return attribution.narrow(UsageRecord.objects.filter(tenant_id=tenant_id, created_at__gte=start,
+                                                         created_at__lt=end))
+
+
+def per_day(records: QuerySet, *group: str) -> QuerySet:
+    return (
+        records.annotate(day=TruncDate("created_at", tzinfo=UTC)).values("day", *group)
         .annotate(total_requests=Count("id"), total_errors=Count("id", filter=Q(outcome=Outcome.ERROR)),
                   total_input=int_sum("input_tokens"), total_output=int_sum("output_tokens"),
                   total_cost=money_sum("cost"))
         .order_by()
     )
-    rows = list(rows)
+
+
+def record_totals(records: QuerySet, *, by_model: bool) -> dict[tuple[date, str], dict]:
+    rows = per_day(records, "model") if by_model else per_day(records)
+    return {(row["day"], row["model"] if by_model else ""): totals_of(row) for row in rows}
+
+
+def key_totals(records: QuerySet) -> dict[tuple[date, str], dict]:
+    rows = list(per_day(records, "api_key_id", "api_key__name", "api_key__prefix"))
     # Key names need not be unique: two keys of one name are told apart by their prefix.
     ids_by_name: dict[str, set] = {}
     for row in rows:
@@ -124,6 +145,24 @@ def key_totals(tenant_id: int, first: date, last: date) -> dict[tuple[date, str]
         into["output_tokens"] += row["total_output"]
         into["cost"] += row["total_cost"]
     return totals
+
+
+def grouped_usage(tenant_id: int, grouping: Grouping, *, days: int = 30, today: date | None = None,
+                  attribution: Attribution = ANYONE, limit: int | None = None) -> list[dict]:
+    """The last ``days`` days' totals (see daily_usage) per end user or tag value
+    (usage.attribution.group_totals), the largest first."""
+    window = window_of(days, today)
+    return group_totals(records_between(tenant_id, window[0], window[-1], attribution), grouping, limit=limit)
+
+
+def top_users(tenant_id: int, *, today: date | None = None, attribution: Attribution = ANYONE,
+              limit: int = TOP_USERS) -> list[dict]:
+    """This calendar month's (UTC) end users with the highest spend, the first ``limit``:
+    group_totals rows, ``value`` the user. Requests that named no user are left out."""
+    month = month_of(today or timezone.now().date())
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    records = records_between(tenant_id, month, next_month - timedelta(days=1), attribution).exclude(end_user="")
+    return group_totals(records, BY_USER, limit=limit)
 
 
 def month_summary(tenant_id: int, *, today: date | None = None) -> dict:

@@ -78,8 +78,16 @@ def flatten(detail) -> list[str]:
     return [str(detail)]
 
 
-def field_messages(detail: dict) -> dict:
-    return {name: flatten(value) for name, value in detail.items()}
+def field_messages(detail: dict, prefix: str = "") -> dict:
+    """Each rejected field's messages; a nested object's fields as ``outer.inner`` (a key's
+    ``budget.amount``), a list's items under the list's name."""
+    fields = {}
+    for name, value in detail.items():
+        if isinstance(value, dict) and all(isinstance(inner, str) for inner in value):
+            fields.update(field_messages(value, f"{prefix}{name}."))
+        else:
+            fields[f"{prefix}{name}"] = flatten(value)
+    return fields
 
 
 def describe_invalid(fields: dict) -> str:

@@ -9,7 +9,8 @@ Roles (the dashboard's rules, gateway/dashboard/tenancy.py): owner and admin man
 members; a member lists keys and members and creates and revokes its own keys; billing
 manages billing; everyone reads usage and the plan. Only an owner or billing member starts
 checkout or opens the billing portal, so a key (an admin) cannot. Owners, admins and billing
-members (so a key too) set the spend alerts.
+members (so a key too) set the spend alerts. Owners and admins set budgets (a key's, an end
+user's); everyone reads them.
 """
 
 from dataclasses import dataclass

@@ -3,13 +3,17 @@ ISO 8601 in UTC."""
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from fnmatch import fnmatchcase
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.alert_models import AlertDelivery
+from billing.alert_models import AlertDelivery, BudgetPeriod
+from billing.spend_budgets import standings
+from gateway.api import attribution
 from gateway.models import KEY_SCOPES, ApiKey, Invitation, Membership, Role, default_key_scopes
 from usage.models import UsageRecord
 from usage.summaries import SPLITS
@@ -36,17 +40,53 @@ def key_status(api_key: ApiKey) -> str:
     return "active"
 
 
+class BudgetSerializer(serializers.Serializer):
+    """A budget (per API key or end user) as set."""
+
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"),
+                                      help_text="USD per period, e.g. \"5.00\".")
+    period = serializers.ChoiceField(choices=BudgetPeriod.choices,
+                                     help_text="day, week (from Monday) or month, in UTC.")
+
+
+class BudgetStandingSerializer(BudgetSerializer):
+    """A budget and its current period: what settled, what requests in flight hold, what is left."""
+
+    spent = serializers.DecimalField(**MONEY, read_only=True, help_text="Settled this period, USD.")
+    held = serializers.DecimalField(**MONEY, read_only=True, help_text="Held by requests in flight, USD.")
+    remaining = serializers.DecimalField(**MONEY, read_only=True, help_text="What this period has left, USD.")
+    period_start = serializers.DateTimeField(read_only=True)
+    resets_at = serializers.DateTimeField(read_only=True, help_text="When the next period starts.")
+
+
+def standing_body(standing) -> dict:
+    budget = standing.budget
+    return {"amount": budget.amount, "period": budget.period, "spent": standing.spent, "held": standing.held,
+            "remaining": standing.remaining, "period_start": standing.period_start,
+            "resets_at": standing.resets_at}
+
+
 class ApiKeySerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(source="display_prefix",
                                    help_text="The key's visible start, e.g. 'tg-1a2b3c4d5e6f-…'.")
     status = serializers.SerializerMethodField()
     created_by = serializers.SerializerMethodField()
+    budget = serializers.SerializerMethodField()
 
     class Meta:
         model = ApiKey
         fields = ["id", "name", "prefix", "status", "scopes", "allowed_models", "created_by", "created_at",
-                  "last_used_at", "expires_at", "revoked_at"]
+                  "last_used_at", "expires_at", "revoked_at", "tokens_per_minute", "max_concurrent_requests",
+                  "budget"]
         read_only_fields = fields
+
+    @extend_schema_field(BudgetStandingSerializer(allow_null=True))
+    def get_budget(self, api_key: ApiKey) -> dict | None:
+        """The key's budget and its current period; null without one (PATCH keys/<id>/ sets it)."""
+        budget = getattr(api_key, "spend_budget", None)
+        if budget is None:
+            return None
+        return BudgetStandingSerializer(standing_body(standings([budget])[0])).data
 
     def get_status(self, api_key: ApiKey) -> str:
         return key_status(api_key)
@@ -74,7 +114,28 @@ class TimeField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
-class KeyRequestSerializer(serializers.Serializer):
+def key_rate_limit(what: str) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2**31 - 1,
+        help_text=f"{what} for this key; null or left out = the plan's. The lower of the key's and the plan's "
+                  "applies.")
+
+
+class KeyRateLimitsSerializer(serializers.Serializer):
+    """A key's own rate limits (gateway.api_keys.KEY_RATE_LIMITS): what a PATCH of a key changes."""
+
+    tokens_per_minute = key_rate_limit("Tokens (prompt and output) per minute")
+    max_concurrent_requests = key_rate_limit("Requests in flight at once (a stream until it ends)")
+
+
+class KeyUpdateSerializer(KeyRateLimitsSerializer):
+    """What a PATCH of a key changes: its rate limits, and its budget."""
+
+    budget = BudgetSerializer(allow_null=True, required=False,
+                              help_text="The key's budget: an amount per period; null removes it; left out, unchanged.")
+
+
+class KeyRequestSerializer(KeyRateLimitsSerializer):
     """A new key. ``context["model_ids"]`` holds the public ids of the models the plan allows."""
 
     name = serializers.CharField(max_length=100)
@@ -146,14 +207,19 @@ class UsageRecordSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="request_id", help_text="The request id (x-tollgate-request-id).")
     key = serializers.SerializerMethodField()
     cost = serializers.DecimalField(**MONEY)
+    end_user = serializers.CharField(help_text="Who the request was for: its `user` (or x-tollgate-user); '' "
+                                               "for none.")
+    tags = serializers.DictField(child=serializers.CharField(allow_blank=True),
+                                 help_text="The request's `metadata` (or x-tollgate-tags).")
 
     class Meta:
         model = UsageRecord
         fields = ["id", "created_at", "model", "provider", "capability", "key", "streamed", "input_tokens",
                   "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens", "images",
-                  "video_seconds", "characters", "audio_seconds", "media_detail", "web_searches", "cost",
+                  "video_seconds", "characters", "audio_seconds", "media_detail", "web_searches", "web_fetches",
+                  "code_seconds", "cost",
                   "latency_ms", "ttft_ms", "outcome",
-                  "http_status", "error_type", "ending", "byok"]
+                  "http_status", "error_type", "ending", "byok", "end_user", "tags"]
         read_only_fields = fields
 
     def get_key(self, record: UsageRecord) -> dict | None:
@@ -194,7 +260,7 @@ class DayOrTimeField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
-class UsageFilterSerializer(QuerySerializer):
+class UsageFilterSerializer(QuerySerializer, attribution.AttributionQuerySerializer):
     start = DayOrTimeField(required=False, help_text="From this time, or day (UTC), on.")
     end = DayOrTimeField(required=False, whole_day=True,
                          help_text="Before this time; a day (UTC) alone includes that whole day.")
@@ -215,7 +281,8 @@ class PageQuerySerializer(QuerySerializer):
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
 
 
-class SummaryQuerySerializer(QuerySerializer):
+class SummaryQuerySerializer(QuerySerializer, attribution.AttributionQuerySerializer,
+                             attribution.GroupByQuerySerializer):
     days = serializers.IntegerField(required=False, default=30, min_value=1, max_value=366,
                                     help_text="How many days back the daily rows go, today included.")
     split = serializers.ChoiceField(choices=SPLITS, required=False,
@@ -255,6 +322,8 @@ class MonthUsageSerializer(serializers.Serializer):
 class UsageSummarySerializer(serializers.Serializer):
     month = MonthUsageSerializer()
     daily = DayUsageSerializer(many=True)
+    groups = attribution.GroupUsageSerializer(many=True, help_text="With group_by: the window's totals per end user or tag "
+                                                       "value, by cost, the 1,000 largest; else empty.")
 
 
 class PlanSerializer(serializers.Serializer):
@@ -262,6 +331,8 @@ class PlanSerializer(serializers.Serializer):
     name = serializers.CharField()
     monthly_price = serializers.DecimalField(**PLAN_MONEY)
     requests_per_minute = serializers.IntegerField()
+    tokens_per_minute = serializers.IntegerField(allow_null=True, help_text="Per API key; null = no limit.")
+    max_concurrent_requests = serializers.IntegerField(allow_null=True, help_text="Per API key; null = no limit.")
     monthly_spend_limit = serializers.DecimalField(**PLAN_MONEY, allow_null=True)
     allowed_capabilities = serializers.ListField(child=serializers.CharField())
     allowed_models = serializers.ListField(child=serializers.CharField())
@@ -352,6 +423,24 @@ class AlertDeliverySerializer(serializers.ModelSerializer):
 
 # --- the answer cache (gateway/api/views/cache.py) -------------------------------------------------
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, not 0, 1 or "yes" (JSON has booleans)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, not "60" or 60.0."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class CacheStatsSerializer(serializers.Serializer):
     days = serializers.IntegerField(help_text="The window: the last this many UTC days, today included.")
     hits = serializers.IntegerField(help_text="Requests answered from the cache.")
@@ -365,22 +454,27 @@ class CacheSettingsSerializer(serializers.Serializer):
     semantic_available = serializers.BooleanField(read_only=True, help_text="The plan offers semantic matching.")
     hit_price = serializers.DecimalField(max_digits=10, decimal_places=6, read_only=True,
                                          help_text="USD billed per request answered from the cache.")
-    enabled = serializers.BooleanField(help_text="Answer repeated requests of every key from the cache (a key "
+    enabled = StrictBooleanField(help_text="Answer repeated requests of every key from the cache (a key "
                                                  "may say otherwise: keys/<id>/cache/).")
-    ttl_seconds = serializers.IntegerField(min_value=1, help_text="How long an answer is served; a request's "
+    ttl_seconds = StrictIntegerField(min_value=1, help_text="How long an answer is served; a request's "
                                                                   "x-tollgate-cache-ttl overrides it.")
-    any_temperature = serializers.BooleanField(help_text="Cache every request, not only deterministic ones "
+    any_temperature = StrictBooleanField(help_text="Cache every request, not only deterministic ones "
                                                          "(temperature 0 or a seed).")
-    semantic = serializers.BooleanField(help_text="Also answer requests whose last user message means nearly the "
+    semantic = StrictBooleanField(help_text="Also answer requests whose last user message means nearly the "
                                                   "same (with the plan's semantic cache).")
     stats = CacheStatsSerializer(read_only=True)
 
 
 class CacheSettingsUpdateSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField(required=False, help_text="Left out, unchanged.")
-    ttl_seconds = serializers.IntegerField(min_value=1, required=False, help_text="Left out, unchanged.")
-    any_temperature = serializers.BooleanField(required=False, help_text="Left out, unchanged.")
-    semantic = serializers.BooleanField(required=False, help_text="Left out, unchanged.")
+    enabled = StrictBooleanField(required=False, help_text="Left out, unchanged.")
+    ttl_seconds = StrictIntegerField(min_value=1, required=False, help_text="Left out, unchanged.")
+    any_temperature = StrictBooleanField(required=False, help_text="Left out, unchanged.")
+    semantic = StrictBooleanField(required=False, help_text="Left out, unchanged.")
+
+    def validate_ttl_seconds(self, ttl: int) -> int:
+        if ttl > settings.CACHE_MAX_TTL_SECONDS:
+            raise serializers.ValidationError(f"At most {settings.CACHE_MAX_TTL_SECONDS} seconds.")
+        return ttl
 
 
 class KeyCacheSerializer(serializers.Serializer):
@@ -388,3 +482,21 @@ class KeyCacheSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=["tenant", "on", "off"],
                                    help_text="'tenant': as the tenant's setting; 'on' or 'off': the key's own.")
 
+
+# --- end users' budgets (gateway/api/views/budgets.py) ----------------------------------------------
+
+class EndUserBudgetSerializer(BudgetStandingSerializer):
+    id = serializers.IntegerField(read_only=True)
+    end_user = serializers.CharField(read_only=True, help_text="The id requests send as 'user' or x-tollgate-user.")
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
+class EndUserBudgetRequestSerializer(BudgetSerializer):
+    end_user = serializers.CharField(max_length=256, help_text="The id requests send as 'user' or x-tollgate-user.")
+
+
+class EndUserBudgetUpdateSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), required=False,
+                                      help_text="USD per period; left out, unchanged.")
+    period = serializers.ChoiceField(choices=BudgetPeriod.choices, required=False, help_text="Left out, unchanged.")

@@ -5,7 +5,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from gateway.api.errors import unknown_endpoint
-from gateway.api.views import alerts, billing, cache, keys, members, tenants, usage
+from gateway.api.views import alerts, billing, budgets, cache, keys, members, tenants, usage
 
 TENANT = "tenants/<slug:slug>/"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path(TENANT + "keys/", keys.KeyListView.as_view(), name="api-keys"),
     path(TENANT + "keys/<int:key_id>/", keys.KeyDetailView.as_view(), name="api-key"),
     path(TENANT + "keys/<int:key_id>/revoke/", keys.KeyRevokeView.as_view(), name="api-key-revoke"),
+    path(TENANT + "budgets/", budgets.BudgetListView.as_view(), name="api-budgets"),
+    path(TENANT + "budgets/<int:budget_id>/", budgets.BudgetDetailView.as_view(), name="api-budget"),
     path(TENANT + "members/", members.MemberListView.as_view(), name="api-members"),
     path(TENANT + "members/<int:member_id>/", members.MemberDetailView.as_view(), name="api-member"),
     path(TENANT + "invitations/", members.InvitationListView.as_view(), name="api-invitations"),

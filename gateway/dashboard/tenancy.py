@@ -10,7 +10,8 @@ Role rules (enforced here and in the workflows, never only by hiding buttons):
 owner/admin manage keys and members; only an owner makes or removes owners and the last owner
 cannot leave or be demoted; a member views usage and models, uses the playground and manages
 its own keys; a billing member sees usage and billing and manages billing; owners, admins and
-billing members set the spend alerts.
+billing members set the spend alerts; owners and admins set budgets (a key's, an end user's),
+which everyone sees.
 """
 
 from functools import wraps
@@ -35,6 +36,7 @@ PAGE_ROLES = {
     "billing": frozenset({Role.OWNER, Role.ADMIN, Role.BILLING}),
     "alerts": ALERT_MANAGERS,
     "cache": EVERYONE,  # owners and admins change it (cache.py)
+    "budgets": EVERYONE,  # owners and admins change them (budgets.py)
 }
 
 # (page, label, path under /t/<slug>/) in navigation order
@@ -43,6 +45,7 @@ NAVIGATION = [
     ("usage", "Requests", "usage/records/"),
     ("playground", "Playground", "playground/"),
     ("keys", "API keys", "keys/"),
+    ("budgets", "Budgets", "budgets/"),
     ("members", "Members", "members/"),
     ("models", "Models", "models/"),
     ("cache", "Cache", "cache/"),

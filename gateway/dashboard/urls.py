@@ -10,6 +10,7 @@ from gateway.dashboard import (
     alerts,
     billing,
     billing_actions,
+    budgets,
     cache,
     catalog,
     credits,
@@ -18,6 +19,7 @@ from gateway.dashboard import (
     navigation,
     playground,
     signup,
+    usage_export,
     usage_views,
 )
 
@@ -38,6 +40,11 @@ urlpatterns = [
     path("dashboard/switch/", navigation.switch_tenant, name="dashboard-switch"),
     path("t/<slug:tenant_slug>/keys/", keys.keys_page, name="dashboard-keys"),
     path("t/<slug:tenant_slug>/keys/<int:key_id>/revoke/", keys.revoke_key, name="dashboard-key-revoke"),
+    path("t/<slug:tenant_slug>/keys/<int:key_id>/budget/", budgets.key_budget, name="dashboard-key-budget"),
+    path("t/<slug:tenant_slug>/budgets/", budgets.budgets_page, name="dashboard-budgets"),
+    path("t/<slug:tenant_slug>/budgets/<int:budget_id>/remove/", budgets.remove_end_user_budget,
+         name="dashboard-budget-remove"),
+    path("t/<slug:tenant_slug>/keys/<int:key_id>/limits/", keys.key_rate_limits, name="dashboard-key-limits"),
     path("t/<slug:tenant_slug>/members/", members.members_page, name="dashboard-members"),
     path("t/<slug:tenant_slug>/members/invite/", members.invite, name="dashboard-member-invite"),
     path("t/<slug:tenant_slug>/members/<int:membership_id>/role/", members.change_role,
@@ -58,6 +65,6 @@ urlpatterns = [
          name="dashboard-alerts-redeliver"),
     path("t/<slug:tenant_slug>/usage/", usage_views.usage_page, name="dashboard-usage"),
     path("t/<slug:tenant_slug>/usage/records/", usage_views.records_page, name="dashboard-usage-records"),
-    path("t/<slug:tenant_slug>/usage/export.csv", usage_views.export_csv, name="dashboard-usage-export"),
+    path("t/<slug:tenant_slug>/usage/export.csv", usage_export.export_csv, name="dashboard-usage-export"),
     path("t/<slug:tenant_slug>/playground/", playground.playground_page, name="dashboard-playground"),
 ]

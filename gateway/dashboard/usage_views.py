@@ -1,32 +1,31 @@
 """Usage pages of one tenant.
 
     /t/<slug>/usage/              charts of the last 30 days (by model or by key), this month's
-                                  spend against the plan's cap, the latest requests; live
-                                  (usage.js re-reads the parts below as requests settle)
-      ?fragment=overview          just the totals, spend bar and charts
-    /t/<slug>/usage/records/      every request, filtered (dates, model, key, outcome, request id)
-                                  and paged
+                                  spend against the plan's cap and its top users by spend, the
+                                  latest requests; live (usage.js re-reads the parts below as
+                                  requests settle)
+      ?user=alice&tag=team=search narrows the charts, top users and requests to those requests
+      ?fragment=overview          just the totals, spend bar, top users and charts
+    /t/<slug>/usage/records/      every request, filtered (dates, model, key, user, tag, outcome,
+                                  request id) and paged
       ?fragment=rows              just the table rows: how usage.js fetches a settled request
-    /t/<slug>/usage/export.csv    the same filters, all matching rows, streamed
+    /t/<slug>/usage/export.csv    the same filters as CSV (usage_export)
 
 Records come only through gateway.access; totals through usage.summaries.
 """
 
-import csv
-import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
+from urllib.parse import urlencode
 
 from django import forms
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import StreamingHttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 
 from gateway.access import get_api_keys_for_tenant, get_usage_records_for_tenant
 from gateway.dashboard.tenancy import tenant_page
 from usage import charts, summaries
+from usage.attribution import MAX_USER_CHARS, TAG_SYNTAX, Attribution, parse_tag, tag_keys
 from usage.charts import Chart, Series, format_count, format_money, format_money_short
 from usage.models import Outcome, UsageRecord
 
@@ -37,20 +36,52 @@ PAGE_SIZE = 50
 NO_KEY = "none"  # the key filter's value for requests made without a key (the playground)
 
 
+class AttributionFilter(forms.Form):
+    """Whose requests: those for one end user, with one tag; each left empty does not filter."""
+
+    user = forms.CharField(required=False, max_length=MAX_USER_CHARS, label="User",
+                           widget=forms.TextInput(attrs={"placeholder": "any"}))
+    tag = forms.CharField(required=False, max_length=600, label="Tag", widget=forms.TextInput(
+        attrs={"placeholder": "team=search", "title": f"One tag, as {TAG_SYNTAX}"}))
+
+    def clean_tag(self) -> tuple[str, str] | None:
+        text = self.cleaned_data["tag"]
+        try:
+            return parse_tag(text) if text else None
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def valid_data(self) -> dict:
+        """The values of the valid filters (an invalid one is reported and ignored)."""
+        return self.cleaned_data if self.is_valid() else getattr(self, "cleaned_data", {})
+
+    def attribution(self) -> Attribution:
+        wanted = self.valid_data()
+        return Attribution(end_user=wanted.get("user") or None, tags=(wanted["tag"],) if wanted.get("tag") else ())
+
+    def query(self) -> str:
+        """The valid user and tag filters as a query string ('' for none), for links and fragments."""
+        wanted = self.valid_data()
+        pairs = {"user": wanted.get("user"), "tag": "=".join(wanted["tag"]) if wanted.get("tag") else None}
+        return urlencode({name: value for name, value in pairs.items() if value})
+
+
 @tenant_page("usage")
 def usage_page(request, membership):
     tenant = membership.tenant
     split = request.GET.get("split") if request.GET.get("split") in SPLITS else "model"
-    context = overview(tenant, split)
+    who = AttributionFilter(request.GET)
+    context = {**overview(tenant, split, who.attribution()), "who": who, "who_query": who.query()}
     if request.GET.get("fragment") == "overview":
         return render(request, "dashboard/usage_overview.html", context)
-    context["rows"] = [record_row(record) for record in get_usage_records_for_tenant(tenant)[:LATEST]]
+    latest = who.attribution().narrow(get_usage_records_for_tenant(tenant))[:LATEST]
+    context["rows"] = [record_row(record) for record in latest]
     context["keep_rows"] = LATEST
     return render(request, "dashboard/usage.html", context)
 
 
-def overview(tenant, split: str) -> dict:
-    rows = summaries.daily_usage(tenant.id, days=DAYS, split=split)
+def overview(tenant, split: str, attribution: Attribution) -> dict:
+    rows = summaries.daily_usage(tenant.id, days=DAYS, split=split, attribution=attribution)
     month = summaries.month_summary(tenant.id)
     days = sorted({row["day"] for row in rows})
     requests, tokens, cost = (
@@ -69,6 +100,9 @@ def overview(tenant, split: str) -> dict:
         "splits": SPLITS,
         "days": DAYS,
         "month": month,
+        "narrowed": describe(attribution),
+        "top_users": [{**user, "cost": format_money(user["cost"]), "link": user_link(split, attribution, user["value"])}
+                      for user in summaries.top_users(tenant.id, attribution=attribution)],
         "window": {
             "requests": sum(s.total for s in requests.values()),
             "tokens": sum(s.total for s in tokens.values()),
@@ -89,6 +123,19 @@ def overview(tenant, split: str) -> dict:
                 format_short=format_money_short))),
         ],
     }
+
+
+def describe(attribution: Attribution) -> str:
+    """'for user alice, with tag team=search'; '' for everyone's requests."""
+    parts = ([f"for user {attribution.end_user}"] if attribution.end_user is not None else []) + [
+        f"with tag {key}={value}" for key, value in attribution.tags]
+    return ", ".join(parts)
+
+
+def user_link(split: str, attribution: Attribution, end_user: str) -> str:
+    """The usage page narrowed to one end user (keeping the split and the tags)."""
+    return "?" + urlencode([("split", split), ("user", end_user),
+                            *(("tag", f"{key}={value}") for key, value in attribution.tags)])
 
 
 def series_of(rows: list[dict], days: list, value) -> dict[str, Series]:
@@ -113,6 +160,8 @@ def record_row(record: UsageRecord) -> dict:
         "model": record.model,
         "provider": record.provider,
         "key": key_label(record),
+        "end_user": record.end_user,
+        "tags": " ".join(f"{key}={value}" for key, value in sorted(record.tags.items())) if record.tags else "",
         "input_tokens": record.input_tokens,
         "output_tokens": record.output_tokens,
         "cost": format_money(record.cost),
@@ -131,7 +180,7 @@ def key_label(record: UsageRecord) -> str:
     return record.api_key.name
 
 
-class RecordFilter(forms.Form):
+class RecordFilter(AttributionFilter):
     """The request log's filters; each one left empty does not filter."""
 
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
@@ -140,6 +189,8 @@ class RecordFilter(forms.Form):
     key = forms.ChoiceField(required=False)
     outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Outcome.choices])
     request_id = forms.CharField(required=False, max_length=64, label="Request id")
+
+    field_order = ["since", "until", "model", "key", "user", "tag", "outcome", "request_id"]
 
     def __init__(self, data, *, tenant):
         super().__init__(data)
@@ -157,7 +208,7 @@ class RecordFilter(forms.Form):
 
     def apply(self, records: QuerySet) -> QuerySet:
         """The records that pass every valid filter (an invalid one is reported and ignored)."""
-        wanted = self.cleaned_data if self.is_valid() else getattr(self, "cleaned_data", {})
+        wanted = self.valid_data()
         if wanted.get("since"):
             records = records.filter(created_at__gte=datetime.combine(wanted["since"], time.min, tzinfo=UTC))
         if wanted.get("until"):
@@ -173,7 +224,7 @@ class RecordFilter(forms.Form):
             records = records.filter(outcome=wanted["outcome"])
         if wanted.get("request_id"):
             records = records.filter(request_id=wanted["request_id"].strip())
-        return records
+        return self.attribution().narrow(records)
 
 
 def filtered_records(request, tenant) -> tuple[RecordFilter, QuerySet]:
@@ -196,59 +247,8 @@ def records_page(request, membership):
         "page": page,
         "rows": [record_row(record) for record in page],
         "query": query.urlencode(),
+        "export_totals": [("user", "per user")] + [(f"tag:{key}", f"per tag {key}") for key in tag_keys(records)],
         # New requests are added live only where they belong: the first page.
         "live": page.number == 1,
         "keep_rows": PAGE_SIZE,
     })
-
-
-CSV_COLUMNS = [
-    "created_at", "request_id", "model", "provider", "upstream_model", "api_key", "capability", "streamed",
-    "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens", "cost",
-    "outcome", "http_status", "error_type", "ending", "latency_ms", "ttft_ms", "byok", "usage_estimated",
-]
-NUMBER_COLUMNS = {"input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens", "cost",
-                  "http_status", "latency_ms", "ttft_ms"}
-# OWASP's CSV-injection rule: a text cell starting with one of these is a formula (or is read as
-# one after a spreadsheet strips the tab or CR) to Excel, LibreOffice and Sheets.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-@tenant_page("usage")
-def export_csv(request, membership):
-    tenant = membership.tenant
-    _, records = filtered_records(request, tenant)
-    filename = f"usage-{tenant.slug}-{timezone.now():%Y%m%d-%H%M%S}.csv"
-    return StreamingHttpResponse(csv_lines(records), content_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
-def spreadsheet_safe(value) -> str:
-    """A text cell as a spreadsheet shows it: one that would start a formula gets a leading
-    apostrophe. Key names are the tenant's input, model names and errors the providers'."""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-async def csv_lines(records: QuerySet) -> AsyncIterator[str]:
-    """Every matching record, read in chunks as the client takes them: an export of a busy month
-    never sits in memory whole."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def line(values) -> str:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(value if column in NUMBER_COLUMNS else spreadsheet_safe(value)
-                        for column, value in zip(CSV_COLUMNS, values, strict=True))
-        return buffer.getvalue()
-
-    yield line(CSV_COLUMNS)
-    async for record in records.aiterator(chunk_size=1000):
-        yield line([
-            record.created_at.isoformat(), record.request_id, record.model, record.provider, record.upstream_model,
-            key_label(record), record.capability, record.streamed, record.input_tokens,
-            record.output_tokens, record.reasoning_tokens, record.cached_tokens, record.cache_write_tokens,
-            f"{record.cost.normalize():f}", record.outcome, record.http_status, record.error_type, record.ending, record.latency_ms,
-            "" if record.ttft_ms is None else record.ttft_ms, record.byok, record.usage_estimated,
-        ])

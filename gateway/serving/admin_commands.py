@@ -22,7 +22,8 @@ Decisions:
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
-from billing.entitlements import Caller, acheck_rate, is_model_allowed, media_limits
+from billing.entitlements import Caller, is_model_allowed, media_limits
+from billing.rate_limits import check_requests
 from conversations import store
 from gateway.serving.call import Call
 from gateway.serving.errors import GatewayError
@@ -49,7 +50,7 @@ async def run_command(call: Call, model: str, text: str) -> str:
     """The answer (markdown) to the command ``text`` sent to ``model`` (an admin/... model)."""
     words = text.split()
     name = words[0].lower() if words else ""
-    call.outcome.rate = await acheck_rate(call.caller)
+    call.outcome.rate = await check_requests(call.caller)
     if name in HELP_COMMANDS:
         return help_text()
     if model != MAGIC_MODEL:

@@ -7,9 +7,10 @@ plan, the request's features allowed), before admission.
         last user message (caching.semantic) embedded by the operator's model
     a hit:  answer_chat(...) / answer_embeddings(...) -> Outcome
         admitted as any request (the rate limit, the spend cap) at the plan's cache price, never
-        calling a provider; its meter settles a usage record ending ``cache_hit``; a chat answers
-        whole or as ChatEvents replayed from the kept answer, which the client's protocol encodes
-        as it encodes a live stream
+        calling a provider; its meter settles a usage record ending ``cache_hit`` (a whole answer
+        leaves before that record commits: Meter.settles_behind); a chat answers whole or as
+        ChatEvents replayed from the kept answer, which the client's protocol encodes as it
+        encodes a live stream
     a miss: keep(lookup, outcome) -> outcome
         the whole answer kept once settled; a stream folded as its events pass and kept before
         its last event (Settled), so a client that has seen the end can be answered from it
@@ -170,13 +171,15 @@ async def hit_meter(call: Call, lookup: Lookup, model: ModelInfo, *, streamed: b
     """Admission at the cache price, and the meter of a request the cache answers."""
     found = lookup.hit
     served = (await router.get_catalog()).models.get(found.served_model, model)
-    admitted = await admission.admit_cache_hit(call.caller, served, request_id=call.request_id)
+    admitted = await admission.admit_cache_hit(call.caller, served, request_id=call.request_id,
+                                               end_user=call.end_user)
     usage = found.result.usage
     meter = Meter(call.admitted(admitted), started=call.started, streamed=streamed, input_estimate=usage.input_tokens)
     trace = meter.trace
     trace.model, trace.provider, trace.upstream_model = served, found.provider, found.result.upstream_model
     meter.served_by(served, upstream_model=found.result.upstream_model)
     meter.settlement.ending = Ending.CACHE_HIT
+    meter.settles_behind = not streamed  # a whole answer leaves at once; a stream's end still waits for it
     call.outcome.meter, call.outcome.trace = meter, trace
     saved = max(found.cost - admitted.reservation.amount, Decimal(0))
     stats.count_lookup(lookup.tenant_id, hit=True, saved=saved)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from billing.entitlements import Caller, RateWindow
+from billing.entitlements import Caller
+from billing.rate_limits import RateHold
 from caching.policy import OFF, CacheDirectives, CachePolicy, CacheStatus
 from providers.router import Trace
 from providers.types import ChatResult
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class Outcome:
-    rate: RateWindow | None = None  # the key's request-rate window, once admission checked it
+    rate: RateHold | None = None  # where the key stands in its rate limits, once admission checked them
     trace: Trace | None = None  # who served (or was tried last), and how many attempts
     meter: "Meter | None" = None  # what an admitted request used and cost
     search_provider: str = ""  # the web search engine that grounded the request
@@ -43,11 +44,12 @@ class Outcome:
     def cost(self) -> Decimal | None:
         """What a whole answer cost, once settled (a stream's arrives in its last event)."""
         meter = self.meter
-        if meter is None or meter.settling is None or not meter.settling.done():
+        if meter is None or meter.settling is None or meter.settlement.streamed:
             return None
-        if meter.settlement.streamed or meter.settlement.ending not in (Ending.COMPLETED, Ending.CACHE_HIT):
-            return None
-        return meter.cost()
+        ending = meter.settlement.ending
+        if ending == Ending.CACHE_HIT or (ending == Ending.COMPLETED and meter.settling.done()):
+            return meter.cost()  # a hit's is its cache price, known before its record commits
+        return None
 
 
 @dataclass(slots=True)

@@ -126,7 +126,7 @@ async def admit_chat(call: Call, chat: ChatRequest, model: router.ModelInfo, cha
         prompt_bytes=size + web_search.most_context_bytes(chat), messages=len(chat.messages) + bool(search),
         images=images, alternatives=[d.model for d in chain.deployments[1:]], byok=byok,
         search_price=search.price if search else Decimal(0),
-        loop=gateway_tools.loop_size(toolbox) if toolbox else admission.NO_TOOLS)
+        loop=gateway_tools.loop_size(toolbox) if toolbox else admission.NO_TOOLS, end_user=call.end_user)
     meter = Meter(call.admitted(admitted), started=call.started, streamed=chat.stream,
                   input_estimate=estimate_input_tokens(size, images))
     meter.served_by(model)

@@ -12,7 +12,8 @@ from usage.recording import Reservation
 
 async def admit_media(call: Call, model: ModelInfo, *, most: Usage) -> Reservation:
     """Admit a media request that can make (and so cost) at most ``most``."""
-    admitted = await admission.admit_media(call.caller, model, request_id=call.request_id, most=most)
+    admitted = await admission.admit_media(call.caller, model, request_id=call.request_id, most=most,
+                                           end_user=call.end_user)
     return call.admitted(admitted)
 
 

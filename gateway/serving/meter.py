@@ -26,6 +26,7 @@ from decimal import Decimal
 from django.conf import settings
 
 from billing.entitlements import TOKENS_PER_IMAGE
+from billing.rate_limits import settle_rates
 from providers import tracing
 from providers.errors import ProviderError
 from providers.router import ModelInfo, Trace
@@ -92,6 +93,9 @@ class Meter:
         self.settling: asyncio.Future | None = None
         self.trace = Trace()  # the router's: who served, and the gateway's overhead (request_log)
         self.loop = asyncio.get_running_loop()
+        # The answer may leave before its record commits: a cache hit (nothing was called, and its
+        # price, known up front, is held on the lease; should the process die, the sweeper records it).
+        self.settles_behind = False
         in_flight(self)
 
     def served_by(self, model: ModelInfo | None, *, upstream_model: str = "") -> None:
@@ -209,6 +213,9 @@ class Meter:
         if error is not None:
             self.ended_by(error)
         self.served_by(self.trace.model, upstream_model=self.trace.upstream_model)
+        if self.settles_behind and error is None:
+            self.start_settling()
+            return
         await self.settle()
 
     def start_settling(self) -> asyncio.Future:
@@ -216,7 +223,8 @@ class Meter:
         cancellation arriving meanwhile) cannot reach the writer thread half-way."""
         if self.settling is None:
             LIVE.discard(self)
-            self.final_usage()
+            usage = self.final_usage()
+            settle_rates(self.reservation.rate_hold, tokens=usage.input_tokens + usage.output_tokens)
             self.settlement.latency_ms = int((time.monotonic() - self.started) * 1000)
             snapshot = dataclasses.replace(self.settlement, usage=dataclasses.replace(self.settlement.usage))
             self.settling = asyncio.ensure_future(self._settle(snapshot))

@@ -41,7 +41,8 @@ def read_json(request) -> dict:
 def caller_of(key: KeyContext, *, base_url: str) -> Caller:
     return Caller(tenant_id=key.tenant_id, tenant_slug=key.tenant_slug, key_id=key.key_id, key_name=key.key_name,
                   key_allowed_models=key.allowed_models, plan=key.plan, provider_keys=key.provider_keys,
-                  base_url=base_url)
+                  base_url=base_url, key_tokens_per_minute=key.tokens_per_minute,
+                  key_max_concurrent_requests=key.max_concurrent_requests)
 
 
 PROVIDER_KEY_HEADER = "x-provider-key"

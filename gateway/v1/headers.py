@@ -1,7 +1,7 @@
 """The response headers of a /v1 answer, built in one place from the call's outcome (api_view
 adds them to every answer, errors included):
 
-    x-ratelimit-*                     the key's request-rate window (once admission checked it)
+    x-ratelimit-*                     the key's request and token windows (once admission checked them)
     x-tollgate-provider, -model,      who served an admitted request (or was tried last): the
     -attempts, -served-model          provider, its model id, the attempts, the public model id
     x-tollgate-search-provider        the engine of a web search

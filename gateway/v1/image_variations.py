@@ -75,6 +75,7 @@ async def admit_variation(call: Call, fields: dict, image: MediaInput) -> ImageJ
         raise bad_request(f"'{model.public_id}' (provider {model.provider}) does not make image variations here.",
                           param="model", code="unsupported_operation")
     image_request, response_format = decode_variation(model, fields, image)
+    call.attribute(image_request.user)
     meter = await media_meter(call, model, most=most_usage(model, image_request))
     return ImageJob(request=image_request, response_format=response_format, operation=OPERATION, model=model,
                     chain=router.Chain(able, model.fallback_on), meter=meter, tenant_id=call.caller.tenant_id)

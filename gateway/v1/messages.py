@@ -13,7 +13,7 @@ one whose provider fails to count (any provider error, logged). The header
 
 from django.http import JsonResponse
 
-from billing import entitlements
+from billing import entitlements, rate_limits
 from gateway.serving.chains import byok_chain, find_model
 from gateway.serving.chat import serve_chat
 from gateway.serving.errors import log_provider_error
@@ -50,7 +50,7 @@ async def count_tokens(request):
     chat = anthropic_messages.decode_count(read_json(request))
     model, deployments = await find_model(chat.model, capability="chat")
     entitlements.check_model(call.caller, model)
-    call.outcome.rate = await entitlements.acheck_rate(call.caller)
+    call.outcome.rate = await rate_limits.check_requests(call.caller)
     # The deployment that would serve the request counts, with the key it would be called with.
     own = byok_chain(call, model, deployments)
     deployment = own.deployments[0] if own else deployments[0]

@@ -9,6 +9,8 @@
     function_call_output items        -> tool messages (call_id -> tool_call_id)
     reasoning items                   -> the next assistant turn's reasoning (its summary text) and
                                          reasoning_signature (its encrypted_content)
+    web_search_call, code_interpreter_call items   -> nothing: the gateway's earlier searches, pages read
+                                         and snippets run, kept as items, not read back
 
 Decisions:
 - Refused with a 400 that names them: input_file parts and file_id images.

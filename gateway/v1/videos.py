@@ -24,6 +24,7 @@ from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 
 from billing import entitlements
+from billing.rate_limits import settle_rates
 from gateway.access import get_video_job_for_tenant, get_video_jobs_for_tenant
 from gateway.serving.call import Call
 from gateway.serving.chains import find_model
@@ -146,6 +147,8 @@ async def admit_video(call: Call, fields: dict, upload) -> VideoJob:
     except BaseException:
         writer.submit(recording.release, reservation)  # nothing will run: give the reservation back
         raise
+    finally:
+        settle_rates(reservation.rate_hold, tokens=0)  # the job runs on: this request is no longer in flight
     call.outcome.video_id = job.id
     return job
 

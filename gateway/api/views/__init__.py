@@ -6,6 +6,7 @@ state through the named workflows the dashboard uses too (issue_api_key, revoke_
 gateway.dashboard.memberships, billing.subscriptions), answer with a serializer.
 
 One module per noun: tenants (also the base views), keys, members (and invitations), usage,
-billing (the plan and Stripe links), alerts (spend alerts, their webhook and delivery log), cache
-(the answer cache's settings, a key's own switch, hit rate and savings).
+billing (the plan and Stripe links), budgets (end users' budgets; a key's is on the key), alerts
+(spend alerts, their webhook and delivery log), cache (the answer cache's settings, a key's own
+switch, hit rate and savings).
 """

@@ -1,10 +1,12 @@
-"""A tenant's API keys: list, create (the raw key shown once), read, revoke."""
+"""A tenant's API keys: list, create (the raw key shown once), read, change its rate limits and
+budget, revoke."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from billing.entitlements import models_on_plan
+from billing.spend_budgets import set_key_budget
 from gateway.access import (
     get_api_key_for_tenant,
     get_api_keys_for_tenant,
@@ -13,9 +15,9 @@ from gateway.access import (
 from gateway.api import serializers as api
 from gateway.api.authentication import MANAGEMENT_SCOPE
 from gateway.api.errors import Conflict, errors
-from gateway.api.permissions import TEAM, Actor, can_manage_keys, can_revoke_key
+from gateway.api.permissions import MANAGERS, TEAM, Actor, can_manage_keys, can_revoke_key
 from gateway.api.views.tenants import TenantView
-from gateway.api_keys import KeyLimitReached, issue_api_key, revoke_api_key
+from gateway.api_keys import KeyLimitReached, issue_api_key, revoke_api_key, set_key_rate_limits
 from gateway.models import ApiKey
 
 
@@ -53,7 +55,8 @@ class KeyListView(TenantView):
         try:
             issued = issue_api_key(actor.tenant, name=fields["name"], created_by=actor.user,
                                    expires_at=fields.get("expires_at"), allowed_models=fields["allowed_models"],
-                                   scopes=fields["scopes"])
+                                   scopes=fields["scopes"], tokens_per_minute=fields.get("tokens_per_minute"),
+                                   max_concurrent_requests=fields.get("max_concurrent_requests"))
         except KeyLimitReached as exc:
             raise Conflict(str(exc)) from exc
         body = {**api.ApiKeySerializer(issued.api_key).data, "key": issued.raw}
@@ -62,10 +65,29 @@ class KeyListView(TenantView):
 
 
 class KeyDetailView(TenantView):
-    roles = {"GET": (TEAM, "reading API keys")}
+    roles = {"GET": (TEAM, "reading API keys"), "PATCH": (MANAGERS, "changing an API key's limits")}
 
     @extend_schema(summary="One API key", tags=["keys"], responses={200: api.ApiKeySerializer, **errors()})
     def get(self, request, slug: str, key_id: int):
+        return Response(api.ApiKeySerializer(key_or_404(self.actor, key_id)).data)
+
+    @extend_schema(summary="Change an API key's rate limits or budget", tags=["keys"],
+                   request=api.KeyUpdateSerializer, responses={200: api.ApiKeySerializer, **errors(400)},
+                   description="``tokens_per_minute`` and ``max_concurrent_requests``: the key's own (null = the "
+                               "plan's); the lower of the key's and the plan's applies. ``budget``: what the key may "
+                               "spend per day, week or month (UTC), e.g. {\"amount\": \"5.00\", \"period\": "
+                               "\"day\"}; past it requests get 429 insufficient_quota until the period resets; null "
+                               "removes it. Fields left out stay.")
+    def patch(self, request, slug: str, key_id: int):
+        api_key = key_or_404(self.actor, key_id)
+        form = api.KeyUpdateSerializer(data=request.data)  # every field optional; a budget given is whole
+        form.is_valid(raise_exception=True)
+        limits = dict(form.validated_data)
+        if "budget" in limits:
+            budget = limits.pop("budget")
+            set_key_budget(api_key, amount=budget and budget["amount"], period=budget and budget["period"])
+        if limits:
+            set_key_rate_limits(api_key, **limits)
         return Response(api.ApiKeySerializer(key_or_404(self.actor, key_id)).data)
 
 

@@ -10,7 +10,9 @@ from gateway.api import serializers as api
 from gateway.api.errors import errors
 from gateway.api.permissions import EVERYONE
 from gateway.api.views.tenants import TenantView
-from usage.summaries import daily_usage, month_summary
+from usage.summaries import daily_usage, grouped_usage, month_summary
+
+MAX_GROUPS = 1000
 
 
 class UsagePages(CursorPagination):
@@ -42,8 +44,9 @@ class UsagePages(CursorPagination):
     200: api.UsageRecordSerializer(many=True), **errors(400)},
     description="One record per request, newest first, 50 a page (``page_size`` up to 500); follow ``next`` "
                 "for older records. Filter by time (``start``, ``end``: ISO 8601 times or YYYY-MM-DD days, "
-                "UTC), ``model`` and ``key`` (a key id). A parameter given empty (``?start=``) is refused (400); "
-                "leave it out instead.")
+                "UTC), ``model``, ``key`` (a key id), ``user`` (the end user the request named) and ``tag`` "
+                "(``key=value``, repeatable; a tag without '=' is refused). A parameter given empty "
+                "(``?start=``) is refused (400); leave it out instead.")
 class UsageRecordListView(TenantView, generics.ListAPIView):
     roles = {"GET": (EVERYONE, "reading usage")}
     serializer_class = api.UsageRecordSerializer
@@ -62,7 +65,7 @@ class UsageRecordListView(TenantView, generics.ListAPIView):
             records = records.filter(model=wanted["model"])
         if "key" in wanted:
             records = records.filter(api_key_id=wanted["key"])
-        return records
+        return query.attribution().narrow(records)
 
 
 class UsageSummaryView(TenantView):
@@ -72,13 +75,19 @@ class UsageSummaryView(TenantView):
                    responses={200: api.UsageSummarySerializer, **errors(400)},
                    description="This month's totals (settled spend, spend held by requests in flight, the cap, "
                                "per model) and one row per day of the last ``days`` days (UTC, zeros included), "
-                               "per model or key with ``split``. A parameter given empty (``?split=``) is refused "
-                               "(400); leave it out instead.")
+                               "per model or key with ``split``; with ``group_by`` (``user`` or ``tag:<key>``), "
+                               "the window's totals per end user or tag value. ``user`` and ``tag`` (``key=value``, "
+                               "repeatable) narrow the daily rows and the groups to the requests for that user or "
+                               "with those tags; ``month`` is always the whole tenant's, as its cap is. A "
+                               "parameter given empty (``?split=``) is refused (400); leave it out instead.")
     def get(self, request, slug: str):
         query = api.SummaryQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        tenant_id = self.actor.tenant.pk
+        wanted, attribution, tenant_id = query.validated_data, query.attribution(), self.actor.tenant.pk
+        grouping = wanted.get("group_by")
         return Response(api.UsageSummarySerializer({
             "month": month_summary(tenant_id),
-            "daily": daily_usage(tenant_id, days=query.validated_data["days"], split=query.validated_data.get("split")),
+            "daily": daily_usage(tenant_id, days=wanted["days"], split=wanted.get("split"), attribution=attribution),
+            "groups": [] if grouping is None else grouped_usage(tenant_id, grouping, days=wanted["days"],
+                                                                attribution=attribution, limit=MAX_GROUPS),
         }).data)

@@ -13,8 +13,8 @@ log = logging.getLogger(__name__)
 
 class Command(BaseCommand):
     help = ("Run the background work: the video worker, the ledger writer's reservation sweep and every "
-            "periodic job (grace periods, overage reports, response retention, provider checks), each "
-            "once per period across all copies. Run one or more beside `manage.py serve`; SIGTERM or "
+            "periodic job (grace periods, overage reports, response retention, provider checks, "
+            "spend alerts), each once per period across all copies. Run one or more beside `manage.py serve`; SIGTERM or "
             "Ctrl-C stops it cleanly, handing its video jobs back.")
 
     def add_arguments(self, parser):

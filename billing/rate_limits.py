@@ -213,6 +213,7 @@ def settle_rates(hold: RateHold | None, *, tokens: int) -> None:
     if hold.slot is not None:
         held_in, name = hold.slot
         held_in.release(name)
+        held_in.release(name)
 
 
 @asynccontextmanager

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from caching.models import DEFAULT_TTL_SECONDS
 
-BYPASS_REASONS = ("not-on-plan", "disabled", "off", "no-store", "no-cache", "not-deterministic", "web-search")
+BYPASS_REASONS = ("not-on-plan", "disabled", "off", "no-store", "no-cache", "not-deterministic", "web-search",
+                  "gateway-tools")
 MODES = ("on", "off")
 
 

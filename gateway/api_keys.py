@@ -5,12 +5,15 @@ and HMAC-SHA256(API_KEY_PEPPER, raw key), compared in constant time. The raw key
 only in the answer to whoever created it.
 
 Authentication serves a key's tenant and plan from process memory for KEY_CACHE_SECONDS, so
-the hot path costs no query after warm-up. A key revoked through revoke_api_key() stops
+the hot path costs no query after warm-up: requests that miss at once share one read, and a key
+in use is read again in the background before its entry expires (key_context). A key revoked through revoke_api_key() stops
 working at once in this process and within KEY_CACHE_SECONDS in every other worker.
 """
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -28,8 +31,11 @@ from gateway.models import ApiKey, Tenant, TenantProviderKey, default_key_scopes
 from gateway.proxies import public_base_url
 from providers.blocking import run_blocking
 
+log = logging.getLogger(__name__)
+
 KEY_PREFIX = "tg"
 CACHE_MAX_ENTRIES = 10_000
+REFRESH_AHEAD = 0.25  # of KEY_CACHE_SECONDS: an entry in use this close to expiry is read again in the background
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -66,7 +72,7 @@ class KeyContext:
 
 
 def hash_key(raw: str) -> str:
-    return hmac.new(settings.API_KEY_PEPPER.encode(), raw.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(settings.API_KEY_PEPPER.encode(), raw.encode(), hashlib.sha256).hex()
 
 
 @transaction.atomic
@@ -113,7 +119,7 @@ def revoke_api_key(api_key: ApiKey) -> None:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
-    _cache.pop(api_key.prefix, None)
+    forget_key(api_key.prefix)
 
 
 def forget_keys_on_commit(prefixes: list[str]) -> None:
@@ -122,7 +128,7 @@ def forget_keys_on_commit(prefixes: list[str]) -> None:
 
     def forget() -> None:
         for prefix in prefixes:
-            _cache.pop(prefix, None)
+            forget_key(prefix)
 
     forget()
     transaction.on_commit(forget)
@@ -160,11 +166,67 @@ def revoke_keys_of_deleted_user(sender, instance, **kwargs) -> None:
 # so random prefixes cannot grow it. Remembering misses keeps a flood of made-up keys from
 # costing a query each.
 _cache: OrderedDict[str, tuple[float, KeyContext | None]] = OrderedDict()
+_loads: dict[str, asyncio.Task] = {}  # prefix -> its read under way
+_forgotten = 0  # counts forgets: a read begun before one is not kept (it may be the row as it was)
+
+
+def forget_key(prefix: str) -> None:
+    global _forgotten
+    _forgotten += 1
+    _cache.pop(prefix, None)
 
 
 def forget_keys() -> None:
     """Drop every cached key, so the next request of each reads its key, tenant and plan anew."""
+    global _forgotten
+    _forgotten += 1
     _cache.clear()
+
+
+async def key_context(prefix: str) -> KeyContext | None:
+    """The key's context from memory (None: no such key), read once by requests that miss at the
+    same moment; an entry in use is read again in the background before it expires, so a key
+    in steady use never makes a request wait for the database."""
+    now = time.monotonic()
+    cached = _cache.get(prefix)
+    if cached is not None and cached[0] > now:
+        _cache.move_to_end(prefix)
+        if cached[0] - now < settings.KEY_CACHE_SECONDS * REFRESH_AHEAD:
+            reading(prefix)
+        return cached[1]
+    return await asyncio.shield(reading(prefix))  # one request leaving must not cancel the others' read
+
+
+def reading(prefix: str) -> asyncio.Task:
+    """The read of ``prefix`` under way on this event loop, or a new one."""
+    task = _loads.get(prefix)
+    if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+        task = _loads[prefix] = asyncio.ensure_future(read_key_context(prefix))
+        task.add_done_callback(lambda done: read_done(prefix, done))
+    return task
+
+
+async def read_key_context(prefix: str) -> KeyContext | None:
+    """Read and cache; a forget while reading (a revocation, say) means read again, so what is
+    cached is never older than the forget."""
+    for _ in range(3):
+        began, forgotten = time.monotonic(), _forgotten
+        context = await run_blocking(load_key_context, prefix)
+        if forgotten == _forgotten:
+            _cache[prefix] = (began + settings.KEY_CACHE_SECONDS, context)
+            _cache.move_to_end(prefix)
+            if len(_cache) > CACHE_MAX_ENTRIES:
+                _cache.popitem(last=False)
+            break
+    return context
+
+
+def read_done(prefix: str, task: asyncio.Task) -> None:
+    if _loads.get(prefix) is task:
+        del _loads[prefix]
+    if not task.cancelled() and task.exception() is not None:
+        # The requests waiting for it get the error; a read ahead of expiry is tried again later.
+        log.warning("reading API key %s failed: %s", prefix, task.exception())
 
 
 def load_key_context(prefix: str) -> KeyContext | None:
@@ -217,17 +279,7 @@ async def authenticate(request) -> KeyContext:
     parts = raw.split("-", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise unauthorized("Incorrect API key provided: it is not a Tollgate key (they start with 'tg-').")
-    prefix = parts[1]
-    now = time.monotonic()
-    cached = _cache.get(prefix)
-    if cached is not None and cached[0] > now:
-        context = cached[1]
-        _cache.move_to_end(prefix)
-    else:
-        context = await run_blocking(load_key_context, prefix)
-        _cache[prefix] = (now + settings.KEY_CACHE_SECONDS, context)
-        if len(_cache) > CACHE_MAX_ENTRIES:
-            _cache.popitem(last=False)
+    context = await key_context(parts[1])
     if context is None or not hmac.compare_digest(context.hashed, hash_key(raw)):
         raise unauthorized("Incorrect API key provided.")
     if context.revoked:

@@ -11,6 +11,8 @@ gateway spends on its own work:
   executor and close their own connection (providers.blocking), so neither is needed.
   (response.close() still sends request_finished, on the event loop: its receivers find no
   connection to close there.)
+- URL resolution: a fixed route (no argument in its path: /v1/chat/completions) is resolved once
+  per path and remembered; the resolver's regexes cost more than the rest of the routing.
 Pages and the admin keep Django's full handler and settings.MIDDLEWARE, behind BodyLimit.
 /healthz, /readyz and /metrics take this handler too (gateway/probes.py): a load balancer's probe
 needs no session, and /healthz no database.
@@ -41,6 +43,7 @@ from usage.metrics import OPEN_STREAMS
 from usage.writer import writer
 
 API_PREFIX = "/v1/"
+FIXED_ROUTES_KEPT = 256  # paths that match a pattern without arguments: a bounded set
 
 # On every /v1 answer, as SecurityMiddleware would add them to pages: no content sniffing, and
 # no URL of ours (signed media links) passed on as a Referer.
@@ -52,6 +55,10 @@ class BodyTooLarge(Exception):
 
 
 class ApiHandler(ASGIHandler):
+    def __init__(self):
+        super().__init__()
+        self.fixed_routes: dict[tuple[str, str], object] = {}  # (urlconf, path) -> its ResolverMatch
+
     def load_middleware(self, is_async=False):
         self._view_middleware = []
         self._template_response_middleware = []
@@ -60,6 +67,18 @@ class ApiHandler(ASGIHandler):
 
     async def __call__(self, scope, receive, send):
         await self.handle(scope, receive, send)
+
+    def resolve_request(self, request):
+        """Django's, remembered for the paths of fixed routes (a path with an id, or the catch-all
+        for unknown endpoints, has arguments and is resolved each time)."""
+        key = (settings.ROOT_URLCONF, request.path_info)
+        match = self.fixed_routes.get(key)
+        if match is None:
+            match = super().resolve_request(request)
+            if not match.args and not match.kwargs and len(self.fixed_routes) < FIXED_ROUTES_KEPT:
+                self.fixed_routes[key] = match
+        request.resolver_match = match
+        return match
 
     async def send_response(self, response, send):
         """Every /v1 answer leaves through here: views', refusals and the 413 alike."""

@@ -2,13 +2,15 @@
 and decrypted credentials (providers.catalog_seed seeds the rows it is read from).
 
     load_catalog()    the snapshot, built from the database (sync)
-    get_catalog()     the current snapshot, reloaded every CATALOG_CACHE_SECONDS (no query per request)
+    get_catalog()     the current snapshot, reloaded every CATALOG_CACHE_SECONDS (no query per request;
+                      in the background before it expires, so a busy gateway never waits for it)
     forget_catalog()  make the next request reload it
 """
 
 import asyncio
 import dataclasses
 import itertools
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -194,29 +196,55 @@ def load_catalog() -> Catalog:
     return Catalog(models=models, deployments=deployments, loaded_at=time.monotonic())
 
 
+log = logging.getLogger(__name__)
+
+RELOAD_AHEAD = 0.25  # of CATALOG_CACHE_SECONDS: a snapshot this close to expiry is reloaded in the background
+
 _catalog: Catalog | None = None
-_reload_lock: asyncio.Lock | None = None
+_forgotten = 0  # counts forget_catalog(): a reload begun before one is neither kept nor shared
+_reload: tuple[asyncio.Task, int] | None = None  # the reload under way, and the count it began at
 
 
 async def get_catalog() -> Catalog:
-    global _catalog, _reload_lock
     catalog = _catalog
-    if catalog is not None and time.monotonic() - catalog.loaded_at < settings.CATALOG_CACHE_SECONDS:
-        return catalog
-    if _reload_lock is None:
-        _reload_lock = asyncio.Lock()
-    try:
-        async with _reload_lock:  # one reload at a time, the rest wait for it
-            if _catalog is None or _catalog is catalog:
-                _catalog = await run_blocking(load_catalog)
-    except RuntimeError:
-        # The lock belongs to an event loop that is gone (tests run several); start afresh.
-        _reload_lock = None
-        _catalog = await run_blocking(load_catalog)
-    return _catalog
+    if catalog is not None:
+        age = time.monotonic() - catalog.loaded_at
+        if age < settings.CATALOG_CACHE_SECONDS:
+            if age > settings.CATALOG_CACHE_SECONDS * (1 - RELOAD_AHEAD):
+                reloading()
+            return catalog
+    return await asyncio.shield(reloading())  # one request leaving must not cancel the others' reload
+
+
+def reloading() -> asyncio.Task:
+    """The reload under way on this event loop (tests run several), or a new one: one at a time."""
+    global _reload
+    if _reload is not None:
+        task, began_at = _reload
+        if not task.done() and began_at == _forgotten and task.get_loop() is asyncio.get_running_loop():
+            return task
+    task = asyncio.ensure_future(reload_catalog(_forgotten))
+    task.add_done_callback(reload_done)
+    _reload = (task, _forgotten)
+    return task
+
+
+async def reload_catalog(forgotten: int) -> Catalog:
+    global _catalog
+    catalog = await run_blocking(load_catalog)
+    if forgotten == _forgotten:  # else an edit came meanwhile: the next request reads it
+        _catalog = catalog
+    return catalog
+
+
+def reload_done(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # Requests waiting for it get the error; a reload ahead of expiry is tried again later.
+        log.warning("reloading the catalog failed: %s", task.exception())
 
 
 def forget_catalog() -> None:
     """Make the next request reload the catalog (after an admin edit or bootstrap)."""
-    global _catalog
+    global _catalog, _forgotten
+    _forgotten += 1
     _catalog = None

@@ -106,3 +106,10 @@ def test_a_web_search_request_is_never_cached(client, fake_openai, tenant):
     with pytest.raises(openai.APIStatusError) as refused:  # no search engine is configured in tests
         cache_header(client, extra_body={"web_search_options": {}})
     assert refused.value.response.headers["x-tollgate-cache-reason"] == "web-search"
+
+
+def test_a_request_offering_the_gateways_tools_is_never_cached(client, fake_openai, tenant):
+    update_cache_settings(tenant, enabled=True)
+    for _ in range(2):  # the model answers without calling the tool
+        assert cache_header(client, reason=True, tools=[{"type": "web_fetch"}]) == "gateway-tools"
+    assert len(chat_calls(fake_openai)) == 2

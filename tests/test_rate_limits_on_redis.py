@@ -14,7 +14,7 @@ from tests.conftest import wait_for
 from tests.fakes.openai_upstream import Reply
 from tests.test_concurrent_requests import LONG, open_stream
 from tests.test_shared_breaker import redis_url  # noqa: F401 (the fixture: a redis-server of this module)
-from tests.test_tokens_per_minute import BOUND, MAX_TOKENS, post, used
+from tests.test_tokens_per_minute import BOUND, MAX_TOKENS, minute, post, used  # noqa: F401 (minute: a fixture)
 
 
 @pytest.fixture
@@ -24,6 +24,7 @@ def on_redis(settings, redis_url):  # noqa: F811
     return redis_url
 
 
+@pytest.mark.usefixtures("minute")
 def test_a_gateway_on_redis_sends_the_windows_it_would_send_alone(gateway_url, api_key, tenant, fake_openai,
                                                                   on_redis):
     Plan.objects.filter(slug="pro").update(tokens_per_minute=100_000, max_concurrent_requests=1)

@@ -28,14 +28,14 @@ def post(gateway_url: str, key: str, body: dict = BODY) -> httpx.Response:
 
 @pytest.fixture
 def minute(monkeypatch):
-    """The rate limits' clock, stopped, and moved on by hand."""
+    """The rate limits' clock, stopped (a minute cannot end between two requests) and moved on by hand."""
     now = [1_800_000_000.0]
     monkeypatch.setattr(rate_limits, "clock", lambda: now[0])
     return now
 
 
 def test_answers_carry_the_token_window_and_settlement_gives_back_what_was_not_used(
-        gateway_url, api_key, other_api_key, tenant, fake_openai):
+        gateway_url, api_key, other_api_key, tenant, fake_openai, minute):
     Plan.objects.filter(slug="pro").update(tokens_per_minute=1000)
     fake_openai.enqueue(used(5, 20), used(5, 20))
     first = post(gateway_url, api_key)
@@ -89,14 +89,14 @@ def test_a_request_larger_than_the_limit_takes_a_whole_minute(gateway_url, api_k
     assert post(gateway_url, api_key).status_code == 200
 
 
-def test_tokens_used_beyond_the_bound_are_charged_to_the_minute(gateway_url, api_key, fake_openai):
+def test_tokens_used_beyond_the_bound_are_charged_to_the_minute(gateway_url, api_key, fake_openai, minute):
     Plan.objects.filter(slug="pro").update(tokens_per_minute=1000)
     fake_openai.enqueue(used(10, 500), used(5, 5))  # a provider that produced more than max_tokens
     post(gateway_url, api_key)
     assert post(gateway_url, api_key).headers["x-ratelimit-remaining-tokens"] == str(1000 - 510 - BOUND)
 
 
-def test_a_streamed_answer_gives_back_its_unused_tokens_when_it_ends(gateway_url, api_key, fake_openai):
+def test_a_streamed_answer_gives_back_its_unused_tokens_when_it_ends(gateway_url, api_key, fake_openai, minute):
     Plan.objects.filter(slug="pro").update(tokens_per_minute=1000)
     fake_openai.enqueue(used(5, 20), used(5, 20))
     with httpx.stream("POST", f"{gateway_url}/v1/chat/completions", json={**BODY, "stream": True},
@@ -107,7 +107,7 @@ def test_a_streamed_answer_gives_back_its_unused_tokens_when_it_ends(gateway_url
     assert post(gateway_url, api_key).headers["x-ratelimit-remaining-tokens"] == str(1000 - 25 - BOUND)
 
 
-def test_a_keys_own_limit_applies_when_lower_than_the_plans(gateway_url, api_key, tenant, fake_openai):
+def test_a_keys_own_limit_applies_when_lower_than_the_plans(gateway_url, api_key, tenant, fake_openai, minute):
     Plan.objects.filter(slug="pro").update(tokens_per_minute=1000)
     key = ApiKey.objects.get(tenant=tenant)
     ApiKey.objects.filter(pk=key.pk).update(tokens_per_minute=BOUND)

@@ -13,7 +13,11 @@ write is committed: nothing is acknowledged before it is durable.
                                   is retried one settlement at a time, so one bad settlement
                                   cannot lose the others
     writer.open_row(reservation)  write the open row of a request held against a budget lease,
-                                  with the next batch (nobody waits for it; usage/budget.py)
+                                  with the next batch, within OPEN_ROW_SECONDS (nobody waits for
+                                  it; usage/budget.py). It does not wake the thread: under load the
+                                  request's own settlement, or another's, comes first and the row
+                                  is never written; waking it twice per request cost more CPU
+                                  than the commit (bench/RESULTS.md)
     writer.post(fn, *args)        run fn(*args) on the writer thread, nobody waiting
     await writer.run(fn, *args)   run fn(*args) on the writer thread; its result or exception
 
@@ -25,6 +29,7 @@ idle for BUDGET_LEASE_IDLE_SECONDS, and at stop() every one.
 """
 
 import asyncio
+import collections
 import logging
 import queue
 import threading
@@ -45,6 +50,8 @@ from usage.recovery import keep_house
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
+# The longest an open row waits for a batch to carry it while the writer is idle.
+OPEN_ROW_SECONDS = 0.1
 # A job not done by then fails its caller (the database is stuck); a reserve that completes
 # later is released by housekeeping, a settle that completes later is simply recorded.
 JOB_TIMEOUT_SECONDS = 30.0
@@ -97,6 +104,7 @@ class LedgerWriter:
         self.housekeeping = housekeeping
         self._last_housekeeping = 0.0
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._opens: collections.deque[OpenJob] = collections.deque()  # open rows for the next batch
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.connection = None  # the writer thread's connection, for tests that count queries
@@ -126,7 +134,7 @@ class LedgerWriter:
 
     def open_row(self, reservation: Reservation) -> None:
         self.start()
-        self._queue.put(OpenJob(None, (reservation,), None, None))
+        self._opens.append(OpenJob(None, (reservation,), None, None))
 
     def post(self, fn: Callable, *args) -> None:
         """Queue fn(*args) with nobody waiting (from any thread); a failure is logged."""
@@ -147,7 +155,7 @@ class LedgerWriter:
 
     def queue_depth(self) -> int:
         """Jobs waiting (what /readyz bounds: a writer that falls behind makes every request wait)."""
-        return self._queue.qsize()
+        return self._queue.qsize() + len(self._opens)
 
     def stop(self) -> None:
         """Finish the queued jobs, give back every budget lease, close the connection, end the
@@ -168,20 +176,20 @@ class LedgerWriter:
                 every = settings.RESERVATION_SWEEP_SECONDS
                 due = self._last_housekeeping + every
                 idle_due = book.next_idle_deadline() if settings.BUDGET_LEASE_IDLE_SECONDS > 0 else None
+                wait = min(due, idle_due or due) - time.monotonic()
                 try:
-                    first = self._queue.get(timeout=max(0.01, min(due, idle_due or due) - time.monotonic()))
+                    first = self._queue.get(timeout=max(0.01, min(wait, OPEN_ROW_SECONDS)))
                 except queue.Empty:
                     first = False
                 if first is None:
+                    self._commit_opens()
                     return
                 if time.monotonic() > due:
                     self._keep_house()
                 elif idle_due is not None and time.monotonic() > idle_due:
                     self._close_idle_leases()
-                if first is False:
-                    continue
-                batch = [first]
-                while len(batch) < MAX_BATCH:
+                batch = [] if first is False else [first]
+                while batch and len(batch) < MAX_BATCH:
                     try:
                         job = self._queue.get_nowait()
                     except queue.Empty:
@@ -190,11 +198,26 @@ class LedgerWriter:
                         self._queue.put(None)  # stop after this batch
                         break
                     batch.append(job)
+                # Taken last: each settlement above was queued after its request's open row.
+                batch = self._take_opens() + batch
+                if not batch:
+                    continue
                 began = time.monotonic()
                 self._commit(batch)
                 record_commit(time.monotonic() - began, self._queue.qsize())
         finally:
             connections.close_all()
+
+    def _take_opens(self) -> list[Job]:
+        batch = []
+        while self._opens:
+            batch.append(self._opens.popleft())
+        return batch
+
+    def _commit_opens(self) -> None:
+        """At stop: the open rows still waiting (their requests are still in flight)."""
+        while batch := self._take_opens():
+            self._commit(batch)
 
     def _close_idle_leases(self) -> None:
         start_afresh_if_stranded(connections["default"])

@@ -1,8 +1,6 @@
 """What the management API reads and writes. Money is a string (exact decimal USD); times are
 ISO 8601 in UTC."""
 
-import re
-from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fnmatch import fnmatchcase
 
@@ -13,16 +11,10 @@ from rest_framework import serializers
 
 from billing.alert_models import AlertDelivery, BudgetPeriod
 from billing.spend_budgets import standings
-from gateway.api import attribution
 from gateway.models import KEY_SCOPES, ApiKey, Invitation, Membership, Role, default_key_scopes
-from usage.models import UsageRecord
-from usage.summaries import SPLITS
 
 MONEY = {"max_digits": 20, "decimal_places": 10}
 PLAN_MONEY = {"max_digits": 12, "decimal_places": 2}
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
-MAX_ID = 2**63 - 1  # BigAutoField's largest: a larger one would overflow the database's integer
 
 
 class TenantSerializer(serializers.Serializer):
@@ -201,129 +193,6 @@ class InvitationSerializer(serializers.ModelSerializer):
 class InviteSerializer(serializers.Serializer):
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
-
-
-class UsageRecordSerializer(serializers.ModelSerializer):
-    id = serializers.CharField(source="request_id", help_text="The request id (x-tollgate-request-id).")
-    key = serializers.SerializerMethodField()
-    cost = serializers.DecimalField(**MONEY)
-    end_user = serializers.CharField(help_text="Who the request was for: its `user` (or x-tollgate-user); '' "
-                                               "for none.")
-    tags = serializers.DictField(child=serializers.CharField(allow_blank=True),
-                                 help_text="The request's `metadata` (or x-tollgate-tags).")
-
-    class Meta:
-        model = UsageRecord
-        fields = ["id", "created_at", "model", "provider", "capability", "key", "streamed", "input_tokens",
-                  "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens", "images",
-                  "video_seconds", "characters", "audio_seconds", "media_detail", "web_searches", "web_fetches",
-                  "code_seconds", "cost",
-                  "latency_ms", "ttft_ms", "outcome",
-                  "http_status", "error_type", "ending", "byok", "end_user", "tags"]
-        read_only_fields = fields
-
-    def get_key(self, record: UsageRecord) -> dict | None:
-        """The key the request was made with (id, name, prefix); null for the dashboard's playground."""
-        if record.api_key is None:
-            return None
-        return {"id": record.api_key_id, "name": record.api_key.name, "prefix": record.api_key.display_prefix}
-
-
-class QuerySerializer(serializers.Serializer):
-    """Query parameters. One given empty (``?start=``) is a 400 naming it: DRF would read an
-    empty form value of an optional field as a missing one, and silently drop the filter."""
-
-    def to_internal_value(self, data):
-        empty = {name: ["Empty: give it a value, or leave the parameter out."]
-                 for name in self.fields if name in data and data[name] == ""}
-        if empty:
-            raise serializers.ValidationError(empty)
-        return super().to_internal_value(data)
-
-
-@extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]})
-class DayOrTimeField(serializers.DateTimeField):
-    """An ISO 8601 time, or a bare day (YYYY-MM-DD, UTC): its start or, with ``whole_day``, the
-    next day's start, so that an end day is included."""
-
-    def __init__(self, *, whole_day: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.whole_day = whole_day
-
-    def to_internal_value(self, value):
-        if isinstance(value, str) and DAY.fullmatch(value):
-            try:
-                start = datetime.combine(date.fromisoformat(value), time.min, tzinfo=UTC)
-            except ValueError:
-                self.fail("invalid", format="YYYY-MM-DD or an ISO 8601 time")
-            return start + timedelta(days=1) if self.whole_day else start
-        return super().to_internal_value(value)
-
-
-class UsageFilterSerializer(QuerySerializer, attribution.AttributionQuerySerializer):
-    start = DayOrTimeField(required=False, help_text="From this time, or day (UTC), on.")
-    end = DayOrTimeField(required=False, whole_day=True,
-                         help_text="Before this time; a day (UTC) alone includes that whole day.")
-    model = serializers.CharField(required=False, help_text="Only this public model id.")
-    key = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
-                                   help_text="Only the key with this id.")
-
-    def validate(self, attrs):
-        if "start" in attrs and "end" in attrs and attrs["start"] >= attrs["end"]:
-            raise serializers.ValidationError({"end": ["end must come after start."]})
-        return attrs
-
-
-class PageQuerySerializer(QuerySerializer):
-    """The usage records' paging parameters (described in the schema by views.usage.UsagePages)."""
-
-    cursor = serializers.CharField(required=False)
-    page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
-
-
-class SummaryQuerySerializer(QuerySerializer, attribution.AttributionQuerySerializer,
-                             attribution.GroupByQuerySerializer):
-    days = serializers.IntegerField(required=False, default=30, min_value=1, max_value=366,
-                                    help_text="How many days back the daily rows go, today included.")
-    split = serializers.ChoiceField(choices=SPLITS, required=False,
-                                    help_text="One row per day and model or key; left out, one row per day.")
-
-
-class DayUsageSerializer(serializers.Serializer):
-    day = serializers.DateField()
-    split = serializers.CharField(help_text="The model id or key name of this row; '' without a split.")
-    requests = serializers.IntegerField()
-    errors = serializers.IntegerField()
-    input_tokens = serializers.IntegerField()
-    output_tokens = serializers.IntegerField()
-    cost = serializers.DecimalField(**MONEY)
-
-
-class ModelUsageSerializer(serializers.Serializer):
-    model = serializers.CharField()
-    requests = serializers.IntegerField()
-    input_tokens = serializers.IntegerField()
-    output_tokens = serializers.IntegerField()
-    cost = serializers.DecimalField(**MONEY)
-
-
-class MonthUsageSerializer(serializers.Serializer):
-    month = serializers.DateField(help_text="The month's first day (UTC).")
-    requests = serializers.IntegerField()
-    input_tokens = serializers.IntegerField()
-    output_tokens = serializers.IntegerField()
-    cost = serializers.DecimalField(**MONEY, help_text="Settled spend this month, USD.")
-    reserved = serializers.DecimalField(**MONEY, help_text="Held by requests in flight, USD.")
-    spend_limit = serializers.DecimalField(**PLAN_MONEY, allow_null=True,
-                                           help_text="The plan's monthly cap; null = none.")
-    by_model = ModelUsageSerializer(many=True)
-
-
-class UsageSummarySerializer(serializers.Serializer):
-    month = MonthUsageSerializer()
-    daily = DayUsageSerializer(many=True)
-    groups = attribution.GroupUsageSerializer(many=True, help_text="With group_by: the window's totals per end user or tag "
-                                                       "value, by cost, the 1,000 largest; else empty.")
 
 
 class PlanSerializer(serializers.Serializer):

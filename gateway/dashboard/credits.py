@@ -48,6 +48,10 @@ def credits_context(membership: Membership, subscription: Subscription) -> dict:
         "moves_plan": plan is not None and plan.pk != subscription.plan_id,
         "amounts": amounts_of(plan),
         "balance": account.balance if account else Decimal(0),
+        # Settled usage is debited from the balance periodically (billing/credit_debits.py); until
+        # then it, and what requests in flight hold, already count against what is left to spend.
+        "undebited": account.spent_undebited if account else Decimal(0),
+        "available": account.balance - account.spent_undebited - account.reserved if account else Decimal(0),
         "account": account,
         "entries": entries,
     }

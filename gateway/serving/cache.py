@@ -69,10 +69,11 @@ def is_deterministic(chat: ChatRequest) -> bool:
 
 
 def live_reason(chat: ChatRequest) -> str:
-    """Why a chat's answer must not be kept whatever the settings: it reads the live web."""
+    """Why a chat's answer must not be kept whatever the settings: it reads the live web (or
+    runs code the gateway's tools run anew each time)."""
     if chat.web_search is not None:
         return "web-search"
-    return "gateway-tools" if getattr(chat, "gateway_tools", ()) else ""
+    return "gateway-tools" if chat.gateway_tools else ""
 
 
 def decision_for(call: Call, *, deterministic: bool) -> Decision:
@@ -107,8 +108,13 @@ async def look_up_embeddings(call: Call, request: EmbeddingRequest, model: Model
 
 
 async def find_fresh(lookup: Lookup, digest: str) -> CachedAnswer | None:
-    """The tenant's answer under ``digest``, if no older than the request's TTL."""
-    found = await store.find(lookup.tenant_id, digest)
+    """The tenant's answer under ``digest``, if no older than the request's TTL (a store that
+    fails is a miss: the cache never fails a request)."""
+    try:
+        found = await store.find(lookup.tenant_id, digest)
+    except Exception:
+        log.exception("answer cache: looking up an answer of tenant %s failed", lookup.tenant_id)
+        return None
     if found is None or store.clock() - found.stored_at > lookup.decision.ttl_seconds:
         return None
     return found

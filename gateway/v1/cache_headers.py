@@ -12,6 +12,7 @@ from gateway.v1.errors import bad_request
 
 MODE_HEADER = "x-tollgate-cache"
 TTL_HEADER = "x-tollgate-cache-ttl"
+NONE = CacheDirectives()  # a request that says nothing of the cache (most): one shared instance
 
 
 def cache_directives(headers) -> CacheDirectives:
@@ -22,7 +23,7 @@ def cache_directives(headers) -> CacheDirectives:
     raw_ttl = headers.get(TTL_HEADER, "").strip()
     ttl = None
     if raw_ttl:
-        if not raw_ttl.isdigit() or int(raw_ttl) < 1:
+        if not (raw_ttl.isascii() and raw_ttl.isdigit()) or int(raw_ttl) < 1:
             raise bad_request(f"The {TTL_HEADER} header is {raw_ttl!r}: send a whole number of seconds, 1 or more.",
                               code="invalid_header")
         ttl = int(raw_ttl)
@@ -31,6 +32,3 @@ def cache_directives(headers) -> CacheDirectives:
         return NONE
     return CacheDirectives(mode=mode, ttl_seconds=ttl, no_store="no-store" in control,
                            no_cache="no-cache" in control)
-
-
-NONE = CacheDirectives()

@@ -55,6 +55,11 @@ def no_constant(name: str) -> None:
     raise invalid(f"{name} is not valid JSON; send a finite number.")
 
 
+# Built once: json.loads(body, object_pairs_hook=...) builds a decoder per call, which cost more
+# than parsing a chat request's body (bench/RESULTS.md).
+DECODER = json.JSONDecoder(object_pairs_hook=unique_object, parse_float=finite_float, parse_constant=no_constant)
+
+
 def check_tree(payload: Any, *, strings: bool) -> None:
     """The depth bound, and (when ``strings``) no lone surrogate, walked without recursion."""
     stack: list[tuple[Any, int]] = [(payload, 1)]
@@ -82,16 +87,19 @@ def parse_json_object(body: bytes, content_type: str | None = None) -> dict[str,
     """The body as a dict, or a 400 saying what is wrong with it (module docstring)."""
     check_content_type(content_type)
     try:
-        payload = json.loads(body, object_pairs_hook=unique_object, parse_float=finite_float,
-                             parse_constant=no_constant)
+        # As json.loads(bytes) reads them: UTF-8, -16 or -32, a BOM allowed.
+        payload = DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except RecursionError:
         raise invalid(f"The JSON body is nested more than {MAX_DEPTH} levels deep.") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise invalid(f"The request body is not valid JSON ({exc}). Send a JSON object.") from exc
     if not isinstance(payload, dict):
         raise invalid("The request body must be a JSON object.")
-    # Escaped surrogates can only come from a \u escape; most bodies have none, and skip the look.
-    check_tree(payload, strings=b"\\u" in body)
+    # Escaped surrogates can only come from a \u escape, and nesting past MAX_DEPTH needs more
+    # brackets than that: most bodies have neither, and skip the walk.
+    escaped = b"\\u" in body
+    if escaped or body.count(b"{") + body.count(b"[") > MAX_DEPTH:
+        check_tree(payload, strings=escaped)
     return payload
 
 

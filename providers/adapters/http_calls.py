@@ -12,8 +12,8 @@ import httpx
 
 from providers import errors
 from providers.adapters.answers import malformed
-from providers.http import get_client
-from providers.sse import decode_events
+from providers.http import get_client, send
+from providers.sse import decode_events, lines_of
 from providers.types import StreamEvent, Target
 
 # An adapter's mapping of a vendor error response (status, headers, body) to our error tree.
@@ -137,10 +137,10 @@ async def fetch_json(prepared: httpx.Request, target: Target, map_error: ErrorMa
     """Send a prepared request; its body, a JSON object, or a ProviderError for whatever went
     wrong (ProviderMalformed for a body that is not JSON, or JSON but not an object)."""
     try:
-        response = await get_client().send(prepared)
+        response = await send(prepared)
         if response.status_code >= 400:
             raise map_error(response.status_code, response.headers, response.content, target)
-        payload = response.json()
+        payload = json.loads(response.content)  # JSON is UTF-8: no charset sniffing (httpx's .json())
     except httpx.TransportError as exc:
         raise transport_error(exc, target) from exc
     except ValueError as exc:
@@ -156,7 +156,7 @@ async def streamed_response(prepared: httpx.Request, target: Target,
     """The streamed response of a prepared request, already checked for an error status, and
     closed (its connection back to the pool) however the caller leaves."""
     try:
-        response = await get_client().send(prepared, stream=True)
+        response = await send(prepared, stream=True)
     except httpx.TransportError as exc:
         raise transport_error(exc, target) from exc
     try:
@@ -188,7 +188,7 @@ async def relay_stream(prepared: httpx.Request, target: Target, map_error: Error
     with it."""
     try:
         async with streamed_response(prepared, target, map_error) as response:
-            async for sse in decode_events(response.aiter_lines()):
+            async for sse in decode_events(lines_of(response)):
                 if sse.data.startswith("[DONE]"):
                     break
                 data = json.loads(sse.data)

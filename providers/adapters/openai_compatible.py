@@ -58,7 +58,7 @@ from providers.embedding_types import (
     RerankRequest,
     RerankResult,
 )
-from providers.sse import decode_events
+from providers.sse import decode_events, lines_of
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -108,7 +108,7 @@ class OpenAICompatibleAdapter(Adapter):
             async with streamed_response(prepared, target, self.error_from_response) as response:
                 splitter = ThinkTagSplitter() if target.quirks.get("think_tags") else None
                 cited = False
-                async for sse in decode_events(response.aiter_lines()):
+                async for sse in decode_events(lines_of(response)):
                     if sse.data.startswith("[DONE]"):
                         break
                     chunk = read_chunk(sse.data, target, produced=produced)

@@ -6,7 +6,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from gateway.access import get_usage_records_for_tenant
-from gateway.api import serializers as api
+from gateway.api import usage_serializers as api
 from gateway.api.errors import errors
 from gateway.api.permissions import EVERYONE
 from gateway.api.views.tenants import TenantView

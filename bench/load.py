@@ -138,6 +138,7 @@ async def measure(target: Target, *, stream: bool, concurrency: int, duration: f
 @dataclass
 class HoldResult:
     wanted: int
+    sent: int = 0  # requests sent (the others were still waiting for their turn to open when time ran out)
     opened: int = 0  # got a 200 and the first SSE chunk
     seconds_to_open: float = 0.0
     errors: Counter = field(default_factory=Counter)
@@ -163,6 +164,7 @@ async def hold_streams(target: Target, count: int, *, open_timeout: float,
 
     async def hold_one(session: aiohttp.ClientSession) -> None:
         await opening.acquire()
+        result.sent += 1
         opened = False
         try:
             async with session.post(target.url, data=body, headers=target.headers) as response:

@@ -28,7 +28,15 @@ import aiohttp
 from bench import load
 from bench.load import CellResult, Target
 from bench.provisioning import PROJECT_DIR, PYTHON, UPSTREAM_KEY, create_install
-from bench.run import CHAT_PATH, PRIMARY, VENV_BIN, chat_probe, run_async, server_argv, stop_on_sigterm
+from bench.run import (
+    CHAT_PATH,
+    PRIMARY,
+    VENV_BIN,
+    chat_probe,
+    run_async,
+    server_argv,
+    stop_on_sigterm,
+)
 from bench.services import Probe, Service, ServiceSet, free_port
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "profile.svg"

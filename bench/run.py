@@ -245,8 +245,8 @@ class Bench:
         time.sleep(1.0)
         memory = self.hold_and_read(gateway, install, target, count=count, sent=sent)
         memory.note = (f"Fresh gateway with UPSTREAM_MAX_CONNECTIONS={pool}; the upstream sends a word every "
-                       f"0.5 s so each stream stays open inside the gateway; the client reads the first chunk "
-                       f"and holds; {memory.note}.")
+                       f"0.5 s so each stream stays open inside the gateway; the client opens them "
+                       f"{load.OPENING_AT_ONCE} at a time, reads the first chunk of each and holds; {memory.note}.")
         self.report.memory = memory
         print(f"  before {report.mib(memory.before_kib)}, {memory.hold.opened}/{count} open "
               f"{report.mib(memory.during_kib)}, after {report.mib(memory.after_kib)}; threads {memory.threads}",
@@ -265,6 +265,7 @@ class Bench:
             during.append((sum(gateway.rss_kib().values()), gateway.thread_count()))
 
         held = run_async(load.hold_streams(target, count, open_timeout=60, while_open=read_while_open))
+        sent -= count - held.sent  # streams still waiting for their turn to open when time ran out were never sent
         # At rest again: every dropped stream settled (one usage record each), its thread gone.
         settled_in = wait_until(lambda: install.count_usage_records() >= sent, timeout=90)
         idle_in = wait_until(lambda: gateway.thread_count() <= threads_before + 4, timeout=20)

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -66,8 +66,8 @@ def balance(tenant_id: int) -> Decimal:
 
 
 def ledger_balance(tenant_id: int) -> Decimal:
-    total = CreditEntry.objects.filter(tenant_id=tenant_id).aggregate(total=Sum("amount"))["total"]
-    return Decimal(total or 0)
+    # Summed here, not by SUM(): SQLite adds decimals as floats.
+    return sum(CreditEntry.objects.filter(tenant_id=tenant_id).values_list("amount", flat=True), Decimal(0))
 
 
 def lock_account(tenant_id: int) -> CreditAccount:

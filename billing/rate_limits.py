@@ -47,6 +47,7 @@ clock = time.time  # wall-clock seconds (a window is the same minute on every no
 
 _local = LocalCounts()
 _sliced: dict[asyncio.AbstractEventLoop, SlicedCounts] = {}
+_closing: set[asyncio.Task] = set()
 
 
 def counts() -> Counts:
@@ -56,8 +57,10 @@ def counts() -> Counts:
     loop = asyncio.get_running_loop()
     found = _sliced.get(loop)
     if found is None or found.url != settings.REDIS_URL:
-        if found is not None:
-            loop.create_task(found.close())
+        if found is not None:  # REDIS_URL changed (tests): close the old connections
+            closing = loop.create_task(found.close())
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
         for stale in [other for other in _sliced if other.is_closed()]:
             del _sliced[stale]
         found = _sliced[loop] = SlicedCounts(settings.REDIS_URL)
@@ -212,7 +215,6 @@ def settle_rates(hold: RateHold | None, *, tokens: int) -> None:
         taken.counts.add(taken.name, window, difference)
     if hold.slot is not None:
         held_in, name = hold.slot
-        held_in.release(name)
         held_in.release(name)
 
 

@@ -260,26 +260,37 @@ class SlicedCounts:
         """Hand back the spare of every slice idle for IDLE_SECONDS, forget ended windows and empty
         gauges, and renew this node's gauge leases every RENEW_SECONDS."""
         now, wall = self.clock(), time.time()
-        calls = []
         for name, held in list(self.windows.items()):
             if held.window.ends <= wall:
                 del self.windows[name]  # its key expires with it
-            elif held.spare and now - held.touched >= IDLE_SECONDS:
-                calls.append(self.hand_back(name, held))
+        if self.is_down():
+            return
+        calls = [self.hand_back(name, held) for name, held in self.windows.items()
+                 if held.spare and now - held.touched >= IDLE_SECONDS]
         for name, held in list(self.gauges.items()):
             if held.spare and now - held.touched >= IDLE_SECONDS:
-                calls.append(self.scripts["give_slots"](keys=[gauge_key(name)], args=[self.node, held.spare]))
-                held.seen -= held.spare
-                held.spare = 0
-            if not held.spare and not held.in_use:
-                del self.gauges[name]
+                calls.append(self.give_slots(name, held))
+            elif not held.in_use and not held.spare and now - held.touched >= IDLE_SECONDS:
+                del self.gauges[name]  # (not one an acquire is waiting on: it touched it)
         if self.gauges and now - self.renewed >= RENEW_SECONDS:
             self.renewed = now
             calls.append(self.scripts["renew_slots"](keys=[gauge_key(name) for name in self.gauges],
                                                      args=[self.node, int(LEASE_SECONDS * 1000)]))
         for outcome in await asyncio.gather(*calls, return_exceptions=True):
             if isinstance(outcome, BaseException):
-                log.warning("rate limits: handing slices back to Redis failed (%s); they expire there", outcome)
+                log.warning("rate limits: handing slices back to Redis failed (%s)", outcome)
+
+    async def give_slots(self, name: str, held: Slice) -> None:
+        """Give a gauge's spare places back to Redis; kept, should Redis not answer (the node's
+        lease holds them there still)."""
+        spare, held.spare = held.spare, 0
+        held.seen -= spare
+        try:
+            await self.scripts["give_slots"](keys=[gauge_key(name)], args=[self.node, spare])
+        except BaseException:
+            held.spare += spare
+            held.seen += spare
+            raise
 
     def hand_back(self, name: str, held: Slice):
         """Give a window's spare back to Redis (a call to await)."""

@@ -58,7 +58,8 @@ WHERE tenant_id = %s AND balance - spent_undebited - reserved > 0
     AND balance - spent_undebited - reserved >= CAST(%s AS NUMERIC)"""
 AVAILABLE = "SELECT balance - spent_undebited - reserved FROM billing_creditaccount WHERE tenant_id = %s"
 HOLD_ROW = "(%s, %s, %s, %s, CAST(%s AS NUMERIC), %s)"
-INSERT_HOLDS = "INSERT INTO billing_spendhold (request_id, tenant_id, budget_id, period_start, amount, created_at) VALUES "
+INSERT_HOLDS = ("INSERT INTO billing_spendhold (request_id, tenant_id, budget_id, period_start, amount, created_at) "
+                "VALUES ")
 SETTLE_PERIOD = """
 UPDATE billing_budgetspend SET settled = settled + CAST(%s AS NUMERIC), reserved = reserved - CAST(%s AS NUMERIC)
 WHERE budget_id = %s AND period_start = %s"""

@@ -6,8 +6,9 @@ only in the answer to whoever created it.
 
 Authentication serves a key's tenant and plan from process memory for KEY_CACHE_SECONDS, so
 the hot path costs no query after warm-up: requests that miss at once share one read, and a key
-in use is read again in the background before its entry expires (key_context). A key revoked through revoke_api_key() stops
-working at once in this process and within KEY_CACHE_SECONDS in every other worker.
+in use is read again in the background before its entry expires (key_context). A key revoked
+through revoke_api_key() stops working at once in this process and within KEY_CACHE_SECONDS in
+every other worker.
 """
 
 import asyncio

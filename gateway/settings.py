@@ -144,8 +144,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tollgate"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# django-ratelimit refuses LocMem because it is per process. One process is the default
-# deployment (`make run`); set REDIS_URL to share request-rate counters across workers.
+# django-ratelimit (sign-in and sign-up throttles) refuses LocMem because it is per process. One
+# process is the default deployment (`make run`); set REDIS_URL to share its counters across
+# workers. /v1's rate limits keep their own counts (billing/rate_limits.py), in Redis with REDIS_URL.
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_IP_META_KEY = "gateway.proxies.client_address"  # the "ip" key: the real client, via TRUSTED_PROXIES
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]

@@ -44,7 +44,7 @@ class BreakerState:
 
 
 _states: dict[str, BreakerState] = {}
-_redis: dict[asyncio.AbstractEventLoop, object] = {}
+_redis: dict[tuple[asyncio.AbstractEventLoop, str], object] = {}  # by event loop and REDIS_URL
 _redis_down_until = [0.0]
 REDIS_RETRY_SECONDS = 10.0
 
@@ -69,12 +69,12 @@ def shared():
     then each worker falls back on what it knows itself)."""
     if not settings.REDIS_URL or time.monotonic() < _redis_down_until[0]:
         return None
-    loop = asyncio.get_running_loop()
-    client = _redis.get(loop)
+    key = (asyncio.get_running_loop(), settings.REDIS_URL)
+    client = _redis.get(key)
     if client is None:
         import redis.asyncio
 
-        client = _redis[loop] = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+        client = _redis[key] = redis.asyncio.Redis.from_url(settings.REDIS_URL)
     return client
 
 
@@ -195,10 +195,10 @@ def cooldowns() -> dict[str, float]:
 
 
 async def close() -> None:
-    """Close this event loop's Redis client (at shutdown)."""
-    client = _redis.pop(asyncio.get_running_loop(), None)
-    if client is not None:
-        await client.aclose()
+    """Close this event loop's Redis clients (at shutdown)."""
+    loop = asyncio.get_running_loop()
+    for key in [key for key in _redis if key[0] is loop]:
+        await _redis.pop(key).aclose()
 
 
 def reset() -> None:

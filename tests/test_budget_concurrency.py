@@ -4,10 +4,12 @@ a key's or an end user's budget or a prepaid tenant's credits, whether they shar
 transaction, as the writers of separate processes do). Run on SQLite and on PostgreSQL
 (tests/with_postgres.sh)."""
 
+import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+import httpx
 import openai
 import pytest
 from django.db import connection, connections, transaction
@@ -75,6 +77,27 @@ def test_prepaid_requests_at_once_never_spend_more_than_the_credits(client, tena
     wait_for(lambda: not SpendHold.objects.exists(), what="every hold settled")
     account = CreditAccount.objects.get(tenant=tenant)
     assert (account.balance, account.reserved, account.spent_undebited) == (Decimal("0.035"), 0, 3 * COST)
+
+
+def test_requests_spread_over_two_nodes_never_pass_a_keys_budget(processes, api_key, tenant, fake_openai):
+    set_key_budget(ApiKey.objects.get(tenant=tenant), amount="0.04", period="day")
+    nodes = processes.nodes(2)
+    fake_openai.enqueue(*[Reply(hold=True, usage=FULL) for _ in range(AT_ONCE)])
+    body = {"model": "openai/gpt-4o", "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}
+
+    def call(url: str) -> int:
+        return httpx.post(f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {api_key}"},
+                          timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
+        answers = [pool.submit(call, url) for url in itertools.islice(itertools.cycle(nodes), AT_ONCE)]
+        wait_for(lambda: sum(answer.done() for answer in answers) == AT_ONCE - 3, timeout=30, what="the refusals")
+        wait_for(lambda: len(fake_openai.requests) == 3, what="the admitted requests at the upstream")
+        fake_openai.release()
+        assert sorted(answer.result() for answer in answers) == [200] * 3 + [429] * 5
+    wait_for(lambda: not SpendHold.objects.exists(), timeout=30, what="every hold settled")
+    [ledger] = BudgetSpend.objects.all()
+    assert ledger.reserved == 0 and ledger.settled == 3 * COST
 
 
 def hold_on_own_connection(request: HoldRequest, start: threading.Barrier, outcomes: list) -> None:

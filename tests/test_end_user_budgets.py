@@ -17,7 +17,8 @@ def create(browser, path: str = BUDGETS, **fields):
     return browser.post(path, fields, content_type="application/json")
 
 
-def test_an_end_users_budget_stops_its_requests_from_any_key(client, sdk_for, api_key, tenant, fake_openai, clock):
+def test_an_end_users_budget_stops_its_requests_from_any_key(client, sdk_for, api_key, tenant, fake_openai,
+                                                             clock):  # noqa: F811
     admin = with_key(management_key(tenant))
     made = create(admin, end_user="user-4711", amount="0.02", period="month")
     assert made.status_code == 201, made.content

@@ -5,6 +5,7 @@ malformed tag or grouping is a 400 naming it, and no filter ever reaches Charlie
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from tests.conftest import wait_for
@@ -141,3 +142,19 @@ def test_user_and_tag_narrow_the_daily_rows_not_the_month(traffic, tenant, other
     charlie = signed_in("charlie@example.com")
     charlies = charlie.get(f"{CHARLIES}summary/", {"user": "ann", "days": 1}).json()["daily"]
     assert [row["requests"] for row in charlies] == [1]
+
+
+def test_the_schema_says_how_to_filter_and_group(db):
+    schema = Client().get("/api/schema/", headers={"Accept": "application/vnd.oai.openapi+json"}).json()
+
+    def query(path: str) -> dict:
+        operation = schema["paths"][f"/api/tenants/{{slug}}/usage/{path}"]["get"]
+        return {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "query"}
+
+    for path in ("records/", "summary/"):
+        assert query(path)["user"]["maxLength"] == 256
+        tag = query(path)["tag"]
+        assert tag["type"] == "array" and tag["items"]["pattern"] == "^[^=]+=" and tag["items"]["minLength"] == 1
+    assert query("summary/")["group_by"]["pattern"] == r"^(user|tag:[\s\S]+)$"
+    record = schema["components"]["schemas"]["UsageRecord"]["properties"]
+    assert record["tags"]["additionalProperties"]["type"] == "string" and record["end_user"]["type"] == "string"

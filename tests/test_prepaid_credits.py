@@ -13,7 +13,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing import credit_debits, credits, spend_holds
-from billing.models import AutoTopUp, CreditAccount, CreditEntry, CreditEntryKind, Plan, Subscription
+from billing.models import (
+    AutoTopUp,
+    CreditAccount,
+    CreditEntry,
+    CreditEntryKind,
+    Plan,
+    Subscription,
+)
 from billing.spend_holds import HoldRequest
 from gateway.background import PERIODIC_JOBS, run_due
 from tests.test_billing_auto_top_up import prepaid_with_auto_top_up, top_up_entries

@@ -41,7 +41,8 @@ def parse_tag(text: str) -> tuple[str, str]:
 
 class TagValue(Func):
     """A record's value of one tag, as text (NULL where the record lacks it). Not Django's
-    KeyTextTransform: that reads a key of digits ("2024") as an index into an array."""
+    KeyTextTransform: that reads a key of digits ("2024") as an index into an array. (SQLite's
+    JSON path cannot quote a '"': a key holding one never matches there.)"""
 
     output_field = TextField()
 
@@ -99,7 +100,9 @@ class Grouping:
     @property
     def expression(self):
         # "" for requests that named no user or lack the tag: one group, not a NULL.
-        return F("end_user") if self.tag_key is None else Coalesce(TagValue(self.tag_key), Value(""), output_field=TextField())
+        if self.tag_key is None:
+            return F("end_user")
+        return Coalesce(TagValue(self.tag_key), Value(""), output_field=TextField())
 
 
 BY_USER = Grouping()

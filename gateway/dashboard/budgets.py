@@ -14,7 +14,13 @@ from django.views.decorators.http import require_POST
 
 from billing.alert_models import BudgetPeriod
 from billing.budget_models import SpendBudget
-from billing.spend_budgets import InvalidBudget, remove_budget, save_end_user_budget, set_key_budget, standings
+from billing.spend_budgets import (
+    InvalidBudget,
+    remove_budget,
+    save_end_user_budget,
+    set_key_budget,
+    standings,
+)
 from gateway.access import (
     get_api_key_for_tenant,
     get_end_user_budget_for_tenant,

@@ -54,12 +54,11 @@ from providers.adapters.fal_queue import (
 from providers.adapters.http_calls import download, fetch_json
 from providers.adapters.queue import (
     apply_model_inputs,
-    duration_value,
     is_missed_look,
     media_url,
     model_inputs,
     requested_resolution,
-    size_ratio,
+    video_input,
     video_seconds,
 )
 from providers.types import (
@@ -99,7 +98,7 @@ class FalAdapter(Adapter):
         return image_result(output, request, target)
 
     async def submit_video(self, request: VideoRequest, target: Target) -> VideoJobState:
-        queued = await submit(video_input(request, target), target)
+        queued = await submit(video_input(request, target, duration=str, image_field="image_url"), target)
         handle = {**queued, "seconds": request.duration_seconds, "resolution": requested_resolution(request)}
         return VideoJobState(status="queued", handle=handle, progress=0, upstream_model=target.upstream_model)
 
@@ -163,20 +162,6 @@ def image_size(size: str) -> str | dict[str, int]:
         return IMAGE_SIZE_PRESETS[size]
     width, _, height = size.partition("x")
     return {"width": int(width), "height": int(height)}
-
-
-def video_input(request: VideoRequest, target: Target) -> dict[str, Any]:
-    options = model_inputs(target)
-    payload: dict[str, Any] = {"prompt": request.prompt}
-    optional = {"negative_prompt": request.negative_prompt, "seed": request.seed, "fps": request.fps,
-                "aspect_ratio": request.aspect_ratio or size_ratio(request.size),
-                "resolution": requested_resolution(request)}
-    payload.update({name: value for name, value in optional.items() if value is not None})
-    if request.duration_seconds is not None:
-        payload["duration"] = duration_value(request.duration_seconds, options, str)
-    if request.image is not None:
-        payload["image_url"] = media_url(request.image)
-    return apply_model_inputs({**payload, **request.extra}, options)
 
 
 def speech_input(request: SpeechRequest, target: Target) -> dict[str, Any]:

@@ -214,3 +214,21 @@ async def video_seconds(video: GeneratedMedia, asked: int | str | None, target: 
         log.warning("%s %s: the video's length is unknown; billed as 0 seconds", target.provider, job)
         return Decimal(0)
     return seconds
+
+
+def video_input(request: VideoRequest, target: Target, *, duration: Callable[[int], Any],
+                image_field: str) -> dict[str, Any]:
+    """A queue API's video inputs: the prompt and the options set, the duration as the model's
+    schema takes it (``duration``: str for fal, int for Replicate), a starting image under
+    ``image_field``, then the request's declared extras and the model's own inputs."""
+    options = model_inputs(target)
+    payload: dict[str, Any] = {"prompt": request.prompt}
+    optional = {"negative_prompt": request.negative_prompt, "seed": request.seed, "fps": request.fps,
+                "aspect_ratio": request.aspect_ratio or size_ratio(request.size),
+                "resolution": requested_resolution(request)}
+    payload.update({name: value for name, value in optional.items() if value is not None})
+    if request.duration_seconds is not None:
+        payload["duration"] = duration_value(request.duration_seconds, options, duration)
+    if request.image is not None:
+        payload[image_field] = media_url(request.image)
+    return apply_model_inputs({**payload, **request.extra}, options)

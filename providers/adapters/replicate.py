@@ -64,13 +64,12 @@ from providers.adapters.http_calls import (
 )
 from providers.adapters.queue import (
     apply_model_inputs,
-    duration_value,
     media_url,
     model_inputs,
     progress_from_logs,
     requested_resolution,
     same_origin,
-    size_ratio,
+    video_input,
     video_seconds,
     wait_for_job,
 )
@@ -109,7 +108,7 @@ class ReplicateAdapter(Adapter):
         return image_result(prediction, request, target)
 
     async def submit_video(self, request: VideoRequest, target: Target) -> VideoJobState:
-        prediction = await create(video_input(request, target), target)
+        prediction = await create(video_input(request, target, duration=int, image_field="image"), target)
         handle = {**prediction_urls(prediction, target), "seconds": request.duration_seconds,
                   "resolution": requested_resolution(request)}
         return await video_state(prediction, handle, target)
@@ -259,20 +258,6 @@ def image_input(request: ImageRequest, target: Target, *, edit: bool = False) ->
         if request.mask is not None:
             payload["mask"] = media_url(request.mask)
     return apply_model_inputs({**payload, **request.extra}, model_inputs(target))
-
-
-def video_input(request: VideoRequest, target: Target) -> dict[str, Any]:
-    options = model_inputs(target)
-    payload: dict[str, Any] = {"prompt": request.prompt}
-    optional = {"negative_prompt": request.negative_prompt, "seed": request.seed, "fps": request.fps,
-                "aspect_ratio": request.aspect_ratio or size_ratio(request.size),
-                "resolution": requested_resolution(request)}
-    payload.update({name: value for name, value in optional.items() if value is not None})
-    if request.duration_seconds is not None:
-        payload["duration"] = duration_value(request.duration_seconds, options, int)
-    if request.image is not None:
-        payload["image"] = media_url(request.image)
-    return apply_model_inputs({**payload, **request.extra}, options)
 
 
 

@@ -30,9 +30,16 @@ MAX_USER_CHARS = UsageRecord._meta.get_field("end_user").max_length
 MONEY = DecimalField(max_digits=20, decimal_places=10)
 
 
+def refuse_nul(text: str) -> None:
+    """A NUL character is in no stored user or tag (and PostgreSQL text cannot hold one)."""
+    if "\x00" in text:
+        raise ValueError("A user, tag or grouping may not contain a NUL character.")
+
+
 def parse_tag(text: str) -> tuple[str, str]:
     """``"team=search"`` as ``("team", "search")`` (both stripped, as x-tollgate-tags records
     them; the value may be empty). ValueError without a '=' or a key before it."""
+    refuse_nul(text)
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ValueError(f"'{text}' is not a tag: give one as {TAG_SYNTAX}, e.g. team=search.")
@@ -110,6 +117,7 @@ BY_USER = Grouping()
 
 def parse_group_by(text: str) -> Grouping:
     """``"user"`` or ``"tag:<key>"`` (the key as given, not stripped). ValueError otherwise."""
+    refuse_nul(text)
     if text == GROUP_BY_USER:
         return BY_USER
     if text.startswith(GROUP_BY_TAG) and len(text) > len(GROUP_BY_TAG):

@@ -147,8 +147,10 @@ class LedgerWriter:
             return
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
+                ready = threading.Event()
+                self._thread = threading.Thread(target=self._loop, args=(ready,), name="ledger-writer", daemon=True)
                 self._thread.start()
+                ready.wait(5)  # its connection is known (self.connection) before anything is queued
 
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -169,8 +171,9 @@ class LedgerWriter:
             thread.join(10)
         self._thread = None
 
-    def _loop(self) -> None:
+    def _loop(self, ready: threading.Event) -> None:
         self.connection = connections["default"]
+        ready.set()
         try:
             while True:
                 every = settings.RESERVATION_SWEEP_SECONDS

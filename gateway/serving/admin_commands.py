@@ -111,7 +111,7 @@ async def show_usage(caller: Caller, arguments: list[str]) -> str:
     for unit, name in UNITS:
         used, limit = summary[unit], limits[unit]
         if used or limit is not None:
-            lines.append(f"- {name}: {used:f}" if isinstance(used, Decimal) else f"- {name}: {used}")
+            lines.append(f"- {name}: {used.normalize():f}" if isinstance(used, Decimal) else f"- {name}: {used}")
             lines[-1] += f" of {limit}" if limit is not None else " (no limit)"
     if summary["by_model"]:
         lines += ["", "| model | requests | cost |", "|---|---|---|"]

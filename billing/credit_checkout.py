@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
 
-from billing import credits, stripe_api
+from billing import credits, stripe_payments
 from billing.models import (
     AutoTopUp,
     CreditAccount,
@@ -30,7 +30,8 @@ from billing.models import (
     Subscription,
     TopUpStatus,
 )
-from billing.stripe_api import RemotePayment, SavedCard, StripeObjectMissing
+from billing.stripe_api import StripeObjectMissing
+from billing.stripe_payments import RemotePayment, SavedCard
 from billing.subscriptions import (
     FREE_PLAN_SLUG,
     CheckoutRefused,
@@ -92,7 +93,7 @@ def start_credit_checkout(tenant, amount, *, email: str, base_url: str) -> Redir
     subscription = Subscription.objects.select_related("plan").get(tenant=tenant)
     amount = offered_amount(subscription, amount)
     customer_id = ensure_customer(tenant, email=email)
-    session = stripe_api.create_credit_checkout_session(
+    session = stripe_payments.create_credit_checkout_session(
         customer_id=customer_id, tenant_id=tenant.pk, amount=amount,
         success_url=billing_page_url(base_url, tenant.slug, credits="success"),
         cancel_url=billing_page_url(base_url, tenant.slug, credits="canceled"))
@@ -105,7 +106,7 @@ def start_card_setup(tenant, *, email: str, base_url: str) -> Redirect:
     if credit_plan_for(subscription) is None:
         raise CheckoutRefused(f"Plan {subscription.plan.name} has no credits to top up.")
     customer_id = ensure_customer(tenant, email=email)
-    session = stripe_api.create_card_setup_session(
+    session = stripe_payments.create_card_setup_session(
         customer_id=customer_id, tenant_id=tenant.pk,
         success_url=billing_page_url(base_url, tenant.slug, card="saved"),
         cancel_url=billing_page_url(base_url, tenant.slug, card="canceled"))
@@ -184,7 +185,7 @@ def save_card(tenant_id: int, card: SavedCard) -> None:
 def apply_checkout(session_id: str, *, stripe_event_id: str = "") -> None:
     """checkout.session.completed / .async_payment_succeeded of a credits or card session."""
     try:
-        remote = stripe_api.retrieve_checkout(session_id)
+        remote = stripe_payments.retrieve_checkout(session_id)
     except StripeObjectMissing:
         log.warning("event %s: Stripe has no checkout session %s; ignored", stripe_event_id, session_id)
         return
@@ -200,7 +201,7 @@ def apply_checkout(session_id: str, *, stripe_event_id: str = "") -> None:
 def apply_payment(payment_intent_id: str, *, stripe_event_id: str = "") -> None:
     """payment_intent.succeeded / .payment_failed of a credits purchase or an auto top-up."""
     try:
-        payment = stripe_api.retrieve_payment(payment_intent_id)
+        payment = stripe_payments.retrieve_payment(payment_intent_id)
     except StripeObjectMissing:
         log.warning("event %s: Stripe has no PaymentIntent %s; ignored", stripe_event_id, payment_intent_id)
         return
@@ -225,5 +226,5 @@ def apply_refunds(payment_intent_id: str) -> None:
                  .values_list("tenant_id", flat=True).first())
     if tenant_id is None:
         return  # not a payment for credits (a subscription invoice, say)
-    for refund in stripe_api.list_refunds(payment_intent_id):
+    for refund in stripe_payments.list_refunds(payment_intent_id):
         credits.record_refund(tenant_id, refund)

@@ -28,7 +28,7 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from billing import stripe_api
+from billing import stripe_api, stripe_payments
 from billing.models import (
     AutoTopUp,
     CreditAccount,
@@ -37,13 +37,8 @@ from billing.models import (
     Subscription,
     TopUpStatus,
 )
-from billing.stripe_api import (
-    BillingNotConfigured,
-    RemotePayment,
-    RemoteRefund,
-    StripeRefused,
-    StripeUnavailable,
-)
+from billing.stripe_api import BillingNotConfigured, StripeRefused, StripeUnavailable
+from billing.stripe_payments import RemotePayment, RemoteRefund
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +118,12 @@ def credit_payment(tenant_id: int, payment: RemotePayment, *, kind: str, checkou
     """Credit what a succeeded PaymentIntent received, once: None when it has not succeeded or
     is in the ledger already (the unique PaymentIntent id decides, whichever of the Checkout
     webhook, the PaymentIntent webhook or the charging call comes first)."""
-    if payment.status != "succeeded" or payment.currency != stripe_api.CURRENCY or payment.amount_received <= 0:
+    if payment.status != "succeeded" or payment.currency != stripe_payments.CURRENCY or payment.amount_received <= 0:
         return None
     try:
         with transaction.atomic():
             entry = append_entry(
-                lock_account(tenant_id), kind, stripe_api.dollars(payment.amount_received), reason=reason,
+                lock_account(tenant_id), kind, stripe_payments.dollars(payment.amount_received), reason=reason,
                 stripe_payment_intent_id=payment.id, stripe_checkout_session_id=checkout_session_id,
                 receipt_url=payment.receipt_url)
             if kind == CreditEntryKind.TOP_UP:
@@ -147,7 +142,7 @@ def record_refund(tenant_id: int, refund: RemoteRefund) -> CreditEntry | None:
         return None
     try:
         with transaction.atomic():
-            return append_entry(lock_account(tenant_id), CreditEntryKind.REFUND, -stripe_api.dollars(refund.amount),
+            return append_entry(lock_account(tenant_id), CreditEntryKind.REFUND, -stripe_payments.dollars(refund.amount),
                                 stripe_refund_id=refund.id, stripe_payment_intent_id=refund.payment_intent_id,
                                 reason="Refunded in Stripe")
     except IntegrityError:
@@ -216,7 +211,7 @@ def charge(attempt: AutoTopUp) -> None:
     customer_id = Subscription.objects.filter(tenant_id=attempt.tenant_id).values_list(
         "stripe_customer_id", flat=True).first() or ""
     try:
-        payment = stripe_api.charge_saved_card(
+        payment = stripe_payments.charge_saved_card(
             customer_id=customer_id, payment_method_id=account.stripe_payment_method_id, amount=attempt.amount,
             metadata={"tenant_id": str(attempt.tenant_id), "purpose": "top_up", "crossing": str(attempt.crossing)},
             idempotency_key=attempt.idempotency_key)

@@ -32,10 +32,11 @@ from django.utils import timezone
 from media.files import media_storage, read_media
 from media.models import ACTIVE_STATUSES, JobStatus, MediaFile, VideoJob
 from providers import router
+from providers.media_types import MediaInput, VideoJobState, VideoRequest
 from providers.models import FALLBACK_REASONS, Model
 from providers.pricing import TokenPrices
 from providers.router import Deployment, ModelInfo
-from providers.types import MediaInput, Target, Usage, VideoJobState, VideoRequest
+from providers.types import Target, Usage
 from usage.models import Ending
 from usage.recording import Reservation, Settlement, settle
 

@@ -40,8 +40,9 @@ from media.models import JobStatus, MediaKind, VideoJob
 from providers import errors, router
 from providers.blocking import run_blocking
 from providers.http import close_client
+from providers.media_types import VideoJobState
 from providers.router import Deployment, ModelInfo
-from providers.types import Target, VideoJobState
+from providers.types import Target
 from usage.live import publish_settled
 from usage.models import Ending
 

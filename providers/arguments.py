@@ -49,7 +49,7 @@ def refusal(request: ChatRequest, model: ModelInfo, missing: list[str]) -> error
     others = f" (nor {', '.join(missing[1:])})" if missing[1:] else ""
     return errors.UnsupportedArgument(
         f"'{model.public_id}' (provider {model.provider}) cannot honour '{name}': {value}{others}. Leave it out or "
-        f"send its neutral value ({ARGUMENTS[name]}), or pick a model whose provider takes it (see the README, "
+        f"send its neutral value ({ARGUMENTS[name]}), or pick a model whose provider takes it (see docs/REFERENCE.md, "
         "'Arguments').", param=name, provider=model.provider)
 
 

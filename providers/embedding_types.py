@@ -1,7 +1,7 @@
 """The canonical requests and results of the retrieval calls: embeddings, rerank, moderation.
 
-Like providers.types (the chat and media IR), client protocols decode into these and adapters
-translate them to one provider's wire format (providers.adapters: openai_embeddings,
+Like providers.types (the chat IR) and providers.media_types, client protocols decode into
+these and adapters translate them to one provider's wire format (providers.adapters: openai_embeddings,
 gemini_embeddings, cohere_embed, rerank, openai_moderations; embedding_batches splits and joins). Usage is the IR's own Usage: embeddings and moderation count input tokens,
 rerank counts search units (Cohere) or input tokens (Jina, Voyage), as the provider bills.
 ``usage_estimated`` says the provider reported no count and the tokens were counted here

@@ -41,7 +41,8 @@ from usage.writer import writer
 pytest_plugins = [
     "tests.gateway_processes",  # the processes fixture: gateway processes of their own
     "tests.fake_providers",  # fake upstreams of the media, Gemini and Cohere providers
-    "tests.tool_servers",  # what the gateway's tools reach: a web site, an internal server, the executor
+    "tests.tool_servers",
+    "tests.redis_server",  # redis_url: a redis-server of the test module  # what the gateway's tools reach: a web site, an internal server, the executor
 ]
 
 PASSWORD = "correct horse battery staple"

@@ -13,15 +13,15 @@ from providers import errors
 from providers.adapters.base import Adapter
 from providers.adapters.fal import FalAdapter
 from providers.adapters.queue import poll_delays
-from providers.registry import get_adapter
-from providers.types import (
+from providers.media_types import (
     ImageRequest,
     MediaInput,
     SpeechRequest,
-    Target,
     VideoJobState,
     VideoRequest,
 )
+from providers.registry import get_adapter
+from providers.types import Target
 from tests.conftest import adapter_target
 from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples

@@ -12,8 +12,9 @@ import pytest
 
 from providers import errors
 from providers.adapters.huggingface import HuggingFaceAdapter, forget_mappings
+from providers.media_types import ImageRequest, MediaInput, VideoRequest
 from providers.registry import get_adapter
-from providers.types import ImageRequest, MediaInput, Target, VideoRequest
+from providers.types import Target
 from tests.conftest import adapter_target, serve_queue_provider, wait_for
 from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples

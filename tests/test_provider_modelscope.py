@@ -11,9 +11,10 @@ import pytest
 
 from providers import errors
 from providers.adapters.modelscope import ModelScopeAdapter
+from providers.media_types import ImageRequest
 from providers.models import Model
 from providers.registry import get_adapter
-from providers.types import ImageRequest, Target
+from providers.types import Target
 from tests.conftest import adapter_target, serve_queue_provider, wait_for
 from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples

@@ -8,8 +8,9 @@ import pytest
 
 from providers import errors
 from providers.adapters.replicate import ReplicateAdapter
+from providers.media_types import ImageRequest, MediaInput, VideoJobState, VideoRequest
 from providers.registry import get_adapter
-from providers.types import ImageRequest, MediaInput, Target, VideoJobState, VideoRequest
+from providers.types import Target
 from tests.conftest import adapter_target
 from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples

@@ -13,8 +13,9 @@ from billing.models import Plan
 from gateway import api_keys
 from providers import errors
 from providers.adapters.wavespeed import WaveSpeedAdapter
+from providers.media_types import ImageRequest, MediaInput, SpeechRequest, VideoRequest
 from providers.registry import get_adapter
-from providers.types import ImageRequest, MediaInput, SpeechRequest, Target, VideoRequest
+from providers.types import Target
 from tests.conftest import adapter_target, wait_for
 from tests.conftest import run_adapter_call as run
 from tests.fakes import media_samples

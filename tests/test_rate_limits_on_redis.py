@@ -13,12 +13,11 @@ from gateway.api_keys import issue_api_key
 from tests.conftest import wait_for
 from tests.fakes.openai_upstream import Reply
 from tests.test_concurrent_requests import LONG, open_stream
-from tests.test_shared_breaker import redis_url  # noqa: F401 (the fixture: a redis-server of this module)
 from tests.test_tokens_per_minute import BOUND, MAX_TOKENS, minute, post, used  # noqa: F401 (minute: a fixture)
 
 
 @pytest.fixture
-def on_redis(settings, redis_url):  # noqa: F811
+def on_redis(settings, redis_url):
     subprocess.run(["redis-cli", "-u", redis_url, "FLUSHALL"], check=True, capture_output=True)
     settings.REDIS_URL = redis_url
     return redis_url

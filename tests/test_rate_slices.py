@@ -11,7 +11,7 @@ import pytest
 from billing import rate_slices
 from billing.rate_counts import LocalCounts, window_of
 from billing.rate_slices import SlicedCounts
-from tests.test_shared_breaker import free_port, redis_url  # noqa: F401 (the fixture: a redis-server of this module)
+from tests.redis_server import free_port
 
 NAME = "requests:7"
 NOW = 1_800_000_000.0
@@ -28,7 +28,7 @@ class Clock:
 
 
 @pytest.fixture
-def redis(redis_url):  # noqa: F811
+def redis(redis_url):
     subprocess.run(["redis-cli", "-u", redis_url, "FLUSHALL"], check=True, capture_output=True)
     return redis_url
 

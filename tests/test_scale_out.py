@@ -22,7 +22,6 @@ from gateway.background import PERIODIC_JOBS
 from gateway.models import ApiKey, Lease
 from tests.conftest import wait_for
 from tests.fakes.openai_upstream import Reply
-from tests.test_shared_breaker import redis_url  # noqa: F401 (the fixture: a redis-server of this module)
 from usage.models import MonthlySpend, OpenReservation, UsageRecord
 
 KEY_CACHE_SECONDS = 1.0
@@ -33,7 +32,7 @@ BODY = {"model": "openai/gpt-4o-mini", "max_tokens": OUTPUT, "messages": [{"role
 
 
 @pytest.fixture
-def fleet(processes, redis_url, tenant):  # noqa: F811
+def fleet(processes, redis_url, tenant):
     subprocess.run(["redis-cli", "-u", redis_url, "FLUSHALL"], check=True, capture_output=True)
     Plan.objects.filter(slug="pro").update(requests_per_minute=RATE, monthly_spend_limit=None)
     env = {"REDIS_URL": redis_url, "KEY_CACHE_SECONDS": str(KEY_CACHE_SECONDS)}

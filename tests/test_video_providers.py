@@ -15,7 +15,8 @@ from providers import errors
 from providers.adapters.gemini import GeminiAdapter
 from providers.adapters.runway import RunwayAdapter
 from providers.http import close_client
-from providers.types import MediaInput, Target, VideoRequest
+from providers.media_types import MediaInput, VideoRequest
+from providers.types import Target
 from tests.conftest import wait_for
 from tests.fakes.video_jobs import FAKE_MP4, VideoScript
 from usage.models import UsageRecord

@@ -40,7 +40,8 @@ from gateway.dashboard.consumers import FORBIDDEN, current_membership
 from gateway.dashboard.tenancy import tenant_page
 from gateway.models import Membership
 from gateway.serving.call import Call
-from gateway.serving.chat import ChatStream, Failed, serve_chat
+from gateway.serving.chat import serve_chat
+from gateway.serving.streams import ChatStream, Failed
 from gateway.v1 import openai_chat
 from gateway.v1.answers import failure_of
 from gateway.v1.errors import GatewayError, as_gateway_error

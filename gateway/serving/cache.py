@@ -35,6 +35,7 @@ from caching.policy import CacheStatus, Decision, bypass, decide
 from gateway.serving.call import Call, Outcome
 from gateway.serving.chains import find_model
 from gateway.serving.meter import Meter
+from gateway.serving.streams import ChatStream, Closing, Settled, relay
 from providers import router
 from providers.embedding_types import EmbeddingRequest
 from providers.pricing import cost_of
@@ -196,7 +197,6 @@ async def hit_meter(call: Call, lookup: Lookup, model: ModelInfo, *, streamed: b
 async def answer_chat(call: Call, chat: ChatRequest, model: ModelInfo, lookup: Lookup,
                       on_complete: Callable[[], Awaitable[None]] | None = None) -> Outcome:
     """Answer ``chat`` from the cache, as serve_chat would have: whole, or as its stream."""
-    from gateway.serving.chat import ChatStream, relay  # chat builds on this module
 
     outcome, result = call.outcome, lookup.hit.result
     meter = await hit_meter(call, lookup, model, streamed=chat.stream)
@@ -253,7 +253,6 @@ async def keep(lookup: Lookup, outcome: Outcome) -> Outcome:
 
 async def kept_stream(lookup: Lookup, outcome: Outcome, events: AsyncIterator) -> AsyncIterator:
     """The stream's events, passed on; the answer they make is kept before the last one."""
-    from gateway.serving.chat import Closing, Settled  # chat builds on this module
 
     folded, reason, usage = StreamedAnswer(), "", None
     try:

@@ -19,8 +19,8 @@ from usage.models import Ending
 
 if TYPE_CHECKING:
     from billing.entitlements import Admission
-    from gateway.serving.chat import ChatStream
     from gateway.serving.meter import Meter
+    from gateway.serving.streams import ChatStream
     from usage.recording import Reservation
 
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from gateway.serving.call import Outcome
-from gateway.serving.chat import ChatStream, Closing, Failed, Settled
+from gateway.serving.streams import ChatStream, Closing, Failed, Settled
 from gateway.v1 import sse
 from gateway.v1.errors import GatewayError, as_gateway_error
 from providers.errors import ProviderError

@@ -61,15 +61,15 @@ from gateway.v1.media import allowed_values, check_choice, check_extras, default
 from gateway.v1.transcripts import encode_transcript
 from media.files import served_content_type
 from providers import router
-from providers.router import ModelInfo
-from providers.types import (
+from providers.media_types import (
     MediaInput,
     SpeechRequest,
     SpeechResult,
     TranscriptionRequest,
     TranscriptionResult,
-    Usage,
 )
+from providers.router import ModelInfo
+from providers.types import Usage
 
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")

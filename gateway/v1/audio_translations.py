@@ -30,8 +30,9 @@ from gateway.v1.audio import (
 from gateway.v1.errors import api_view, bad_request
 from gateway.v1.media import check_extras
 from gateway.v1.transcripts import encode_transcript
+from providers.media_types import MediaInput, TranscriptionRequest
 from providers.router import ModelInfo
-from providers.types import MediaInput, TranscriptionRequest, Usage
+from providers.types import Usage
 
 FIELDS = {"model", "file", "prompt", "response_format", "temperature"}
 

@@ -1,7 +1,7 @@
 """Chat Completions arguments beyond the basics, as the decoder reads them (OpenAI's API reference):
 the sampling and output arguments only some providers take, and the deprecated functions.
 
-Every one is accepted for every model. Its neutral value (the README's "Arguments" table) is
+Every one is accepted for every model. Its neutral value (the "Arguments" table in docs/REFERENCE.md) is
 dropped here, so a request carrying it is exactly the request without it; what is left is
 forwarded or refused per deployment by providers.arguments, never silently dropped.
 

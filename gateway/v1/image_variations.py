@@ -31,8 +31,8 @@ from gateway.v1.images import (
 )
 from gateway.v1.media import check_count, check_extras, default_choice, text_field
 from providers import router
+from providers.media_types import ImageRequest, MediaInput
 from providers.router import ModelInfo
-from providers.types import ImageRequest, MediaInput
 
 FIELDS = {"model", "n", "size", "response_format", "user"}
 OPERATION = "vary_images"

@@ -41,9 +41,10 @@ from gateway.v1.media import (
 )
 from media.models import MediaFile
 from providers import router
+from providers.media_types import ImageRequest, ImageResult, MediaInput
 from providers.pricing import MILLION, unit_price
 from providers.router import Deployment, ModelInfo
-from providers.types import ImageRequest, ImageResult, MediaInput, Usage
+from providers.types import Usage
 
 OPENAI_FIELDS = {"model", "prompt", "n", "size", "quality", "style", "response_format", "output_format", "user",
                  "num_images", "aspect_ratio"}

@@ -34,8 +34,8 @@ from gateway.v1.errors import GatewayError, api_view, bad_request
 from media import files
 from media.models import MediaFile
 from providers.blocking import run_blocking
+from providers.media_types import GeneratedMedia
 from providers.router import ModelInfo
-from providers.types import GeneratedMedia
 
 DEFAULT_MAX_N = 10
 CHUNK_BYTES = 1024 * 1024

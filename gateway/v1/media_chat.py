@@ -29,8 +29,8 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from gateway.serving.call import Call
 from gateway.serving.chains import find_model
-from gateway.serving.chat import ChatEvent, ChatStream, Closing, Failed, Settled
 from gateway.serving.errors import log_provider_error
+from gateway.serving.streams import ChatEvent, ChatStream, Closing, Failed, Settled
 from gateway.v1 import images, openai_chat_answer, sse, videos
 from gateway.v1.answers import EncodedStream
 from gateway.v1.errors import GatewayError, bad_request

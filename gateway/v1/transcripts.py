@@ -8,7 +8,7 @@ import json
 
 from django.http import HttpResponse, JsonResponse
 
-from providers.types import TranscriptionRequest, TranscriptionResult
+from providers.media_types import TranscriptionRequest, TranscriptionResult
 
 
 def encode_transcript(result: TranscriptionResult, transcription: TranscriptionRequest, *,

@@ -18,21 +18,18 @@ from providers.embedding_types import (
     RerankRequest,
     RerankResult,
 )
-from providers.types import (
-    ChatRequest,
-    ChatResult,
+from providers.media_types import (
     GeneratedMedia,
     ImageRequest,
     ImageResult,
     SpeechRequest,
     SpeechResult,
-    StreamEvent,
-    Target,
     TranscriptionRequest,
     TranscriptionResult,
     VideoJobState,
     VideoRequest,
 )
+from providers.types import ChatRequest, ChatResult, StreamEvent, Target
 
 
 class Adapter:

@@ -61,17 +61,16 @@ from providers.adapters.queue import (
     video_input,
     video_seconds,
 )
-from providers.types import (
+from providers.media_types import (
     GeneratedMedia,
     ImageRequest,
     ImageResult,
     SpeechRequest,
     SpeechResult,
-    Target,
-    Usage,
     VideoJobState,
     VideoRequest,
 )
+from providers.types import Target, Usage
 
 IMAGE_SIZE_PRESETS = {
     "1024x1024": "square_hd", "512x512": "square", "768x1024": "portrait_4_3", "576x1024": "portrait_16_9",

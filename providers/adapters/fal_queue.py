@@ -45,7 +45,8 @@ from providers.adapters.queue import (
     same_origin,
     wait_for_job,
 )
-from providers.types import Target, VideoJobState
+from providers.media_types import VideoJobState
+from providers.types import Target
 
 log = logging.getLogger(__name__)
 

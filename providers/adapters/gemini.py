@@ -26,23 +26,17 @@ from providers.adapters.gemini_errors import error_from_response, stream_error
 from providers.adapters.gemini_request import build_request
 from providers.adapters.http_calls import fetch_json, stream_transport_error, streamed_response
 from providers.embedding_types import EmbeddingRequest, EmbeddingResult
-from providers.types import (
-    ChatRequest,
-    ChatResult,
-    Delta,
-    Finish,
+from providers.media_types import (
     ImageRequest,
     ImageResult,
     SpeechRequest,
     SpeechResult,
-    StreamEvent,
-    Target,
     TranscriptionRequest,
     TranscriptionResult,
-    UsageReport,
     VideoJobState,
     VideoRequest,
 )
+from providers.types import ChatRequest, ChatResult, Delta, Finish, StreamEvent, Target, UsageReport
 
 
 class GeminiAdapter(Adapter):

@@ -37,14 +37,13 @@ from providers.adapters import gemini_answer, gemini_errors
 from providers.adapters.gemini_request import post
 from providers.adapters.http_calls import fetch_json
 from providers.adapters.openai_audio import SPEECH_CONTENT_TYPES
-from providers.types import (
+from providers.media_types import (
     SpeechRequest,
     SpeechResult,
-    Target,
     TranscriptionRequest,
     TranscriptionResult,
-    Usage,
 )
+from providers.types import Target, Usage
 
 DEFAULT_PCM_RATE = 24000
 AUDIO_TOKENS_PER_SECOND = 32

@@ -31,7 +31,8 @@ from providers import errors
 from providers.adapters import gemini_answer, gemini_errors
 from providers.adapters.gemini_request import post
 from providers.adapters.http_calls import fetch_json
-from providers.types import GeneratedMedia, ImageRequest, ImageResult, Target, Usage
+from providers.media_types import GeneratedMedia, ImageRequest, ImageResult
+from providers.types import Target, Usage
 
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 IMAGEN_EXTRAS = {"image_size": "sampleImageSize", "person_generation": "personGeneration"}

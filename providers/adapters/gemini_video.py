@@ -31,7 +31,8 @@ from providers.adapters import gemini_errors
 from providers.adapters.gemini_request import api_base, api_headers, post
 from providers.adapters.http_calls import fetch_json, timeout_for, transport_error
 from providers.http import get_client
-from providers.types import GeneratedMedia, MediaInput, Target, Usage, VideoJobState, VideoRequest
+from providers.media_types import GeneratedMedia, MediaInput, VideoJobState, VideoRequest
+from providers.types import Target, Usage
 
 DEFAULT_SECONDS = 8  # Veo's own default length
 

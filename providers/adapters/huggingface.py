@@ -62,15 +62,14 @@ from providers.adapters.queue import (
     video_seconds,
     wait_for_job,
 )
-from providers.types import (
+from providers.media_types import (
     GeneratedMedia,
     ImageRequest,
     ImageResult,
-    Target,
-    Usage,
     VideoJobState,
     VideoRequest,
 )
+from providers.types import Target, Usage
 
 HUB_URL = "https://huggingface.co"
 PROVIDERS = ("fal-ai", "wavespeed")  # the router's providers whose wire formats are spoken here

@@ -42,13 +42,8 @@ from providers.adapters.http_calls import (
     redacted_message,
 )
 from providers.adapters.queue import wait_for_job
-from providers.types import (
-    GeneratedMedia,
-    ImageRequest,
-    ImageResult,
-    Target,
-    Usage,
-)
+from providers.media_types import GeneratedMedia, ImageRequest, ImageResult
+from providers.types import Target, Usage
 
 RUNNING = ("PENDING", "RUNNING", "PROCESSING")
 FILTERED = ("sensitive", "moderation", "inappropriate", "safety")

@@ -48,15 +48,14 @@ from providers.adapters.http_calls import (
     timeout_for,
     transport_error,
 )
-from providers.sse import decode_events
-from providers.types import (
+from providers.media_types import (
     SpeechRequest,
     SpeechResult,
-    Target,
     TranscriptionRequest,
     TranscriptionResult,
-    Usage,
 )
+from providers.sse import decode_events
+from providers.types import Target, Usage
 
 if TYPE_CHECKING:
     from providers.adapters.openai_compatible import OpenAICompatibleAdapter

@@ -33,7 +33,8 @@ import httpx
 
 from providers import errors
 from providers.adapters.http_calls import fetch_json, timeout_for
-from providers.types import GeneratedMedia, ImageRequest, ImageResult, Target, Usage
+from providers.media_types import GeneratedMedia, ImageRequest, ImageResult
+from providers.types import Target, Usage
 
 if TYPE_CHECKING:
     from providers.adapters.openai_compatible import OpenAICompatibleAdapter

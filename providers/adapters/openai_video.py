@@ -24,7 +24,8 @@ from providers import errors, outbound
 from providers.adapters import openai_errors
 from providers.adapters.http_calls import fetch_json, timeout_for, transport_error
 from providers.http import get_client
-from providers.types import GeneratedMedia, MediaInput, Target, Usage, VideoJobState, VideoRequest
+from providers.media_types import GeneratedMedia, MediaInput, VideoJobState, VideoRequest
+from providers.types import Target, Usage
 
 STATUSES = {"queued": "queued", "in_progress": "in_progress", "completed": "completed", "failed": "failed"}
 

@@ -42,7 +42,8 @@ from urllib.parse import urlsplit
 from providers import errors
 from providers.adapters import mp4
 from providers.adapters.http_calls import download
-from providers.types import GeneratedMedia, MediaInput, Target, VideoRequest
+from providers.media_types import GeneratedMedia, MediaInput, VideoRequest
+from providers.types import Target
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -73,15 +73,14 @@ from providers.adapters.queue import (
     video_seconds,
     wait_for_job,
 )
-from providers.types import (
+from providers.media_types import (
     GeneratedMedia,
     ImageRequest,
     ImageResult,
-    Target,
-    Usage,
     VideoJobState,
     VideoRequest,
 )
+from providers.types import Target, Usage
 
 MAX_WAIT = 60  # Replicate holds a Prefer: wait request at most this long
 STATES = {"starting": "queued", "processing": "in_progress", "succeeded": "completed", "failed": "failed",

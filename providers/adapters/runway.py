@@ -34,7 +34,8 @@ from providers.adapters.http_calls import (
     transport_error,
 )
 from providers.http import get_client
-from providers.types import GeneratedMedia, MediaInput, Target, Usage, VideoJobState, VideoRequest
+from providers.media_types import GeneratedMedia, MediaInput, VideoJobState, VideoRequest
+from providers.types import Target, Usage
 
 API_VERSION = "2024-11-06"
 DEFAULT_SECONDS = 5  # Runway's default duration

@@ -34,7 +34,8 @@ from providers.adapters.http_calls import (
     parse_retry_after,
     timeout_for,
 )
-from providers.types import GeneratedMedia, ImageRequest, ImageResult, Target, Usage
+from providers.media_types import GeneratedMedia, ImageRequest, ImageResult
+from providers.types import Target, Usage
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 DEFAULT_STRENGTH = "0.7"

@@ -55,15 +55,14 @@ from providers.adapters.http_calls import (
 )
 from providers.adapters.queue import media_url, requested_resolution, size_ratio
 from providers.http import get_client
-from providers.types import (
+from providers.media_types import (
     GeneratedMedia,
     ImageRequest,
     ImageResult,
-    Target,
-    Usage,
     VideoJobState,
     VideoRequest,
 )
+from providers.types import Target, Usage
 
 STATUSES = {"queued": "queued", "running": "in_progress", "succeeded": "completed", "failed": "failed",
             "cancelled": "cancelled"}

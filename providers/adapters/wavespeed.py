@@ -71,18 +71,17 @@ from providers.adapters.queue import (
     video_seconds,
     wait_for_job,
 )
-from providers.types import (
+from providers.media_types import (
     GeneratedMedia,
     ImageRequest,
     ImageResult,
     MediaInput,
     SpeechRequest,
     SpeechResult,
-    Target,
-    Usage,
     VideoJobState,
     VideoRequest,
 )
+from providers.types import Target, Usage
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Claude Code (`claude -p`) against the gateway's /v1/messages, as a user runs it in a terminal.
 
-Its environment is what the README's Clients section gives a user: the gateway as
+Its environment is what the Clients section of docs/REFERENCE.md gives a user: the gateway as
 ANTHROPIC_BASE_URL, the tg- key as ANTHROPIC_API_KEY, the gateway's model id for every model
 Claude Code picks (main and small), telemetry, error reports and update checks off.
 """

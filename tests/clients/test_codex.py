@@ -1,6 +1,6 @@
 """Codex (`codex exec`) against the gateway's /v1/responses, as a user runs it in a terminal.
 
-Its CODEX_HOME holds the config.toml of the README's Clients section: a model provider with the
+Its CODEX_HOME holds the config.toml of the Clients section of docs/REFERENCE.md: a model provider with the
 gateway's base URL, `wire_api = "responses"`, the tg- key read from the variable `env_key` names,
 analytics off. Codex prints the final answer on stdout and its log on stderr.
 """

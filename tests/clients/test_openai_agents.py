@@ -2,7 +2,7 @@
 
 The gateway's model ids carry a provider prefix (``openai/gpt-4o-mini``, ``demo/echo``), which the
 SDK would otherwise read as its own routing prefix: ``openai/`` stripped, any other refused. A
-MultiProvider with both prefix modes set to ``model_id`` sends the id as written (README, Clients).
+MultiProvider with both prefix modes set to ``model_id`` sends the id as written (docs/REFERENCE.md, Clients).
 """
 
 import asyncio

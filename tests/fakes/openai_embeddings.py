@@ -119,17 +119,27 @@ def embeddings_refusal(body: dict, inputs: list | None, limits: tuple[int, int])
     return None
 
 
-async def embeddings(fake, request: web.Request) -> web.Response:
+async def received(fake, request: web.Request) -> tuple[dict, EmbeddingReply, web.Response | None]:
+    """Record the request; its body, its scripted reply, and the answer when the key or the script decides it."""
     body = await request.json()
     fake.requests.append({"path": request.path, "headers": dict(request.headers), "body": body,
                           "at": time.monotonic()})
     if fake.api_key is not None and request.headers.get("Authorization") != f"Bearer {fake.api_key}":
-        return fake.error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        return body, None, fake.error(401, "Incorrect API key provided.", "invalid_request_error",
+                                      "invalid_api_key")
     reply = scripted(fake)
     if reply.status != 200:
-        return fake.error(reply.status, reply.error_message, reply.error_type, reply.error_code, reply.headers)
+        return body, reply, fake.error(reply.status, reply.error_message, reply.error_type, reply.error_code,
+                                       reply.headers)
     if reply.raw_body is not None:
-        return web.Response(text=reply.raw_body, content_type="application/json")
+        return body, reply, web.Response(text=reply.raw_body, content_type="application/json")
+    return body, reply, None
+
+
+async def embeddings(fake, request: web.Request) -> web.Response:
+    body, reply, answered = await received(fake, request)
+    if answered is not None:
+        return answered
     inputs = inputs_of(body.get("input"))
     problem = embeddings_refusal(body, inputs, getattr(fake, "embedding_limits", (MAX_INPUTS, MAX_TOKENS)))
     if problem:
@@ -170,16 +180,9 @@ def verdict(parts: list[dict], *, omni: bool) -> dict:
 
 
 async def moderations(fake, request: web.Request) -> web.Response:
-    body = await request.json()
-    fake.requests.append({"path": request.path, "headers": dict(request.headers), "body": body,
-                          "at": time.monotonic()})
-    if fake.api_key is not None and request.headers.get("Authorization") != f"Bearer {fake.api_key}":
-        return fake.error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
-    reply = scripted(fake)
-    if reply.status != 200:
-        return fake.error(reply.status, reply.error_message, reply.error_type, reply.error_code, reply.headers)
-    if reply.raw_body is not None:
-        return web.Response(text=reply.raw_body, content_type="application/json")
+    body, reply, answered = await received(fake, request)
+    if answered is not None:
+        return answered
     model = body.get("model") or "omni-moderation-latest"
     omni = model.startswith("omni-moderation")
     raw = body.get("input")

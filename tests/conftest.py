@@ -26,6 +26,7 @@ from caching import store as caching_store
 from gateway import api_keys
 from gateway.api_keys import issue_api_key
 from gateway.models import Membership
+from gateway.serving.meter import unsettled
 from gateway.tenants import create_tenant
 from providers import breaker, router
 from providers.catalog_seed import read_catalog, seed_catalog
@@ -118,6 +119,19 @@ def catalog(transactional_db, fake_openai):
     seed_catalog(read_catalog(), {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": fake_openai.base_url})
     seed_plans()
     Provider.objects.filter(slug="demo").update(quirks={})  # no pacing between words in tests
+    yield
+    settle_before_flush()
+
+
+def settle_before_flush(patience: float = 5.0) -> None:
+    """Before the test database is emptied: let requests still in the test server (a stream the
+    test stopped reading, a cache hit that settles behind its answer) commit their records, then
+    stop the writer so no batch or housekeeping holds row locks against the TRUNCATE (on
+    PostgreSQL that deadlocks). The next request starts the writer again."""
+    deadline = time.monotonic() + patience
+    while unsettled() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    writer.stop()
 
 
 def serve_provider_from(slug: str, base_url: str, key: str = API_KEY) -> Provider:

@@ -172,6 +172,7 @@ def test_requests_finishing_together_share_one_ledger_update(gateway_url, api_ke
         return httpx.post(f"{gateway_url}/v1/chat/completions", json=body, timeout=30,
                           headers={"Authorization": f"Bearer {api_key}"}).status_code
 
+    writer.start()  # its connection is the one to watch
     with CaptureQueriesContext(writer.connection) as everything, ThreadPoolExecutor(CONCURRENT) as pool:
         answers = [pool.submit(call, n) for n in range(CONCURRENT)]
         wait_for(lambda: len(fake_openai.requests) == CONCURRENT, what="every request at the upstream")

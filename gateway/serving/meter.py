@@ -228,6 +228,8 @@ class Meter:
             self.settlement.latency_ms = int((time.monotonic() - self.started) * 1000)
             snapshot = dataclasses.replace(self.settlement, usage=dataclasses.replace(self.settlement.usage))
             self.settling = asyncio.ensure_future(self._settle(snapshot))
+            SETTLING.add(self.settling)
+            self.settling.add_done_callback(SETTLING.discard)
         return self.settling
 
     async def settle(self) -> None:
@@ -257,6 +259,12 @@ class Meter:
 # --- checkpoints: what a request in flight has produced, on its reservation (usage/recovery.py) ---
 
 LIVE: "weakref.WeakSet[Meter]" = weakref.WeakSet()  # meters not yet settling, in this process
+SETTLING: set[asyncio.Future] = set()  # settlements started and not yet committed, in this process
+
+
+def unsettled() -> int:
+    """Requests of this process whose usage record has not committed yet (in flight or settling)."""
+    return len(LIVE) + len(SETTLING)
 _checkpointers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
 

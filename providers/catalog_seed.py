@@ -59,72 +59,97 @@ def seed_catalog(catalog: dict, environ: os._Environ | dict = os.environ) -> lis
     entry's ``key_env``) is set (storing the key, comma-separated for several) and apply
     <SLUG>_BASE_URL (or the entry's ``base_url_env``); a provider without a base URL stays disabled
     until it has one; a provider that needs no key (quirks auth: none) is enabled by its base URL
-    variable alone. Returns notes."""
+    variable alone. Returns notes. What exists is read once and what is missing created in bulk
+    (a few statements for the whole catalog, not a few per row)."""
     notes = []
+    providers = add_missing_providers(catalog["providers"], notes)
     for entry in catalog["providers"]:
-        slug = entry["slug"]
-        provider, created = Provider.objects.get_or_create(
-            slug=slug,
-            defaults={"name": entry["name"], "wire_format": entry["wire_format"],
-                      "base_url": entry.get("base_url", ""), "quirks": entry.get("quirks", {}),
-                      "enabled": entry["wire_format"] == "demo",
-                      **{name: entry[name] for name in TIMEOUTS if name in entry}},
-        )
-        if created:
-            notes.append(f"added provider {slug}")
-        base_url_var = entry.get("base_url_env") or env_name(slug, "BASE_URL")  # AZURE_OPENAI_ENDPOINT
-        base_url = environ.get(base_url_var)
-        key_var = entry.get("key_env") or env_name(slug, "API_KEY")  # a vendor's own name (REPLICATE_API_TOKEN)
-        keys = [key.strip() for key in environ.get(key_var, "").split(",") if key.strip()]
-        if base_url and provider.base_url != base_url:
-            provider.base_url = base_url
-            provider.save(update_fields=["base_url"])
-            notes.append(f"{slug}: base URL {base_url}")
-        keyless = (entry.get("quirks") or {}).get("auth") == "none"
-        if keyless and base_url and not provider.enabled:
-            provider.enabled = True
-            provider.save(update_fields=["enabled"])
-            notes.append(f"{slug}: enabled (no key needed) at {base_url}")
-        if keys and not (base_url or provider.base_url):
-            notes.append(f"{slug}: {key_var} is set but the provider has no base URL; set {base_url_var} too")
-        elif keys:
-            for index, key in enumerate(keys):
-                label = "env" if index == 0 else f"env-{index + 1}"
-                credential = Credential.objects.filter(provider=provider, label=label).first() or Credential(
-                    provider=provider, label=label
-                )
-                credential.set_secret(key)
-                credential.enabled = True
-                credential.save()
-            # Keys dropped from the variable leave the rotation (a leaked key removed must stop).
-            dropped = Credential.objects.filter(provider=provider, label__startswith="env-", enabled=True).exclude(
-                label__in=[f"env-{n}" for n in range(2, len(keys) + 1)])
-            if dropped.update(enabled=False):
-                notes.append(f"{slug}: disabled credentials no longer in {key_var}")
-            if not provider.enabled:
-                provider.enabled = True
-                provider.save(update_fields=["enabled"])
-            notes.append(f"{slug}: enabled with {len(keys)} key(s) from {key_var}")
-        for model in entry.get("models", []):
-            _, created = Model.objects.get_or_create(
-                public_id=model["id"],
-                defaults={
-                    "provider": provider, "upstream_name": model["upstream"],
-                    "capability": model.get("capability", "chat"), "group": model.get("group", ""),
-                    "context_window": model.get("context_window", 128_000),
-                    "max_output_tokens": model.get("max_output_tokens", 4096),
-                    "input_price": Decimal(model.get("input", "0")), "output_price": Decimal(model.get("output", "0")),
-                    "cached_input_price": Decimal(model.get("cached_input", "0")),
-                    "cache_write_price": Decimal(model["cache_write"]) if model.get("cache_write") else None,
-                    # A provider's features are its chat models'; never its media models'.
-                    "features": model.get("features", entry.get("features", [])
-                                          if model.get("capability", "chat") == "chat" else []),
-                    **media_fields(model),
-                },
-            )
-            if created:
-                notes.append(f"added model {model['id']}")
+        configure_from_environment(providers[entry["slug"]], entry, environ, notes)
+    add_missing_models(catalog["providers"], providers, notes)
     return notes
+
+
+def add_missing_providers(entries: list[dict], notes: list[str]) -> dict[str, Provider]:
+    providers = {provider.slug: provider for provider in Provider.objects.filter(slug__in=[e["slug"] for e in entries])}
+    missing = [Provider(slug=entry["slug"], name=entry["name"], wire_format=entry["wire_format"],
+                        base_url=entry.get("base_url", ""), quirks=entry.get("quirks", {}),
+                        enabled=entry["wire_format"] == "demo", **{name: entry[name] for name in TIMEOUTS if name in entry})
+               for entry in entries if entry["slug"] not in providers]
+    for provider in Provider.objects.bulk_create(missing):
+        notes.append(f"added provider {provider.slug}")
+    if missing:  # read back: bulk_create sets no primary key on every database
+        providers = {provider.slug: provider for provider in
+                     Provider.objects.filter(slug__in=[entry["slug"] for entry in entries])}
+    return providers
+
+
+def configure_from_environment(provider: Provider, entry: dict, environ, notes: list[str]) -> None:
+    slug = entry["slug"]
+    base_url_var = entry.get("base_url_env") or env_name(slug, "BASE_URL")  # AZURE_OPENAI_ENDPOINT
+    base_url = environ.get(base_url_var)
+    key_var = entry.get("key_env") or env_name(slug, "API_KEY")  # a vendor's own name (REPLICATE_API_TOKEN)
+    keys = [key.strip() for key in environ.get(key_var, "").split(",") if key.strip()]
+    if base_url and provider.base_url != base_url:
+        provider.base_url = base_url
+        provider.save(update_fields=["base_url"])
+        notes.append(f"{slug}: base URL {base_url}")
+    keyless = (entry.get("quirks") or {}).get("auth") == "none"
+    if keyless and base_url and not provider.enabled:
+        provider.enabled = True
+        provider.save(update_fields=["enabled"])
+        notes.append(f"{slug}: enabled (no key needed) at {base_url}")
+    if keys and not (base_url or provider.base_url):
+        notes.append(f"{slug}: {key_var} is set but the provider has no base URL; set {base_url_var} too")
+    elif keys:
+        store_keys(provider, keys, key_var, notes)
+
+
+def store_keys(provider: Provider, keys: list[str], key_var: str, notes: list[str]) -> None:
+    for index, key in enumerate(keys):
+        label = "env" if index == 0 else f"env-{index + 1}"
+        credential = Credential.objects.filter(provider=provider, label=label).first() or Credential(
+            provider=provider, label=label
+        )
+        credential.set_secret(key)
+        credential.enabled = True
+        credential.save()
+    # Keys dropped from the variable leave the rotation (a leaked key removed must stop).
+    dropped = Credential.objects.filter(provider=provider, label__startswith="env-", enabled=True).exclude(
+        label__in=[f"env-{n}" for n in range(2, len(keys) + 1)])
+    if dropped.update(enabled=False):
+        notes.append(f"{provider.slug}: disabled credentials no longer in {key_var}")
+    if not provider.enabled:
+        provider.enabled = True
+        provider.save(update_fields=["enabled"])
+    notes.append(f"{provider.slug}: enabled with {len(keys)} key(s) from {key_var}")
+
+
+def add_missing_models(entries: list[dict], providers: dict[str, Provider], notes: list[str]) -> None:
+    wanted = [model["id"] for entry in entries for model in entry.get("models", [])]
+    existing = set(Model.objects.filter(public_id__in=wanted).values_list("public_id", flat=True))
+    missing = []
+    for entry in entries:
+        for model in entry.get("models", []):
+            if model["id"] not in existing:
+                existing.add(model["id"])  # listed twice: the first entry counts
+                missing.append(model_row(model, entry, providers[entry["slug"]]))
+    Model.objects.bulk_create(missing)
+    notes.extend(f"added model {model.public_id}" for model in missing)
+
+
+def model_row(model: dict, entry: dict, provider: Provider) -> Model:
+    capability = model.get("capability", "chat")
+    return Model(
+        public_id=model["id"], provider=provider, upstream_name=model["upstream"], capability=capability,
+        group=model.get("group", ""), context_window=model.get("context_window", 128_000),
+        max_output_tokens=model.get("max_output_tokens", 4096),
+        input_price=Decimal(model.get("input", "0")), output_price=Decimal(model.get("output", "0")),
+        cached_input_price=Decimal(model.get("cached_input", "0")),
+        cache_write_price=Decimal(model["cache_write"]) if model.get("cache_write") else None,
+        # A provider's features are its chat models'; never its media models'.
+        features=model.get("features", entry.get("features", []) if capability == "chat" else []),
+        **media_fields(model),
+    )
 
 
 # --- Azure OpenAI deployments (the admin's "Add Azure OpenAI deployment") -------------------------

@@ -75,6 +75,11 @@ class PageServer(ThreadedServer):
         app.router.add_get("/missing", missing)
         return app
 
+    def stop(self) -> None:
+        if self.loop is not None:  # let a stalled body end, or the server waits for it when it stops
+            self.loop.call_soon_threadsafe(self.release.set)
+        super().stop()
+
 
 @pytest.fixture(scope="module")
 def internal():

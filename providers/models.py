@@ -75,6 +75,7 @@ class Credential(models.Model):
 
 class Capability(models.TextChoices):
     CHAT = "chat", "Chat"
+    COMPLETION = "completion", "Text completion"
     IMAGE = "image", "Image"
     VIDEO = "video", "Video"
     SPEECH = "speech", "Speech"

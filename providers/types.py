@@ -121,6 +121,19 @@ THINKING_OUTPUT_FLOOR = 2 * MIN_THINKING_BUDGET
 
 
 @dataclass(slots=True)
+class TextPrompt:
+    """A legacy text completion served natively (a model of capability "completion", at the
+    provider's own /completions): the prompt as the client sent it and what only that endpoint
+    takes. A translated completion (a chat model) has none: its prompt is a user message."""
+
+    prompt: str | list[int]  # text, or token ids
+    suffix: str | None = None
+    echo: bool = False
+    logprobs: int | None = None  # the most likely alternatives per token, 0 to 5
+    best_of: int | None = None  # candidates generated server-side, the best returned
+
+
+@dataclass(slots=True)
 class ChatRequest:
     model: str  # the public model id the client asked for
     messages: list[Message]
@@ -168,6 +181,11 @@ class ChatRequest:
     modalities: list[str] | None = None  # output beyond text, e.g. ["text", "audio"]
     prediction: dict[str, Any] | None = None  # OpenAI's predicted output {"type": "content", ...}
     legacy_functions: bool = False  # asked with functions/function_call: answer with function_call
+    text_prompt: TextPrompt | None = None  # a native text completion (TextPrompt), not a chat
+
+    def capability(self) -> str:
+        """The kind of model that serves it: "completion" for a native text completion, else "chat"."""
+        return "chat" if self.text_prompt is None else "completion"
 
     def is_reasoning(self) -> bool:
         return self.reasoning_effort not in (None, "none")
@@ -179,6 +197,13 @@ class ChatRequest:
         if self.max_output_tokens is None or not self.is_reasoning():
             return self.max_output_tokens
         return max(self.max_output_tokens, THINKING_OUTPUT_FLOOR)
+
+    def most_generated(self) -> int | None:
+        """The most output tokens the provider may generate (and bill) for it: output_limit(),
+        times the candidates of a native completion's best_of."""
+        limit = self.output_limit()
+        best_of = self.text_prompt.best_of if self.text_prompt is not None else None
+        return limit * best_of if limit is not None and best_of else limit
 
 
 @dataclass(slots=True)
@@ -223,6 +248,9 @@ class ChatResult:
     # Per token of the content, in OpenAI's shape ({"token", "logprob", "bytes", "top_logprobs"});
     # only when the request asked for logprobs and the provider returned them.
     logprobs: list[dict[str, Any]] | None = None
+    # A native text completion's logprobs object ({"tokens", "token_logprobs", "top_logprobs",
+    # "text_offset"}), as the provider returned it.
+    text_logprobs: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -250,6 +278,7 @@ class Delta:
     citations: list[str] | None = None
     annotations: list[UrlCitation] | None = None  # citations completed by this or earlier text
     logprobs: list[dict[str, Any]] | None = None  # of this delta's content tokens (ChatResult.logprobs)
+    text_logprobs: dict[str, Any] | None = None  # of this delta's text (ChatResult.text_logprobs)
     tool_run: ToolRun | None = None  # a gateway tool starting (in_progress) or done: nothing the model said
 
 

@@ -1,6 +1,7 @@
-"""Legacy completions (POST /v1/completions) called with the official SDK's ``completions.create``,
-served by a chat model: the prompt reaches the fake OpenAI upstream as one user message of a chat
-request, and the answer comes back as text_completion objects, whole or streamed, billed as chat."""
+"""Legacy completions (POST /v1/completions) called with the official SDK's ``completions.create``.
+Served by a chat model: the prompt reaches the fake OpenAI upstream as one user message of a chat
+request, and the answer comes back as text_completion objects, whole or streamed, billed as chat.
+Served by a text completion model: the request reaches the fake's own /v1/completions as it came."""
 
 import json
 from decimal import Decimal
@@ -120,3 +121,86 @@ def test_an_operator_who_turns_the_translation_off_gets_openais_404(client, fake
     assert "LEGACY_COMPLETIONS_AS_CHAT" in refused.value.message
     assert not chat_requests(fake_openai)
     assert not UsageRecord.objects.filter(tenant=tenant).exists()
+
+
+# --- a text completion model: the request sent on as it came, to the provider's own /completions ---
+
+INSTRUCT = "openai/gpt-3.5-turbo-instruct"
+
+
+def completion_requests(fake_openai) -> list[dict]:
+    return [r for r in fake_openai.requests if "prompt" in r.get("body", {})]
+
+
+def test_a_text_completion_model_gets_the_request_natively_with_what_chat_cannot_honour(client, fake_openai,
+                                                                                          tenant):
+    raw = client.completions.with_raw_response.create(
+        model=INSTRUCT, prompt="def add(a, b):", suffix="\nprint(add(1, 2))", echo=True, logprobs=2,
+        max_tokens=30, temperature=0, stop=["\n\n"], user="end-user-2")
+    completion = raw.parse()
+
+    [sent] = completion_requests(fake_openai)
+    assert sent["body"] == {"model": "gpt-3.5-turbo-instruct", "prompt": "def add(a, b):",
+                            "suffix": "\nprint(add(1, 2))", "echo": True, "logprobs": 2, "max_tokens": 30,
+                            "temperature": 0, "stop": ["\n\n"], "user": "end-user-2"}
+    assert not chat_requests(fake_openai)
+    choice = completion.choices[0]
+    assert choice.text == "def add(a, b): " + DEFAULT_REPLY  # echo: the provider's own, passed on
+    assert choice.logprobs.tokens[:2] == ["def", " add(a,"] and choice.logprobs.text_offset[:2] == [0, 3]
+    assert completion.model == INSTRUCT and completion.object == "text_completion"
+
+    record = record_of(raw)
+    prompt_tokens, reply_tokens = 3 + 2, REPLY_TOKENS  # the fake's count: the prompt's and the suffix's words
+    assert (record.model, record.capability, record.input_tokens, record.output_tokens) == (
+        INSTRUCT, "completion", prompt_tokens, reply_tokens)
+    assert record.cost == (prompt_tokens * Decimal("1.50") + reply_tokens * Decimal("2.00")) / MILLION
+    assert record.end_user == "end-user-2"
+
+
+def test_a_native_stream_carries_each_pieces_logprobs_and_token_id_prompts_go_through(client, fake_openai, tenant):
+    stream = client.completions.create(model=INSTRUCT, prompt=[[1734, 318, 257]], logprobs=0, stream=True,
+                                       stream_options={"include_usage": True})
+    chunks = list(stream)
+
+    [sent] = completion_requests(fake_openai)
+    assert sent["body"]["prompt"] == [1734, 318, 257] and sent["body"]["stream"] is True
+    texts = [chunk.choices[0] for chunk in chunks if chunk.choices and chunk.choices[0].text]
+    assert "".join(choice.text for choice in texts) == DEFAULT_REPLY
+    assert [choice.logprobs.tokens for choice in texts] == [[choice.text] for choice in texts]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == REPLY_TOKENS
+    record = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant).first(), what="the usage record")
+    assert (record.streamed, record.input_tokens, record.output_tokens) == (True, 3, REPLY_TOKENS)
+
+
+def test_best_of_is_reserved_for_every_candidate_and_refused_on_a_stream(client, fake_openai, tenant):
+    completion = client.completions.create(model=INSTRUCT, prompt="Say hello", best_of=3, max_tokens=10)
+    assert completion.usage.completion_tokens == 3 * REPLY_TOKENS  # every candidate, as the provider bills
+    assert completion_requests(fake_openai)[0]["body"]["best_of"] == 3
+    record = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant).first(), what="the usage record")
+    assert record.output_tokens == 3 * REPLY_TOKENS
+    assert record.reserved >= 3 * 10 * Decimal("2.00") / MILLION  # the reservation covered all three
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model=INSTRUCT, prompt="Say hello", best_of=2, stream=True)
+    assert refused.value.body["param"] == "best_of" and "cannot be streamed" in refused.value.message
+    assert len(completion_requests(fake_openai)) == 1
+
+
+@pytest.mark.parametrize(("arguments", "param", "said"), [
+    ({"logprobs": 6}, "logprobs", "from 0 to 5"),
+    ({"prompt": [1, "two"]}, "prompt", "token ids"),
+    ({"best_of": 21}, "best_of", "at most 20"),
+])
+def test_native_arguments_out_of_range_are_refused_before_any_call(client, fake_openai, tenant, arguments, param,
+                                                                    said):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(**{"model": INSTRUCT, "prompt": "Say hello", **arguments})
+    assert refused.value.body["param"] == param and said in refused.value.message
+    assert not fake_openai.requests and not UsageRecord.objects.filter(tenant=tenant).exists()
+
+
+def test_a_text_completion_model_is_not_served_at_chat_completions(client, fake_openai):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=INSTRUCT, messages=[{"role": "user", "content": "hi"}])
+    assert "/v1/completions" in refused.value.message and refused.value.code == "wrong_endpoint"
+    assert not fake_openai.requests

@@ -13,6 +13,7 @@ from providers.types import ChatRequest
 
 CAPABILITY_ENDPOINTS = {
     "chat": "/v1/chat/completions",
+    "completion": "/v1/completions",
     "image": "/v1/images/generations",
     "video": "/v1/videos",
     "speech": "/v1/audio/speech",
@@ -37,6 +38,12 @@ async def find_model(public_id: str, *, capability: str) -> tuple[ModelInfo, lis
     return model, catalog.deployments_for(public_id)
 
 
+async def capability_of(public_id: str) -> str | None:
+    """What kind of model ``public_id`` is (None: no such model; find_model says so)."""
+    model = (await router.get_catalog()).models.get(public_id)
+    return model.capability if model is not None else None
+
+
 def byok_chain(call: Call, model: ModelInfo, deployments: list[Deployment]) -> router.Chain | None:
     """With the tenant's own key for the model's provider (the one it is listed under; sent with
     the call, or stored), the call goes only to that provider's deployments, with that key:
@@ -57,7 +64,7 @@ async def fallback_chain(caller: Caller, chat: ChatRequest, deployments: list[De
     primary = deployments[0].model
     if chat.fallback_models:
         for public_id in chat.fallback_models:
-            model, fallbacks = await find_model(public_id, capability="chat")
+            model, fallbacks = await find_model(public_id, capability=chat.capability())
             entitlements.check_model(caller, model)
             router.check_features(chat, model)
             chain.extend(fallbacks)
@@ -67,7 +74,7 @@ async def fallback_chain(caller: Caller, chat: ChatRequest, deployments: list[De
         needed = router.features_of(chat)
         for public_id in primary.fallbacks:
             model = catalog.models.get(public_id)
-            if model is None or model.capability != "chat" or not entitlements.is_model_allowed(caller, model):
+            if model is None or model.capability != chat.capability() or not entitlements.is_model_allowed(caller, model):
                 continue
             if needed - model.features:
                 continue

@@ -39,7 +39,7 @@ async def serve_chat(call: Call, chat: ChatRequest, *,
     event (a whole answer's caller gets it after)."""
     outcome = call.outcome
     call.attribute(chat.user, chat.metadata)
-    model, deployments = await find_model(chat.model, capability="chat")
+    model, deployments = await find_model(chat.model, capability=chat.capability())
     entitlements.check_model(call.caller, model)  # before the features: say nothing of models off the plan
     within_model_output(chat, model)
     toolbox = gateway_tools.plan_tools(call, chat)  # the model is offered them as function tools
@@ -95,7 +95,7 @@ async def admit_chat(call: Call, chat: ChatRequest, model: router.ModelInfo, cha
     """Admission (billing sizes the reservation from these measures), and the request's meter."""
     size, images = prompt_size(chat)
     admitted = await admission.admit_chat(
-        call.caller, model, request_id=call.request_id, requested_output=chat.output_limit(),
+        call.caller, model, request_id=call.request_id, requested_output=chat.most_generated(),
         prompt_bytes=size + web_search.most_context_bytes(chat), messages=len(chat.messages) + bool(search),
         images=images, alternatives=[d.model for d in chain.deployments[1:]], byok=byok,
         search_price=search.price if search else Decimal(0),

@@ -1,20 +1,23 @@
-"""OpenAI's legacy Completions as a client protocol, translated to chat: decode a request into a
-ChatRequest (the prompt as one user message) and encode the chat answer as the text_completion
-object, whole or as its stream of chunks.
+"""OpenAI's legacy Completions as a client protocol: decode a request into a ChatRequest and
+encode the answer as the text_completion object, whole or as its stream of chunks.
 
-    {"model", "prompt": "text" | ["text"], "max_tokens"? (16, the legacy default), "temperature"?,
-     "top_p"?, "stop"?, "n"?: 1, "seed"?, "user"?, "presence_penalty"?, "frequency_penalty"?,
-     "logit_bias"?, "stream"?, "stream_options"?: {"include_usage"}, "fallback_models"? | "models"?}
+    {"model", "prompt": "text" | [token ids] | a list of one of either, "max_tokens"? (16, the legacy
+     default), "temperature"?, "top_p"?, "stop"?, "n"?: 1, "seed"?, "user"?, "presence_penalty"?,
+     "frequency_penalty"?, "logit_bias"?, "suffix"?, "echo"?, "logprobs"? (0-5), "best_of"?,
+     "stream"?, "stream_options"?: {"include_usage"}, "fallback_models"? | "models"?}
     -> {"id": "cmpl-...", "object": "text_completion", "created", "model",
-        "choices": [{"text", "index": 0, "logprobs": null, "finish_reason"}], "usage"}
+        "choices": [{"text", "index": 0, "logprobs", "finish_reason"}], "usage"}
 
 A stream is data-only SSE of the same object, a piece of the text per chunk, the finish reason on
 a last choice chunk, then (stream_options.include_usage) a chunk with ``choices: []`` and the usage
 (every earlier chunk then carries ``usage: null``), then ``data: [DONE]``.
 
-What a chat model cannot honour is refused with a 400 naming the field and why (UNTRANSLATABLE),
-unless sent with its neutral value (echo false, suffix empty, best_of 1, logprobs null): a
-request carrying one is then exactly the request without it.
+A text completion model (capability "completion") is sent the request as it came (its TextPrompt:
+token ids, suffix, echo, logprobs, best_of) at its provider's /completions. For a chat model the
+prompt becomes one user message (as_chat), and what a chat model cannot honour is refused with a
+400 naming the field and why (UNTRANSLATABLE), unless sent with its neutral value (echo false,
+suffix empty, best_of 1, logprobs null): a request carrying one is then exactly the request
+without it.
 """
 
 import time
@@ -32,11 +35,13 @@ from gateway.v1.openai_chat import (
     refuse_unknown,
 )
 from gateway.v1.openai_chat_answer import encode_usage
-from providers.types import ChatRequest, ChatResult, Delta, Message, Usage
+from providers.types import ChatRequest, ChatResult, Delta, Message, TextPrompt, Usage
 
 SUPPORTED = {"model", "prompt", "max_tokens", "temperature", "top_p", "stop", "n", "stream", "stream_options",
              "seed", "user", "presence_penalty", "frequency_penalty", "logit_bias", "fallback_models", "models",
              "echo", "suffix", "best_of", "logprobs"}
+MAX_LOGPROBS = 5  # the legacy API's most alternatives per token
+MAX_BEST_OF = 20
 LEGACY_MAX_TOKENS = 16  # the legacy API's default when max_tokens is absent (chat's is the model's most)
 FINISH_REASONS = ("stop", "length", "content_filter")  # all a text_completion choice may end with
 # Why each cannot be honoured when the prompt reaches the model as a chat message.
@@ -54,23 +59,24 @@ UNTRANSLATABLE = {
 
 @decoder
 def decode(payload: dict[str, Any]) -> ChatRequest:
+    """The request, with its TextPrompt (what a native completion model is sent); for a chat model,
+    as_chat() then makes it a chat request."""
     refuse_unknown(payload, SUPPORTED)
     model = model_of(payload)
-    refuse_untranslatable(payload)
     prompt = decode_prompt(payload.get("prompt"))
     stream, include_usage = decode_streaming(payload)
     if positive_int(payload, "n") not in (None, 1):
         raise bad_request("'n' must be 1: the gateway returns one choice per request.", param="n")
-    seed = payload.get("seed")
+    seed, user = payload.get("seed"), payload.get("user")
     if seed is not None:
         expect(seed, int, "seed", "an integer")
-    user = payload.get("user")
     if user is not None:
         expect(user, str, "user", "a string")
     max_tokens = positive_int(payload, "max_tokens")
+    text_prompt = decode_text_options(payload, prompt, stream=stream)
     return ChatRequest(
         model=model,
-        messages=[Message(role="user", content=prompt)],
+        messages=[Message(role="user", content=prompt_as_text(text_prompt))],
         stream=stream,
         include_usage=include_usage,
         max_output_tokens=LEGACY_MAX_TOKENS if max_tokens is None else max_tokens,
@@ -83,42 +89,71 @@ def decode(payload: dict[str, Any]) -> ChatRequest:
         frequency_penalty=number_in(payload, "frequency_penalty", -2, 2) or None,
         presence_penalty=number_in(payload, "presence_penalty", -2, 2) or None,
         logit_bias=decode_logit_bias(payload.get("logit_bias")),
+        text_prompt=text_prompt,
     )
 
 
-def refuse_untranslatable(payload: dict[str, Any]) -> None:
-    """A 400 for each UNTRANSLATABLE argument sent with a value that asks for it."""
+def decode_text_options(payload: dict[str, Any], prompt: str | list[int], *, stream: bool) -> TextPrompt:
     echo, suffix, logprobs = payload.get("echo"), payload.get("suffix"), payload.get("logprobs")
     if echo is not None:
         expect(echo, bool, "echo", "true or false")
     if suffix is not None:
         expect(suffix, str, "suffix", "a string")
+    if logprobs is not None and (type(logprobs) is not int or not 0 <= logprobs <= MAX_LOGPROBS):
+        raise bad_request(f"'logprobs' must be an integer from 0 to {MAX_LOGPROBS}: the most likely tokens to list "
+                          "beside each one chosen.", param="logprobs")
     best_of = positive_int(payload, "best_of")
-    asked = {"echo": bool(echo), "suffix": bool(suffix), "best_of": best_of not in (None, 1),
-             "logprobs": logprobs is not None}
+    if best_of is not None and best_of > MAX_BEST_OF:
+        raise bad_request(f"'best_of' must be at most {MAX_BEST_OF}.", param="best_of")
+    if stream and best_of not in (None, 1):
+        raise bad_request("'best_of' cannot be streamed: the best candidate is known only once all are whole. "
+                          "Leave out stream, or best_of.", param="best_of")
+    return TextPrompt(prompt=prompt, suffix=suffix or None, echo=bool(echo), logprobs=logprobs,
+                      best_of=best_of if best_of not in (None, 1) else None)
+
+
+def as_chat(chat: ChatRequest) -> None:
+    """A completion for a chat model: the prompt stays as the one user message, and what a chat
+    model cannot honour is refused with a 400 (UNTRANSLATABLE)."""
+    text = chat.text_prompt
+    if not isinstance(text.prompt, str):
+        raise bad_request(f"'prompt' is token ids: token arrays cannot be translated to chat, and '{chat.model}' is "
+                          "a chat model. Send the prompt as text.", param="prompt", code="invalid_type")
+    asked = {"echo": text.echo, "suffix": bool(text.suffix), "best_of": text.best_of is not None,
+             "logprobs": text.logprobs is not None}
     for name, is_asked in asked.items():
         if is_asked:
             raise bad_request(f"'{name}' cannot be honoured: {UNTRANSLATABLE[name]}.", param=name,
                               code="unsupported_argument")
+    chat.text_prompt = None
 
 
-def decode_prompt(value: Any) -> str:
-    """One prompt, as text: a string, or a list of one string."""
+def decode_prompt(value: Any) -> str | list[int]:
+    """One prompt: a string, token ids, or a list of one of either."""
     if value is None:
         raise bad_request("'prompt' is required: the text to complete.", param="prompt",
                           code="missing_required_parameter")
-    if isinstance(value, list):
-        if value and not all(isinstance(item, str) for item in value):
-            raise bad_request("'prompt' must be a string (or a list of one string): token arrays cannot be "
-                              "translated to chat. Send the prompt as text.", param="prompt", code="invalid_type")
+    if isinstance(value, list) and value and all(isinstance(item, (str, list)) for item in value):
         if len(value) > 1:
             raise bad_request(f"'prompt' has {len(value)} prompts; the gateway completes one per request. Send each "
                               "in a request of its own.", param="prompt")
-        value = value[0] if value else ""
-    expect(value, str, "prompt", "a string")
+        value = value[0]
+    if isinstance(value, list):
+        if not value or not all(type(item) is int and item >= 0 for item in value):
+            raise bad_request("'prompt' must be a string, or a list of token ids (non-negative integers).",
+                              param="prompt", code="invalid_type")
+        return value
+    expect(value, str, "prompt", "a string or a list of token ids")
     if not value:
         raise bad_request("'prompt' is empty: send the text to complete.", param="prompt")
     return value
+
+
+def prompt_as_text(text: TextPrompt) -> str:
+    """The prompt as the user message (what the reservation is sized from, and a chat model's
+    prompt): token ids as digits, at least one byte per token, so the size bound holds."""
+    prompt = text.prompt if isinstance(text.prompt, str) else " ".join(map(str, text.prompt))
+    return prompt + (text.suffix or "")
 
 
 def finish_reason(reason: str | None) -> str:
@@ -133,7 +168,7 @@ def encode_completion(result: ChatResult, *, completion_id: str, model: str) -> 
         "object": "text_completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"text": result.content or "", "index": 0, "logprobs": None,
+        "choices": [{"text": result.content or "", "index": 0, "logprobs": result.text_logprobs,
                      "finish_reason": finish_reason(result.finish_reason)}],
         "usage": encode_usage(result.usage),
     }
@@ -147,8 +182,8 @@ class TextCompletionStream:
         self.head = {"id": completion_id, "object": "text_completion", "created": int(time.time()), "model": model}
         self.include_usage = include_usage
 
-    def _chunk(self, text: str, reason: str | None) -> bytes:
-        chunk: dict[str, Any] = {**self.head, "choices": [{"text": text, "index": 0, "logprobs": None,
+    def _chunk(self, text: str, reason: str | None, logprobs: dict[str, Any] | None = None) -> bytes:
+        chunk: dict[str, Any] = {**self.head, "choices": [{"text": text, "index": 0, "logprobs": logprobs,
                                                             "finish_reason": reason}]}
         if self.include_usage:
             chunk["usage"] = None
@@ -158,7 +193,9 @@ class TextCompletionStream:
         return b""  # no role chunk: the legacy stream starts with text
 
     def delta(self, delta: Delta) -> bytes:
-        return self._chunk(delta.content, None) if delta.content else b""
+        if not delta.content and not delta.text_logprobs:
+            return b""
+        return self._chunk(delta.content or "", None, delta.text_logprobs)
 
     def finish(self, reason: str) -> bytes:
         return self._chunk("", finish_reason(reason))

@@ -33,6 +33,7 @@ from providers.adapters import (
     openai_embeddings,
     openai_images,
     openai_moderations,
+    openai_text,
     openai_video,
     rerank,
 )
@@ -100,11 +101,20 @@ class OpenAICompatibleAdapter(Adapter):
         return self.SUPPORTED_ARGUMENTS.difference(target.quirks.get("unsupported_arguments") or ())
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
+        if request.text_prompt is not None:  # a text completion model: its own /completions
+            payload = await fetch_json(self.post_json(target, "completions", openai_text.build_body(
+                request, target, stream=False)), target, self.error_from_response)
+            return openai_text.parse_answer(payload, target)
         payload = await fetch_json(self.build_request(request, target, stream=False), target,
                                    self.error_from_response)
         return parse_completion(payload, target)
 
-    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
+    def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
+        if request.text_prompt is not None:
+            return openai_text.stream_answer(self, request, target)
+        return self.stream_chat(request, target)
+
+    async def stream_chat(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
         finished = produced = False
         usage: Usage | None = None
         prepared = self.build_request(request, target, stream=True)
@@ -165,13 +175,15 @@ class OpenAICompatibleAdapter(Adapter):
         return error_from_body(payload, target, status=status)
 
     def build_request(self, request: ChatRequest, target: Target, *, stream: bool) -> httpx.Request:
+        return self.post_json(target, "chat/completions", build_body(request, target, stream=stream))
+
+    def post_json(self, target: Target, route: str, body: dict[str, Any]) -> httpx.Request:
         # A prepared Request sent with client.send() skips the client's URL, header and cookie
         # merging, a third of httpx's cost per call (bench/).
         return httpx.Request(
-            "POST", self.url_for(target, "chat/completions"),
+            "POST", self.url_for(target, route),
             headers={"Accept": "application/json", "Content-Type": "application/json", **self.auth_headers(target)},
-            content=json.dumps(build_body(request, target, stream=stream)).encode(),
-            extensions={"timeout": timeout_for(target).as_dict()},
+            content=json.dumps(body).encode(), extensions={"timeout": timeout_for(target).as_dict()},
         )
 
     async def generate_images(self, request: ImageRequest, target: Target) -> ImageResult:

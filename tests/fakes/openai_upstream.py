@@ -11,7 +11,8 @@ Tests script it with ``enqueue(Reply(...))``; unscripted requests get the defaul
 Sora video jobs (section 3: ``POST /v1/videos`` multipart or JSON, ``GET /v1/videos/{id}``,
 ``.../content``, ``DELETE``) are scripted on ``videos`` (tests/fakes/video_jobs.py) and served by
 tests/fakes/openai_videos.py; the Images and Audio routes live in tests/fakes/openai_images.py and
-tests/fakes/openai_audio.py, Embeddings and Moderations in tests/fakes/openai_embeddings.py.
+tests/fakes/openai_audio.py, Embeddings and Moderations in tests/fakes/openai_embeddings.py, legacy
+Completions in tests/fakes/openai_text_completions.py.
 Run standalone (for bench/): ``python -m tests.fakes.openai_upstream --port 9100``.
 """
 
@@ -27,6 +28,7 @@ from aiohttp import web
 from tests.fakes.openai_audio import add_audio_routes
 from tests.fakes.openai_embeddings import add_embedding_routes
 from tests.fakes.openai_images import add_image_routes
+from tests.fakes.openai_text_completions import add_text_completion_routes
 from tests.fakes.openai_videos import SoraVideos
 from tests.fakes.server import ScriptedServer
 from tests.fakes.video_jobs import VideoBook
@@ -155,6 +157,7 @@ class FakeOpenAI(SoraVideos, ScriptedServer):
         add_image_routes(app, self)
         add_audio_routes(app, self)
         add_embedding_routes(app, self)
+        add_text_completion_routes(app, self)
         app.router.add_post("/v1/videos", self.create_video)
         app.router.add_get("/v1/videos/{id}", self.retrieve_video)
         app.router.add_delete("/v1/videos/{id}", self.delete_video)

@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from providers import breaker
-from providers.adapters.azure_openai import DEFAULT_API_VERSION
+from providers.adapters.openai.azure import DEFAULT_API_VERSION
 from providers.catalog_seed import add_azure_deployment
 from providers.catalog_snapshot import forget_catalog
 from providers.health import chat_deployments, probe_all

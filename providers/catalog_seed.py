@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
-from providers.adapters.azure_openai import endpoint_of
+from providers.adapters.openai.azure import endpoint_of
 from providers.models import Credential, Deployment, Model, Provider
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")

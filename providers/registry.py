@@ -1,16 +1,16 @@
 """Wire format -> adapter class (chat models) or search client (web search engines). Adding a
 wire format is one module plus one line here."""
 
-from providers.adapters.anthropic import AnthropicAdapter
-from providers.adapters.azure_openai import AzureOpenAIAdapter
+from providers.adapters.anthropic.adapter import AnthropicAdapter
 from providers.adapters.base import Adapter
-from providers.adapters.cohere import CohereAdapter
+from providers.adapters.cohere.adapter import CohereAdapter
 from providers.adapters.demo import DemoAdapter
-from providers.adapters.fal import FalAdapter
-from providers.adapters.gemini import GeminiAdapter
+from providers.adapters.fal.adapter import FalAdapter
+from providers.adapters.gemini.adapter import GeminiAdapter
 from providers.adapters.huggingface import HuggingFaceAdapter
 from providers.adapters.modelscope import ModelScopeAdapter
-from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.openai.azure import AzureOpenAIAdapter
+from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 from providers.adapters.replicate import ReplicateAdapter
 from providers.adapters.runway import RunwayAdapter
 from providers.adapters.stability import StabilityAdapter

@@ -6,8 +6,8 @@ summed or counted locally, and every vendor failure mapped to the gateway's own 
 import pytest
 
 from providers import errors
-from providers.adapters.azure_openai import AzureOpenAIAdapter
-from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.openai.azure import AzureOpenAIAdapter
+from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 from providers.embedding_types import EmbeddingRequest
 from providers.tokenizer import count_inputs
 from providers.types import Target

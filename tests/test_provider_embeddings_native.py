@@ -6,8 +6,8 @@ Gemini's missing count counted locally, and their errors mapped to the gateway's
 import pytest
 
 from providers import errors
-from providers.adapters.cohere import CohereAdapter
-from providers.adapters.gemini import GeminiAdapter
+from providers.adapters.cohere.adapter import CohereAdapter
+from providers.adapters.gemini.adapter import GeminiAdapter
 from providers.embedding_types import EmbeddingRequest
 from providers.tokenizer import count_inputs
 from providers.types import Target

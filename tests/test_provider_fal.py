@@ -11,7 +11,7 @@ import pytest
 
 from providers import errors
 from providers.adapters.base import Adapter
-from providers.adapters.fal import FalAdapter
+from providers.adapters.fal.adapter import FalAdapter
 from providers.adapters.queue import poll_delays
 from providers.media_types import (
     ImageRequest,

@@ -6,9 +6,9 @@ Only a provider that declares OpenAI's moderations API says it can moderate."""
 import pytest
 
 from providers import errors
-from providers.adapters.azure_openai import AzureOpenAIAdapter
-from providers.adapters.cohere import CohereAdapter
-from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.cohere.adapter import CohereAdapter
+from providers.adapters.openai.azure import AzureOpenAIAdapter
+from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 from providers.embedding_types import ModerationRequest
 from providers.tokenizer import TOKENS_PER_IMAGE, count_text
 from providers.types import ImagePart, Target, TextPart

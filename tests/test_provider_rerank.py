@@ -6,11 +6,11 @@ mapped to the gateway's errors. Which adapters rerank at all is an explicit flag
 import pytest
 
 from providers import errors
-from providers.adapters.azure_openai import AzureOpenAIAdapter
 from providers.adapters.base import Adapter
-from providers.adapters.cohere import CohereAdapter
-from providers.adapters.gemini import GeminiAdapter
-from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.cohere.adapter import CohereAdapter
+from providers.adapters.gemini.adapter import GeminiAdapter
+from providers.adapters.openai.azure import AzureOpenAIAdapter
+from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 from providers.embedding_types import RerankRequest
 from providers.tokenizer import estimate_rerank_tokens
 from providers.types import Target

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from providers import errors, router
-from providers.adapters.cohere import CohereAdapter
-from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.cohere.adapter import CohereAdapter
+from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 from providers.catalog_seed import read_catalog, seed_catalog
 from providers.embedding_types import EmbeddingRequest, RerankRequest, check_embedding_options
 from providers.models import Model

@@ -12,7 +12,7 @@ import pytest
 
 from media.models import MediaFile
 from providers import errors
-from providers.adapters.gemini import GeminiAdapter
+from providers.adapters.gemini.adapter import GeminiAdapter
 from providers.adapters.runway import RunwayAdapter
 from providers.http import close_client
 from providers.media_types import MediaInput, VideoRequest

@@ -5,7 +5,7 @@ complete and stream and add the media operations they speak."""
 from collections.abc import AsyncIterator
 
 from providers.adapters.base import Adapter
-from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 from providers.types import ChatRequest, ChatResult, StreamEvent, Target
 
 CHAT = OpenAICompatibleAdapter()

@@ -1,6 +1,6 @@
 """Rerank: answers read into the IR (read_hits, every wire format), and the rerank APIs served by
 hosts of the OpenAI-compatible family. OpenAICompatibleAdapter.rerank delegates here; Cohere's
-own /v2/rerank is in cohere_embed.py.
+own /v2/rerank is in cohere/embed.py.
 
     POST {base_url}/rerank
     jina    {"model", "query", "documents": [str], "top_n"?, "return_documents": false}
@@ -28,13 +28,13 @@ import httpx
 from providers import errors
 from providers.adapters.answers import malformed
 from providers.adapters.http_calls import fetch_json, timeout_for
-from providers.adapters.openai_embeddings import reported_tokens
+from providers.adapters.openai.embeddings import reported_tokens
 from providers.embedding_types import RerankHit, RerankRequest, RerankResult, document_text
 from providers.tokenizer import estimate_rerank_tokens
 from providers.types import Target, Usage
 
 if TYPE_CHECKING:
-    from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+    from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 
 # Dialect -> (the field limiting the hits, the field listing them in the answer).
 DIALECTS = {"jina": ("top_n", "results"), "voyage": ("top_k", "data")}

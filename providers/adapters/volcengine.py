@@ -45,7 +45,6 @@ from urllib.parse import quote
 import httpx
 
 from providers import errors
-from providers.adapters import openai_errors
 from providers.adapters.compatible_chat import OpenAICompatibleChat
 from providers.adapters.http_calls import (
     fetch_json,
@@ -53,6 +52,7 @@ from providers.adapters.http_calls import (
     json_request,
     transport_error,
 )
+from providers.adapters.openai import errors as openai_errors
 from providers.adapters.queue import media_url, requested_resolution, size_ratio
 from providers.http import get_client
 from providers.media_types import (

@@ -27,7 +27,7 @@ from typing import Any
 
 from providers import errors
 from providers.adapters.answers import malformed, token_count, usage_reader
-from providers.adapters.gemini_errors import first_object
+from providers.adapters.gemini.errors import first_object
 from providers.types import ChatResult, Delta, Target, ToolCall, ToolCallDelta, Usage
 
 FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",

@@ -9,7 +9,7 @@ that serve the same routes. OpenAICompatibleAdapter's image methods delegate her
     Authorization: Bearer <key>
 
 URLs, auth headers and error mapping are the calling adapter's (``api``): Azure OpenAI addresses
-the same routes per deployment, with an api-version and an ``api-key`` header (azure_openai.py).
+the same routes per deployment, with an api-version and an ``api-key`` header (openai/azure.py).
 
 - Models other than GPT image ones are asked for ``response_format: b64_json`` (quirk
   ``images_response_format`` names another value, or "" for none): the gateway keeps every image
@@ -37,7 +37,7 @@ from providers.media_types import GeneratedMedia, ImageRequest, ImageResult
 from providers.types import Target, Usage
 
 if TYPE_CHECKING:
-    from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+    from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 PASSED_THROUGH = ("seed", "negative_prompt", "guidance_scale", "steps")

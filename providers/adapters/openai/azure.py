@@ -52,7 +52,7 @@ import httpx
 from providers import errors
 from providers.adapters.base import Adapter
 from providers.adapters.http_calls import parse_retry_after
-from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 from providers.types import Target
 
 DEFAULT_API_VERSION = "2024-10-21"  # the latest GA version at the time of writing

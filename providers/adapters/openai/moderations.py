@@ -31,7 +31,7 @@ from providers.tokenizer import estimate_moderation_tokens
 from providers.types import ImagePart, Target, Usage
 
 if TYPE_CHECKING:
-    from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+    from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 
 
 async def moderate(request: ModerationRequest, target: Target, api: "OpenAICompatibleAdapter") -> ModerationResult:

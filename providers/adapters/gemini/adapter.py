@@ -18,12 +18,15 @@ from collections.abc import AsyncIterator
 import httpx
 
 from providers import errors
-from providers.adapters import gemini_audio, gemini_embeddings, gemini_images, gemini_video
 from providers.adapters.answers import malformed
 from providers.adapters.base import Adapter
-from providers.adapters.gemini_answer import AnswerReader, parse_answer, read_chunks
-from providers.adapters.gemini_errors import error_from_response, stream_error
-from providers.adapters.gemini_request import build_request
+from providers.adapters.gemini import audio as gemini_audio
+from providers.adapters.gemini import embeddings as gemini_embeddings
+from providers.adapters.gemini import images as gemini_images
+from providers.adapters.gemini import video as gemini_video
+from providers.adapters.gemini.answer import AnswerReader, parse_answer, read_chunks
+from providers.adapters.gemini.errors import error_from_response, stream_error
+from providers.adapters.gemini.request import build_request
 from providers.adapters.http_calls import fetch_json, stream_transport_error, streamed_response
 from providers.embedding_types import EmbeddingRequest, EmbeddingResult
 from providers.media_types import (

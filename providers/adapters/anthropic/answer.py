@@ -19,8 +19,8 @@ import uuid
 from typing import Any
 
 from providers.adapters.answers import malformed, token_count, usage_reader
-from providers.adapters.anthropic_errors import stream_error
-from providers.adapters.anthropic_thinking import ThinkingBlocks, encode_entries
+from providers.adapters.anthropic.errors import stream_error
+from providers.adapters.anthropic.thinking import ThinkingBlocks, encode_entries
 from providers.types import ChatResult, Delta, StreamEvent, Target, ToolCall, ToolCallDelta, Usage
 
 FINISH_REASONS = {

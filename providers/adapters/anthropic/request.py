@@ -1,4 +1,4 @@
-"""IR -> Anthropic: the Messages request (mapping and decisions in providers.adapters.anthropic).
+"""IR -> Anthropic: the Messages request (mapping and decisions in providers.adapters.anthropic.adapter).
 
 Conversation: system / developer messages before the conversation -> the top-level ``system``;
 one later in the conversation (the Messages API has no system role in ``messages``) -> a text
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters.anthropic_thinking import replayed_thinking
+from providers.adapters.anthropic.thinking import replayed_thinking
 from providers.adapters.http_calls import timeout_for
 from providers.types import (
     MIN_THINKING_BUDGET,
@@ -108,7 +108,7 @@ def build_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[st
 
 
 def output_limits(request: ChatRequest, target: Target) -> tuple[int, dict[str, Any] | None]:
-    """max_tokens and the thinking setting (providers.adapters.anthropic's docstring: "Thinking")."""
+    """max_tokens and the thinking setting (providers.adapters.anthropic.adapter's docstring: "Thinking")."""
     default = int(target.quirks.get("default_max_tokens", DEFAULT_MAX_TOKENS))
     if request.thinking_budget is not None and request.is_reasoning():
         # The client's own budget goes as given: its decoder checked it is under its max_tokens.

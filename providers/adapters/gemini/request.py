@@ -35,8 +35,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from providers import errors
-from providers.adapters.gemini_answer import SIGNED, signed
-from providers.adapters.gemini_schema import calling_config, declaration
+from providers.adapters.gemini.answer import SIGNED, signed
+from providers.adapters.gemini.schema import calling_config, declaration
 from providers.adapters.http_calls import timeout_for
 from providers.types import ChatRequest, ImagePart, Message, Target, ToolCall
 

@@ -1,5 +1,5 @@
 """fal.ai (WIRE_FORMATS 6): image, video and speech models, all through one queue
-(providers.adapters.fal_queue: its calls, its request URLs and fal's errors).
+(providers.adapters.fal.queue: its calls, its request URLs and fal's errors).
 
 Images and speech wait on the queue inside the call: the status endpoint is polled with backoff
 within target.total_timeout (providers.adapters.queue), and the request is cancelled upstream
@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 from providers import errors
 from providers.adapters.base import Adapter
-from providers.adapters.fal_queue import (
+from providers.adapters.fal.queue import (
     DONE,
     cancel,
     check_status,

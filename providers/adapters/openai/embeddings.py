@@ -54,7 +54,7 @@ from providers.embedding_types import EmbeddingRequest, EmbeddingResult
 from providers.types import Target
 
 if TYPE_CHECKING:
-    from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+    from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 
 MAX_INPUTS = 2048
 MAX_TOKENS = 300_000

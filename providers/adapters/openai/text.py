@@ -26,7 +26,7 @@ from providers.adapters.http_calls import (
     stream_transport_error,
     streamed_response,
 )
-from providers.adapters.openai_answer import finish_reason, parse_usage, read_chunk
+from providers.adapters.openai.answer import finish_reason, parse_usage, read_chunk
 from providers.sse import decode_events, lines_of
 from providers.types import (
     ChatRequest,

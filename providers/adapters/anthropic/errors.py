@@ -1,5 +1,5 @@
 """Anthropic's errors -> our error tree: the HTTP error body ``{"type": "error", "error": {"type",
-"message"}}`` and the stream's ``event: error`` (mapping in providers.adapters.anthropic's docstring)."""
+"message"}}`` and the stream's ``event: error`` (mapping in providers.adapters.anthropic.adapter's docstring)."""
 
 import json
 from typing import Any

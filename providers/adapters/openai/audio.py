@@ -12,7 +12,7 @@ translate delegate here.
     Authorization: Bearer <key>
 
 URLs, auth headers and error mapping are the calling adapter's (``api``): Azure OpenAI addresses
-the same routes per deployment, with an api-version and an ``api-key`` header (azure_openai.py).
+the same routes per deployment, with an api-version and an ``api-key`` header (openai/azure.py).
 
 Speech:
 - tts-1 and tts-1-hd answer the audio itself and are priced per character: usage.characters is the
@@ -58,7 +58,7 @@ from providers.sse import decode_events
 from providers.types import Target, Usage
 
 if TYPE_CHECKING:
-    from providers.adapters.openai_compatible import OpenAICompatibleAdapter
+    from providers.adapters.openai.compatible import OpenAICompatibleAdapter
 
 SPEECH_CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac",
                         "wav": "audio/wav", "pcm": "audio/pcm"}

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 
 from providers import errors, outbound
-from providers.adapters import openai_errors
 from providers.adapters.http_calls import fetch_json, timeout_for, transport_error
+from providers.adapters.openai import errors as openai_errors
 from providers.http import get_client
 from providers.media_types import GeneratedMedia, MediaInput, VideoJobState, VideoRequest
 from providers.types import Target, Usage

@@ -33,10 +33,11 @@ from decimal import Decimal
 from typing import Any
 
 from providers import errors
-from providers.adapters import gemini_answer, gemini_errors
-from providers.adapters.gemini_request import post
+from providers.adapters.gemini import answer as gemini_answer
+from providers.adapters.gemini import errors as gemini_errors
+from providers.adapters.gemini.request import post
 from providers.adapters.http_calls import fetch_json
-from providers.adapters.openai_audio import SPEECH_CONTENT_TYPES
+from providers.adapters.openai.audio import SPEECH_CONTENT_TYPES
 from providers.media_types import (
     SpeechRequest,
     SpeechResult,

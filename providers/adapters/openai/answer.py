@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from providers.adapters.answers import malformed, token_count, usage_reader
-from providers.adapters.openai_reasoning import ThinkTagSplitter, split_content
+from providers.adapters.openai.reasoning import ThinkTagSplitter, split_content
 from providers.types import ChatResult, Delta, Target, ToolCall, ToolCallDelta, Usage
 
 

@@ -60,14 +60,14 @@ from contextlib import aclosing
 import httpx
 
 from providers.adapters.answers import malformed
-from providers.adapters.anthropic_answer import (
+from providers.adapters.anthropic.answer import (
     StreamTranslator,
     finish_reason,
     parse_message,
     parse_usage,
 )
-from providers.adapters.anthropic_errors import error_from_response
-from providers.adapters.anthropic_request import (
+from providers.adapters.anthropic.errors import error_from_response
+from providers.adapters.anthropic.request import (
     API_VERSION,
     build_body,
     build_request,

@@ -1,5 +1,5 @@
 """Cohere v2 chat: ``POST {base_url}/v2/chat`` with ``Authorization: Bearer <key>``. Embed and
-rerank (/v2/embed, /v2/rerank) are in cohere_embed.py.
+rerank (/v2/embed, /v2/rerank) are in cohere/embed.py.
 
 Request, IR -> Cohere v2 (WIRE_FORMATS 8a; field shapes from cohere-python's v2 types):
     system, developer    {"role": "system", "content": str}  (Cohere has no developer role)
@@ -71,9 +71,9 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters import cohere_embed
 from providers.adapters.answers import malformed, token_count, usage_reader
 from providers.adapters.base import Adapter
+from providers.adapters.cohere import embed as cohere_embed
 from providers.adapters.http_calls import (
     error_for_status,
     fetch_json,

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from providers import errors, outbound
-from providers.adapters import gemini_errors
-from providers.adapters.gemini_request import api_base, api_headers, post
+from providers.adapters.gemini import errors as gemini_errors
+from providers.adapters.gemini.request import api_base, api_headers, post
 from providers.adapters.http_calls import fetch_json, timeout_for, transport_error
 from providers.http import get_client
 from providers.media_types import GeneratedMedia, MediaInput, VideoJobState, VideoRequest

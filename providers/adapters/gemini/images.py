@@ -28,8 +28,9 @@ import binascii
 from typing import Any
 
 from providers import errors
-from providers.adapters import gemini_answer, gemini_errors
-from providers.adapters.gemini_request import post
+from providers.adapters.gemini import answer as gemini_answer
+from providers.adapters.gemini import errors as gemini_errors
+from providers.adapters.gemini.request import post
 from providers.adapters.http_calls import fetch_json
 from providers.media_types import GeneratedMedia, ImageRequest, ImageResult
 from providers.types import Target, Usage

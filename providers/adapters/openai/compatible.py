@@ -28,15 +28,7 @@ from typing import Any
 import httpx
 
 from providers import errors
-from providers.adapters import (
-    openai_audio,
-    openai_embeddings,
-    openai_images,
-    openai_moderations,
-    openai_text,
-    openai_video,
-    rerank,
-)
+from providers.adapters import rerank
 from providers.adapters.base import Adapter
 from providers.adapters.http_calls import (
     fetch_json,
@@ -45,7 +37,13 @@ from providers.adapters.http_calls import (
     streamed_response,
     timeout_for,
 )
-from providers.adapters.openai_answer import (
+from providers.adapters.openai import audio as openai_audio
+from providers.adapters.openai import embeddings as openai_embeddings
+from providers.adapters.openai import images as openai_images
+from providers.adapters.openai import moderations as openai_moderations
+from providers.adapters.openai import text as openai_text
+from providers.adapters.openai import video as openai_video
+from providers.adapters.openai.answer import (
     finish_reason,
     parse_completion,
     parse_delta,
@@ -53,8 +51,8 @@ from providers.adapters.openai_answer import (
     read_chunk,
     with_logprobs,
 )
-from providers.adapters.openai_errors import bearer_auth, error_from_body, error_from_response
-from providers.adapters.openai_reasoning import ThinkTagSplitter
+from providers.adapters.openai.errors import bearer_auth, error_from_body, error_from_response
+from providers.adapters.openai.reasoning import ThinkTagSplitter
 from providers.embedding_types import (
     EmbeddingRequest,
     EmbeddingResult,
@@ -154,7 +152,7 @@ class OpenAICompatibleAdapter(Adapter):
             yield UsageReport(usage)
 
     # Where a route is, how the key is sent and how errors read: the hooks a variant of this wire
-    # format overrides (azure_openai.py: the deployment in the path, an api-version, an api-key
+    # format overrides (openai/azure.py: the deployment in the path, an api-version, an api-key
     # header). The media modules build their requests with them too.
 
     def url_for(self, target: Target, route: str) -> httpx.URL:

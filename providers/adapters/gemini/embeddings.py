@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from providers import errors
-from providers.adapters import gemini_errors
 from providers.adapters.answers import UnreadableUsage, malformed, token_count
 from providers.adapters.embedding_batches import BatchAnswer, EmbeddingInput, embed_in_batches
-from providers.adapters.gemini_request import post
+from providers.adapters.gemini import errors as gemini_errors
+from providers.adapters.gemini.request import post
 from providers.adapters.http_calls import fetch_json
 from providers.embedding_types import EmbeddingRequest, EmbeddingResult
 from providers.types import Target

@@ -1,0 +1,1 @@
+"""fal.ai: the adapter and its queue API."""

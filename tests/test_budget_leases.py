@@ -154,3 +154,21 @@ def test_a_released_hold_gives_its_lease_back(tenant, other_tenant):
     assert MonthlySpend.objects.get(tenant=tenant).reserved == 0
     assert not OpenReservation.objects.exists() and not UsageRecord.objects.exists()
     assert not MonthlySpend.objects.filter(tenant=other_tenant).exists()
+
+
+def test_an_idle_lease_is_given_back_before_a_changed_cap_takes_a_new_one(tenant, settings):
+    """Kept idle (BUDGET_LEASE_IDLE_SECONDS), a lease still holds its slice in the ledger; when the
+    tenant's cap changes (a downgrade, say) the next request retires it, and it is given back
+    before the new cap's lease is granted, so its slice does not count against the new cap."""
+    settings.BUDGET_LEASE_IDLE_SECONDS = 60
+    first = reservation(tenant, "req_first")
+    assert reserve(first, cap=None) and settle(first, Usage(input_tokens=1000)) is not None
+    assert MonthlySpend.objects.get(tenant=tenant).reserved == Decimal("0.999")  # kept for the next request
+
+    second = reservation(tenant, "req_second")
+    assert reserve(second, cap="0.5")  # the old slice alone is more than the new cap
+    assert second.lease is not first.lease
+    assert settle(second, Usage(input_tokens=1000)) is not None
+    leases = BudgetLease.objects.all()
+    assert [lease.token for lease in leases] == [second.lease.token]
+    assert MonthlySpend.objects.get(tenant=tenant).reserved == leases[0].amount <= Decimal("0.05")

@@ -31,12 +31,12 @@ async def reserve(reservation: Reservation, cap: Decimal | None) -> bool:
     """Hold the request's amount against its tenant's lease (module docstring)."""
     now = timezone.now()
     month = month_of(now.date())
-    lease = book.join(reservation.tenant_id, month, cap)
+    lease = join(reservation.tenant_id, month, cap)
     try:
         while not book.hold(lease, reservation.request_id, reservation.amount):
             if lease.retired or lease.closing:  # retired meanwhile: start over on the tenant's current lease
                 close_if(book.leave(lease), lease)
-                lease = book.join(reservation.tenant_id, month, cap)
+                lease = join(reservation.tenant_id, month, cap)
                 continue
             if not await top_up(lease, reservation.amount, cap) and not lease.retired:
                 close_if(book.leave(lease), lease)
@@ -49,6 +49,15 @@ async def reserve(reservation: Reservation, cap: Decimal | None) -> bool:
     if lease.is_low():
         start_grant(lease, reservation.amount, cap)
     return True
+
+
+def join(tenant_id: int, month, cap: Decimal | None) -> Lease:
+    """The tenant's lease for the month; an idle one the cap's change retired is given back first
+    (queued ahead of any grant to the new one)."""
+    lease, retired = book.join(tenant_id, month, cap)
+    if retired is not None:
+        writer.post(leases.close, [retired])
+    return lease
 
 
 async def top_up(lease: Lease, amount: Decimal, cap: Decimal | None) -> bool:

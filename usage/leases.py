@@ -98,19 +98,21 @@ class LeaseBook:
         self.leases: set[Lease] = set()  # every lease not closed yet: open, or retired and in use
         self.headroom: dict[tuple[int, date], tuple[Decimal | None, Decimal]] = {}  # (cap, headroom) hints
 
-    def join(self, tenant_id: int, month: date, cap: Decimal | None) -> Lease:
-        """The tenant's open lease (a new one if none, or the plan's cap changed), waited on."""
+    def join(self, tenant_id: int, month: date, cap: Decimal | None) -> tuple[Lease, Lease | None]:
+        """The tenant's open lease (a new one if none, or the plan's cap changed), waited on; and
+        the lease the changed cap retired if its row is to be given back now (it was idle: its
+        slice must not count against the new cap's grant, so close it before asking for one)."""
         with self.lock:
-            lease = self.open.get((tenant_id, month))
+            lease, retired = self.open.get((tenant_id, month)), None
             if lease is not None and lease.cap != cap:
-                self._retire(lease)
+                retired = lease if self._retire(lease) else None
                 lease = None
             if lease is None:
                 lease = self.open[(tenant_id, month)] = Lease(tenant_id, month, cap)
                 self.leases.add(lease)
             lease.waiting += 1
             lease.idle_since = None
-            return lease
+            return lease, retired
 
     def hold(self, lease: Lease, request_id: str, amount: Decimal) -> bool:
         """Hold ``amount`` for the request if the lease has room (in memory: no database)."""
@@ -224,11 +226,12 @@ class LeaseBook:
             self.leases.clear()
             self.headroom.clear()
 
-    def _retire(self, lease: Lease) -> None:
+    def _retire(self, lease: Lease) -> bool:
+        """Take no new request on the lease; True if nobody uses it and its row needs closing."""
         lease.retired = True
         if self.open.get((lease.tenant_id, lease.month)) is lease:
             del self.open[(lease.tenant_id, lease.month)]
-        self._settle_down(lease)
+        return self._settle_down(lease)
 
     def _settle_down(self, lease: Lease) -> bool:
         """Close a lease nobody uses any more, unless it may idle; True if its row needs closing."""

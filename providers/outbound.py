@@ -109,9 +109,10 @@ def is_allowed_host(host: str, port: int) -> bool:
 def parts_of(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of an http(s) URL the policy may fetch, else UrlRefused."""
     try:
+        url.encode()  # a lone surrogate (from a client, or a redirect's undecodable Location) is no URL
         split = urlsplit(url)
         host, port = (split.hostname or "").lower(), split.port
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeEncodeError among them
         raise UrlRefused("url", f"{url[:200]!r} is not a valid URL ({exc}).") from exc
     if split.scheme not in ("https", "http") or not host:
         raise UrlRefused("scheme", f"{url[:200]!r} is not an https:// URL; the gateway fetches only https:// URLs.")
@@ -143,7 +144,8 @@ async def checked_addresses(url: str) -> tuple[str, int, list[Address]]:
     if not is_allowed_host(host, port):
         for address in addresses:
             if not is_public(address):
-                raise UrlRefused("address", f"{host} resolves to {address}, which is not a public internet address; "
+                # Not the address itself: a refusal must not tell a client what an internal name resolves to.
+                raise UrlRefused("address", f"{host} resolves to an address that is not a public internet address; "
                                  "the gateway fetches only public https:// URLs.")
     if not addresses:
         raise UrlRefused("host", f"The host {host!r} has no address.")

@@ -60,6 +60,8 @@ class RobotsRules:
     expires: float
 
 
+TITLE_MAX_CHARS = 300
+URL_MAX_CHARS = 2_000
 _robots: dict[Site, RobotsRules] = {}
 clock = time.monotonic
 
@@ -73,7 +75,10 @@ async def read_page(url: str, *, max_chars: int | None = None) -> WebPage:
                                    before_hop=check_robots)
     title, text = await asyncio.to_thread(extract, fetched)  # lxml parsing: CPU, off the loop
     clipped, truncated = truncate(text, budget)
-    return WebPage(url=url, final_url=fetched.url, title=title, text=clipped, truncated=truncated)
+    # The title and the final URL (a redirect's) are bounded too: what the model reads of a page,
+    # and what admission reserved for it, is the text's budget and a little more.
+    return WebPage(url=url, final_url=fetched.url[:URL_MAX_CHARS], title=truncate(title, TITLE_MAX_CHARS)[0],
+                   text=clipped, truncated=truncated)
 
 
 async def check_robots(url: str) -> None:

@@ -117,6 +117,22 @@ def test_refused_pages_are_tool_errors_the_model_reads(client, fake_openai, page
     assert record.cost == MODEL_COST  # nothing read, nothing billed for it
 
 
+def test_arguments_a_model_got_wrong_are_tool_errors_it_reads(client, fake_openai, tenant):
+    nested = '{"url": ' + "[" * 5000 + "]" * 5000 + "}"
+    fake_openai.enqueue(Reply(tool_calls=[("web_fetch", json.dumps({"url": "https://example.org/\ud800"})),
+                                          ("web_fetch", nested)], usage=FIRST),
+                        Reply(text="Neither URL could be read.", usage=SECOND))
+
+    completion = client.chat.completions.create(model=GPT, messages=ASK, tools=[{"type": "web_fetch"}])
+
+    surrogate, deep = (m["content"] for m in tool_messages(fake_openai, 1))
+    assert surrogate.startswith("The web_fetch tool failed: ") and "not a valid URL" in surrogate
+    assert deep.startswith('The web_fetch tool failed: The arguments must be a JSON object with a string "url"')
+    assert completion.choices[0].message.content.endswith("Neither URL could be read.")
+    record = record_of(tenant)
+    assert (record.http_status, record.web_fetches, record.cost) == (200, 0, MODEL_COST)
+
+
 def test_code_runs_on_the_executor_and_its_output_goes_back(client, fake_openai, tenant, other_tenant):
     code = "rise = 3.2 - 0.4\nprint(f'range {rise:.1f} m')\nround(rise / 6, 3)"
     fake_openai.enqueue(Reply(tool_call=("code_interpreter", json.dumps({"code": code})), usage=FIRST),

@@ -42,6 +42,11 @@ class SiteServer(ThreadedServer):
         async def image(request):
             return web.Response(body=b"\x89PNG\r\n\x1a\n", content_type="image/png")
 
+        async def long_title(request):
+            long = "Marées ".encode() * 2000
+            page = ARTICLE.replace(b"<title>", b"<title>" + long, 1).replace(b'content="How', b'content="' + long, 1)
+            return web.Response(body=page, content_type="text/html", charset="utf-8")
+
         async def empty(request):
             return web.Response(text="<html><head></head><body><script>x()</script></body></html>",
                                 content_type="text/html")
@@ -58,6 +63,7 @@ class SiteServer(ThreadedServer):
         app.router.add_get("/go", redirect)
         app.router.add_get("/chart.png", image)
         app.router.add_get("/empty", empty)
+        app.router.add_get("/long-title", long_title)
         return app
 
 
@@ -176,7 +182,9 @@ def test_a_redirect_to_another_site_answers_to_that_sites_robots_txt(site, other
     "https://localhost/",                           # a name that resolves to loopback
 ])
 def test_a_private_address_is_refused(url):
-    assert refused(url).rule == "address"
+    error = refused(url)
+    assert error.rule == "address"
+    assert "127.0.0.1" not in error.message and "::1" not in error.message  # what an internal name resolves to stays inside
 
 
 def test_a_redirect_into_the_network_is_refused(site, internal):
@@ -191,6 +199,16 @@ def test_a_redirect_into_the_network_is_refused(site, internal):
 ])
 def test_only_https_urls_are_read(url, rule):
     assert refused(url).rule == rule
+
+
+def test_a_long_title_is_cut_like_the_text(site):
+    page = read(f"{site.address}/long-title")
+    assert page.title.startswith("Marées Marées") and len(page.title) <= web_fetch.TITLE_MAX_CHARS
+    assert "chart datum" in page.text
+
+
+def test_a_url_that_is_not_unicode_text_is_refused():
+    assert refused("https://example.org/\ud800").rule == "url"
 
 
 def test_a_file_that_is_not_a_page_is_refused(site):

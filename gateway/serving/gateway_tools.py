@@ -25,6 +25,7 @@ Decisions:
 """
 
 import json
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -38,6 +39,8 @@ from gateway.serving.errors import GatewayError
 from gateway.serving.meter import Meter
 from providers import code_executor, errors, web_fetch
 from providers.types import CODE_INTERPRETER, WEB_FETCH, ChatRequest, ToolCall, ToolRun
+
+log = logging.getLogger(__name__)
 
 RESULT_CHARS = 20_000  # of a snippet's output the model reads
 RESULT_OVERHEAD_CHARS = 1_000  # the labels and notes around a result
@@ -113,7 +116,7 @@ def start(call: ToolCall, *, offset: int) -> ToolRun:
     argument = "url" if call.name == WEB_FETCH else "code"
     try:
         value = json.loads(call.arguments or "{}").get(argument)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, nested past reason
         value = None
     if isinstance(value, str) and value.strip():
         setattr(run, argument, value.strip() if argument == "url" else value)
@@ -134,6 +137,9 @@ async def execute(run: ToolRun, meter: Meter) -> None:
             await run_snippet(run, meter)
     except errors.ProviderError as error:
         refuse(run, error.message)
+    except Exception:  # a page or a redirect nothing foresaw: the model hears of it, the request goes on
+        log.exception("the %s tool failed unexpectedly", run.tool)
+        refuse(run, "the gateway could not run it (an unexpected error, logged for the operator); answer without it.")
 
 
 def refuse(run: ToolRun, why: str) -> None:

@@ -50,3 +50,27 @@ def test_malformed_tags_are_a_400_before_any_call(http, fake_openai, tenant, tag
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == "x-tollgate-tags"
     assert not fake_openai.requests
+
+
+@pytest.mark.parametrize("path, body, param", [
+    ("/chat/completions", {"model": "openai/gpt-4o-mini", "messages": HELLO, "user": "bob\u0000x"}, "user"),
+    ("/chat/completions", {"model": "openai/gpt-4o-mini", "messages": HELLO, "metadata": {"team": "a\u0000b"}},
+     "metadata"),
+    ("/embeddings", {"model": "openai/text-embedding-3-small", "input": "alpha", "user": "bob\u0000x"}, "user"),
+    ("/completions", {"model": "openai/gpt-4o-mini", "prompt": "hi", "user": "\u0000"}, "user"),
+])
+def test_a_nul_in_who_a_request_was_for_is_a_400_before_any_call(http, fake_openai, tenant, path, body, param):
+    # No stored user or tag can hold one (PostgreSQL text cannot): the request would go unrecorded, unbilled.
+    answer = http.post(path, json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == param and "NUL" in answer.json()["error"]["message"]
+    assert not fake_openai.requests and not UsageRecord.objects.filter(tenant=tenant).exists()
+
+
+def test_header_tags_and_metadata_together_are_bounded(http, fake_openai, tenant):
+    answer = http.post("/chat/completions", headers={"x-tollgate-tags": ",".join(f"h{n}=v" for n in range(10))},
+                       json={"model": "openai/gpt-4o-mini", "messages": HELLO,
+                             "metadata": {f"m{n}": "v" for n in range(10)}})
+    assert answer.status_code == 400
+    assert "20 tags together; at most 16" in answer.json()["error"]["message"]
+    assert not fake_openai.requests

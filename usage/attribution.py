@@ -27,6 +27,7 @@ GROUP_BY_USER = "user"
 GROUP_BY_TAG = "tag:"  # then the tag's key: "tag:team"
 GROUP_BY_SYNTAX = f"'{GROUP_BY_USER}' or '{GROUP_BY_TAG}<key>'"
 MAX_USER_CHARS = UsageRecord._meta.get_field("end_user").max_length
+MAX_TAGS = 16  # a record's tags, from metadata and x-tollgate-tags together (OpenAI's bound on metadata)
 MONEY = DecimalField(max_digits=20, decimal_places=10)
 
 

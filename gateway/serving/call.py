@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 from billing.entitlements import Caller
 from billing.rate_limits import RateHold
 from caching.policy import OFF, CacheDirectives, CachePolicy, CacheStatus
+from gateway.serving.errors import GatewayError
 from providers.router import Trace
 from providers.types import ChatResult
+from usage.attribution import MAX_TAGS, MAX_USER_CHARS
 from usage.models import Ending
 
 if TYPE_CHECKING:
@@ -77,9 +79,20 @@ class Call:
         return reservation
 
     def attribute(self, user: str | None, metadata: dict[str, str] | None = None) -> None:
-        """The body's ``user`` and ``metadata`` (already checked by the protocol's decoder): the user
-        replaces the header's, the metadata's keys join (and win over) the header's tags."""
+        """The body's ``user`` and ``metadata`` (their shapes checked by the protocol's decoder): the
+        user replaces the header's, the metadata's keys join (and win over) the header's tags, at
+        most MAX_TAGS together. A NUL character is a 400: no stored user or tag holds one (and a
+        usage record that cannot be written is a request never billed)."""
+        if user and "\x00" in user:
+            raise GatewayError(400, "'user' contains a NUL character; send an id without one.", param="user")
+        if any("\x00" in key or "\x00" in value for key, value in (metadata or {}).items()):
+            raise GatewayError(400, "'metadata' contains a NUL character; send keys and values without one.",
+                               param="metadata")
         if user:
-            self.end_user = user[:256]
+            self.end_user = user[:MAX_USER_CHARS]
         if metadata:
-            self.tags = {**self.tags, **metadata}
+            tags = {**self.tags, **metadata}
+            if len(tags) > MAX_TAGS:
+                raise GatewayError(400, f"x-tollgate-tags and 'metadata' carry {len(tags)} tags together; at most "
+                                   f"{MAX_TAGS} are recorded. Send fewer.", param="metadata")
+            self.tags = tags

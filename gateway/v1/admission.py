@@ -13,6 +13,7 @@ from gateway.v1.errors import GatewayError, bad_request
 from gateway.v1.json_body import parse_json_object
 from providers import tracing
 from providers.blocking import run_blocking
+from usage.attribution import MAX_TAGS, MAX_USER_CHARS
 
 
 def too_large() -> GatewayError:
@@ -50,8 +51,7 @@ SEARCH_KEY_HEADER = "x-{}-api-key"  # by wire format: x-tavily-api-key, x-serper
 SEARCH_WIRE_FORMATS = ("tavily", "serper", "exa")
 USER_HEADER = "x-tollgate-user"
 TAGS_HEADER = "x-tollgate-tags"
-MAX_USER_CHARS = 256
-MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 16, 64, 512  # OpenAI's bounds on metadata
+MAX_TAG_KEY, MAX_TAG_VALUE = 64, 512  # OpenAI's bounds on metadata
 INFERENCE_SCOPE = "inference"
 
 

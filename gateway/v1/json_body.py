@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from gateway.v1.errors import GatewayError, bad_request
+from usage.attribution import MAX_TAGS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -152,16 +153,14 @@ def positive_int(payload: dict, name: str) -> int | None:
     return value
 
 
-MAX_METADATA_KEYS = 16
-
 
 def decode_metadata(value: Any) -> dict[str, str]:
     """OpenAI's ``metadata``: up to 16 string values under keys of at most 64 characters."""
     if value is None:
         return {}
     expect(value, dict, "metadata", "an object of up to 16 string values")
-    if len(value) > MAX_METADATA_KEYS:
-        raise bad_request(f"'metadata' has {len(value)} keys; at most {MAX_METADATA_KEYS} are allowed.",
+    if len(value) > MAX_TAGS:
+        raise bad_request(f"'metadata' has {len(value)} keys; at most {MAX_TAGS} are allowed.",
                           param="metadata")
     for key, item in value.items():
         if len(key) > 64 or not isinstance(item, str) or len(item) > 512:

@@ -78,6 +78,10 @@ class StreamedAnswer:
         result.annotations += delta.annotations or []
         if delta.logprobs:
             result.logprobs = (result.logprobs or []) + delta.logprobs
+        if delta.text_logprobs:  # a legacy completion's: each of its lists goes on where the last chunk's ended
+            kept = result.text_logprobs or {}
+            result.text_logprobs = {name: [*(kept.get(name) or []), *(values or [])] if isinstance(values, list)
+                                    else values for name, values in delta.text_logprobs.items()}
 
     def finish(self, reason: str, usage: Usage, upstream_model: str) -> ChatResult:
         result = self.result

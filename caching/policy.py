@@ -12,6 +12,8 @@ its reason (BYPASS_REASONS, a fixed set: also a metrics label) goes back in a re
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from caching.models import DEFAULT_TTL_SECONDS
 
 BYPASS_REASONS = ("not-on-plan", "disabled", "off", "no-store", "no-cache", "not-deterministic", "web-search",
@@ -30,6 +32,13 @@ class CachePolicy:
 
 
 OFF = CachePolicy()
+
+
+def ttl_too_long(ttl: int) -> str | None:
+    """What is wrong with a tenant's TTL setting (the dashboard's and the API's check), or None."""
+    if ttl > settings.CACHE_MAX_TTL_SECONDS:
+        return f"At most {settings.CACHE_MAX_TTL_SECONDS} seconds."
+    return None
 
 
 def policy_of(tenant_cache, key_cache) -> CachePolicy:

@@ -35,7 +35,10 @@ def add_to_day(tenant_id: int, day: date, hits: int, misses: int, saved: Decimal
         cursor.execute(ADD_TO_DAY, [tenant_id, connection.ops.adapt_datefield_value(day), hits, misses, saved])
 
 
-def cache_summary(tenant_id: int, *, days: int = 30, today: date | None = None) -> dict:
+STATS_DAYS = 30  # what the dashboard and the management API summarise
+
+
+def cache_summary(tenant_id: int, *, days: int = STATS_DAYS, today: date | None = None) -> dict:
     """``{"days", "hits", "misses", "hit_rate" (0..1, None before any lookup), "saved"}`` over
     the last ``days`` UTC days up to ``today``."""
     last = today or timezone.now().date()

@@ -93,7 +93,8 @@ def test_a_plan_without_the_cache_never_uses_it_whatever_is_asked(client, fake_o
 
 @pytest.mark.parametrize("headers, param", [({"x-tollgate-cache": "sometimes"}, "'on' or 'off'"),
                                             ({"x-tollgate-cache-ttl": "soon"}, "whole number of seconds"),
-                                            ({"x-tollgate-cache-ttl": "0"}, "1 or more")])
+                                            ({"x-tollgate-cache-ttl": "0"}, "1 or more"),
+                                            ({"x-tollgate-cache-ttl": "9" * 5000}, "up to 12 digits")])
 def test_a_malformed_cache_header_is_refused_before_any_call(client, fake_openai, tenant, headers, param):
     with pytest.raises(openai.BadRequestError) as refused:
         cache_header(client, extra_headers=headers)

@@ -9,6 +9,7 @@ from decimal import Decimal
 import openai
 import pytest
 
+from gateway.cache_settings import update_cache_settings
 from tests.conftest import wait_for
 from tests.fakes.openai_upstream import DEFAULT_REPLY
 from usage.models import UsageRecord
@@ -170,6 +171,34 @@ def test_a_native_stream_carries_each_pieces_logprobs_and_token_id_prompts_go_th
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == REPLY_TOKENS
     record = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant).first(), what="the usage record")
     assert (record.streamed, record.input_tokens, record.output_tokens) == (True, 3, REPLY_TOKENS)
+
+
+def test_max_tokens_zero_scores_the_prompt_on_a_text_model_and_is_refused_for_chat(client, fake_openai, tenant):
+    scored = client.completions.create(model=INSTRUCT, prompt="tides follow the moon", max_tokens=0, echo=True,
+                                       logprobs=1)
+    choice = scored.choices[0]
+    assert choice.text == "tides follow the moon" and choice.logprobs.tokens == ["tides", " follow", " the", " moon"]
+    assert scored.usage.completion_tokens == 0
+    assert completion_requests(fake_openai)[0]["body"]["max_tokens"] == 0
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model="openai/gpt-4o-mini", prompt="tides follow the moon", max_tokens=0)
+    assert refused.value.body["param"] == "max_tokens" and "only a text completion model" in refused.value.message
+    assert not chat_requests(fake_openai)
+
+
+def test_a_cached_completion_keeps_its_logprobs_whole_and_streamed(client, fake_openai, tenant):
+    update_cache_settings(tenant, enabled=True)
+    ask = {"model": INSTRUCT, "prompt": "Say hello", "logprobs": 1, "temperature": 0}
+    live = "".join(choice.text for chunk in client.completions.create(**ask, stream=True) for choice in chunk.choices)
+    raw = client.completions.with_raw_response.create(**ask)
+    whole = raw.parse().choices[0]
+    assert raw.headers["x-tollgate-cache"] == "hit" and len(completion_requests(fake_openai)) == 1
+    assert whole.text == live == DEFAULT_REPLY
+    assert "".join(whole.logprobs.tokens) == DEFAULT_REPLY and whole.logprobs.text_offset[0] == 0
+    replayed = [choice for chunk in client.completions.create(**ask, stream=True) for choice in chunk.choices
+                if choice.logprobs]
+    assert [token for choice in replayed for token in choice.logprobs.tokens] == whole.logprobs.tokens
 
 
 def test_best_of_is_reserved_for_every_candidate_and_refused_on_a_stream(client, fake_openai, tenant):

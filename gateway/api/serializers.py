@@ -4,13 +4,13 @@ ISO 8601 in UTC."""
 from decimal import Decimal
 from fnmatch import fnmatchcase
 
-from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.alert_models import AlertDelivery, BudgetPeriod
 from billing.spend_budgets import standings
+from caching.policy import ttl_too_long
 from gateway.models import KEY_SCOPES, ApiKey, Invitation, Membership, Role, default_key_scopes
 
 MONEY = {"max_digits": 20, "decimal_places": 10}
@@ -341,8 +341,8 @@ class CacheSettingsUpdateSerializer(serializers.Serializer):
     semantic = StrictBooleanField(required=False, help_text="Left out, unchanged.")
 
     def validate_ttl_seconds(self, ttl: int) -> int:
-        if ttl > settings.CACHE_MAX_TTL_SECONDS:
-            raise serializers.ValidationError(f"At most {settings.CACHE_MAX_TTL_SECONDS} seconds.")
+        if problem := ttl_too_long(ttl):
+            raise serializers.ValidationError(problem)
         return ttl
 
 

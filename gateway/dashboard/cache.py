@@ -7,13 +7,13 @@ tenant's settings and each key's own switch. Everyone sees it; owners and admins
 """
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
-from caching.stats import cache_summary
+from caching.policy import ttl_too_long
+from caching.stats import STATS_DAYS, cache_summary
 from gateway.access import (
     get_api_key_for_tenant,
     get_api_keys_for_tenant,
@@ -24,8 +24,6 @@ from gateway.access import (
 from gateway.cache_settings import KEY_MODES, key_mode, set_key_cache_mode, update_cache_settings
 from gateway.dashboard.tenancy import can_manage_all_keys, forbidden, tenant_page, tenant_url
 from gateway.models import ApiKey, Membership
-
-STATS_DAYS = 30
 
 
 class CacheForm(forms.Form):
@@ -38,8 +36,8 @@ class CacheForm(forms.Form):
 
     def clean_ttl_seconds(self) -> int:
         ttl = self.cleaned_data["ttl_seconds"]
-        if ttl > settings.CACHE_MAX_TTL_SECONDS:
-            raise forms.ValidationError(f"At most {settings.CACHE_MAX_TTL_SECONDS} seconds.")
+        if problem := ttl_too_long(ttl):
+            raise forms.ValidationError(problem)
         return ttl
 
 

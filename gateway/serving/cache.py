@@ -139,13 +139,12 @@ async def look_up_semantic(lookup: Lookup, chat: ChatRequest, model: ModelInfo, 
 
 
 def finish_lookup(call: Call, lookup: Lookup) -> Lookup:
-    """What the cache did, on the outcome (its headers), on /metrics and in the tenant's counts."""
-    decision, found = lookup.decision, lookup.hit
-    if found is not None:
-        age = max(0, int(store.clock() - found.stored_at))
-        call.outcome.cache = CacheStatus("hit", match=found.match, age_seconds=age)
-        metrics.record_lookup(lookup.kind, "hit", found.match)
-    elif decision.read:
+    """What the cache did, on the outcome (its headers), on /metrics and in the tenant's counts. A
+    hit is told there once admitted at the cache price (hit_meter): a refused one was no hit."""
+    decision = lookup.decision
+    if lookup.hit is not None:
+        return lookup
+    if decision.read:
         call.outcome.cache = CacheStatus("miss")
         metrics.record_lookup(lookup.kind, "miss")
         stats.count_lookup(lookup.tenant_id, hit=False)
@@ -180,6 +179,8 @@ async def hit_meter(call: Call, lookup: Lookup, model: ModelInfo, *, streamed: b
     served = (await router.get_catalog()).models.get(found.served_model, model)
     admitted = await admission.admit_cache_hit(call.caller, served, request_id=call.request_id,
                                                end_user=call.end_user)
+    call.outcome.cache = CacheStatus("hit", match=found.match, age_seconds=max(0, int(store.clock() - found.stored_at)))
+    metrics.record_lookup(lookup.kind, "hit", found.match)
     usage = found.result.usage
     meter = Meter(call.admitted(admitted), started=call.started, streamed=streamed, input_estimate=usage.input_tokens)
     trace = meter.trace
@@ -221,7 +222,8 @@ async def replay(result: ChatResult) -> AsyncIterator[StreamEvent]:
         yield Delta(reasoning=result.reasoning, reasoning_signature=result.reasoning_signature)
     if result.content or result.images or result.citations:
         yield Delta(content=result.content, images=result.images or None, citations=result.citations or None,
-                    annotations=result.annotations or None, logprobs=result.logprobs)
+                    annotations=result.annotations or None, logprobs=result.logprobs,
+                    text_logprobs=result.text_logprobs)
     if result.tool_calls:
         yield Delta(tool_calls=[ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.arguments)
                                 for index, call in enumerate(result.tool_calls)])

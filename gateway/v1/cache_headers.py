@@ -23,8 +23,9 @@ def cache_directives(headers) -> CacheDirectives:
     raw_ttl = headers.get(TTL_HEADER, "").strip()
     ttl = None
     if raw_ttl:
-        if not (raw_ttl.isascii() and raw_ttl.isdigit()) or int(raw_ttl) < 1:
-            raise bad_request(f"The {TTL_HEADER} header is {raw_ttl!r}: send a whole number of seconds, 1 or more.",
+        if not (raw_ttl.isascii() and raw_ttl.isdigit()) or len(raw_ttl) > 12 or int(raw_ttl) < 1:
+            raise bad_request(f"The {TTL_HEADER} header is {raw_ttl[:40]!r}: send a whole number of seconds, 1 or "
+                              "more (up to 12 digits).",
                               code="invalid_header")
         ttl = int(raw_ttl)
     control = {part.strip().lower().partition("=")[0] for part in headers.get("Cache-Control", "").split(",")}

@@ -143,13 +143,13 @@ def number_in(payload: dict, name: str, low: float, high: float) -> float | None
     return float(value)
 
 
-def positive_int(payload: dict, name: str) -> int | None:
+def positive_int(payload: dict, name: str, *, least: int = 1) -> int | None:
     value = payload.get(name)
     if value is None:
         return None
     expect(value, int, name, "an integer")
-    if value < 1:
-        raise bad_request(f"'{name}' must be at least 1, not {value}.", param=name)
+    if value < least:
+        raise bad_request(f"'{name}' must be at least {least}, not {value}.", param=name)
     return value
 
 

@@ -54,6 +54,8 @@ UNTRANSLATABLE = {
                "server-side sampling, which chat does not offer; send best_of 1 (or leave it out)",
     "logprobs": "the legacy token logprobs (tokens, token_logprobs, top_logprobs by token, text_offset) are not "
                 "translated from chat; leave it out, or use /v1/chat/completions with logprobs: true",
+    "max_tokens": "0 scores the prompt without generating (with echo and logprobs), which only a text completion "
+                  "model does; send 1 or more",
 }
 
 
@@ -72,7 +74,7 @@ def decode(payload: dict[str, Any]) -> ChatRequest:
         expect(seed, int, "seed", "an integer")
     if user is not None:
         expect(user, str, "user", "a string")
-    max_tokens = positive_int(payload, "max_tokens")
+    max_tokens = positive_int(payload, "max_tokens", least=0)  # 0: score the prompt (echo with logprobs)
     text_prompt = decode_text_options(payload, prompt, stream=stream)
     return ChatRequest(
         model=model,
@@ -120,7 +122,7 @@ def as_chat(chat: ChatRequest) -> None:
         raise bad_request(f"'prompt' is token ids: token arrays cannot be translated to chat, and '{chat.model}' is "
                           "a chat model. Send the prompt as text.", param="prompt", code="invalid_type")
     asked = {"echo": text.echo, "suffix": bool(text.suffix), "best_of": text.best_of is not None,
-             "logprobs": text.logprobs is not None}
+             "logprobs": text.logprobs is not None, "max_tokens": chat.max_output_tokens == 0}
     for name, is_asked in asked.items():
         if is_asked:
             raise bad_request(f"'{name}' cannot be honoured: {UNTRANSLATABLE[name]}.", param=name,

@@ -13,7 +13,7 @@ finish reason on the last choice, then with ``stream_options.include_usage`` a c
 ``choices: []`` and the usage, then ``data: [DONE]``. ``best_of`` with ``stream`` is a 400.
 This fake's own choices: a token is a word (of text; a token id is one token); ``echo`` puts the
 prompt (text, or the ids joined by spaces) before the answer; the answer is the scripted Reply's
-text; ``best_of`` candidates are all counted in ``completion_tokens``, as OpenAI bills them.
+text (none with ``max_tokens`` 0, which scores the prompt); ``best_of`` candidates are all counted in ``completion_tokens``, as OpenAI bills them.
 """
 
 import json
@@ -37,10 +37,11 @@ def add_text_completion_routes(app: web.Application, fake) -> None:
             return fake.error(reply.status, reply.error_message, reply.error_type, reply.error_code, reply.headers)
         prompt = body["prompt"]
         prompt_text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt))
-        words = (prompt_text.split(" ") if body.get("echo") else []) + reply.text.split(" ")
-        pieces = [words[0]] + [" " + word for word in words[1:]]
+        answer = [] if body.get("max_tokens") == 0 else reply.text.split(" ")  # 0: only score the prompt
+        words = (prompt_text.split(" ") if body.get("echo") else []) + answer
+        pieces = [words[0]] + [" " + word for word in words[1:]] if words else []
         prompt_tokens = len(prompt_text.split()) + len((body.get("suffix") or "").split())
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(reply.text.split()) * (body.get("best_of") or 1)}
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(answer) * (body.get("best_of") or 1)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
                 "model": body["model"]}

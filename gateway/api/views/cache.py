@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from caching.stats import cache_summary
+from caching.stats import STATS_DAYS, cache_summary
 from gateway.access import (
     get_api_key_for_tenant,
     get_cache_settings_for_tenant,
@@ -19,8 +19,6 @@ from gateway.api.permissions import EVERYONE, MANAGERS
 from gateway.api.views.tenants import TenantView
 from gateway.cache_settings import key_mode, set_key_cache_mode, update_cache_settings
 from gateway.models import ApiKey
-
-STATS_DAYS = 30
 
 
 def settings_body(tenant) -> dict:

@@ -79,13 +79,18 @@ class RerankRequest:
     documents: list[RerankDocument]  # strings, or objects (sent as text: their "text", else YAML)
     top_n: int | None = None  # None: every document, ranked
     return_documents: bool = False
+    rank_fields: tuple[str, ...] = ()  # of an object document, the fields ranked on (all when empty)
+
+    def texts(self) -> list[str]:
+        """The documents as the rerank APIs take them (document_text)."""
+        return [document_text(document, self.rank_fields) for document in self.documents]
 
     def most_usage(self) -> Usage:
         """The most the provider can bill, in both units (a model is priced in one of them): the
         search units of its documents split into chunks as Cohere bills them, and the tokens as
         Jina and Voyage count them (the query's once per document, plus every document's)."""
         query = token_ceiling(self.query)
-        documents = [token_ceiling(document_text(document)) for document in self.documents]
+        documents = [token_ceiling(text) for text in self.texts()]
         chunks = sum(math.ceil((query + size) / SEARCH_CHUNK_TOKENS) for size in documents)
         return Usage(input_tokens=query * len(documents) + sum(documents),
                      search_units=max(1, math.ceil(chunks / DOCUMENTS_PER_SEARCH_UNIT)))
@@ -107,12 +112,15 @@ class RerankResult:
     id: str = ""
 
 
-def document_text(document: RerankDocument) -> str:
-    """A document as the rerank APIs take it (strings only): a string as is; an object's ``text``
-    when that is all it has, else the whole object as YAML, which Cohere recommends for structured
-    documents (and which reads as well as JSON to the other rerankers)."""
+def document_text(document: RerankDocument, fields: tuple[str, ...] = ()) -> str:
+    """A document as the rerank APIs take it (strings only): a string as is; of an object, its
+    ``fields`` (rank_fields; all when none are named), its ``text`` alone when that is all there
+    is, else as YAML, which Cohere recommends for structured documents (and which reads as well as
+    JSON to the other rerankers)."""
     if isinstance(document, str):
         return document
+    if fields:
+        document = {name: document[name] for name in fields if name in document}
     if set(document) == {"text"} and isinstance(document["text"], str):
         return document["text"]
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True).strip()

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 
-from providers.embedding_types import ModerationRequest, RerankRequest, document_text
+from providers.embedding_types import ModerationRequest, RerankRequest
 from providers.types import ChatRequest, ImagePart
 
 TOKENS_PER_MESSAGE = 3
@@ -66,7 +66,7 @@ def count_inputs(inputs: Sequence[str | list[int]]) -> int:
 def estimate_rerank_tokens(request: RerankRequest) -> int:
     """A rerank's tokens as Voyage defines them (Jina bills alike): the query once per document,
     plus every document."""
-    documents = [count_text(document_text(document)) for document in request.documents]
+    documents = [count_text(text) for text in request.texts()]
     return count_text(request.query) * len(documents) + sum(documents)
 
 

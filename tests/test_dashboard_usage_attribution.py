@@ -147,6 +147,10 @@ def test_csv_export_filters_by_user_and_tag_and_totals_per_group(client, other_c
 
     bad, body = async_to_sync(get_csv)(ALICE, export + "?group_by=colour")
     assert bad.status_code == 400 and "tag:<key>" in bad.content.decode()
+    bad, body = async_to_sync(get_csv)(ALICE, export + "?tag=team")  # no '=': not everything, but a 400
+    assert bad.status_code == 400 and "Nothing exported" in bad.content.decode() and "tag:" in bad.content.decode()
+    bad, _ = async_to_sync(get_csv)(ALICE, export + "?user=" + "u" * 300)
+    assert bad.status_code == 400
     outsider, _ = async_to_sync(get_csv)(CHARLIE, export + "?group_by=user")
     assert outsider.status_code == 404
     _, charlies = async_to_sync(get_csv)(CHARLIE, f"/t/{other_tenant.slug}/usage/export.csv?group_by=user")

@@ -97,3 +97,16 @@ def test_moderation_answers_in_openais_shape_and_is_recorded(client, fake_openai
 def test_moderation_without_a_model_uses_the_default(client, fake_openai, tenant):
     answer = client.moderations.create(input="hello")
     assert answer.model == "openai/omni-moderation-latest"
+
+
+def test_an_unknown_capability_is_a_400_naming_the_known_ones(http, tenant):
+    answer = http.get("/models", params={"capability": "embeddings"})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == "capability" and "embedding" in answer.json()["error"]["message"]
+
+
+def test_a_negative_token_id_is_refused_before_any_call(client, fake_openai, tenant):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.embeddings.create(model=MODEL, input=[1, -5])
+    assert "negative token id" in refused.value.message
+    assert embedding_calls(fake_openai) == []

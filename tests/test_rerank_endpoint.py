@@ -73,3 +73,25 @@ def test_gemini_embeddings_through_the_openai_sdk(client, catalog, tenant):
         assert record.model == "gemini/gemini-embedding-001" and record.input_tokens > 0
     finally:
         fake.stop()
+
+
+def test_rank_fields_choose_what_an_object_is_ranked_on(http, cohere, tenant):
+    documents = [{"title": "Paris", "body": "The capital of France.", "id": "p1"},
+                 {"title": "Bananas", "body": "They are yellow.", "id": "b2"}]
+    answer = http.post("/v2/rerank", json={"model": "cohere/rerank-v3.5", "query": "capital of France",
+                                           "documents": documents, "rank_fields": ["title"], "return_documents": True})
+    assert answer.status_code == 200, answer.text
+    assert cohere.requests[0]["body"]["documents"] == ["title: Paris", "title: Bananas"]
+    assert {hit["document"]["id"] for hit in answer.json()["results"]} == {"p1", "b2"}  # the client's own back
+
+
+@pytest.mark.parametrize(("extra", "param"), [
+    ({"rank_fields": ["author"]}, "documents"),
+    ({"rank_fields": "title"}, "rank_fields"),
+    ({"max_chunks_per_doc": 10}, "max_chunks_per_doc"),
+])
+def test_rank_options_that_cannot_be_honoured_are_refused(http, cohere, tenant, extra, param):
+    answer = http.post("/rerank/", json={"model": "cohere/rerank-v3.5", "query": "q",
+                                         "documents": [{"title": "a"}], **extra})
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == param
+    assert cohere.requests == []

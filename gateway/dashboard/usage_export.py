@@ -39,7 +39,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 @tenant_page("usage")
 def export_csv(request, membership):
     tenant = membership.tenant
-    _, records = filtered_records(request, tenant)
+    form, records = filtered_records(request, tenant)
+    if not form.is_valid():  # the page shows a bad filter beside what it ignored; a file would not say so
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponseBadRequest(f"Nothing exported, a filter is not valid ({problems}). Correct it and export "
+                                      "again.", content_type="text/plain; charset=utf-8")
     stamp = f"{timezone.now():%Y%m%d-%H%M%S}"
     if "group_by" in request.GET:
         try:

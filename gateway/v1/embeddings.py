@@ -70,6 +70,8 @@ def decode_input(value: Any) -> list[str] | list[list[int]]:
     if len(value) > MAX_INPUTS:
         raise bad_request(f"'input' has {len(value)} items; send at most {MAX_INPUTS} per request.", param="input")
     if all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+        if min(value) < 0:
+            raise bad_request("'input' holds a negative token id; token ids are 0 or more.", param="input")
         return [value]  # one token array
     for index, item in enumerate(value):
         if isinstance(item, str):

@@ -4,8 +4,9 @@ from django.http import JsonResponse
 
 from billing.entitlements import is_model_allowed
 from gateway.v1.admission import authenticated_call
-from gateway.v1.errors import GatewayError, api_view
+from gateway.v1.errors import GatewayError, api_view, bad_request
 from providers import router
+from providers.models import Capability
 from providers.router import ModelInfo
 
 
@@ -54,6 +55,9 @@ async def list_models(request):
     key may call, of one capability when asked."""
     caller = (await authenticated_call(request, method="POST" if request.method == "POST" else "GET")).caller
     capability = request.GET.get("capability")
+    if capability and capability not in Capability.values:
+        raise bad_request(f"There is no capability {capability[:40]!r}; ask for one of {', '.join(Capability.values)}.",
+                          param="capability")
     catalog = await router.get_catalog()
     data = [encode_model(m) for m in catalog.models.values()
             if is_model_allowed(caller, m) and capability in (None, "", m.capability)]

@@ -2,11 +2,13 @@
 rerank clients send:
 
     {"model", "query", "documents": ["text", ...] | [{"text": ...} | {...}, ...],
-     "top_n"?: int, "return_documents"?: bool}
+     "top_n"?: int, "return_documents"?: bool, "rank_fields"?: [field, ...]}
     -> {"id", "model", "results": [{"index", "relevance_score", "document"?: {"text"} | {...}}],
         "usage": {"total_tokens"?, "search_units"?}, "meta": {"billed_units": {...}}}
 
 Results come most relevant first; ``document`` is the request's own (a string as ``{"text"}``).
+``rank_fields`` ranks object documents on those fields only; ``max_chunks_per_doc`` (Cohere v1's)
+is refused rather than ignored.
 """
 
 from typing import Any
@@ -21,6 +23,7 @@ from gateway.v1.openai_chat import model_of, refuse_unknown
 from providers.embedding_types import RerankRequest, RerankResult
 
 FIELDS = {"model", "query", "documents", "top_n", "return_documents", "max_chunks_per_doc", "rank_fields"}
+MAX_RANK_FIELDS = 32
 MAX_DOCUMENTS = 1000  # Cohere's own limit per request
 
 
@@ -53,8 +56,26 @@ def decode(payload: dict[str, Any]) -> RerankRequest:
             raise bad_request(f"'documents[{index}]' must be a non-empty string or object.", param="documents")
     return_documents = payload.get("return_documents", False)
     expect(return_documents, bool, "return_documents", "a boolean")
+    if payload.get("max_chunks_per_doc") is not None:
+        raise bad_request("'max_chunks_per_doc' is not supported: each provider chunks long documents its own way. "
+                          "Leave it out, or split the documents yourself.", param="max_chunks_per_doc",
+                          code="unsupported_argument")
     return RerankRequest(model=model, query=query, documents=documents, top_n=positive_int(payload, "top_n"),
-                         return_documents=return_documents)
+                         return_documents=return_documents, rank_fields=decode_rank_fields(payload, documents))
+
+
+def decode_rank_fields(payload: dict[str, Any], documents: list) -> tuple[str, ...]:
+    """The fields of object documents to rank on: each object must have one of them."""
+    fields = payload.get("rank_fields")
+    if fields is None:
+        return ()
+    expect(fields, list, "rank_fields", "an array of field names")
+    if not fields or len(fields) > MAX_RANK_FIELDS or not all(isinstance(name, str) and name for name in fields):
+        raise bad_request(f"'rank_fields' must name 1 to {MAX_RANK_FIELDS} fields, as strings.", param="rank_fields")
+    for index, document in enumerate(documents):
+        if isinstance(document, dict) and not any(name in document for name in fields):
+            raise bad_request(f"'documents[{index}]' has none of the rank_fields {fields[:5]}.", param="documents")
+    return tuple(fields)
 
 
 def encode(result: RerankResult, *, request_id: str, model: str) -> dict[str, Any]:

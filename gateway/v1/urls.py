@@ -39,6 +39,8 @@ urlpatterns = [
     path("audio/translations", audio_translations.translations),
     path("embeddings", embeddings.embeddings),
     path("rerank", rerank.rerank),
+    path("rerank/", rerank.rerank),
+    path("v2/rerank", rerank.rerank),  # Cohere's SDK with the gateway's /v1 as its base URL
     path("moderations", moderations.moderations),
     path("media/<str:file_id>", media.retrieve_media),
     path("media/<str:file_id>/content", media.media_content),

@@ -29,7 +29,7 @@ from providers import errors
 from providers.adapters.answers import malformed
 from providers.adapters.http_calls import fetch_json, timeout_for
 from providers.adapters.openai.embeddings import reported_tokens
-from providers.embedding_types import RerankHit, RerankRequest, RerankResult, document_text
+from providers.embedding_types import RerankHit, RerankRequest, RerankResult
 from providers.tokenizer import estimate_rerank_tokens
 from providers.types import Target, Usage
 
@@ -49,7 +49,7 @@ async def rerank(request: RerankRequest, target: Target, api: "OpenAICompatibleA
         raise errors.UnsupportedFeature(f"{target.provider} has no rerank API here.", provider=target.provider)
     limit_field, hits_field = DIALECTS[target.quirks["rerank"]]
     body: dict[str, Any] = {"model": target.upstream_model, "query": request.query,
-                            "documents": [document_text(document) for document in request.documents],
+                            "documents": request.texts(),
                             "return_documents": False}
     if request.top_n is not None:
         body[limit_field] = request.top_n

@@ -45,7 +45,6 @@ from providers.embedding_types import (
     EmbeddingResult,
     RerankRequest,
     RerankResult,
-    document_text,
 )
 from providers.types import Target, Usage
 
@@ -105,7 +104,7 @@ def billed(payload: dict[str, Any], unit: str) -> int | None:
 
 async def rerank(request: RerankRequest, target: Target, map_error: ErrorMapper) -> RerankResult:
     body: dict[str, Any] = {"model": target.upstream_model, "query": request.query,
-                            "documents": [document_text(document) for document in request.documents]}
+                            "documents": request.texts()}
     if request.top_n is not None:
         body["top_n"] = request.top_n
     payload = await fetch_json(post(target, "rerank", body), target, map_error)

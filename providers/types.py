@@ -169,6 +169,7 @@ class ChatRequest:
     # and their runs so far, for protocols that show them.
     gateway_tools: tuple[str, ...] = ()
     tool_runs: list[ToolRun] = field(default_factory=list)
+    max_tool_calls: int | None = None  # the client's bound on them (Responses' max_tool_calls), if any
     # Sampling and output arguments only some providers take (providers.arguments says which
     # adapters send them). Each is None (False) when the client left it out or sent its neutral
     # value: decoders drop neutral values, so a penalty of 0 is the request without one.

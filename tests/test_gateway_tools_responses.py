@@ -68,6 +68,20 @@ def test_a_response_shows_the_page_read_and_the_code_run(client, other_client, f
     assert not UsageRecord.objects.filter(tenant=other_tenant).exists()
 
 
+def test_max_tool_calls_bounds_what_the_gateway_runs_and_bills(client, fake_openai, page_site, tenant):
+    page = f"{page_site.address}{ARTICLE}"
+    fetch = ("web_fetch", json.dumps({"url": page}))
+    fake_openai.enqueue(Reply(tool_calls=[fetch, fetch], usage=USAGE), Reply(tool_call=fetch, usage=USAGE),
+                        Reply(text=ANSWER, usage=USAGE))
+    response = client.responses.create(model=GPT, input=QUESTION, tools=[{"type": "web_fetch"}], max_tool_calls=2)
+    assert response.max_tool_calls == 2
+    runs = [item for item in response.output if item.type == "web_search_call"]
+    assert [run.status for run in runs] == ["completed", "completed", "failed"]  # the third is answered unrun
+    assert page_site.hits.count(ARTICLE) == 2
+    record = wait_for(lambda: UsageRecord.objects.filter(tenant=tenant).first(), what="the usage record")
+    assert record.web_fetches == 2
+
+
 def test_tool_choice_forces_a_gateway_tool_once(client, fake_openai, page_site):
     page = f"{page_site.address}{ARTICLE}"
     fake_openai.enqueue(Reply(tool_call=("web_fetch", json.dumps({"url": page})), usage=USAGE),

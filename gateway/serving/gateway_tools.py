@@ -52,6 +52,7 @@ class Toolbox:
     """The gateway tools a request offers its model (providers.types.GATEWAY_TOOLS)."""
 
     names: tuple[str, ...]
+    max_calls: int  # tool calls the loop runs at most: TOOL_LOOP_MAX_CALLS, or the client's lower bound
 
 
 def definition(name: str) -> dict[str, Any]:
@@ -94,7 +95,8 @@ def plan_tools(call: Call, chat: ChatRequest) -> Toolbox | None:
             raise GatewayError(400, f"Your function '{name}' has the name of the gateway's {name} tool, which this "
                                "request offers too; rename your function.", param="tools", code="invalid_value")
     chat.tools = [*(chat.tools or []), *(definition(name) for name in chat.gateway_tools)]
-    return Toolbox(chat.gateway_tools)
+    most = settings.TOOL_LOOP_MAX_CALLS
+    return Toolbox(chat.gateway_tools, min(most, chat.max_tool_calls or most))
 
 
 def most_seconds() -> Decimal:
@@ -104,7 +106,7 @@ def most_seconds() -> Decimal:
 def loop_size(toolbox: Toolbox) -> ToolLoopSize:
     """The most the loop can do (settings TOOL_LOOP_*), for admission to reserve."""
     result_chars = max(settings.WEB_FETCH_MAX_CHARS, RESULT_CHARS) + RESULT_OVERHEAD_CHARS
-    return ToolLoopSize(model_calls=settings.TOOL_LOOP_MAX_ROUNDS + 1, tool_calls=settings.TOOL_LOOP_MAX_CALLS,
+    return ToolLoopSize(model_calls=settings.TOOL_LOOP_MAX_ROUNDS + 1, tool_calls=toolbox.max_calls,
                         result_bytes=4 * result_chars, fetches=WEB_FETCH in toolbox.names,
                         code_seconds=most_seconds() if CODE_INTERPRETER in toolbox.names else Decimal(0))
 

@@ -14,7 +14,8 @@ Rules:
   one tool message per call join the conversation, and the model is called again.
 - A turn that calls any of the client's own functions ends the loop: the client gets its own calls
   (numbered from 0), never the gateway's, which are dropped unrun. A turn without calls is the answer.
-- At most TOOL_LOOP_MAX_ROUNDS rounds and TOOL_LOOP_MAX_CALLS tool calls in all: the model call
+- At most TOOL_LOOP_MAX_ROUNDS rounds and TOOL_LOOP_MAX_CALLS tool calls in all (fewer if the
+  client's max_tool_calls says so): the model call
   after the last round is asked with tool_choice "none", and a call past the most is answered
   without being run. A model that asks for tools all the same gets no more: its answer ends with
   STOPPED, finish reason "stop".
@@ -82,8 +83,8 @@ class Loop:
             run = gateway_tools.start(call, offset=len(self.text))
             self.chat.tool_runs.append(run)
             yield dataclasses.replace(run)
-            if self.calls >= settings.TOOL_LOOP_MAX_CALLS:
-                gateway_tools.refuse(run, f"not run: a request makes at most {settings.TOOL_LOOP_MAX_CALLS} tool calls.")
+            if self.calls >= self.toolbox.max_calls:
+                gateway_tools.refuse(run, f"not run: this request makes at most {self.toolbox.max_calls} tool calls.")
             else:
                 self.calls += 1
                 await gateway_tools.execute(run, meter)

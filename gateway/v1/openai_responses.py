@@ -124,6 +124,7 @@ def decode(payload: dict[str, Any]) -> ResponsesCall:
         # The gateway's built-in tool calls: max_tool_calls 0 rules them out.
         web_search=offered_search(tools.web_search, tool_choice_echo) if max_tool_calls != 0 else None,
         gateway_tools=tuple(tools.gateway) if max_tool_calls != 0 else (),
+        max_tool_calls=max_tool_calls,
         verbosity=verbosity,
         logprobs=logprobs,
         top_logprobs=top_logprobs,

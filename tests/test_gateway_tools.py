@@ -133,6 +133,23 @@ def test_arguments_a_model_got_wrong_are_tool_errors_it_reads(client, fake_opena
     assert (record.http_status, record.web_fetches, record.cost) == (200, 0, MODEL_COST)
 
 
+def test_each_round_is_billed_at_the_prices_of_the_model_that_served_it(client, fake_openai, page_site, tenant,
+                                                                       settings):
+    settings.UPSTREAM_MAX_RETRIES = 0
+    fake_openai.enqueue(Reply(tool_call=fetch_call(f"{page_site.address}{ARTICLE}"), usage=FIRST),  # gpt-4o-mini
+                        Reply(status=503),  # gpt-4o-mini again: unavailable, so the chain's next
+                        Reply(text=ANSWER, usage=SECOND))  # gpt-4o
+    client.chat.completions.create(model=GPT, messages=ASK, tools=[{"type": "web_fetch"}],
+                                   extra_body={"fallback_models": ["openai/gpt-4o"]})
+
+    assert [r["body"]["model"] for r in fake_openai.requests] == ["gpt-4o-mini", "gpt-4o-mini", "gpt-4o"]
+    record = record_of(tenant)
+    first = (1000 * Decimal("0.15") + 20 * Decimal("0.60")) / 1_000_000
+    second = (3000 * Decimal("2.50") + 100 * Decimal("10.00")) / 1_000_000
+    assert (record.model, record.input_tokens, record.web_fetches) == ("openai/gpt-4o", 4000, 1)
+    assert record.cost == first + second + plan_of(tenant).web_fetch_price
+
+
 def test_code_runs_on_the_executor_and_its_output_goes_back(client, fake_openai, tenant, other_tenant):
     code = "rise = 3.2 - 0.4\nprint(f'range {rise:.1f} m')\nround(rise / 6, 3)"
     fake_openai.enqueue(Reply(tool_call=("code_interpreter", json.dumps({"code": code})), usage=FIRST),

@@ -137,7 +137,7 @@ def record_of(reservation: Reservation, settlement: Settlement, now) -> UsageRec
         web_fetches=usage.web_fetches, code_seconds=usage.code_seconds, search_units=usage.search_units,
         end_user=reservation.end_user, tags=reservation.tags,
         byok=reservation.flat_cost is not None, usage_estimated=settlement.usage_estimated,
-        cost=reservation.cost_of(usage), reserved=reservation.amount, latency_ms=settlement.latency_ms,
+        cost=reservation.cost_of(usage, settlement.model_cost), reserved=reservation.amount, latency_ms=settlement.latency_ms,
         ttft_ms=settlement.ttft_ms, outcome=Outcome.ERROR if failed else Outcome.OK,
         http_status=settlement.http_status, error_type=settlement.error_type, ending=settlement.ending,
     )

@@ -69,13 +69,15 @@ class Reservation:
     # The key's rate limits taken at admission (billing.rate_limits.RateHold), settled by the meter's exit.
     rate_hold: object | None = None
 
-    def cost_of(self, usage: Usage) -> Decimal:
+    def cost_of(self, usage: Usage, model_cost: Decimal | None = None) -> Decimal:
+        """``model_cost``: what the model calls cost when each was priced at its own model's prices
+        (a tool loop's rounds served by different models of the chain); else ``usage`` at ``prices``."""
         if self.known_cost is not None:
             return self.known_cost
         # A search made, a page read or code run is billed whatever happened next: it was done.
         searches = usage.web_searches * self.search_price + tool_cost(self.tool_prices, usage)
         if self.flat_cost is None:
-            return cost_of(self.prices, usage) + searches
+            return (cost_of(self.prices, usage) if model_cost is None else model_cost) + searches
         # The fee is for a call that did something: one that failed before any token is free.
         return (self.flat_cost if usage.input_tokens or usage.output_tokens else Decimal(0)) + searches
 
@@ -103,6 +105,7 @@ class Settlement:
     http_status: int = 200
     error_type: str = ""
     ending: str = Ending.COMPLETED
+    model_cost: Decimal | None = None  # a tool loop's model calls, each at its model's prices (Reservation.cost_of)
 
 
 def month_of(day: date) -> date:

@@ -29,6 +29,7 @@ from billing.entitlements import TOKENS_PER_IMAGE
 from billing.rate_limits import settle_rates
 from providers import tracing
 from providers.errors import ProviderError
+from providers.pricing import TokenPrices, cost_of
 from providers.router import ModelInfo, Trace
 from providers.types import ChatRequest, ChatResult, Delta, ToolCall, ToolCallDelta, Usage
 from usage.live import publish_settled
@@ -89,6 +90,7 @@ class Meter:
         self.web_fetches = 0
         self.code_seconds = Decimal(0)
         self.earlier: Usage | None = None  # a tool loop's earlier model calls, summed (next_round)
+        self.earlier_cost = Decimal(0)  # and what they cost, each at the prices of the model that served it
         self.settlement = Settlement(streamed=streamed)
         self.settling: asyncio.Future | None = None
         self.trace = Trace()  # the router's: who served, and the gateway's overhead (request_log)
@@ -142,7 +144,9 @@ class Meter:
         """A tool loop's model call is over and the next one begins: what this one used (reported,
         or estimated as final_usage does) is kept, and the next is counted afresh; its prompt is
         ``input_estimate`` tokens by estimate_input_tokens."""
-        self.earlier = summed(self.earlier or Usage(), self.round_usage())
+        finished = self.round_usage()
+        self.earlier_cost += cost_of(self.round_prices(), finished)
+        self.earlier = summed(self.earlier or Usage(), finished)
         self.settlement.usage = Usage()
         self.produced_chars = self.reasoning_chars = 0
         self.finished = False
@@ -194,6 +198,7 @@ class Meter:
         the client's usage chunk and to the record."""
         usage = self.round_usage()
         if self.earlier is not None:  # summed once: the rounds are over when this is asked
+            self.settlement.model_cost = self.earlier_cost + cost_of(self.round_prices(), usage)
             usage = self.settlement.usage = summed(self.earlier, usage)
             self.earlier = None
         usage.web_searches, usage.web_fetches, usage.code_seconds = (
@@ -202,7 +207,12 @@ class Meter:
 
     def cost(self) -> Decimal:
         """What this request costs, from the usage settled (or about to be)."""
-        return self.reservation.cost_of(self.final_usage())
+        usage = self.final_usage()
+        return self.reservation.cost_of(usage, self.settlement.model_cost)
+
+    def round_prices(self) -> TokenPrices:
+        """The prices of the model that made the model call under way (or just finished)."""
+        return self.trace.model.prices if self.trace.model is not None else self.reservation.prices
 
     async def __aenter__(self) -> "Meter":
         return self
@@ -282,12 +292,13 @@ def in_flight(meter: Meter) -> None:
 def checkpoint_of(meter: Meter) -> Checkpoint:
     """What the request has produced so far and would cost if its process died now."""
     reported = meter.settlement.usage
-    usage = reported if reported != Usage() else Usage(
+    current = reported if reported != Usage() else Usage(
         input_tokens=meter.input_estimate, output_tokens=estimate_output_tokens(meter.produced_chars))
-    usage = dataclasses.replace(summed(meter.earlier or Usage(), usage), web_searches=meter.web_searches,
+    model_cost = None if meter.earlier is None else meter.earlier_cost + cost_of(meter.round_prices(), current)
+    usage = dataclasses.replace(summed(meter.earlier or Usage(), current), web_searches=meter.web_searches,
                                 web_fetches=meter.web_fetches, code_seconds=meter.code_seconds)
     return Checkpoint(meter.reservation.request_id, usage.input_tokens, usage.output_tokens,
-                      meter.reservation.cost_of(usage))
+                      meter.reservation.cost_of(usage, model_cost))
 
 
 async def keep_checkpointing() -> None:

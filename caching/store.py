@@ -11,9 +11,10 @@ digest. ``clock`` (epoch seconds) is the one time source, so tests move it rathe
 Redis's own expiry only reclaims the memory, a little after the clock says the answer expired.
 
 Each process also keeps the answers it kept or found lately (at most CACHE_LOCAL_BYTES of them,
-least recently used out first), so a hit it has seen before costs no round trip. A kept answer
-never changes meaning before it expires, so such a copy is valid until then, even after the store
-has pushed it out to keep the tenant within its bound.
+least recently used out first), so a hit it has seen before costs no round trip. A copy is served
+for CACHE_LOCAL_SECONDS after it was taken, then the store is asked again: an answer another
+process replaced (a request with Cache-Control: no-cache) or the store pushed out reaches every
+process within that time, and an expired copy never hides a fresh answer in the store.
 
 Database writes go through the ledger writer (usage/writer.py), the hot path's one writing
 connection; reads run on the shared executor (providers/blocking.py).
@@ -41,12 +42,14 @@ REDIS_SLACK_SECONDS = 60  # Redis keeps an entry this much past its expiry: the 
 
 async def find(tenant_id: int, digest: str) -> CachedAnswer | None:
     text = local_copy(tenant_id, digest)
-    if text is None:
-        text = await find_kept(tenant_id, digest)
-        if text is not None:
-            copy_locally(tenant_id, digest, text)
+    if text is not None:
+        answer = from_json(text)
+        if answer.expires_at > clock():
+            return answer  # else expired here: the store may hold a fresher one
+    text = await find_kept(tenant_id, digest)
     if text is None:
         return None
+    copy_locally(tenant_id, digest, text)
     answer = from_json(text)
     return answer if answer.expires_at > clock() else None
 
@@ -83,15 +86,21 @@ async def keep(tenant_id: int, digest: str, answer: CachedAnswer) -> bool:
 
 # --- the process's own copies ---------------------------------------------------------------------
 
-_local: OrderedDict[tuple[int, str], str] = OrderedDict()  # (tenant id, digest) -> the answer's JSON
+# (tenant id, digest) -> (the answer's JSON, when the copy was taken by ``clock``)
+_local: OrderedDict[tuple[int, str], tuple[str, float]] = OrderedDict()
 _local_bytes = [0]
 
 
 def local_copy(tenant_id: int, digest: str) -> str | None:
-    text = _local.get((tenant_id, digest))
-    if text is not None:
-        _local.move_to_end((tenant_id, digest))
-    return text
+    """The process's copy, if taken within CACHE_LOCAL_SECONDS."""
+    copy = _local.get((tenant_id, digest))
+    if copy is None:
+        return None
+    if clock() - copy[1] > settings.CACHE_LOCAL_SECONDS:
+        _local_bytes[0] -= len(_local.pop((tenant_id, digest))[0])
+        return None
+    _local.move_to_end((tenant_id, digest))
+    return copy[0]
 
 
 def copy_locally(tenant_id: int, digest: str, text: str) -> None:
@@ -99,10 +108,10 @@ def copy_locally(tenant_id: int, digest: str, text: str) -> None:
     if len(text) > limit:
         return
     old = _local.pop((tenant_id, digest), None)
-    _local_bytes[0] += len(text) - len(old or "")
-    _local[(tenant_id, digest)] = text
+    _local_bytes[0] += len(text) - (len(old[0]) if old else 0)
+    _local[(tenant_id, digest)] = (text, clock())
     while _local_bytes[0] > limit and _local:
-        _local_bytes[0] -= len(_local.popitem(last=False)[1])
+        _local_bytes[0] -= len(_local.popitem(last=False)[1][0])
 
 
 def forget_local_copies() -> None:

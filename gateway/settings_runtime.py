@@ -34,8 +34,10 @@ KEY_CACHE_SECONDS = env.float("KEY_CACHE_SECONDS", default=5.0)
 CACHE_MAX_ENTRIES_PER_TENANT = env.int("CACHE_MAX_ENTRIES_PER_TENANT", default=10_000)
 CACHE_MAX_ENTRY_BYTES = env.int("CACHE_MAX_ENTRY_BYTES", default=1024 * 1024)
 CACHE_MAX_TTL_SECONDS = env.int("CACHE_MAX_TTL_SECONDS", default=30 * 24 * 3600)
-# Answers each process keeps a copy of (the latest kept or found), so a repeated hit costs no round trip.
+# Answers each process keeps a copy of (the latest kept or found), so a repeated hit costs no round
+# trip; a copy is served this many seconds, then the store (shared by every process) is asked again.
 CACHE_LOCAL_BYTES = env.int("CACHE_LOCAL_BYTES", default=32 * 1024 * 1024)
+CACHE_LOCAL_SECONDS = env.float("CACHE_LOCAL_SECONDS", default=5.0)
 # The semantic cache: the operator's embedding model (its cost is the operator's, on /metrics),
 # the cosine similarity a match needs, and the in-process index's bounds (per tenant, tenants).
 CACHE_SEMANTIC_MODEL = env.str("CACHE_SEMANTIC_MODEL", default="openai/text-embedding-3-small")

@@ -9,6 +9,7 @@ import pytest
 from caching import store
 from caching.models import CacheEntry
 from gateway.cache_settings import update_cache_settings
+from tests.fakes.openai_upstream import Reply
 
 MODEL = "openai/gpt-4o-mini"
 
@@ -104,3 +105,29 @@ def test_a_process_serves_an_answer_it_has_seen_without_reading_the_store(client
     store.forget_local_copies()  # as another worker, which has not seen it
     assert ask(client) == "hit" and len(reads) == 2
 
+
+
+def test_a_process_copy_is_served_a_few_seconds_then_the_store_is_asked_again(client, fake_openai, tenant,
+                                                                               caching_on, clock, settings):
+    def answer(**options) -> tuple[str, str]:
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": "hello"}], temperature=0, **options)
+        return raw.headers["x-tollgate-cache"], raw.parse().choices[0].message.content
+
+    fake_openai.enqueue(Reply(text="first"), Reply(text="refreshed"))
+    assert answer() == ("miss", "first")
+    [(key, (old_copy, _))] = store._local.items()
+    assert answer(extra_headers={"Cache-Control": "no-cache"}) == ("bypass", "refreshed")  # not read, kept anew...
+    store.copy_locally(*key, old_copy)  # ...while another worker still holds the first answer, as this one now
+    assert answer() == ("hit", "first")
+    clock[0] += settings.CACHE_LOCAL_SECONDS + 1
+    assert answer() == ("hit", "refreshed")  # its copy aged out: the shared store answered
+
+
+def test_an_expired_copy_does_not_hide_a_fresh_answer_in_the_store(client, fake_openai, tenant, caching_on, clock):
+    assert ask(client) == "miss"
+    [(key, (text, _))] = store._local.items()
+    stale = store.from_json(text)
+    stale.expires_at = clock[0] - 1
+    store.copy_locally(*key, store.to_json(stale))
+    assert ask(client) == "hit" and len(fake_openai.requests) == 1  # the store's own, still fresh

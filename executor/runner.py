@@ -1,25 +1,31 @@
-"""The child side of one snippet run: executor/sandbox.py starts ``python -I -u runner.py FD``.
+"""The child side of one snippet run: executor/sandbox.py starts ``python -I -S -u -c <this file's
+source> FD`` with the base interpreter, so no file a snippet could write (this one, a venv's
+site-packages or pyvenv.cfg) is read when the next run starts.
 
-It reads {"code", "limits"} from stdin and then, before the snippet runs:
+It reads {"code", "limits", "user"} from stdin and then, before the snippet runs:
 - lowers its resource limits, soft and hard alike (CPU seconds, address space, file size, open
   files, no core files), so the snippet cannot raise them again;
-- moves into a network namespace of its own when the kernel lets it (root or CAP_SYS_ADMIN): no
-  interface but a loopback that is down;
-- points stdin at /dev/null and installs an audit hook that refuses sockets (but socketpair's),
-  name lookups, new processes, signals to other processes, rlimit changes and loading libraries
-  with ctypes.
+- moves into a network namespace of its own, no interface but a loopback that is down:
+  unshare(CLONE_NEWNET) where it may (root, CAP_SYS_ADMIN), else unshare(CLONE_NEWUSER |
+  CLONE_NEWNET) where the kernel lets unprivileged processes have user namespaces;
+- when started as root, becomes "user" ([uid, gid], no supplementary groups) in between;
+- forgets ctypes, which it needed for unshare, and points stdin at /dev/null;
+- installs an audit hook that refuses sockets (but socketpair's), name lookups, new processes,
+  signals to other processes, rlimit changes, importing ctypes, any ctypes operation, and walking
+  the garbage collector's objects (where a forgotten module would still be found).
 Then it runs the snippet as a REPL cell (the last expression's repr is the result) and writes
 {"result", "error", "network_isolated"} as JSON to FD. stdout and stderr are the snippet's own,
 read and capped by the parent.
 
-The audit hook guards against accidents, not attacks: code that reaches native code (an already
-loaded library through ctypes, a C extension) can go around it. Stdlib only; everything the
-runner needs is imported before the hook is installed.
+The audit hook guards against accidents, not attacks: code that reaches native code (a C
+extension, a ctypes type found by other means) can go around it; the user and the network
+namespace are what hold then. Stdlib only; everything the runner needs is imported before the
+hook is installed.
 """
 
 import ast
 import builtins
-import ctypes
+import gc
 import json
 import linecache
 import os
@@ -32,10 +38,11 @@ import traceback
 CELL = "<cell>"
 REPORT_CHARS = 10_000  # each of result and error: the report must fit the pipe
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
 REFUSED = {
     "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "subprocess.Popen",
     "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill", "resource.setrlimit", "resource.prlimit",
-    "ctypes.dlopen",
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents",
 }
 SOCKET_ALLOWED = {"socket.gethostname"}
 
@@ -49,17 +56,49 @@ def limit_resources(limits: dict) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file past the cap fails with EFBIG, not a kill
 
 
-def leave_network() -> bool:
-    """Whether this process now has a network namespace of its own (else only the hook applies)."""
+def enter_sandbox(request: dict) -> bool:
+    """Limits, user and network for the snippet; whether its network namespace is its own."""
+    limit_resources(request["limits"])
+    isolated = unshare(CLONE_NEWNET)  # root, or CAP_SYS_ADMIN
+    if request.get("user"):
+        become(*request["user"])
+    # Unprivileged (or root that just gave up its user): where the kernel allows user namespaces.
+    isolated = isolated or unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    forget_ctypes()
+    return isolated
+
+
+def unshare(flags: int) -> bool:
+    import ctypes  # only here: forget_ctypes drops it before the snippet runs
+
     try:
-        return ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) == 0
+        return ctypes.CDLL(None, use_errno=True).unshare(flags) == 0
     except (OSError, AttributeError):
         return False
 
 
+def become(uid: int, gid: int) -> None:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def is_ctypes(module: str) -> bool:
+    return module in ("ctypes", "_ctypes") or module.startswith("ctypes.")
+
+
+def forget_ctypes() -> None:
+    """ctypes.pythonapi and CDLL(None) call any C function, the hook unasked: no snippet may hold them."""
+    for module in [module for module in sys.modules if is_ctypes(module)]:
+        del sys.modules[module]
+    gc.collect()  # the module's own objects (pythonapi, memmove) go with it
+
+
 def refuse(event: str, args: tuple) -> None:
-    if event in REFUSED:
-        raise PermissionError(f"{event} is refused: snippets run without subprocesses, signals or native libraries.")
+    if event == "import" and is_ctypes(args[0]):
+        raise PermissionError(f"importing {args[0]} is refused: snippets run without native libraries.")
+    if event in REFUSED or event.startswith("ctypes."):
+        raise PermissionError(f"{event} is refused: snippets run without subprocesses, signals or native code.")
     if event.startswith("socket.") and event not in SOCKET_ALLOWED:
         if event == "socket.__new__" and args[1] == socket.AF_UNIX:
             return  # socketpair's, which asyncio's event loop needs; connect and bind stay refused
@@ -111,8 +150,7 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    limit_resources(request["limits"])
-    isolated = leave_network()
+    isolated = enter_sandbox(request)
     sys.addaudithook(refuse)
     result, error = run_cell(request["code"])
     for stream in (sys.stdout, sys.stderr):

@@ -2,30 +2,46 @@
 
     run_snippet(code, *, seconds, limits) -> Outcome
 
-Each snippet gets ``python -I -u runner.py`` (isolated mode: no PYTHON* variables, no user site,
-no current directory on sys.path) in a new session, in a temporary working directory removed
+Each snippet gets ``python -I -S -u -c <runner.py's source>`` of the base interpreter, never a
+venv's (isolated mode: no PYTHON* variables, no user site, no current directory on sys.path; -S:
+no site-packages, no .pth files; -c: the runner as read when the executor started, no file a
+snippet could rewrite). It runs in a new session, in a temporary working directory removed
 afterwards, with an environment of PATH, HOME, TMPDIR and locale only (no proxies, no secrets of
-the executor's). The runner lowers its own limits before the snippet runs (its docstring). Here:
-a wall-clock deadline (``seconds`` plus STARTUP_SECONDS) kills the whole process group; stdout
-and stderr are read as they come and kept up to ``limits.output_bytes`` each.
+the executor's). An executor running as root hands the snippet to ``limits.user`` (nobody unless
+EXECUTOR_USER says otherwise), who owns that directory. The runner lowers its own limits before
+the snippet runs (its docstring). Here: a wall-clock deadline (``seconds`` plus STARTUP_SECONDS)
+kills the whole process group, as does the caller giving up (cancelling); stdout and stderr are
+read as they come and kept up to ``limits.output_bytes`` each.
 """
 
 import asyncio
 import json
 import math
 import os
+import pwd
 import signal
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
-RUNNER = Path(__file__).resolve().parent / "runner.py"
+RUNNER_SOURCE = (Path(__file__).resolve().parent / "runner.py").read_text()
 STARTUP_SECONDS = 0.5  # the interpreter's own start, before the snippet's time begins
 REPORT_BYTES = 64 * 1024
 CHUNK = 64 * 1024
 MIB = 1024 * 1024
+
+
+def base_python() -> str:
+    """EXECUTOR_PYTHON, else the interpreter this venv (if any) was made from: a venv's
+    site-packages and pyvenv.cfg belong to whoever installed it, and its bin/python reads them."""
+    return os.environ.get("EXECUTOR_PYTHON") or os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+
+
+def snippet_user() -> str:
+    return os.environ.get("EXECUTOR_USER") or "nobody"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +51,8 @@ class Limits:
     open_files: int = 64
     output_bytes: int = 64 * 1024  # kept of stdout, and of stderr
     max_timeout: float = 60.0  # seconds; a longer timeout asked for is cut to this
-    python: str = field(default=sys.executable)
+    python: str = field(default_factory=base_python)  # must be readable, not writable, by ``user``
+    user: str = field(default_factory=snippet_user)  # whom snippets run as when the executor is root
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,44 +74,63 @@ async def run_snippet(code: str, *, seconds: float, limits: Limits) -> Outcome:
     """Runs ``code`` in a fresh, limited subprocess for at most ``seconds`` (cut to
     ``limits.max_timeout``); what it printed, returned and raised."""
     seconds = min(seconds, limits.max_timeout)
+    user = account_of(limits.user) if os.geteuid() == 0 else None
     with tempfile.TemporaryDirectory(prefix="tollgate-run-") as workdir:
-        report_read, report_write = os.pipe()
-        try:
-            process = await asyncio.create_subprocess_exec(
-                limits.python, "-I", "-u", str(RUNNER), str(report_write),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                cwd=workdir, env=clean_env(workdir), pass_fds=(report_write,), start_new_session=True)
-        except BaseException:
-            os.close(report_read)
-            raise
-        finally:
-            os.close(report_write)
+        if user is not None:
+            os.chown(workdir, *user)
+        process, report_pipe = await start_runner(limits.python, workdir)
+        readers = asyncio.gather(read_capped(process.stdout, limits.output_bytes),
+                                 read_capped(process.stderr, limits.output_bytes), read_report(report_pipe))
         try:
             started = time.monotonic()
-            readers = asyncio.gather(read_capped(process.stdout, limits.output_bytes),
-                                     read_capped(process.stderr, limits.output_bytes),
-                                     read_report(report_read))
-            await send_request(process, code, seconds, limits)
+            await send_request(process, {"code": code, "limits": limits_for(seconds, limits), "user": user})
             timed_out = await wait_or_kill(process, seconds + STARTUP_SECONDS)
             duration_ms = int((time.monotonic() - started) * 1000)
             (out, out_cut), (err, err_cut), report = await finish_reading(process, readers)
         finally:
-            if process.returncode is None:  # the caller gave up (cancelled): the snippet goes too
+            readers.cancel()  # nothing to cancel once read; else the caller gave up
+            if process.returncode is None:  # ... and the snippet goes too, before its directory
                 kill_group(process)
+                await asyncio.shield(process.wait())
     return Outcome(stdout=decoded(out, out_cut), stderr=decoded(err, err_cut), result=report.get("result"),
                    error=error_of(process.returncode, report, timed_out=timed_out, seconds=seconds),
                    duration_ms=duration_ms, timed_out=timed_out or process.returncode == -signal.SIGXCPU,
                    network_isolated=bool(report.get("network_isolated")))
 
 
+async def start_runner(python: str, workdir: str) -> tuple[asyncio.subprocess.Process, BinaryIO]:
+    """The runner's process, and the pipe its report comes back on."""
+    report_read, report_write = os.pipe()
+    report_pipe = os.fdopen(report_read, "rb", 0)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            python, "-I", "-S", "-u", "-c", RUNNER_SOURCE, str(report_write),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=workdir, env=clean_env(workdir), pass_fds=(report_write,), start_new_session=True)
+    except BaseException:
+        report_pipe.close()
+        raise
+    finally:
+        os.close(report_write)
+    return process, report_pipe
+
+
+def account_of(user: str) -> tuple[int, int]:
+    """(uid, gid) of the user snippets run as; KeyError if there is none."""
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+def limits_for(seconds: float, limits: Limits) -> dict:
+    return {"cpu_seconds": max(1, math.ceil(seconds)), "memory_bytes": limits.memory_bytes,
+            "file_bytes": limits.file_bytes, "open_files": limits.open_files}
+
+
 def clean_env(workdir: str) -> dict[str, str]:
     return {"PATH": os.defpath, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 
 
-async def send_request(process: asyncio.subprocess.Process, code: str, seconds: float, limits: Limits) -> None:
-    request = {"code": code, "limits": {
-        "cpu_seconds": max(1, math.ceil(seconds)), "memory_bytes": limits.memory_bytes,
-        "file_bytes": limits.file_bytes, "open_files": limits.open_files}}
+async def send_request(process: asyncio.subprocess.Process, request: dict) -> None:
     try:
         process.stdin.write(json.dumps(request).encode())
         await process.stdin.drain()
@@ -143,11 +179,11 @@ async def read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bo
     return bytes(kept), cut
 
 
-async def read_report(fd: int) -> dict:
+async def read_report(pipe: BinaryIO) -> dict:
+    """The runner's report; the pipe is closed after, or on cancellation."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                                os.fdopen(fd, "rb", 0))
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
     try:
         body, cut = await read_capped(reader, REPORT_BYTES)
     finally:
@@ -168,10 +204,18 @@ def error_of(returncode: int | None, report: dict, *, timed_out: bool, seconds: 
     if timed_out or returncode == -signal.SIGXCPU:
         return f"TimeoutError: the snippet ran past its time limit of {seconds:g}s and was stopped."
     if returncode is not None and returncode < 0:
-        name = signal.Signals(-returncode).name
+        name = signal_name(-returncode)
         hint = " (its CPU time limit, or the machine ran out of memory)" if returncode == -signal.SIGKILL else ""
         return f"The snippet's process was killed by {name}{hint}."
     if "error" not in report and returncode:
         return f"The snippet's process exited with status {returncode} before it finished."
     error = report.get("error")
     return error if isinstance(error, str) else None
+
+
+def signal_name(number: int) -> str:
+    """SIGKILL, SIGSEGV, ...; a real-time signal (34 to 64 bar the ends) has no name of its own."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

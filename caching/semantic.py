@@ -12,70 +12,111 @@ Similarity is the cosine of the two vectors.
 In-process and bounded: each worker keeps its own index, at most CACHE_SEMANTIC_MAX_ENTRIES per
 tenant (the least recently matched or added go first) and CACHE_SEMANTIC_MAX_TENANTS tenants.
 A worker that has not seen a request cannot match it, and a restart forgets the index (the
-answers stay in the store for exact hits). Vectors are float32 arrays, compared in pure Python:
-a lookup costs one pass over the tenant's vectors of that scope.
+answers stay in the store for exact hits). A scope's unit vectors are kept as one float32 matrix
+(numpy), so a lookup is one matrix-vector product over that scope alone: a few milliseconds for
+the 2,000 entries of 1,536 dimensions a tenant may hold (3.5 ms here), where a pass in Python
+held the event loop for a quarter of a second. The matrix is rebuilt on the first lookup after the scope changed.
 """
 
-import math
-import operator
-from array import array
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 from django.conf import settings
 
 
 @dataclass(slots=True)
 class Remembered:
-    vector: array  # unit length
-    digest: str
+    vector: np.ndarray  # unit length, float32
     expires_at: float
 
 
-# tenant id -> (scope, digest) -> Remembered, least recently used first
-_index: OrderedDict[int, OrderedDict[tuple[str, str], Remembered]] = OrderedDict()
+@dataclass(slots=True)
+class Scope:
+    """One scope's vectors by digest, and their matrix (None: to be rebuilt)."""
+
+    entries: dict[str, Remembered] = field(default_factory=dict)
+    digests: list[str] = field(default_factory=list)
+    matrix: np.ndarray | None = None
+    expires: np.ndarray | None = None
+
+    def changed(self) -> None:
+        self.matrix = self.expires = None
+
+    def search(self, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(similarity, expiry) of each entry of the probe's dimensions, in ``digests`` order."""
+        if self.matrix is None:
+            kept = [(digest, entry) for digest, entry in self.entries.items() if entry.vector.shape == probe.shape]
+            self.digests = [digest for digest, _ in kept]
+            self.matrix = np.stack([entry.vector for _, entry in kept]) if kept else np.empty((0, probe.size),
+                                                                                              np.float32)
+            self.expires = np.array([entry.expires_at for _, entry in kept], dtype=np.float64)
+        if self.matrix.shape[1] != probe.size:  # a vector of other dimensions (the model changed)
+            self.changed()
+            return self.search(probe)
+        return self.matrix @ probe, self.expires
 
 
-def unit(vector: list[float]) -> array | None:
-    norm = math.sqrt(sum(value * value for value in vector))
-    return array("f", (value / norm for value in vector)) if norm else None
+@dataclass(slots=True)
+class TenantIndex:
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    order: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)  # (scope, digest), LRU first
+
+    def drop(self, scope: str, digest: str) -> None:
+        self.order.pop((scope, digest), None)
+        kept = self.scopes.get(scope)
+        if kept is not None and kept.entries.pop(digest, None) is not None:
+            kept.changed()
+            if not kept.entries:
+                del self.scopes[scope]
 
 
-def similarity(a: array, b: array) -> float:
-    return sum(map(operator.mul, a, b)) if len(a) == len(b) else -1.0
+_index: OrderedDict[int, TenantIndex] = OrderedDict()  # tenant id -> its index, least recently used first
+
+
+def unit(vector: list[float]) -> np.ndarray | None:
+    array = np.asarray(vector, dtype=np.float32)
+    if array.ndim != 1 or not array.size:
+        return None
+    norm = float(np.linalg.norm(array))
+    return array / norm if norm and np.isfinite(norm) else None
 
 
 def nearest(tenant_id: int, scope: str, vector: list[float], threshold: float, *,
             now: float) -> tuple[str, float] | None:
-    entries = _index.get(tenant_id)
+    tenant = _index.get(tenant_id)
     probe = unit(vector)
-    if not entries or probe is None:
+    kept = tenant.scopes.get(scope) if tenant is not None else None
+    if kept is None or probe is None:
         return None
-    best, best_score = None, threshold
-    for key, kept in list(entries.items()):
-        if kept.expires_at <= now:
-            del entries[key]
-        elif key[0] == scope:
-            score = similarity(probe, kept.vector)
-            if score >= best_score:
-                best, best_score = key, score
-    if best is None:
+    scores, expires = kept.search(probe)
+    for digest in [kept.digests[i] for i in np.flatnonzero(expires <= now)]:
+        tenant.drop(scope, digest)
+    scores = np.where(expires > now, scores, -np.inf)
+    if not scores.size or scores.max() < threshold:
         return None
-    entries.move_to_end(best)
+    position = int(scores.argmax())
+    best, score = kept.digests[position], float(scores[position])
+    tenant.order.move_to_end((scope, best))
     _index.move_to_end(tenant_id)
-    return best[1], best_score
+    return best, score
 
 
 def remember(tenant_id: int, scope: str, vector: list[float], digest: str, expires_at: float) -> None:
     normal = unit(vector)
     if normal is None:
         return
-    entries = _index.setdefault(tenant_id, OrderedDict())
+    tenant = _index.get(tenant_id)
+    if tenant is None:
+        tenant = _index[tenant_id] = TenantIndex()
     _index.move_to_end(tenant_id)
-    entries[(scope, digest)] = Remembered(normal, digest, expires_at)
-    entries.move_to_end((scope, digest))
-    while len(entries) > settings.CACHE_SEMANTIC_MAX_ENTRIES:
-        entries.popitem(last=False)
+    kept = tenant.scopes.setdefault(scope, Scope())
+    kept.entries[digest] = Remembered(normal, expires_at)
+    kept.changed()
+    tenant.order[(scope, digest)] = None
+    tenant.order.move_to_end((scope, digest))
+    while len(tenant.order) > settings.CACHE_SEMANTIC_MAX_ENTRIES:
+        tenant.drop(*next(iter(tenant.order)))
     while len(_index) > settings.CACHE_SEMANTIC_MAX_TENANTS:
         _index.popitem(last=False)
 

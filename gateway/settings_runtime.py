@@ -42,8 +42,9 @@ CACHE_LOCAL_SECONDS = env.float("CACHE_LOCAL_SECONDS", default=5.0)
 # the cosine similarity a match needs, and the in-process index's bounds (per tenant, tenants).
 CACHE_SEMANTIC_MODEL = env.str("CACHE_SEMANTIC_MODEL", default="openai/text-embedding-3-small")
 CACHE_SEMANTIC_THRESHOLD = env.float("CACHE_SEMANTIC_THRESHOLD", default=0.95)
+CACHE_SEMANTIC_TIMEOUT_SECONDS = env.float("CACHE_SEMANTIC_TIMEOUT_SECONDS", default=2.0)  # the embedding call's
 CACHE_SEMANTIC_MAX_ENTRIES = env.int("CACHE_SEMANTIC_MAX_ENTRIES", default=2000)
-CACHE_SEMANTIC_MAX_TENANTS = env.int("CACHE_SEMANTIC_MAX_TENANTS", default=1000)
+CACHE_SEMANTIC_MAX_TENANTS = env.int("CACHE_SEMANTIC_MAX_TENANTS", default=100)
 # Catalog (providers, models, prices, credentials) cache lifetime.
 CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=10.0)
 # "aiohttp" (httpx API over aiohttp's pool, faster under concurrency) or "httpx".

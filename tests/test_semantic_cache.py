@@ -108,3 +108,21 @@ def test_a_failed_embedding_leaves_an_exact_lookup(client, fake_openai, semantic
     fake_openai.enqueue(EmbeddingReply(status=400))
     assert ask(client, FRANCE)[0]["x-tollgate-cache"] == "miss"
     assert ask(client, FRANCE)[0]["x-tollgate-cache-match"] == "exact"
+
+
+def test_the_index_matches_within_a_scope_forgets_expired_and_keeps_its_bound(settings):
+    settings.CACHE_SEMANTIC_MAX_ENTRIES = 3
+    semantic.remember(1, "scope-a", [1.0, 0.0, 0.0], "east", expires_at=100)
+    semantic.remember(1, "scope-a", [0.0, 1.0, 0.0], "north", expires_at=200)
+    semantic.remember(1, "scope-b", [1.0, 0.0, 0.0], "other-scope", expires_at=200)
+    semantic.remember(2, "scope-a", [1.0, 0.01, 0.0], "other-tenant", expires_at=200)
+
+    assert semantic.nearest(1, "scope-a", [0.99, 0.05, 0.0], 0.95, now=50)[0] == "east"
+    assert semantic.nearest(1, "scope-a", [0.99, 0.05, 0.0], 0.95, now=150) is None  # east expired: forgotten
+    assert semantic.nearest(1, "scope-a", [0.1, 0.99, 0.0], 0.95, now=150)[0] == "north"
+    assert semantic.nearest(1, "scope-a", [0.1, 0.99], 0.95, now=150) is None  # other dimensions never match
+    for n in range(3):  # past the tenant's bound the least recently used go: north was matched last
+        semantic.remember(1, "scope-c", [0.0, 0.0, 1.0 + n], f"new-{n}", expires_at=300)
+    assert semantic.nearest(1, "scope-a", [0.1, 0.99, 0.0], 0.95, now=150) is None
+    assert semantic.nearest(1, "scope-c", [0.0, 0.0, 1.0], 0.95, now=150)[0] in {"new-0", "new-1", "new-2"}
+    assert semantic.nearest(2, "scope-a", [1.0, 0.0, 0.0], 0.95, now=150)[0] == "other-tenant"

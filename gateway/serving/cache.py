@@ -20,6 +20,7 @@ gateway's own router (retries, breakers) but with no admission and no usage reco
 operator's embeddings, counted on /metrics (tollgate_cache_embedding_*), never billed to a tenant.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -161,10 +162,13 @@ async def embed_for_cache(text: str) -> list[float] | None:
         model, deployments = await find_model(settings.CACHE_SEMANTIC_MODEL, capability="embedding")
         able = [d for d in deployments if d.adapter.can_embed(d.targets[0])]
         request = EmbeddingRequest(model=model.public_id, inputs=[text])
-        result = await router.call_chain(router.Chain(able, model.fallback_on),
-                                         lambda adapter, target: adapter.embed(request, target), router.Trace())
-    except Exception as error:  # the provider's, or the model is not in the catalog: never the request's failure
-        log.warning("semantic cache: embedding with %s failed (%s); looking up exact matches only",
+        # Bounded: a slow embedding provider must not hold up every cacheable request.
+        result = await asyncio.wait_for(
+            router.call_chain(router.Chain(able, model.fallback_on),
+                              lambda adapter, target: adapter.embed(request, target), router.Trace()),
+            settings.CACHE_SEMANTIC_TIMEOUT_SECONDS)
+    except Exception as error:  # the provider's, a timeout, or the model is not in the catalog: never the request's
+        log.warning("semantic cache: embedding with %s failed (%r); looking up exact matches only",
                     settings.CACHE_SEMANTIC_MODEL, error)
         return None
     metrics.record_embedding(model.public_id, result.usage.input_tokens, cost_of(model.prices, result.usage))

@@ -10,6 +10,7 @@ from decimal import Decimal
 from billing import entitlements, rate_limits
 from billing.entitlements import TOKENS_PER_MESSAGE, Admission, Caller
 from billing.models import Plan
+from billing.refusals import spend_cap_refusal
 from providers import tracing
 from providers.pricing import most_cost
 from usage import budget
@@ -93,9 +94,5 @@ async def admit_cache_hit(caller: Caller, model, *, request_id: str, end_user: s
             known_cost=price, end_user=end_user)
         async with entitlements.within_spend_limits(caller, reservation):
             if not await budget.reserve(reservation, caller.plan.monthly_spend_limit):
-                raise entitlements.Refusal(
-                    429, f"You exceeded your current quota: plan {caller.plan.name} allows "
-                    f"${caller.plan.monthly_spend_limit} of spend per month, and a cached answer costs ${price}. "
-                    f"Wait for next month, or {entitlements.upgrade_hint(caller)}.", type="insufficient_quota",
-                    code="insufficient_quota")
+                raise spend_cap_refusal(caller, costs=f"a cached answer costs ${price}")
         return Admission(reservation, rate)

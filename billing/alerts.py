@@ -23,6 +23,7 @@ runs on the request path.
 """
 
 import functools
+import hashlib
 import json
 import logging
 import secrets
@@ -50,6 +51,9 @@ from providers import encryption, outbound
 log = logging.getLogger(__name__)
 
 MAX_THRESHOLDS = 10
+SUBJECT_CHARS = BudgetAlert._meta.get_field("subject").max_length
+SUBJECT_HASH_CHARS = 16
+WEBHOOK_URL_CHARS = AlertSettings._meta.get_field("webhook_url").max_length
 SECRET_PREFIX = "tgwhsec_"
 MONEY_SHOWN = Decimal("0.0001")
 THRESHOLD_EVENT = "budget.threshold_reached"
@@ -71,9 +75,19 @@ class InvalidAlertSettings(Exception):
 
 # --- detection ----------------------------------------------------------------------------
 
+def alert_subject(subject: str) -> str:
+    """A budget's subject as its BudgetAlert rows keep it: whole when it fits the column, else cut
+    and ended with a hash of the whole, so two long end user ids that share a beginning stay two
+    budgets (an end user id may be longer than the column)."""
+    if len(subject) <= SUBJECT_CHARS:
+        return subject
+    digest = hashlib.sha256(subject.encode()).hexdigest()[:SUBJECT_HASH_CHARS]
+    return f"{subject[:SUBJECT_CHARS - SUBJECT_HASH_CHARS - 1]}~{digest}"
+
+
 def alert_key(tenant_id: int, use: BudgetUse, threshold: int) -> tuple:
     budget = use.budget
-    return tenant_id, budget.scope, budget.subject, budget.amount, budget.period, use.start, threshold
+    return tenant_id, budget.scope, alert_subject(budget.subject), budget.amount, budget.period, use.start, threshold
 
 
 def thresholds_of(tenant_ids: list[int]) -> dict[int, list[int]]:
@@ -146,7 +160,7 @@ def insert_alerts(tenant_id: int, use: BudgetUse, reached: list[int], now: datet
         return []
     inserted = []
     for threshold in reached:
-        alert = BudgetAlert(tenant_id=tenant_id, scope=use.budget.scope, subject=use.budget.subject,
+        alert = BudgetAlert(tenant_id=tenant_id, scope=use.budget.scope, subject=alert_subject(use.budget.subject),
                             period=use.budget.period, period_start=use.start, threshold=threshold,
                             amount=use.budget.amount, spent=use.spent, notified=threshold == reached[0],
                             created_at=now)
@@ -249,8 +263,11 @@ def check_thresholds(values: list[int]) -> list[int]:
 
 
 def check_webhook_url(url: str) -> None:
-    """The outbound-fetch policy's admission check (https, public addresses only), at save time;
-    it is applied again, hop by hop, at every delivery."""
+    """At most WEBHOOK_URL_CHARS, and the outbound-fetch policy's admission check (https, public
+    addresses only), at save time; the policy is applied again, hop by hop, at every delivery."""
+    if len(url) > WEBHOOK_URL_CHARS:
+        raise InvalidAlertSettings(f"The webhook URL is longer than {WEBHOOK_URL_CHARS} characters; use a "
+                                   "shorter one.")
     try:
         URLValidator(schemes=["https", "http"])(url)
         outbound.parts_of(url)

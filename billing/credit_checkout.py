@@ -8,6 +8,7 @@ and what Stripe's webhooks confirm.
     apply_checkout(session_id)               webhook: credit a paid session, or keep a saved card
     apply_payment(payment_intent_id)         webhook: credit a purchase or top-up; a declined top-up
     apply_refunds(payment_intent_id)         webhook: a refund made in Stripe takes its credits back
+                                             (crediting the payment first if that event is still to come)
 
 No webhook is trusted for money: each applier re-reads the session or PaymentIntent from Stripe
 and finds the tenant by its Stripe customer; the ledger's unique Stripe ids make a duplicate
@@ -219,8 +220,12 @@ def apply_payment(payment_intent_id: str, *, stripe_event_id: str = "") -> None:
         credits.settle_top_up(attempt, payment)
 
 
-def apply_refunds(payment_intent_id: str) -> None:
-    """charge.refunded: every succeeded refund of a payment that bought credits, once each."""
+def apply_refunds(payment_intent_id: str, *, stripe_event_id: str = "") -> None:
+    """charge.refunded and a refund's update: every succeeded refund of a payment that bought
+    credits, once each. The payment is credited first if no event has done it yet (Stripe may
+    deliver the refund before the purchase), so what it bought is taken back in either order; a
+    refund still pending is taken back by the event of its update."""
+    apply_payment(payment_intent_id, stripe_event_id=stripe_event_id)
     tenant_id = (CreditEntry.objects.filter(stripe_payment_intent_id=payment_intent_id,
                                             kind__in=[CreditEntryKind.PURCHASE, CreditEntryKind.TOP_UP])
                  .values_list("tenant_id", flat=True).first())

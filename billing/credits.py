@@ -37,7 +37,7 @@ from billing.models import (
     Subscription,
     TopUpStatus,
 )
-from billing.stripe_api import BillingNotConfigured, StripeRefused, StripeUnavailable
+from billing.stripe_api import BillingNotConfigured, CardDeclined, StripeRefused, StripeUnavailable
 from billing.stripe_payments import RemotePayment, RemoteRefund
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ RESEND_WITHIN = timedelta(hours=23)
 BELOW_THRESHOLD = F("top_up_threshold") + F("spent_undebited")
 # Statuses after which an off-session charge will not succeed without the customer.
 FAILED_PAYMENT_STATUSES = {"requires_payment_method", "requires_action", "canceled"}
+TOP_UP_KEY_PREFIX = "tollgate-top-up-"
 
 
 # --- the ledger ---------------------------------------------------------------------------
@@ -174,9 +175,10 @@ def top_up_if_low(tenant_id: int) -> AutoTopUp | None:
     at most once per threshold crossing however many processes call this at once.
 
     Calls Stripe: never inside a transaction, never on the request path. None when nothing was
-    due; else the attempt: succeeded (credited), declined (auto top-up is off and the owners
-    and billing members are mailed) or pending (Stripe unreachable, or the payment still
-    processing: resend_pending_top_ups() and the payment_intent webhooks finish it).
+    due; else the attempt: succeeded (credited), declined (the card was: auto top-up is off and
+    the owners and billing members are mailed) or pending (Stripe unreachable or refusing our
+    request, or the payment still processing: resend_pending_top_ups() and the payment_intent
+    webhooks finish it).
     """
     if not stripe_api.is_configured():
         return None
@@ -201,28 +203,58 @@ def claim_crossing(tenant_id: int) -> AutoTopUp | None:
     account = CreditAccount.objects.get(tenant_id=tenant_id)
     return AutoTopUp.objects.create(
         tenant_id=tenant_id, crossing=account.top_up_crossings, amount=account.top_up_amount,
-        # Random as well: a key Stripe saw from another database (a reset test account) must not replay.
-        idempotency_key=f"tollgate-top-up-{tenant_id}-{account.top_up_crossings}-{uuid.uuid4().hex[:12]}")
+        idempotency_key=idempotency_key_for(tenant_id, account.top_up_crossings, account.stripe_payment_method_id))
+
+
+def idempotency_key_for(tenant_id: int, crossing: int, payment_method_id: str) -> str:
+    # Random, so a key Stripe saw from another database (a reset test account) cannot replay; the
+    # card last, so that every send of the attempt charges the card the first send did (Stripe
+    # refuses a key sent again with other parameters), even after a new card is saved.
+    return f"{TOP_UP_KEY_PREFIX}{tenant_id}-{crossing}-{uuid.uuid4().hex[:12]}-{payment_method_id}"
+
+
+def payment_method_of(attempt: AutoTopUp) -> str:
+    """The card the attempt charges: the one its key names (an older key names none: the saved card)."""
+    parts = attempt.idempotency_key.removeprefix(TOP_UP_KEY_PREFIX).split("-", 3)
+    if len(parts) == 4 and parts[3]:
+        return parts[3]
+    return CreditAccount.objects.filter(tenant_id=attempt.tenant_id).values_list(
+        "stripe_payment_method_id", flat=True).first() or ""
 
 
 def charge(attempt: AutoTopUp) -> None:
-    """Send (or resend, with the same key) the attempt's charge and act on the answer."""
-    account = CreditAccount.objects.get(tenant_id=attempt.tenant_id)
+    """Send (or resend, with the same key and parameters) the attempt's charge and act on the answer."""
     customer_id = Subscription.objects.filter(tenant_id=attempt.tenant_id).values_list(
         "stripe_customer_id", flat=True).first() or ""
     try:
         payment = stripe_payments.charge_saved_card(
-            customer_id=customer_id, payment_method_id=account.stripe_payment_method_id, amount=attempt.amount,
+            customer_id=customer_id, payment_method_id=payment_method_of(attempt), amount=attempt.amount,
             metadata={"tenant_id": str(attempt.tenant_id), "purpose": "top_up", "crossing": str(attempt.crossing)},
             idempotency_key=attempt.idempotency_key)
+    except CardDeclined as exc:
+        stop_auto_top_up(attempt, failure=str(exc), payment_intent_id=exc.payment_intent_id)
+        return
     except (StripeUnavailable, BillingNotConfigured) as exc:
         log.warning("auto top-up %s not sent (%s); resent later with the same key", attempt.idempotency_key, exc)
         AutoTopUp.objects.filter(pk=attempt.pk).update(updated_at=timezone.now())
         return
-    except StripeRefused as exc:  # CardDeclined, or a card or customer Stripe no longer has
-        stop_auto_top_up(attempt, failure=str(exc), payment_intent_id=getattr(exc, "payment_intent_id", ""))
+    except StripeRefused as exc:
+        keep_for_resend(attempt, exc)
         return
     settle_top_up(attempt, payment)
+
+
+def keep_for_resend(attempt: AutoTopUp, refused: StripeRefused) -> None:
+    """Stripe refused our request, not the card (a wrong or restricted key, a customer or card it
+    does not know, a parameter it rejects): the customer can do nothing about it, so auto top-up
+    stays on and nobody is mailed; the attempt stays pending, resent until the operator has
+    fixed what the log says or a day has passed."""
+    failure = f"Stripe refused the request: {refused}"[:300]
+    AutoTopUp.objects.filter(pk=attempt.pk, status=TopUpStatus.PENDING).update(failure=failure,
+                                                                             updated_at=timezone.now())
+    log.error("tenant %s: auto top-up %s refused by Stripe (%s: %s); auto top-up stays on and the charge is "
+              "resent with the same key: check the Stripe settings", attempt.tenant_id, attempt.idempotency_key,
+              type(refused.__cause__ or refused).__name__, refused)
 
 
 def settle_top_up(attempt: AutoTopUp, payment: RemotePayment) -> None:

@@ -28,7 +28,7 @@ from fnmatch import fnmatchcase
 from billing import rate_limits, spend_limits
 from billing.models import Plan
 from billing.rate_limits import RateHold
-from billing.refusals import Refusal, upgrade_hint
+from billing.refusals import DO_NOT_RETRY, Refusal, spend_cap_refusal, upgrade_hint
 from providers import catalog_snapshot
 from providers.pricing import ToolPrices, cost_of, most_cost
 from providers.types import Usage
@@ -104,6 +104,10 @@ def most_input_tokens(prompt_bytes: int, *, messages: int, images: int) -> int:
     return prompt_bytes + messages * TOKENS_PER_MESSAGE + images * TOKENS_PER_IMAGE
 
 
+def could_cost(amount: Decimal) -> str:
+    return f"this request could cost up to ${amount.quantize(Decimal('0.000001'))}"
+
+
 def tool_prices(plan: Plan) -> ToolPrices:
     """The plan's prices of the gateway's own tools (web_fetch, code_interpreter)."""
     return ToolPrices(per_web_fetch=plan.web_fetch_price, per_code_second=plan.code_second_price)
@@ -146,10 +150,7 @@ async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens:
     )
     async with within_spend_limits(caller, reservation):
         if not await budget.reserve(reservation, cap):
-            raise Refusal(429, f"You exceeded your current quota: plan {caller.plan.name} allows ${cap} of spend "
-                          f"per month and this request could cost up to ${amount.quantize(Decimal('0.000001'))}. "
-                          f"Lower max_tokens, wait for next month, or {upgrade_hint(caller)}.",
-                          type="insufficient_quota", code="insufficient_quota")
+            raise spend_cap_refusal(caller, costs=could_cost(amount), advice="Lower max_tokens")
     return reservation
 
 
@@ -234,16 +235,13 @@ def check_media_size(caller: Caller, model, detail: str) -> None:
 def media_refusal(caller: Caller, reached: recording.LimitReached, amount: Decimal, most: Usage) -> Refusal:
     plan = caller.plan
     if reached.limit == "spend":
-        return Refusal(429, f"You exceeded your current quota: plan {plan.name} allows ${plan.monthly_spend_limit} "
-                       f"of spend per month and this request could cost up to "
-                       f"${amount.quantize(Decimal('0.000001'))}. Ask for fewer or smaller outputs, wait for next "
-                       f"month, or {upgrade_hint(caller)}.", type="insufficient_quota", code="insufficient_quota")
+        return spend_cap_refusal(caller, costs=could_cost(amount), advice="Ask for fewer or smaller outputs")
     kind, units = MEDIA_LIMIT_NAMES[reached.limit]
     limit = media_limits(plan)[reached.limit]
     return Refusal(429, f"Monthly {kind} limit reached: plan {plan.name} includes {limit} {units} per month, "
                    f"{reached.used.normalize():f} are used or in progress, and this request could use up to "
                    f"{getattr(most, reached.limit)}. Ask for less, wait for next month, or {upgrade_hint(caller)}.",
-                   type="insufficient_quota", code="media_limit_exceeded", headers={"x-should-retry": "false"})
+                   type="insufficient_quota", code="media_limit_exceeded", headers=DO_NOT_RETRY)
 
 
 async def admit_media(caller: Caller, model, *, request_id: str, most: Usage, end_user: str = "") -> Admission:

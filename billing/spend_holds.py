@@ -44,19 +44,22 @@ SELECT id, scope, subject, amount, period FROM billing_spendbudget
 WHERE tenant_id = %s AND ((scope = 'key' AND api_key_id = %s) OR (scope = 'end_user' AND subject = %s))
 ORDER BY id"""
 # Money is CAST: SQLite receives Decimals as text, and text compares greater than any number there.
+# A sum is ROUNDed to the columns' 10 places before it is compared or shown: SQLite adds them as
+# floats (0.2 + 0.1 > 0.3 there), so a request that exactly fits would be refused; on PostgreSQL,
+# whose NUMERIC is exact, ROUND changes nothing.
 TAKE_BUDGET = """
 UPDATE billing_budgetspend SET reserved = reserved + CAST(%s AS NUMERIC)
-WHERE budget_id = %s AND period_start = %s AND settled + reserved < CAST(%s AS NUMERIC)
-    AND settled + reserved + CAST(%s AS NUMERIC) <= CAST(%s AS NUMERIC)"""
+WHERE budget_id = %s AND period_start = %s AND ROUND(settled + reserved, 10) < CAST(%s AS NUMERIC)
+    AND ROUND(settled + reserved + CAST(%s AS NUMERIC), 10) <= CAST(%s AS NUMERIC)"""
 OPEN_PERIOD = """
 INSERT INTO billing_budgetspend (budget_id, period_start, settled, reserved) VALUES (%s, %s, 0, 0)
 ON CONFLICT (budget_id, period_start) DO NOTHING"""
-PERIOD_USED = "SELECT settled + reserved FROM billing_budgetspend WHERE budget_id = %s AND period_start = %s"
+PERIOD_USED = "SELECT ROUND(settled + reserved, 10) FROM billing_budgetspend WHERE budget_id = %s AND period_start = %s"
 TAKE_CREDITS = """
 UPDATE billing_creditaccount SET reserved = reserved + CAST(%s AS NUMERIC)
-WHERE tenant_id = %s AND balance - spent_undebited - reserved > 0
-    AND balance - spent_undebited - reserved >= CAST(%s AS NUMERIC)"""
-AVAILABLE = "SELECT balance - spent_undebited - reserved FROM billing_creditaccount WHERE tenant_id = %s"
+WHERE tenant_id = %s AND ROUND(balance - spent_undebited - reserved, 10) > 0
+    AND ROUND(balance - spent_undebited - reserved, 10) >= CAST(%s AS NUMERIC)"""
+AVAILABLE = "SELECT ROUND(balance - spent_undebited - reserved, 10) FROM billing_creditaccount WHERE tenant_id = %s"
 HOLD_ROW = "(%s, %s, %s, %s, CAST(%s AS NUMERIC), %s)"
 INSERT_HOLDS = ("INSERT INTO billing_spendhold (request_id, tenant_id, budget_id, period_start, amount, created_at) "
                 "VALUES ")

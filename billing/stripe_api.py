@@ -14,9 +14,11 @@ Vendor objects stop here: callers get small dataclasses and our own errors.
 
     BillingError
      ├── BillingNotConfigured   no STRIPE_SECRET_KEY (or no webhook secret for webhooks)
-     ├── StripeRefused          Stripe answered 4xx: our request or its object is wrong; do not retry
+     ├── StripeRefused          Stripe answered 4xx: our request, our key or its object is wrong (an
+     │    │                     operator's to fix: retrying it unchanged fails the same way until then)
      │    ├── StripeObjectMissing   resource_missing (an id Stripe does not know)
-     │    └── CardDeclined          a card charge failed (declined, or the bank wants the customer)
+     │    └── CardDeclined          card_error: the card was declined, or the bank wants the customer
+     │                              (the customer's to fix, with another card)
      └── StripeUnavailable      network, 5xx, rate limit: try again later
 """
 

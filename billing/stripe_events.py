@@ -13,17 +13,10 @@ import logging
 
 from billing import credit_checkout, stripe_api
 from billing.models import Subscription
-from billing.stripe_api import StripeObjectMissing, WebhookEvent
+from billing.stripe_api import StripeObjectMissing, WebhookEvent, id_of
 from billing.subscriptions import apply_stripe_subscription, lock_subscription
 
 log = logging.getLogger(__name__)
-
-
-def id_of(value) -> str:
-    """Stripe sends a related object as its id, or expanded as the object."""
-    if isinstance(value, dict):
-        return value.get("id") or ""
-    return value or ""
 
 
 def find_tenant_id(*, subscription_id: str = "", customer_id: str = "") -> int | None:
@@ -120,10 +113,12 @@ def handle_payment_intent(event: WebhookEvent) -> None:
         credit_checkout.apply_payment(id_of(event.object.get("id")), stripe_event_id=event.id)
 
 
-def handle_charge_refunded(event: WebhookEvent) -> None:
+def handle_refund(event: WebhookEvent) -> None:
+    """charge.refunded (its object the charge), charge.refund.updated and refund.updated (the
+    refund: a pending one that succeeded). Either names the PaymentIntent whose refunds are read."""
     payment_intent_id = id_of(event.object.get("payment_intent"))
     if payment_intent_id:
-        credit_checkout.apply_refunds(payment_intent_id)
+        credit_checkout.apply_refunds(payment_intent_id, stripe_event_id=event.id)
 
 
 HANDLERS = {
@@ -131,7 +126,9 @@ HANDLERS = {
     "checkout.session.async_payment_succeeded": handle_credits_checkout,
     "payment_intent.succeeded": handle_payment_intent,
     "payment_intent.payment_failed": handle_payment_intent,
-    "charge.refunded": handle_charge_refunded,
+    "charge.refunded": handle_refund,
+    "charge.refund.updated": handle_refund,
+    "refund.updated": handle_refund,
     "customer.subscription.created": handle_subscription_changed,
     "customer.subscription.updated": handle_subscription_changed,
     "customer.subscription.deleted": handle_subscription_changed,

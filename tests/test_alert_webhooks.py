@@ -241,3 +241,15 @@ def test_concurrent_senders_post_each_event_once(tenant, receiver):
         thread.join(60)
     assert len(receiver.received) == 1 and len(mail.outbox) == 1
     assert webhook_delivery(tenant).attempts == 1
+
+
+def test_a_webhook_url_longer_than_500_characters_is_refused_when_saved(tenant, receiver):
+    url = f"{receiver.address}/hook?{'q' * 500}"
+    page = signed_in("alice@example.com").post("/t/alice-co/billing/alerts/", {"thresholds": "50", "webhook_url": url})
+    assert page.status_code == 400 and "longer than 500 characters" in page.content.decode()
+    api = signed_in("alice@example.com").patch("/api/tenants/alice-co/alerts/", json.dumps({"webhook_url": url}),
+                                               content_type="application/json")
+    assert api.status_code == 400 and "webhook_url" in api.json()["error"]["fields"]
+    assert not AlertSettings.objects.filter(tenant=tenant).exclude(webhook_url="").exists()
+    set_webhook(url[:500])  # 500 fit
+    assert AlertSettings.objects.get(tenant=tenant).webhook_url == url[:500]

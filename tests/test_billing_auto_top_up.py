@@ -1,12 +1,16 @@
 """Auto top-up: a billing manager saves a card (Checkout, setup mode) and sets a threshold and an
 amount; when the balance falls below it the card is charged off-session once per crossing, even
-when many processes ask at once; a declined card stops the top-ups and mails the owners."""
+when many processes ask at once; a declined card stops the top-ups and mails the owners, while
+Stripe refusing our request (a wrong or restricted key, a bad parameter) leaves them on, tells the
+operator and is sent again, with the parameters it was first sent with."""
 
 import io
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.db import connections
@@ -15,6 +19,8 @@ from billing import credits
 from billing.models import AutoTopUp, CreditAccount, CreditEntry, CreditEntryKind
 from gateway.models import Role
 from tests.conftest import add_member
+from tests.fakes.stripe_api import SECRET_KEY
+from tests.fakes.stripe_payments import MISSING_PARAM, RESTRICTED_KEY
 from tests.test_billing_checkout import deliver, signed_in
 from tests.test_billing_credit_checkout import buy
 
@@ -208,3 +214,60 @@ def test_the_periodic_job_tops_up_every_low_balance(stripe_fake, on_free, other_
     call_command("top_up_credits", stdout=io.StringIO())
     assert top_up_entries(on_free) == [Decimal("20")]
     assert credits.balance(on_free.pk) == Decimal("21")
+
+
+def resend_due(attempt) -> str:
+    """The periodic job, once the attempt is old enough to be sent again."""
+    AutoTopUp.objects.filter(pk=attempt.pk).update(updated_at=attempt.updated_at - timedelta(minutes=5))
+    out = io.StringIO()
+    call_command("top_up_credits", stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("refusal", ["wrong secret key", "restricted key", "invalid request"])
+def test_stripe_refusing_our_request_keeps_auto_top_up_on_and_is_resent_once_fixed(
+        stripe_fake, on_free, other_tenant, settings, caplog, refusal):
+    spender = prepaid_with_auto_top_up(stripe_fake, on_free)
+    spender.spend("6")
+    if refusal == "wrong secret key":
+        settings.STRIPE_SECRET_KEY = "sk_test_not_this_accounts"  # a 401
+    else:
+        stripe_fake.payment_errors = [RESTRICTED_KEY if refusal == "restricted key" else MISSING_PARAM]
+    with caplog.at_level(logging.ERROR, logger="billing.credits"):
+        attempt = credits.top_up_if_low(on_free.pk)
+    assert attempt.status == "pending" and attempt.failure.startswith("Stripe refused the request")
+    [logged] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert attempt.idempotency_key in logged.getMessage() and "check the Stripe settings" in logged.getMessage()
+    account = CreditAccount.objects.get(tenant=on_free)
+    assert account.auto_top_up and account.top_up_stopped_reason == "" and account.top_up_stopped_at is None
+    assert mail.outbox == [] and top_up_entries(on_free) == []
+    assert 'id="top-up-stopped"' not in signed_in("alice@example.com").get("/t/alice-co/billing/").content.decode()
+
+    settings.STRIPE_SECRET_KEY = SECRET_KEY  # the operator fixes it
+    assert "resent 1" in resend_due(attempt)
+    assert AutoTopUp.objects.get(pk=attempt.pk).status == "succeeded"
+    assert top_up_entries(on_free) == [Decimal("20")] and mail.outbox == []
+    assert credits.balance(on_free.pk) == credits.ledger_balance(on_free.pk) == Decimal("24")
+    assert credits.balance(other_tenant.pk) == 0 and not AutoTopUp.objects.filter(tenant=other_tenant).exists()
+
+
+def test_a_resend_after_a_new_card_is_saved_charges_the_card_first_sent_once(stripe_fake, on_free, other_tenant):
+    spender = prepaid_with_auto_top_up(stripe_fake, on_free)
+    first_card = CreditAccount.objects.get(tenant=on_free).stripe_payment_method_id
+    spender.spend("6")
+    stripe_fake.lose_payment_answers = 1  # Stripe charges the first card; the answer never reaches us
+    attempt = credits.top_up_if_low(on_free.pk)
+    assert attempt.status == "pending"
+    save_card(stripe_fake, on_free)  # meanwhile, a billing manager saves another card
+    assert CreditAccount.objects.get(tenant=on_free).stripe_payment_method_id != first_card
+
+    assert "resent 1" in resend_due(attempt)
+    first, second = stripe_fake.payment_intents_created()
+    assert first["headers"]["Idempotency-Key"] == second["headers"]["Idempotency-Key"]
+    assert first["form"] == second["form"] and second["form"]["payment_method"] == first_card
+    top_ups = [i for i in stripe_fake.payment_intents.values() if i["metadata"].get("purpose") == "top_up"]
+    assert len(top_ups) == 1  # one PaymentIntent: one charge
+    assert AutoTopUp.objects.get(pk=attempt.pk).status == "succeeded" and mail.outbox == []
+    assert CreditAccount.objects.get(tenant=on_free).auto_top_up
+    assert top_up_entries(on_free) == [Decimal("20")] and credits.balance(on_free.pk) == Decimal("24")
+    assert credits.balance(other_tenant.pk) == 0

@@ -146,3 +146,34 @@ def test_a_refund_in_stripe_takes_its_credits_back_once(stripe_fake, on_free, ot
         Decimal("-15"), Decimal("-5")]
     assert "Refunded in Stripe" in billing_page().content.decode()
     assert not CreditEntry.objects.filter(tenant=other_tenant).exists()
+
+
+def test_a_refund_delivered_before_its_purchase_takes_the_credits_back_once(stripe_fake, on_free, other_tenant):
+    completed = paid_purchase(stripe_fake, on_free, "20")  # paid, its events still on their way
+    payment_intent_id = stripe_fake.sessions[completed["data"]["object"]["id"]]["payment_intent"]
+    refunded = stripe_fake.refund(payment_intent_id, 500)
+    assert deliver(refunded).status_code == 200  # the refund's event comes first
+    assert credits.balance(on_free.pk) == credits.ledger_balance(on_free.pk) == Decimal("15")
+    assert deliver(completed).status_code == 200
+    assert deliver(stripe_fake.payment_intent_event(payment_intent_id)).status_code == 200
+    assert deliver(stripe_fake.event("charge.refunded", refunded["data"]["object"])).status_code == 200
+    assert credits.balance(on_free.pk) == credits.ledger_balance(on_free.pk) == Decimal("15")
+    assert [(e.kind, e.amount) for e in CreditEntry.objects.filter(tenant=on_free).order_by("id")] == [
+        ("purchase", Decimal("20")), ("refund", Decimal("-5"))]
+    assert Subscription.objects.get(tenant=on_free).plan.slug == "payg"
+    assert not CreditEntry.objects.filter(tenant=other_tenant).exists()
+
+
+def test_a_pending_refund_takes_the_credits_back_when_it_succeeds(stripe_fake, on_free, other_tenant):
+    payment_intent_id = buy(stripe_fake, on_free, "20")
+    assert deliver(stripe_fake.refund(payment_intent_id, 500, status="pending")).status_code == 200
+    assert credits.balance(on_free.pk) == Decimal("20")  # not refunded yet
+    [refund] = stripe_fake.refunds
+    succeeded = stripe_fake.settle_refund(refund["id"])
+    assert deliver(succeeded).status_code == 200
+    assert deliver(succeeded).json()["duplicate"] is True
+    assert deliver(stripe_fake.event("charge.refund.updated", succeeded["data"]["object"])).status_code == 200
+    assert credits.balance(on_free.pk) == credits.ledger_balance(on_free.pk) == Decimal("15")
+    [entry] = CreditEntry.objects.filter(tenant=on_free, kind=CreditEntryKind.REFUND)
+    assert (entry.amount, entry.stripe_refund_id) == (Decimal("-5"), refund["id"])
+    assert not CreditEntry.objects.filter(tenant=other_tenant).exists()

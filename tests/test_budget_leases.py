@@ -172,3 +172,18 @@ def test_an_idle_lease_is_given_back_before_a_changed_cap_takes_a_new_one(tenant
     leases = BudgetLease.objects.all()
     assert [lease.token for lease in leases] == [second.lease.token]
     assert MonthlySpend.objects.get(tenant=tenant).reserved == leases[0].amount <= Decimal("0.05")
+
+
+def test_a_request_that_exactly_reaches_the_cap_is_reserved(tenant, other_tenant):
+    for request_id in ("req_first", "req_second"):
+        held = reservation(tenant, request_id, "0.10")
+        assert reserve(held, cap="0.30")
+        assert settle(held, Usage(input_tokens=100_000)) is not None  # $0.10
+    assert MonthlySpend.objects.get(tenant=tenant).settled == Decimal("0.20")
+    third = reservation(tenant, "req_third", "0.10")
+    assert reserve(third, cap="0.30")  # $0.20 + $0.10 is $0.30 exactly (not in floats)
+    assert settle(third, Usage(input_tokens=100_000)) is not None
+    assert not reserve(reservation(tenant, "req_fourth", "0.0000000001"), cap="0.30")
+    ledger = MonthlySpend.objects.get(tenant=tenant)
+    assert (ledger.settled, ledger.reserved) == (Decimal("0.30"), 0)
+    assert not MonthlySpend.objects.filter(tenant=other_tenant).exists()

@@ -5,9 +5,14 @@ from decimal import Decimal
 
 import openai
 import pytest
+from asgiref.sync import async_to_sync
 
+from billing import admission, entitlements
+from billing.entitlements import Caller, Refusal
 from billing.models import Plan
 from gateway.api_keys import issue_api_key
+from providers import router
+from providers.types import Usage
 from tests.conftest import make_tenant, wait_for
 from tests.fakes.openai_upstream import Reply
 from usage.models import MonthlySpend, UsageRecord
@@ -110,3 +115,26 @@ def test_spend_cap_holds_under_concurrent_requests(client, tenant, fake_openai):
     assert ledger.reserved == 0
     assert ledger.settled == sum(r.cost for r in UsageRecord.objects.filter(tenant=tenant)) > 0
     assert UsageRecord.objects.filter(tenant=tenant).count() == 5
+
+
+def test_every_spent_cap_refusal_tells_the_sdks_not_to_retry(tenant, other_tenant):
+    """Chat, media and a cache hit refused by the monthly cap: one 429, x-should-retry: false."""
+    Plan.objects.filter(slug="pro").update(monthly_spend_limit=Decimal("0.01"), cache_hit_price=Decimal("0.02"))
+    caller = Caller(tenant_id=tenant.pk, tenant_slug=tenant.slug, key_id=None, key_name="playground",
+                    key_allowed_models=(), plan=Plan.objects.get(slug="pro"), base_url="https://gw.example")
+    models = async_to_sync(router.get_catalog)().models
+    chat, image = models["openai/gpt-4o"], models["openai/dall-e-2"]
+    admissions = {
+        "chat": (entitlements.admit, chat, {"input_tokens": 10, "max_output_tokens": 16384}),
+        "media": (entitlements.admit_media, image, {"most": Usage(images=1, media_detail="256x256")}),
+        "cache hit": (admission.admit_cache_hit, chat, {}),
+    }
+    for what, (admit, model, measures) in admissions.items():
+        with pytest.raises(Refusal) as refused:
+            async_to_sync(admit)(caller, model, request_id=f"req_{what}", **measures)
+        assert (refused.value.status, refused.value.code) == (429, "insufficient_quota"), what
+        assert refused.value.headers == {"x-should-retry": "false"}, what
+        assert refused.value.message.startswith("You exceeded your current quota: plan Pro allows $0.01 of spend "
+                                                "per month and "), what
+        assert refused.value.message.endswith(", or upgrade at https://gw.example/billing."), what
+    assert not UsageRecord.objects.exists() and not MonthlySpend.objects.filter(tenant=other_tenant).exists()

@@ -56,3 +56,25 @@ def test_a_keys_and_an_end_users_budgets_alert_once_per_period(tenant, other_ten
     assert set(BudgetAlert.objects.values_list("scope", "subject", "threshold")) == {
         ("end_user", "user-4711", 50), ("key", str(key_budget.api_key_id), 50)}
     assert not BudgetAlert.objects.filter(tenant=other_tenant).exists()
+
+
+def test_end_users_with_ids_longer_than_an_alerts_subject_alert_apart_and_others_still_alert(tenant, other_tenant):
+    # End user ids may be 256 characters; an alert's subject holds 200 (PostgreSQL refuses more).
+    shared = "u" * 229
+    first = add_end_user_budget(tenant, end_user=f"{shared}-first-{'1' * 20}", amount="4", period="day")
+    second = add_end_user_budget(tenant, end_user=f"{shared}-second-{'2' * 19}", amount="4", period="day")
+    charlies = add_end_user_budget(other_tenant, end_user="user-9", amount="4", period="day")
+    assert len(first.subject) == len(second.subject) == 256
+    for budget in (first, second, charlies):
+        settle(budget, "2")  # 50 %
+    run_job()
+    subjects = list(BudgetAlert.objects.filter(tenant=tenant).values_list("subject", flat=True))
+    assert len(subjects) == len(set(subjects)) == 2 and all(len(subject) <= 200 for subject in subjects)
+    assert all(subject.startswith("u" * 150) for subject in subjects)
+    assert len(mail.outbox) == 3  # Alice's two end users and Charlie's, each once
+    assert sum(first.subject in m.body or second.subject in m.body for m in mail.outbox) == 2
+    assert BudgetAlert.objects.filter(tenant=other_tenant).count() == 1
+
+    alerts.seen.clear()  # a fresh process finds them recorded
+    run_job(NOW + timedelta(minutes=1))
+    assert len(mail.outbox) == 3 and BudgetAlert.objects.count() == 3

@@ -9,9 +9,12 @@ from decimal import Decimal
 
 import openai
 import pytest
+from django.db import connection, transaction
+from django.utils import timezone
 
-from billing import spend_limits
+from billing import spend_budgets, spend_holds, spend_limits
 from billing.budget_models import BudgetSpend, SpendBudget, SpendHold
+from billing.spend_holds import HoldRequest
 from gateway.api_keys import issue_api_key
 from gateway.models import ApiKey, Role
 from tests.conftest import wait_for
@@ -56,6 +59,16 @@ def refusal(sdk, **extra) -> openai.RateLimitError:
 
 def key_path(key: ApiKey) -> str:
     return f"/api/tenants/{key.tenant.slug}/keys/{key.pk}/"
+
+
+def settle_request(tenant, amount: str, *, request_id: str, key_id: int | None = None,
+                   prepaid: bool = False) -> None:
+    """A request that cost ``amount`` held and settled, as admission and settlement do it."""
+    with transaction.atomic():
+        assert spend_holds.hold(HoldRequest(request_id, tenant.pk, key_id, "", Decimal(amount), prepaid,
+                                            timezone.now())) is None
+    with transaction.atomic(), connection.cursor() as cursor:
+        spend_holds.settle_holds(cursor, [(request_id, Decimal(amount))])
 
 
 def settled_once(tenant) -> None:
@@ -148,3 +161,16 @@ def test_a_budget_the_api_refuses_says_which_field(tenant, api_key, budget, fiel
     assert answer.status_code == 400
     assert field in str(answer.json()["error"]["fields"])
     assert not SpendBudget.objects.exists()
+
+
+def test_a_request_that_exactly_uses_up_a_budget_is_held(tenant, other_tenant, api_key):
+    laptop = ApiKey.objects.get(tenant=tenant, name="alice laptop")
+    spend_budgets.set_key_budget(laptop, amount="0.30", period="day")
+    for request_id in ("first", "second", "third"):  # $0.20 + $0.10 fits $0.30 (not in floats)
+        settle_request(tenant, "0.10", request_id=request_id, key_id=laptop.pk)
+    assert BudgetSpend.objects.get(budget__api_key=laptop).settled == Decimal("0.30")
+    with transaction.atomic():
+        refused = spend_holds.hold(HoldRequest("fourth", tenant.pk, laptop.pk, "", Decimal("0.0000000001"), False,
+                                               timezone.now()))
+    assert (refused.scope, refused.used) == ("key", Decimal("0.30"))
+    assert not SpendHold.objects.exists() and not BudgetSpend.objects.filter(budget__tenant=other_tenant).exists()

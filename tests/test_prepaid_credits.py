@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing import credit_debits, credits, spend_holds
@@ -25,7 +25,7 @@ from billing.spend_holds import HoldRequest
 from gateway.background import PERIODIC_JOBS, run_due
 from tests.test_billing_auto_top_up import prepaid_with_auto_top_up, top_up_entries
 from tests.test_billing_credit_checkout import billing_page
-from tests.test_key_budgets import COST, refusal, spend
+from tests.test_key_budgets import COST, refusal, settle_request, spend
 
 DEBIT_JOB = tuple(job for job in PERIODIC_JOBS if job.name == "debit_credits")
 
@@ -67,14 +67,9 @@ def test_requests_draw_the_credits_down_and_the_job_debits_them_once(client, pre
     assert not CreditEntry.objects.filter(tenant=other_tenant).exists()
 
 
-def settle_usage(tenant, amount: str) -> None:
-    """A request that cost ``amount`` held and settled, as admission and settlement do it."""
-    request_id = f"spend-{amount}"
-    with transaction.atomic():
-        assert spend_holds.hold(HoldRequest(request_id, tenant.pk, None, "", Decimal(amount), True,
-                                            timezone.now())) is None
-    with transaction.atomic(), connection.cursor() as cursor:
-        spend_holds.settle_holds(cursor, [(request_id, Decimal(amount))])
+def settle_usage(tenant, amount: str, *, request_id: str = "") -> None:
+    """A request that cost ``amount`` held on the credits and settled."""
+    settle_request(tenant, amount, request_id=request_id or f"spend-{amount}", prepaid=True)
 
 
 def test_usage_below_the_threshold_tops_up_once_before_and_after_the_debit(stripe_fake, on_free):
@@ -96,3 +91,17 @@ def test_usage_below_the_threshold_tops_up_once_before_and_after_the_debit(strip
     assert entries == ["debit_credits"] and top_up_entries(on_free) == [Decimal("20"), Decimal("20")]
     account.refresh_from_db()
     assert account.balance == credits.ledger_balance(on_free.pk) == Decimal("24")
+
+
+def test_a_request_that_exactly_uses_up_the_credits_is_held(prepaid, other_tenant):
+    credits.adjust_credits(prepaid.pk, Decimal("0.30"), reason="test credits")
+    settle_usage(prepaid, "0.10", request_id="first")
+    settle_usage(prepaid, "0.10", request_id="second")
+    settle_usage(prepaid, "0.10", request_id="third")  # $0.30 - $0.20 is $0.10 exactly (not in floats)
+    account = CreditAccount.objects.get(tenant=prepaid)
+    assert (account.spent_undebited, account.reserved) == (Decimal("0.30"), 0)
+    with transaction.atomic():
+        refused = spend_holds.hold(HoldRequest("fourth", prepaid.pk, None, "", Decimal("0.0000000001"), True,
+                                               timezone.now()))
+    assert refused.scope == spend_holds.CREDITS and refused.available == 0
+    assert not CreditAccount.objects.filter(tenant=other_tenant).exists()

@@ -255,9 +255,11 @@ book = LeaseBook()
 # --- on the ledger writer's thread ----------------------------------------------------------
 
 HEADROOM = "SELECT settled, reserved FROM usage_monthlyspend WHERE tenant_id = %s AND month = %s"
+# The sum ROUNDed to the columns' 10 places: SQLite adds them as floats (0.2 + 0.1 > 0.3 there),
+# which would refuse a slice that exactly fits; PostgreSQL's NUMERIC is exact, ROUND a no-op.
 TAKE = """
 UPDATE usage_monthlyspend SET reserved = reserved + CAST(%s AS NUMERIC) WHERE tenant_id = %s AND month = %s
-    AND (CAST(%s AS NUMERIC) IS NULL OR settled + reserved + CAST(%s AS NUMERIC) <= CAST(%s AS NUMERIC))
+    AND (CAST(%s AS NUMERIC) IS NULL OR ROUND(settled + reserved + CAST(%s AS NUMERIC), 10) <= CAST(%s AS NUMERIC))
 RETURNING settled, reserved"""
 # ON CONFLICT: a second first grant of the same lease (from another event loop of the process).
 INSERT_LEASE = """

@@ -8,10 +8,13 @@ in payment and setup mode, off-session PaymentIntents, refunds, in Stripe's shap
     GET  /v1/payment_intents/{id}       expand[]=latest_charge
     GET  /v1/refunds?payment_intent=
 
-Stripe's side: pay_checkout(), save_card() (a card that declines later, if asked), refund(); the
-events they return are built by FakeStripe.event(). ``lose_payment_answers``: that many
-PaymentIntent creations happen but are answered with a 500 (the answer lost on the way back);
-the same Idempotency-Key then replays the first answer, as Stripe does.
+Stripe's side: pay_checkout(), save_card() (a card that declines later, if asked), refund() (pending,
+if asked) and settle_refund(); the events they return are built by FakeStripe.event().
+``lose_payment_answers``: that many PaymentIntent creations happen but are answered with a 500
+(the answer lost on the way back); the same Idempotency-Key then replays the first answer, as
+Stripe does, and sent with other parameters is a 400 idempotency_error. ``payment_errors``: the
+next PaymentIntent creations are refused with these (status, error) before anything happens
+(RESTRICTED_KEY, MISSING_PARAM: Stripe's bodies; a wrong secret key is a 401 of FakeStripe.read).
 """
 
 import json
@@ -21,6 +24,12 @@ from aiohttp import web
 
 DECLINE = {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
            "message": "Your card has insufficient funds."}
+RESTRICTED_KEY = (403, {"type": "invalid_request_error", "message": (
+    "The provided key 'rk_test_****fake' does not have the required permissions for this endpoint on account "
+    "'acct_fake'. Having the 'rak_payment_intent_write' permission would allow this request to continue.")})
+MISSING_PARAM = (400, {"type": "invalid_request_error", "code": "parameter_missing", "param": "customer",
+                       "message": "Missing required param: customer.",
+                       "doc_url": "https://stripe.com/docs/error-codes/parameter-missing"})
 
 
 def copy(value: dict) -> dict:
@@ -35,8 +44,9 @@ class StripePayments:
         self.payment_methods: dict[str, dict] = {}
         self.refunds: list[dict] = []
         self.declining_methods: set[str] = set()
-        self.payment_replays: dict[str, tuple[int, dict]] = {}  # Idempotency-Key -> the first answer
+        self.payment_replays: dict[str, tuple[dict, int, dict]] = {}  # Idempotency-Key -> (form, first answer)
         self.lose_payment_answers = 0
+        self.payment_errors: list[tuple[int, dict]] = []
 
     def add_payment_routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/checkout/sessions/{id}", self.retrieve_checkout_session)
@@ -84,15 +94,22 @@ class StripePayments:
         form, refused = await self.read(request)
         if refused:
             return refused
+        if self.payment_errors:  # refused before it runs: nothing is kept for its key
+            status, error = self.payment_errors.pop(0)
+            return web.json_response({"error": error}, status=status, headers={"Request-Id": "req_fake"})
         key = request.headers.get("Idempotency-Key")
         if key in self.payment_replays:
-            status, body = self.payment_replays[key]
+            first_form, status, body = self.payment_replays[key]
+            if form != first_form:
+                return self.error(400, "Keys for idempotent requests can only be used with the same parameters "
+                                  f"they were first used with. Try using a key other than '{key}' if you meant "
+                                  "to execute a different request.", type_="idempotency_error")
             return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
         if form.get("customer") not in self.customers or form.get("payment_method") not in self.payment_methods:
             return self.error(400, "No such customer or payment method.", code="resource_missing")
         status, body = self.charge(form)
         if key:
-            self.payment_replays[key] = (status, body)
+            self.payment_replays[key] = (form, status, body)
         if self.lose_payment_answers:
             self.lose_payment_answers -= 1
             return self.error(500, "An unknown error occurred.", type_="api_error", retry=False)
@@ -210,16 +227,23 @@ class StripePayments:
         kind = "payment_intent.succeeded" if intent["status"] == "succeeded" else "payment_intent.payment_failed"
         return self.event(kind, copy(intent))
 
-    def refund(self, intent_id: str, amount: int | None = None) -> dict:
-        """An operator refunds (part of) a payment in Stripe's dashboard: the charge.refunded event."""
+    def refund(self, intent_id: str, amount: int | None = None, *, status: str = "succeeded") -> dict:
+        """An operator refunds (part of) a payment in Stripe's dashboard (a refund that is
+        ``pending`` at first, if asked): the charge.refunded event."""
         charge = self.charges[self.payment_intents[intent_id]["latest_charge"]]
         amount = charge["amount"] - charge["amount_refunded"] if amount is None else amount
-        self.refunds.append({"id": self.new_id("re"), "object": "refund", "amount": amount, "status": "succeeded",
+        self.refunds.append({"id": self.new_id("re"), "object": "refund", "amount": amount, "status": status,
                              "currency": charge["currency"], "charge": charge["id"], "payment_intent": intent_id,
                              "created": int(time.time())})
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
         return self.event("charge.refunded", copy(charge))
+
+    def settle_refund(self, refund_id: str) -> dict:
+        """A pending refund succeeds: the charge.refund.updated event (its object is the refund)."""
+        refund = next(r for r in self.refunds if r["id"] == refund_id)
+        refund["status"] = "succeeded"
+        return self.event("charge.refund.updated", copy(refund), previous_attributes={"status": "pending"})
 
     def payment_intents_created(self) -> list[dict]:
         return [r for r in self.requests if r["method"] == "POST" and r["path"] == "/v1/payment_intents"]

@@ -13,7 +13,6 @@ from billing.models import Plan
 from billing.refusals import spend_cap_refusal
 from providers import tracing
 from providers.pricing import most_cost
-from usage import budget
 from usage.recording import Reservation
 
 
@@ -93,6 +92,6 @@ async def admit_cache_hit(caller: Caller, model, *, request_id: str, end_user: s
             provider=model.provider, capability=model.capability, prices=model.prices, amount=price, month=None,
             known_cost=price, end_user=end_user)
         async with entitlements.within_spend_limits(caller, reservation):
-            if not await budget.reserve(reservation, caller.plan.monthly_spend_limit):
+            if not await entitlements.reserve_under_cap(caller, reservation):
                 raise spend_cap_refusal(caller, costs=f"a cached answer costs ${price}")
         return Admission(reservation, rate)

@@ -121,13 +121,36 @@ async def within_spend_limits(caller: Caller, reservation: Reservation):
     try:
         await spend_limits.hold(caller, reservation)
     except spend_limits.OverLimit as over:
-        raise Refusal(429, over.message, type="insufficient_quota", code="insufficient_quota",
-                      retry_after=over.retry_after, headers=over.headers) from None
+        raise refusal_of(over) from None
     try:
         yield
     except BaseException:
         spend_limits.release(reservation)
         raise
+
+
+def refusal_of(over: spend_limits.OverLimit) -> Refusal:
+    return Refusal(429, over.message, type="insufficient_quota", code="insufficient_quota",
+                   retry_after=over.retry_after, headers=over.headers)
+
+
+async def reserve_under_cap(caller: Caller, reservation: Reservation) -> bool:
+    """The request's place in its tenant's month: against this process's budget lease, under the
+    plan's cap; past the cap, on a plan with credit_overage, paid from the tenant's credits (held
+    on them, and reserved on the month's ledger without the cap; a 429 naming the credits when
+    they do not cover it). False: the cap refuses it."""
+    if await budget.reserve(reservation, caller.plan.monthly_spend_limit):
+        return True
+    if not caller.plan.credit_overage:
+        return False
+    try:
+        await spend_limits.hold_credits(caller, reservation)
+    except spend_limits.OverLimit as over:
+        raise refusal_of(over) from None
+    who = (caller.key_id, reservation.model, reservation.provider, reservation.capability)
+    reservation.month = await writer.run(recording.reserve, reservation.request_id, caller.tenant_id,
+                                         reservation.amount, None, who)
+    return True
 
 
 async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens: int,
@@ -142,14 +165,13 @@ async def reserve_spend(caller: Caller, model, *, request_id: str, input_tokens:
     amount = flat_cost if byok else most_cost(model.prices, input_tokens=input_tokens,
                                                max_output_tokens=max_output_tokens)
     amount += search_price + most_tool_cost
-    cap = caller.plan.monthly_spend_limit
     reservation = Reservation(
         request_id=request_id, tenant_id=caller.tenant_id, api_key_id=caller.key_id, model=model.public_id,
         provider=model.provider, capability=model.capability, prices=model.prices, amount=amount, month=None,
         flat_cost=flat_cost, search_price=search_price, tool_prices=tool_prices(caller.plan), end_user=end_user,
     )
     async with within_spend_limits(caller, reservation):
-        if not await budget.reserve(reservation, cap):
+        if not await reserve_under_cap(caller, reservation):
             raise spend_cap_refusal(caller, costs=could_cost(amount), advice="Lower max_tokens")
     return reservation
 

@@ -2,6 +2,7 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -86,6 +87,13 @@ class Plan(models.Model):
     credit_amounts = models.JSONField(
         default=list, blank=True,
         help_text='USD amounts a tenant on this plan may buy as credits (and auto top-up by), e.g. ["10", "20", "50"].')
+    monthly_credits = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal("0"),
+        help_text="USD of credits the plan includes each calendar month (a 'grant' entry on the 1st, UTC, kept "
+                  "like bought credits); 0 = none.")
+    credit_overage = models.BooleanField(
+        default=False, help_text="Past the monthly spend limit, requests go on paid from the tenant's credits "
+                                 "(bought or included) until they run out, instead of stopping.")
     cache_enabled = models.BooleanField(
         default=False, help_text="Tenants may answer repeated requests from the gateway's cache (exact matches).")
     semantic_cache_enabled = models.BooleanField(
@@ -104,6 +112,12 @@ class Plan(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.credit_overage and (self.monthly_spend_limit is None or self.allows_overage or self.prepaid):
+            raise ValidationError({"credit_overage": "Credits pay for spend past the monthly spend limit: set the "
+                                   "limit, and turn off metered overage and pay as you go (each already decides "
+                                   "who pays past it)."})
 
     def allows_capability(self, capability: str) -> bool:
         return capability in self.allowed_capabilities
@@ -232,9 +246,10 @@ class CreditEntryKind(models.TextChoices):
     USAGE = "usage", "Usage"
     REFUND = "refund", "Refund"
     ADJUSTMENT = "adjustment", "Adjustment"
+    GRANT = "grant", "Included in the plan"
 
 
-CREDITS_IN = [CreditEntryKind.PURCHASE, CreditEntryKind.TOP_UP]
+CREDITS_IN = [CreditEntryKind.PURCHASE, CreditEntryKind.TOP_UP, CreditEntryKind.GRANT]
 CREDITS_OUT = [CreditEntryKind.USAGE, CreditEntryKind.REFUND]
 
 
@@ -293,6 +308,8 @@ class CreditEntry(models.Model):
             models.UniqueConstraint(fields=["tenant", "period_start", "period_end"],
                                     condition=models.Q(kind=CreditEntryKind.USAGE),
                                     name="one_usage_debit_per_period"),
+            models.UniqueConstraint(fields=["tenant", "period_start"], condition=models.Q(kind=CreditEntryKind.GRANT),
+                                    name="one_plan_grant_per_month"),
         ]
 
     def __str__(self) -> str:

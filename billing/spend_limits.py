@@ -2,6 +2,8 @@
 request's API key, the budget of its end user (the body's ``user`` or x-tollgate-user) and, on a
 prepaid plan, the tenant's credits. billing.entitlements calls it before the cap's reservation.
 
+    await hold_credits(caller, reservation)   past the cap of a plan with credit_overage: the credits
+                                      alone (the request is paid from them)
     await hold(caller, reservation)   hold reservation.amount on every limit that applies, as one
                                       job on the ledger writer (billing/spend_holds.py); raises
                                       OverLimit naming the limit and when it resets, or where to
@@ -107,8 +109,19 @@ async def hold(caller: "Caller", reservation: Reservation) -> None:
     (those that apply), all or none; OverLimit names the first that refused."""
     if not await is_limited(caller, reservation.end_user):
         return
-    request = HoldRequest(reservation.request_id, caller.tenant_id, caller.key_id, reservation.end_user,
-                          reservation.amount, caller.plan.prepaid, clock())
+    await hold_on(caller, reservation, HoldRequest(reservation.request_id, caller.tenant_id, caller.key_id,
+                                                   reservation.end_user, reservation.amount, caller.plan.prepaid,
+                                                   clock()))
+
+
+async def hold_credits(caller: "Caller", reservation: Reservation) -> None:
+    """Past the monthly cap of a plan with credit_overage: hold the request on the tenant's credits
+    alone (its budgets, if any, hold it already); OverLimit when they do not cover it."""
+    await hold_on(caller, reservation, HoldRequest(reservation.request_id, caller.tenant_id, None, "",
+                                                   reservation.amount, True, clock()))
+
+
+async def hold_on(caller: "Caller", reservation: Reservation, request: HoldRequest) -> None:
     pending = writer.submit(spend_holds.hold, request)
     try:
         exceeded = await asyncio.wait_for(asyncio.shield(pending), JOB_TIMEOUT_SECONDS)
@@ -145,6 +158,9 @@ def over_limit(caller: "Caller", reservation: Reservation, exceeded: Exceeded) -
             state = "your prepaid credits are used up"
         else:
             state = f"your prepaid credits ({usd(exceeded.available)} available) do not cover this request"
+        if not caller.plan.prepaid:  # past the cap of a plan whose overage credits pay
+            state = (f"plan {caller.plan.name} allows ${caller.plan.monthly_spend_limit} of spend per month, past "
+                     f"which requests are paid from credits, and {state}")
         return OverLimit(f"You exceeded your current quota: {state}, and this request could cost up to {most}. "
                          f"Buy credits at {link}, or lower max_tokens.")
     if exceeded.scope == BudgetScope.KEY:

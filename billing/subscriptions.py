@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from billing import stripe_api
+from billing import credit_grants, stripe_api
 from billing.models import Plan, PlanChange, PlanChangeReason, Subscription, SubscriptionStatus
 from billing.stripe_api import RemoteSubscription
 
@@ -71,6 +71,9 @@ def change_plan(subscription: Subscription, plan: Plan, *, reason: str, detail: 
     subscription.save(update_fields=["plan", "updated_at"])
     # After commit: a request reloading its key before then would cache the old plan again.
     transaction.on_commit(notify_change)
+    if plan.monthly_credits > 0:  # the month's included credits at once, not at the next periodic run
+        tenant_id = subscription.tenant_id
+        transaction.on_commit(lambda: credit_grants.grant_monthly_credits(tenant_id=tenant_id))
     return True
 
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from billing import credit_debits, spend_holds, stripe_api
+from billing import credit_debits, credit_grants, spend_holds, stripe_api
 from billing.alert_delivery import send_alerts
 from billing.overage import report_overage
 from billing.subscriptions import expire_grace_periods
@@ -86,6 +86,10 @@ async def top_up_credits() -> str:
     return f"{len(await run_blocking(credit_debits.top_up_low_accounts))} auto top-up(s)"
 
 
+async def grant_credits() -> str:
+    return f"{len(await run_blocking(credit_grants.grant_monthly_credits))} monthly credit grant(s)"
+
+
 async def sweep_spend_holds() -> str:
     recorded, abandoned = await run_blocking(spend_holds.sweep_holds)
     return f"{recorded} budget hold(s) settled from records, {abandoned} abandoned one(s) given back"
@@ -99,6 +103,7 @@ PERIODIC_JOBS = (
     PeriodicJob("send_alerts", "ALERT_CHECK_SECONDS", send_alerts, hold=300.0),
     PeriodicJob("debit_credits", "CREDIT_DEBIT_SECONDS", debit_credits, hold=600.0),
     PeriodicJob("top_up_credits", "CREDIT_TOP_UP_SECONDS", top_up_credits, hold=300.0),
+    PeriodicJob("grant_credits", "CREDIT_GRANT_SECONDS", grant_credits, hold=300.0),
     PeriodicJob("sweep_spend_holds", "RESERVATION_SWEEP_SECONDS", sweep_spend_holds, hold=300.0),
 )
 

@@ -107,6 +107,8 @@ PROVIDER_CHECK_SECONDS = env.float("PROVIDER_CHECK_SECONDS", default=600.0)
 # exact at every request whatever these are: admission holds on the credits themselves.)
 CREDIT_DEBIT_SECONDS = env.float("CREDIT_DEBIT_SECONDS", default=3600.0)
 CREDIT_TOP_UP_SECONDS = env.float("CREDIT_TOP_UP_SECONDS", default=60.0)
+# Credits a plan includes each month (Plan.monthly_credits) are granted by this periodic job.
+CREDIT_GRANT_SECONDS = env.float("CREDIT_GRANT_SECONDS", default=600.0)
 BACKGROUND_TICK_SECONDS = env.float("BACKGROUND_TICK_SECONDS", default=5.0)
 # Spend alerts (billing/alerts.py, billing/alert_delivery.py): budgets are checked against each
 # tenant's thresholds, and due mails and webhooks sent, every ALERT_CHECK_SECONDS; a failed

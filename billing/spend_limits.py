@@ -33,6 +33,7 @@ from django.utils import timezone
 from billing import spend_holds
 from billing.alert_models import BudgetPeriod, BudgetScope
 from billing.budget_models import SpendBudget
+from billing.refusals import DO_NOT_RETRY
 from billing.spend_holds import CREDITS, Exceeded, HoldRequest
 from providers.blocking import run_blocking
 from usage.recording import Reservation
@@ -60,7 +61,7 @@ class OverLimit(Exception):
         self.message = message
         self.retry_after = retry_after
         # The SDKs would retry a 429 at once: pointless before the reset or a purchase.
-        self.headers = {"x-should-retry": "false"}
+        self.headers = dict(DO_NOT_RETRY)
 
 
 # --- which requests have limits ------------------------------------------------------------

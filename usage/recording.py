@@ -113,9 +113,11 @@ def month_of(day: date) -> date:
 
 
 # Money parameters are CAST: SQLite receives Decimals as text, and text compares greater than
-# any number there.
+# any number there. A sum is ROUNDed to the columns' 10 places before it is compared: SQLite adds
+# them as floats, so a request that exactly fits would be refused (PostgreSQL's NUMERIC is exact).
 RESERVE = "UPDATE usage_monthlyspend SET reserved = reserved + CAST(%s AS NUMERIC) WHERE tenant_id = %s AND month = %s"
-RESERVE_UNDER_CAP = RESERVE + " AND settled + reserved + CAST(%s AS NUMERIC) <= CAST(%s AS NUMERIC)"
+UNDER_CAP = " AND ROUND(settled + reserved + CAST(%s AS NUMERIC), 10) <= CAST(%s AS NUMERIC)"
+RESERVE_UNDER_CAP = RESERVE + UNDER_CAP
 OPEN_MONTH = """
 INSERT INTO usage_monthlyspend (tenant_id, month, settled, reserved) VALUES (%s, %s, 0, 0)
 ON CONFLICT (tenant_id, month) DO NOTHING
@@ -166,7 +168,6 @@ UPDATE usage_monthlyspend SET reserved = reserved + CAST(%s AS NUMERIC), images 
     video_seconds = video_seconds + CAST(%s AS NUMERIC), characters = characters + %s,
     audio_seconds = audio_seconds + CAST(%s AS NUMERIC)
 WHERE tenant_id = %s AND month = %s"""
-UNDER_CAP = " AND settled + reserved + CAST(%s AS NUMERIC) <= CAST(%s AS NUMERIC)"
 UNIT_UNDER_LIMIT = " AND {unit} + CAST(%s AS NUMERIC) <= CAST(%s AS NUMERIC)"
 OPEN_MEDIA_RESERVATION = """
 INSERT INTO usage_openreservation

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from django.http import JsonResponse
 
 from billing.entitlements import Refusal
+from billing.refusals import DO_NOT_RETRY
 from gateway.serving.errors import GatewayError, bad_request, log_provider_error  # noqa: F401 (the edge's names)
 from gateway.v1.headers import outcome_headers
 from providers.errors import ProviderError
@@ -35,7 +36,7 @@ def as_gateway_error(exc: Exception) -> GatewayError:
         if exc.retry_after is not None:
             headers["Retry-After"] = str(exc.retry_after)
         if exc.code == "insufficient_quota":
-            headers["x-should-retry"] = "false"  # the SDKs would retry a 429; a spent cap stays spent
+            headers.update(DO_NOT_RETRY)  # the SDKs would retry a 429; a spent cap stays spent
         return GatewayError(exc.status, exc.message, type=exc.type, code=exc.code, headers=headers)
     if isinstance(exc, ProviderError):
         headers = {"Retry-After": str(int(exc.retry_after) + 1)} if exc.retry_after else {}

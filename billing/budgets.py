@@ -104,10 +104,20 @@ def set_budget_uses(now: datetime, tenant_ids: Iterable[int] | None) -> Iterable
 BUDGET_SOURCES: tuple[Source, ...] = (tenant_cap_uses, set_budget_uses)
 
 
+# A period that ended this recently is still looked at: spend that crossed a threshold in its
+# last moments, and requests admitted in it that settle after it ended, still alert (late).
+LATE_SETTLEMENTS = timedelta(hours=1)
+
+
 def budget_uses(now: datetime, tenant_ids: Iterable[int] | None = None) -> dict[int, list[BudgetUse]]:
-    """Every budget with spend in its current period, per tenant id."""
+    """Every budget with spend in its current period, or in one that ended within
+    LATE_SETTLEMENTS, per tenant id."""
     uses: dict[int, list[BudgetUse]] = {}
-    for source in BUDGET_SOURCES:
-        for tenant_id, use in source(now, tenant_ids):
-            uses.setdefault(tenant_id, []).append(use)
+    seen: set[tuple] = set()
+    for moment in (now, now - LATE_SETTLEMENTS):
+        for source in BUDGET_SOURCES:
+            for tenant_id, use in source(moment, tenant_ids):
+                if (tenant_id, use.budget, use.start) not in seen:
+                    seen.add((tenant_id, use.budget, use.start))
+                    uses.setdefault(tenant_id, []).append(use)
     return uses

@@ -58,6 +58,18 @@ def test_a_keys_and_an_end_users_budgets_alert_once_per_period(tenant, other_ten
     assert not BudgetAlert.objects.filter(tenant=other_tenant).exists()
 
 
+def test_a_threshold_crossed_just_before_midnight_still_alerts_after_it(tenant, api_key):
+    budget = set_key_budget(ApiKey.objects.get(tenant=tenant), amount="10", period="day")
+    last_check = NOW.replace(hour=23, minute=59, second=40)
+    run_job(last_check)
+    settle(budget, "8")  # 80 %, at 23:59:50 (or by a request admitted then, settled after midnight)
+    run_job(last_check + timedelta(seconds=30))  # the next check is already in the new day
+    assert [m.subject for m in mail.outbox] == ["alice-co: 80% of the budget of API key 'alice laptop' reached"]
+    assert {alert.period_start for alert in BudgetAlert.objects.all()} == {NOW.replace(hour=0, minute=0)}
+    run_job(last_check + timedelta(hours=2))
+    assert len(mail.outbox) == 1  # once
+
+
 def test_end_users_with_ids_longer_than_an_alerts_subject_alert_apart_and_others_still_alert(tenant, other_tenant):
     # End user ids may be 256 characters; an alert's subject holds 200 (PostgreSQL refuses more).
     shared = "u" * 229

@@ -20,14 +20,11 @@ keeps its message).
 """
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Any
-
-import httpx
 
 from providers import errors
 from providers.adapters.answers import malformed
-from providers.adapters.http_calls import fetch_json, timeout_for
+from providers.adapters.http_calls import fetch_json
 from providers.adapters.openai.embeddings import reported_tokens
 from providers.embedding_types import RerankHit, RerankRequest, RerankResult
 from providers.tokenizer import estimate_rerank_tokens
@@ -53,11 +50,7 @@ async def rerank(request: RerankRequest, target: Target, api: "OpenAICompatibleA
                             "return_documents": False}
     if request.top_n is not None:
         body[limit_field] = request.top_n
-    prepared = httpx.Request(
-        "POST", api.url_for(target, "rerank"),
-        headers={"Accept": "application/json", "Content-Type": "application/json", **api.auth_headers(target)},
-        content=json.dumps(body).encode(), extensions={"timeout": timeout_for(target).as_dict()})
-    payload = await fetch_json(prepared, target, api.error_from_response)
+    payload = await fetch_json(api.post_json(target, "rerank", body), target, api.error_from_response)
     hits = read_hits(payload.get(hits_field), request, target)
     tokens = reported_tokens(payload.get("usage"))
     estimated = tokens is None

@@ -33,13 +33,10 @@ Errors are the calling adapter's (error_from_response): the OpenAI envelope, Azu
 import array
 import base64
 import binascii
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import httpx
 
 from providers import errors
 from providers.adapters.answers import UnreadableUsage, malformed, token_count
@@ -49,7 +46,7 @@ from providers.adapters.embedding_batches import (
     embed_in_batches,
     limit_of,
 )
-from providers.adapters.http_calls import fetch_json, timeout_for
+from providers.adapters.http_calls import fetch_json
 from providers.embedding_types import EmbeddingRequest, EmbeddingResult
 from providers.types import Target
 
@@ -98,12 +95,7 @@ async def embed(request: EmbeddingRequest, target: Target, api: "OpenAICompatibl
                                         provider=target.provider)
 
     async def call(batch: Sequence[EmbeddingInput]) -> BatchAnswer:
-        prepared = httpx.Request(
-            "POST", api.url_for(target, "embeddings"),
-            headers={"Accept": "application/json", "Content-Type": "application/json", **api.auth_headers(target)},
-            content=json.dumps(embeddings_body(batch, request, target, dialect)).encode(),
-            extensions={"timeout": timeout_for(target).as_dict()},
-        )
+        prepared = api.post_json(target, "embeddings", embeddings_body(batch, request, target, dialect))
         return parse_embeddings(await fetch_json(prepared, target, api.error_from_response), target)
 
     return await embed_in_batches(request, target, call,

@@ -19,13 +19,10 @@ one. Errors are the calling adapter's (the OpenAI envelope).
 """
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from providers.adapters.answers import malformed
-from providers.adapters.http_calls import fetch_json, timeout_for
+from providers.adapters.http_calls import fetch_json
 from providers.embedding_types import ModerationRequest, ModerationResult, ModerationVerdict
 from providers.tokenizer import estimate_moderation_tokens
 from providers.types import ImagePart, Target, Usage
@@ -35,11 +32,7 @@ if TYPE_CHECKING:
 
 
 async def moderate(request: ModerationRequest, target: Target, api: "OpenAICompatibleAdapter") -> ModerationResult:
-    prepared = httpx.Request(
-        "POST", api.url_for(target, "moderations"),
-        headers={"Accept": "application/json", "Content-Type": "application/json", **api.auth_headers(target)},
-        content=json.dumps({"model": target.upstream_model, "input": encode_inputs(request)}).encode(),
-        extensions={"timeout": timeout_for(target).as_dict()})
+    prepared = api.post_json(target, "moderations", {"model": target.upstream_model, "input": encode_inputs(request)})
     payload = await fetch_json(prepared, target, api.error_from_response)
     results = payload.get("results")
     if not isinstance(results, list) or len(results) != request.expected_verdicts():

@@ -51,6 +51,120 @@ async def call_api(base_url: str, key: str, text: str) -> str:
         return raw.headers["x-tollgate-request-id"]
 
 
+async def watch_usage_live(alice, slug: str, key: str, gateway_url: str) -> str:
+    """The usage page is live: the call shows up in the table and the charts without a reload;
+    returns its request id."""
+    page = alice.page
+    await alice.goto(f"/t/{slug}/usage/")
+    await expect(page.get_by_test_id("live-status")).to_have_text("live")
+    request_id = await call_api(gateway_url, key, "hello from the sdk")
+    row = page.locator(f'#usage-rows tr[data-request-id="{request_id}"]')
+    await expect(row).to_be_visible()
+    await expect(row).to_contain_text("demo/echo")
+    await expect(row).to_contain_text("laptop")
+    await expect(page.locator("#usage-rows .empty-row")).to_be_hidden()
+    await expect(page.get_by_test_id("month-requests")).to_have_text("1")
+    await expect(page.locator("#chart-requests")).to_contain_text("demo/echo")  # its direct label
+    today_bar = page.locator("#chart-requests rect title", has_text="· demo/echo: 1 request")
+    await expect(today_bar).to_have_count(1)
+    await alice.screenshot("usage live")
+
+    await page.click('[data-testid="split-key"]')
+    await expect(page.locator("#chart-tokens rect title", has_text="· laptop: 8 tokens")).to_have_count(1)
+    await alice.screenshot("usage by key")
+    return request_id
+
+
+async def filter_and_export(alice, slug: str, request_id: str) -> None:
+    """The request log, filtered, and the same filter as CSV."""
+    page = alice.page
+    await alice.goto(f"/t/{slug}/usage/records/")
+    await page.select_option("#id_outcome", "ok")
+    await page.select_option("#id_model", "demo/echo")
+    await page.click("#apply-filters")
+    await expect(page.locator(f'tr[data-request-id="{request_id}"]')).to_be_visible()
+    await alice.screenshot("records filtered")
+    async with page.expect_download() as download_info:
+        await page.click("#export-csv")
+    download = await download_info.value
+    exported = list(csv.DictReader(io.StringIO((await download.path()).read_text(encoding="utf-8"))))
+    assert [(row["request_id"], row["api_key"], row["outcome"]) for row in exported] == [
+        (request_id, "laptop", "ok")]
+    await page.select_option("#id_outcome", "error")
+    await page.click("#apply-filters")
+    await expect(page.locator("#usage-rows .empty-row")).to_contain_text("No requests match these filters")
+
+
+async def revoke_key(alice, slug: str, key: str, gateway_url: str) -> None:
+    """Revoked: the next call fails."""
+    page = alice.page
+    await alice.goto(f"/t/{slug}/keys/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.click('button[aria-label="Revoke laptop"]')
+    await expect(page.get_by_test_id("key-laptop").get_by_test_id("status")).to_have_text("revoked")
+    await alice.screenshot("key revoked")
+    try:
+        await call_api(gateway_url, key, "after revoking")
+    except openai.AuthenticationError as refused:
+        assert "has been revoked" in str(refused)
+    else:
+        raise AssertionError("a revoked key still worked")
+
+
+async def use_the_playground(alice, slug: str) -> None:
+    """The playground streams through the same request path and shows what it cost."""
+    page = alice.page
+    await alice.goto(f"/t/{slug}/playground/")
+    await expect(page.get_by_test_id("playground-status")).to_have_text("Ready.")
+    assert await page.locator("#playground-model option").all_text_contents() == ["demo/echo"]
+    await page.fill("#playground-prompt", "streamed in the playground")
+    await page.click("#playground-run")
+    await expect(page.get_by_test_id("playground-output")).to_have_text("streamed in the playground")
+    await expect(page.get_by_test_id("playground-cost")).to_contain_text("4 tokens in, 4 out: cost $0.000")
+    await alice.screenshot("playground answered")
+    # A model off the plan (a stale page) is refused in words.
+    await page.evaluate("""() => {
+        const select = document.getElementById("playground-model");
+        select.add(new Option("openai/gpt-4o-mini", "openai/gpt-4o-mini"));
+        select.value = "openai/gpt-4o-mini";
+    }""")
+    await page.click("#playground-run")
+    await expect(page.locator("#playground-error")).to_contain_text(
+        "model 'openai/gpt-4o-mini' is not on plan Free")
+    await alice.screenshot("playground refused")
+
+    await alice.goto(f"/t/{slug}/usage/records/?key=none")
+    await expect(page.locator("#usage-rows tr[data-request-id]")).to_have_count(1)
+    await expect(page.locator("#usage-rows")).to_contain_text("playground")
+
+
+async def find_none_of_it(open_visit, slug: str, request_id: str) -> None:
+    """Another tenant's user finds none of it."""
+    bob = await open_visit("bob")
+    bob_slug = await sign_up(bob, email="bob@example.com", organization="Bob Works")
+    await bob.page.click("#logout")
+    await bob.goto("/accounts/login/")
+    await bob.page.fill("#id_username", "bob@example.com")
+    await bob.page.fill("#id_password", PASSWORD)
+    await bob.page.click("#login")
+    await bob.page.wait_for_url(f"**/t/{bob_slug}/usage/")
+    await expect(bob.page.locator("#usage-rows .empty-row")).to_be_visible()
+    assert request_id not in await bob.page.content()
+    await bob.screenshot("own usage")
+    for path in ("usage/", "usage/records/", "usage/export.csv", "playground/", "keys/"):
+        response = await bob.goto(f"/t/{slug}/{path}")
+        assert response.status == 404, path
+    await bob.screenshot("other tenant is not found")
+    await bob.goto(f"/t/{bob_slug}/usage/records/?request_id={request_id}")
+    await expect(bob.page.locator("#usage-rows tr[data-request-id]")).to_have_count(0)
+    socket_opened = await bob.page.evaluate("""(path) => new Promise((resolve) => {
+        const socket = new WebSocket("ws://" + location.host + path);
+        socket.onopen = () => resolve(true);
+        socket.onclose = () => resolve(false);
+    })""", f"/ws/tenants/{slug}/usage/")
+    assert socket_opened is False
+
+
 def test_tenant_journey_and_an_outsider(browse, gateway_url):
     async def journey(open_visit):
         alice = await open_visit("alice")
@@ -60,103 +174,10 @@ def test_tenant_journey_and_an_outsider(browse, gateway_url):
         await alice.screenshot("usage empty")
 
         key = await create_key(alice, slug, "laptop")
-
-        # The usage page is live: the call shows up in the table and the charts without a reload.
-        await alice.goto(f"/t/{slug}/usage/")
-        await expect(page.get_by_test_id("live-status")).to_have_text("live")
-        request_id = await call_api(gateway_url, key, "hello from the sdk")
-        row = page.locator(f'#usage-rows tr[data-request-id="{request_id}"]')
-        await expect(row).to_be_visible()
-        await expect(row).to_contain_text("demo/echo")
-        await expect(row).to_contain_text("laptop")
-        await expect(page.locator("#usage-rows .empty-row")).to_be_hidden()
-        await expect(page.get_by_test_id("month-requests")).to_have_text("1")
-        await expect(page.locator("#chart-requests")).to_contain_text("demo/echo")  # its direct label
-        today_bar = page.locator("#chart-requests rect title", has_text="· demo/echo: 1 request")
-        await expect(today_bar).to_have_count(1)
-        await alice.screenshot("usage live")
-
-        await page.click('[data-testid="split-key"]')
-        await expect(page.locator("#chart-tokens rect title", has_text="· laptop: 8 tokens")).to_have_count(1)
-        await alice.screenshot("usage by key")
-
-        # The request log, filtered, and the same filter as CSV.
-        await alice.goto(f"/t/{slug}/usage/records/")
-        await page.select_option("#id_outcome", "ok")
-        await page.select_option("#id_model", "demo/echo")
-        await page.click("#apply-filters")
-        await expect(page.locator(f'tr[data-request-id="{request_id}"]')).to_be_visible()
-        await alice.screenshot("records filtered")
-        async with page.expect_download() as download_info:
-            await page.click("#export-csv")
-        download = await download_info.value
-        exported = list(csv.DictReader(io.StringIO((await download.path()).read_text(encoding="utf-8"))))
-        assert [(row["request_id"], row["api_key"], row["outcome"]) for row in exported] == [
-            (request_id, "laptop", "ok")]
-        await page.select_option("#id_outcome", "error")
-        await page.click("#apply-filters")
-        await expect(page.locator("#usage-rows .empty-row")).to_contain_text("No requests match these filters")
-
-        # Revoked: the next call fails.
-        await alice.goto(f"/t/{slug}/keys/")
-        page.once("dialog", lambda dialog: dialog.accept())
-        await page.click('button[aria-label="Revoke laptop"]')
-        await expect(page.get_by_test_id("key-laptop").get_by_test_id("status")).to_have_text("revoked")
-        await alice.screenshot("key revoked")
-        try:
-            await call_api(gateway_url, key, "after revoking")
-        except openai.AuthenticationError as refused:
-            assert "has been revoked" in str(refused)
-        else:
-            raise AssertionError("a revoked key still worked")
-
-        # The playground streams through the same request path and shows what it cost.
-        await alice.goto(f"/t/{slug}/playground/")
-        await expect(page.get_by_test_id("playground-status")).to_have_text("Ready.")
-        assert await page.locator("#playground-model option").all_text_contents() == ["demo/echo"]
-        await page.fill("#playground-prompt", "streamed in the playground")
-        await page.click("#playground-run")
-        await expect(page.get_by_test_id("playground-output")).to_have_text("streamed in the playground")
-        await expect(page.get_by_test_id("playground-cost")).to_contain_text("4 tokens in, 4 out: cost $0.000")
-        await alice.screenshot("playground answered")
-        # A model off the plan (a stale page) is refused in words.
-        await page.evaluate("""() => {
-            const select = document.getElementById("playground-model");
-            select.add(new Option("openai/gpt-4o-mini", "openai/gpt-4o-mini"));
-            select.value = "openai/gpt-4o-mini";
-        }""")
-        await page.click("#playground-run")
-        await expect(page.locator("#playground-error")).to_contain_text(
-            "model 'openai/gpt-4o-mini' is not on plan Free")
-        await alice.screenshot("playground refused")
-
-        await alice.goto(f"/t/{slug}/usage/records/?key=none")
-        await expect(page.locator("#usage-rows tr[data-request-id]")).to_have_count(1)
-        await expect(page.locator("#usage-rows")).to_contain_text("playground")
-
-        # Another tenant's user finds none of it.
-        bob = await open_visit("bob")
-        bob_slug = await sign_up(bob, email="bob@example.com", organization="Bob Works")
-        await bob.page.click("#logout")
-        await bob.goto("/accounts/login/")
-        await bob.page.fill("#id_username", "bob@example.com")
-        await bob.page.fill("#id_password", PASSWORD)
-        await bob.page.click("#login")
-        await bob.page.wait_for_url(f"**/t/{bob_slug}/usage/")
-        await expect(bob.page.locator("#usage-rows .empty-row")).to_be_visible()
-        assert request_id not in await bob.page.content()
-        await bob.screenshot("own usage")
-        for path in ("usage/", "usage/records/", "usage/export.csv", "playground/", "keys/"):
-            response = await bob.goto(f"/t/{slug}/{path}")
-            assert response.status == 404, path
-        await bob.screenshot("other tenant is not found")
-        await bob.goto(f"/t/{bob_slug}/usage/records/?request_id={request_id}")
-        await expect(bob.page.locator("#usage-rows tr[data-request-id]")).to_have_count(0)
-        socket_opened = await bob.page.evaluate("""(path) => new Promise((resolve) => {
-            const socket = new WebSocket("ws://" + location.host + path);
-            socket.onopen = () => resolve(true);
-            socket.onclose = () => resolve(false);
-        })""", f"/ws/tenants/{slug}/usage/")
-        assert socket_opened is False
+        request_id = await watch_usage_live(alice, slug, key, gateway_url)
+        await filter_and_export(alice, slug, request_id)
+        await revoke_key(alice, slug, key, gateway_url)
+        await use_the_playground(alice, slug)
+        await find_none_of_it(open_visit, slug, request_id)
 
     browse(journey)

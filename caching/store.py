@@ -3,7 +3,8 @@
     await find(tenant_id, digest)        the tenant's answer under that digest, if not expired
     await keep(tenant_id, digest, answer)   keep it until answer.expires_at (not one larger than
                                           CACHE_MAX_ENTRY_BYTES); past CACHE_MAX_ENTRIES_PER_TENANT
-                                          the tenant's oldest answers go
+                                          answers or CACHE_MAX_BYTES_PER_TENANT bytes, the tenant's
+                                          oldest answers go
 
 An answer is only ever found under its own tenant: the tenant is part of every Redis key, of
 every database lookup and of every key of the process's own copy, besides being part of the
@@ -26,6 +27,7 @@ import time
 from collections import OrderedDict
 
 from django.conf import settings
+from django.db.models import Count, Sum
 from redis.exceptions import RedisError
 
 from caching.answers import CachedAnswer, from_json, to_json
@@ -73,7 +75,7 @@ async def keep(tenant_id: int, digest: str, answer: CachedAnswer) -> bool:
     redis = redis_client()
     if redis is None:
         await writer.run(write_entry, tenant_id, digest, text, answer.stored_at, answer.expires_at,
-                         settings.CACHE_MAX_ENTRIES_PER_TENANT)
+                         settings.CACHE_MAX_ENTRIES_PER_TENANT, settings.CACHE_MAX_BYTES_PER_TENANT)
     else:
         try:
             await write_redis(redis, tenant_id, digest, text, answer)
@@ -127,17 +129,24 @@ def read_entry(tenant_id: int, digest: str, now: float) -> str | None:
 
 
 def write_entry(tenant_id: int, digest: str, text: str, stored_at: float, expires_at: float,
-                max_entries: int) -> None:
+                max_entries: int, max_bytes: int) -> None:
     """On the ledger writer, in its transaction: the tenant's expired answers go, this one is
-    kept (replacing an older one under the same digest), then the oldest past the bound."""
+    kept (replacing an older one under the same digest), then the oldest past either bound."""
     entries = CacheEntry.objects.filter(tenant_id=tenant_id)
     entries.filter(expires_at__lte=stored_at).delete()
     CacheEntry.objects.update_or_create(tenant_id=tenant_id, digest=digest, defaults={
         "answer": text, "size": len(text.encode()), "stored_at": stored_at, "expires_at": expires_at})
-    extra = entries.count() - max_entries
-    if extra > 0:
-        oldest = list(entries.order_by("stored_at", "pk").values_list("pk", flat=True)[:extra])
-        CacheEntry.objects.filter(pk__in=oldest).delete()
+    kept = entries.aggregate(count=Count("pk"), size=Sum("size"))
+    extra_entries, extra_bytes = kept["count"] - max_entries, (kept["size"] or 0) - max_bytes
+    if extra_entries <= 0 and extra_bytes <= 0:
+        return
+    oldest = []
+    for pk, size in entries.order_by("stored_at", "pk").values_list("pk", "size").iterator():
+        if extra_entries <= 0 and extra_bytes <= 0:
+            break
+        oldest.append(pk)
+        extra_entries, extra_bytes = extra_entries - 1, extra_bytes - size
+    CacheEntry.objects.filter(pk__in=oldest).delete()
 
 
 # --- Redis ---------------------------------------------------------------------------------------
@@ -173,24 +182,47 @@ def entry_key(tenant_id: int, digest: str) -> str:
 
 
 def index_key(tenant_id: int) -> str:
-    """The tenant's answers by expiry (a sorted set): how its size bound is kept."""
+    """The tenant's answers by expiry (a sorted set): how its bounds are kept."""
     return f"{REDIS_PREFIX}{tenant_id}:index"
 
 
+def sizes_key(tenant_id: int) -> str:
+    """The tenant's answers' sizes in bytes (a hash by entry key): its byte bound."""
+    return f"{REDIS_PREFIX}{tenant_id}:sizes"
+
+
+# Atomic in Redis, so processes keeping answers at once never miscount: the tenant's expired
+# answers go, this one is kept, then those closest to expiring until both bounds hold.
+# KEYS: the entry, the index, the sizes; ARGV: text, keep ms, expires at, stored at, size,
+# most entries, most bytes, the index's and sizes' own expiry in seconds.
+WRITE_SCRIPT = """
+local key, index, sizes = KEYS[1], KEYS[2], KEYS[3]
+local function drop(member)
+  redis.call('ZREM', index, member)
+  redis.call('HDEL', sizes, member)
+  redis.call('DEL', member)
+end
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[4])) do drop(member) end
+redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', index, ARGV[3], key)
+redis.call('HSET', sizes, key, ARGV[5])
+local total = 0
+for _, size in ipairs(redis.call('HVALS', sizes)) do total = total + tonumber(size) end
+while redis.call('ZCARD', index) > tonumber(ARGV[6]) or total > tonumber(ARGV[7]) do
+  local oldest = redis.call('ZRANGE', index, 0, 0)[1]
+  if not oldest then break end
+  total = total - tonumber(redis.call('HGET', sizes, oldest) or '0')
+  drop(oldest)
+end
+redis.call('EXPIRE', index, ARGV[8])
+redis.call('EXPIRE', sizes, ARGV[8])
+return total
+"""
+
+
 async def write_redis(redis, tenant_id: int, digest: str, text: str, answer: CachedAnswer) -> None:
-    """Keep the answer, then drop the tenant's expired entries from its index and, past the
-    bound, those closest to expiring."""
-    key, index = entry_key(tenant_id, digest), index_key(tenant_id)
+    key = entry_key(tenant_id, digest)
     keep_ms = int((answer.expires_at - answer.stored_at + REDIS_SLACK_SECONDS) * 1000)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(key, text, px=keep_ms)
-        pipe.zadd(index, {key: answer.expires_at})
-        pipe.zremrangebyscore(index, "-inf", answer.stored_at)
-        pipe.zcard(index)
-        *_, count = await pipe.execute()
-    extra = count - settings.CACHE_MAX_ENTRIES_PER_TENANT
-    if extra > 0:
-        dropped = [member for member, _ in await redis.zpopmin(index, extra)]
-        if dropped:
-            await redis.delete(*dropped)
-    await redis.expire(index, settings.CACHE_MAX_TTL_SECONDS + REDIS_SLACK_SECONDS)
+    await redis.eval(WRITE_SCRIPT, 3, key, index_key(tenant_id), sizes_key(tenant_id), text, keep_ms,
+                     answer.expires_at, answer.stored_at, len(text.encode()), settings.CACHE_MAX_ENTRIES_PER_TENANT,
+                     settings.CACHE_MAX_BYTES_PER_TENANT, settings.CACHE_MAX_TTL_SECONDS + REDIS_SLACK_SECONDS)

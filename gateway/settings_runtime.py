@@ -29,10 +29,11 @@ MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=2 * 1024 * 10
 # A key revoked elsewhere stops working within this many seconds (at once in this process).
 KEY_CACHE_SECONDS = env.float("KEY_CACHE_SECONDS", default=5.0)
 # The answer cache (caching/, gateway/serving/cache.py): in Redis with REDIS_URL, else the database.
-# A tenant's entries beyond CACHE_MAX_ENTRIES_PER_TENANT push out its oldest; an answer larger
+# A tenant's entries beyond CACHE_MAX_ENTRIES_PER_TENANT or CACHE_MAX_BYTES_PER_TENANT push out its oldest; an answer larger
 # than CACHE_MAX_ENTRY_BYTES is not kept; x-tollgate-cache-ttl is capped at CACHE_MAX_TTL_SECONDS.
 CACHE_MAX_ENTRIES_PER_TENANT = env.int("CACHE_MAX_ENTRIES_PER_TENANT", default=10_000)
 CACHE_MAX_ENTRY_BYTES = env.int("CACHE_MAX_ENTRY_BYTES", default=1024 * 1024)
+CACHE_MAX_BYTES_PER_TENANT = env.int("CACHE_MAX_BYTES_PER_TENANT", default=64 * 1024 * 1024)
 CACHE_MAX_TTL_SECONDS = env.int("CACHE_MAX_TTL_SECONDS", default=30 * 24 * 3600)
 # Answers each process keeps a copy of (the latest kept or found), so a repeated hit costs no round
 # trip; a copy is served this many seconds, then the store (shared by every process) is asked again.

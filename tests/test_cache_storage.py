@@ -53,7 +53,7 @@ def test_with_redis_answers_are_kept_there_per_tenant(client, other_client, fake
     assert not CacheEntry.objects.exists()
     keys = redis_keys(in_redis)
     assert [key for key in keys if key.startswith(f"tollgate:cache:{tenant.pk}:")] != []
-    assert len([key for key in keys if not key.endswith(":index")]) == 2  # one answer per tenant
+    assert len([key for key in keys if not key.endswith((":index", ":sizes"))]) == 2  # one answer per tenant
     clock[0] += 3601
     assert ask(client) == "miss"
 
@@ -80,6 +80,33 @@ def test_in_the_database_a_tenant_keeps_at_most_its_bound(client, other_client, 
     assert CacheEntry.objects.filter(tenant=other_tenant).count() == 1  # Charlie's is not Alice's to push out
     assert ask(client, "one") == "miss"
     assert ask(other_client, "one") == "hit"
+
+
+@pytest.mark.parametrize("where", ["database", "redis"])
+def test_a_tenant_keeps_at_most_its_bytes(client, other_client, fake_openai, tenant, other_tenant, caching_on,
+                                          settings, clock, redis_url, where):
+    if where == "redis":
+        settings.REDIS_URL = redis_url
+        subprocess.run(["redis-cli", "-u", redis_url, "FLUSHALL"], check=True, capture_output=True)
+    settings.CACHE_LOCAL_BYTES = 0  # what the store keeps is what is served
+    ask(other_client, "one")
+    clock[0] += 1
+    ask(client, "one")
+    [size] = ([len(value) for key, value in redis_values(redis_url).items() if key.startswith(f"tollgate:cache:{tenant.pk}:")
+               and not key.endswith((":index", ":sizes"))] if where == "redis"
+              else CacheEntry.objects.filter(tenant=tenant).values_list("size", flat=True))
+    settings.CACHE_MAX_BYTES_PER_TENANT = 2 * size + size // 2  # two answers of this size, not three
+    for text in ("two", "three"):
+        clock[0] += 1
+        ask(client, text)
+    assert [ask(client, text) for text in ("three", "two", "one")] == ["hit", "hit", "miss"]  # the oldest went
+    assert ask(other_client, "one") == "hit"  # another tenant's bytes are its own
+
+
+def redis_values(url: str) -> dict[str, str]:
+    return {key: subprocess.run(["redis-cli", "-u", url, "GET", key], check=True, capture_output=True,
+                                text=True).stdout.rstrip("\n") for key in redis_keys(url)
+            if not key.endswith((":index", ":sizes"))}
 
 
 def test_an_answer_larger_than_the_entry_bound_is_not_kept(client, fake_openai, tenant, caching_on, settings):

@@ -14,6 +14,7 @@ N defaults to $BENCH_CPU_REQUESTS or 2000, warm-up to $BENCH_CPU_WARMUP or 200.
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -28,7 +29,15 @@ import aiohttp
 
 from bench import load
 from bench.load import Target
-from bench.provisioning import PROJECT_DIR, PYTHON, UPSTREAM_KEY, Install, create_install
+from bench.provisioning import (
+    PROJECT_DIR,
+    PYTHON,
+    TENANT,
+    UPSTREAM_KEY,
+    Install,
+    create_install,
+    manage,
+)
 from bench.run import (
     CHAT_PATH,
     PRIMARY,
@@ -43,6 +52,12 @@ from bench.run import (
 from bench.services import Probe, Service, ServiceSet, free_port
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+ENABLE_CACHE = ("from gateway.cache_settings import update_cache_settings; from gateway.models import Tenant; "
+                f"update_cache_settings(Tenant.objects.get(slug='{TENANT}'), enabled=True)")
+
+
+def settings_refresh_seconds() -> float:
+    return float(os.environ.get("KEY_CACHE_SECONDS", 5)) + 1
 CPU_RATIO_TARGET = 3.0  # gateway CPU per request over the bare proxy's, each mode (the hot-path issue, 16)
 
 
@@ -60,9 +75,14 @@ def cpu_seconds(service: Service) -> float:
     return ticks / CLOCK_TICKS
 
 
-async def send_count(target: Target, *, stream: bool, count: int, concurrency: int) -> tuple[int, dict[str, int]]:
-    """Send exactly ``count`` requests with ``concurrency`` closed-loop workers; (ok, errors)."""
+async def send_count(target: Target, *, stream: bool, count: int, concurrency: int,
+                     cached: bool = False) -> tuple[int, dict[str, int]]:
+    """Send exactly ``count`` requests with ``concurrency`` closed-loop workers; (ok, errors).
+    ``cached``: the same deterministic request each time (temperature 0), which the tenant's
+    answer cache serves after the first."""
     body = load.request_body(stream=stream)
+    if cached:
+        body = json.dumps({**json.loads(body), "temperature": 0}).encode()
     remaining = count
     ok = 0
     errors: dict[str, int] = {}
@@ -101,16 +121,17 @@ class CpuCell:
 
 
 def measure(service: Service, target: Target, *, stream: bool, requests: int, warmup: int, concurrency: int,
-            recorded: Callable[[], int] | None = None, recorded_before: int = 0) -> CpuCell:
+            recorded: Callable[[], int] | None = None, recorded_before: int = 0, cached: bool = False) -> CpuCell:
     """``recorded``: the gateway's usage-record count, to wait until every request is recorded."""
     if warmup:
-        run_async(send_count(target, stream=stream, count=warmup, concurrency=concurrency))
+        run_async(send_count(target, stream=stream, count=warmup, concurrency=concurrency, cached=cached))
     if recorded is not None:
         wait_until(lambda: recorded() >= recorded_before + warmup, timeout=30)
     time.sleep(0.3)  # let the warm-up's tail (usage records, closing streams) finish
     before = cpu_seconds(service)
     started = time.perf_counter()
-    ok, errors = run_async(send_count(target, stream=stream, count=requests, concurrency=concurrency))
+    ok, errors = run_async(send_count(target, stream=stream, count=requests, concurrency=concurrency,
+                                      cached=cached))
     wall = time.perf_counter() - started
     if recorded is not None:
         wait_until(lambda: recorded() >= recorded_before + warmup + requests, timeout=30)  # work done after the answer (usage record) counts too
@@ -147,6 +168,11 @@ def render(cells: list[CpuCell], *, requests: int, warmup: int, concurrency: int
         ratio = gateway.ms_per_request / bare.ms_per_request if bare.cpu_seconds else float("nan")
         lines.append(f"| {'stream' if stream else 'json'} | {bare.ms_per_request:.3f} | "
                      f"{gateway.ms_per_request:.3f} | {ratio:.1f}x |")
+    hits = by.get(("gateway, cache hits", False))
+    if hits is not None:
+        lines += ["", f"Answered from the answer cache (the same request with temperature 0, the tenant's cache "
+                      f"on; no provider call): **{hits.ms_per_request:.3f} CPU ms** per request, its key, plan, "
+                      "lookup and usage record included (target: under 1 ms of gateway time)."]
     failed = [cell for cell in cells if cell.errors]
     if failed:
         lines += ["", "Errors: " + "; ".join(f"{c.target} {'stream' if c.stream else 'json'}: {c.errors}"
@@ -206,6 +232,15 @@ def main(argv: list[str] | None = None) -> int:
                                      warmup=args.warmup, concurrency=args.concurrency,
                                      recorded=install.count_usage_records, recorded_before=sent))
                 sent += args.warmup + args.requests
+            # The same deterministic request again and again, with the tenant's answer cache on:
+            # every one after the first is a hit (key, plan, cache lookup, a usage record; no provider).
+            manage(install, "shell", "-c", ENABLE_CACHE)
+            time.sleep(settings_refresh_seconds())  # the gateway re-reads the tenant's settings
+            cells.append(measure(gateway, Target("gateway, cache hits", gateway_target.url, gateway_target.headers),
+                                 stream=False, requests=args.requests, warmup=args.warmup,
+                                 concurrency=args.concurrency, recorded=install.count_usage_records,
+                                 recorded_before=sent, cached=True))
+            sent += args.warmup + args.requests
             recorded = install.count_usage_records()
             usage_note = (f"The gateway recorded {recorded} usage records for {sent} requests sent."
                           if recorded == sent else

@@ -180,6 +180,61 @@ def render(cells: list[CpuCell], *, requests: int, warmup: int, concurrency: int
     return "\n".join(lines) + "\n"
 
 
+def start_services(services: ServiceSet, work_dir: Path) -> tuple[Install, Service, Service]:
+    """The fake upstream, a fresh install, the bare proxy and the gateway, each answering."""
+    upstream_port = free_port()
+    upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
+    upstream = services.start(Service(
+        name="openai_upstream", argv=[PYTHON, "-m", "tests.fakes.openai_upstream", "--port", str(upstream_port)],
+        port=upstream_port, log_path=work_dir / "logs" / "upstream.log", cwd=PROJECT_DIR))
+    upstream.wait_ready(chat_probe(UPSTREAM_KEY))
+    print(f"setting up a Tollgate install in {work_dir}", flush=True)
+    install: Install = create_install(work_dir / "install", upstream_url)
+
+    bare_port = free_port()
+    bare = services.start(Service(
+        name="bare proxy", port=bare_port, log_path=work_dir / "logs" / "bare_proxy.log", cwd=PROJECT_DIR,
+        argv=[PYTHON, "-m", "bench.bare_proxy", "--port", str(bare_port), "--upstream", upstream_url]))
+    bare.wait_ready(chat_probe("unused"))
+
+    server, transport = PRIMARY.split("+")
+    gateway_port = free_port()
+    gateway = services.start(Service(
+        name="gateway", argv=server_argv(server, gateway_port), port=gateway_port, cwd=PROJECT_DIR,
+        log_path=work_dir / "logs" / "gateway.log", env=install.env(HTTPX_TRANSPORT=transport)))
+    gateway.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}), timeout=60)
+    gateway.wait_ready(chat_probe(install.api_key))
+    return install, bare, gateway
+
+
+def measure_all(install: Install, bare: Service, gateway: Service, args: argparse.Namespace) -> tuple[list, str]:
+    """Each mode on the bare proxy and the full path, then cache hits; (cells, the usage check)."""
+    headers = {"Content-Type": "application/json"}
+    bare_target = Target("bare proxy", bare.base_url + CHAT_PATH, headers)
+    gateway_target = Target("gateway", gateway.base_url + CHAT_PATH,
+                            {**headers, "Authorization": f"Bearer {install.api_key}"})
+    cells, sent = [], 1  # the readiness probe's chat request
+    print(f"CPU per request, {args.requests} requests after {args.warmup} warm-up, "
+          f"concurrency {args.concurrency}", flush=True)
+    counts = {"requests": args.requests, "warmup": args.warmup, "concurrency": args.concurrency}
+    for stream in (False, True):
+        cells.append(measure(bare, bare_target, stream=stream, **counts))
+        cells.append(measure(gateway, gateway_target, stream=stream, recorded=install.count_usage_records,
+                             recorded_before=sent, **counts))
+        sent += args.warmup + args.requests
+    # The same deterministic request again and again, with the tenant's answer cache on:
+    # every one after the first is a hit (key, plan, cache lookup, a usage record; no provider).
+    manage(install, "shell", "-c", ENABLE_CACHE)
+    time.sleep(settings_refresh_seconds())  # the gateway re-reads the tenant's settings
+    cells.append(measure(gateway, Target("gateway, cache hits", gateway_target.url, gateway_target.headers),
+                         stream=False, recorded=install.count_usage_records, recorded_before=sent, cached=True,
+                         **counts))
+    sent += args.warmup + args.requests
+    recorded = install.count_usage_records()
+    note = f"The gateway recorded {recorded} usage records for {sent} requests sent."
+    return cells, note if recorded == sent else f"**{note}**"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_CPU_REQUESTS", 2000)))
@@ -189,62 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stop_on_sigterm()
     work_dir = Path(tempfile.mkdtemp(prefix="tollgate-bench-cpu-"))
-    cells: list[CpuCell] = []
-    usage_note = ""
     try:
         with ServiceSet() as services:
-            upstream_port = free_port()
-            upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
-            upstream = services.start(Service(
-                name="openai_upstream", argv=[PYTHON, "-m", "tests.fakes.openai_upstream", "--port",
-                                              str(upstream_port)],
-                port=upstream_port, log_path=work_dir / "logs" / "upstream.log", cwd=PROJECT_DIR))
-            upstream.wait_ready(chat_probe(UPSTREAM_KEY))
-            print(f"setting up a Tollgate install in {work_dir}", flush=True)
-            install: Install = create_install(work_dir / "install", upstream_url)
-
-            bare_port = free_port()
-            bare = services.start(Service(
-                name="bare proxy", port=bare_port, log_path=work_dir / "logs" / "bare_proxy.log", cwd=PROJECT_DIR,
-                argv=[PYTHON, "-m", "bench.bare_proxy", "--port", str(bare_port), "--upstream", upstream_url]))
-            bare.wait_ready(chat_probe("unused"))
-
-            server, transport = PRIMARY.split("+")
-            gateway_port = free_port()
-            gateway = services.start(Service(
-                name="gateway", argv=server_argv(server, gateway_port), port=gateway_port, cwd=PROJECT_DIR,
-                log_path=work_dir / "logs" / "gateway.log", env=install.env(HTTPX_TRANSPORT=transport)))
-            gateway.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}),
-                               timeout=60)
-            gateway.wait_ready(chat_probe(install.api_key))
-
-            headers = {"Content-Type": "application/json"}
-            bare_target = Target("bare proxy", bare.base_url + CHAT_PATH, headers)
-            gateway_target = Target("gateway", gateway.base_url + CHAT_PATH,
-                                    {**headers, "Authorization": f"Bearer {install.api_key}"})
-            sent = 1  # the readiness probe's chat request
-            print(f"CPU per request, {args.requests} requests after {args.warmup} warm-up, "
-                  f"concurrency {args.concurrency}", flush=True)
-            for stream in (False, True):
-                cells.append(measure(bare, bare_target, stream=stream, requests=args.requests, warmup=args.warmup,
-                                     concurrency=args.concurrency))
-                cells.append(measure(gateway, gateway_target, stream=stream, requests=args.requests,
-                                     warmup=args.warmup, concurrency=args.concurrency,
-                                     recorded=install.count_usage_records, recorded_before=sent))
-                sent += args.warmup + args.requests
-            # The same deterministic request again and again, with the tenant's answer cache on:
-            # every one after the first is a hit (key, plan, cache lookup, a usage record; no provider).
-            manage(install, "shell", "-c", ENABLE_CACHE)
-            time.sleep(settings_refresh_seconds())  # the gateway re-reads the tenant's settings
-            cells.append(measure(gateway, Target("gateway, cache hits", gateway_target.url, gateway_target.headers),
-                                 stream=False, requests=args.requests, warmup=args.warmup,
-                                 concurrency=args.concurrency, recorded=install.count_usage_records,
-                                 recorded_before=sent, cached=True))
-            sent += args.warmup + args.requests
-            recorded = install.count_usage_records()
-            usage_note = (f"The gateway recorded {recorded} usage records for {sent} requests sent."
-                          if recorded == sent else
-                          f"**The gateway recorded {recorded} usage records for {sent} requests sent.**")
+            cells, usage_note = measure_all(*start_services(services, work_dir), args)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     machine = {"nproc": str(os.cpu_count()), "CPU": cpu_model()}

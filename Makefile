@@ -78,6 +78,7 @@ test-clients: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m bench.run
 	$(PY) -m bench.cpu
+	$(PY) -m bench.cache_hits
 
 # A flame graph of the gateway under the bench's load (py-spy), in bench/profile.svg (git-ignored).
 profile: $(VENV)/.installed

@@ -14,7 +14,7 @@ An embedding request's canonical form is its inputs, dimensions, input type and 
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from providers.embedding_types import EmbeddingRequest
@@ -32,10 +32,30 @@ def digest_of(tenant_id: int, kind: str, model: str, canonical: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}  # a dataclass's field names (dataclasses.fields is slow)
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(field.name for field in fields(cls)) if is_dataclass(cls) else ()
+    return names
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-like data, as dataclasses.asdict makes it, at a fraction of its cost."""
+    names = field_names(type(value))
+    if names:
+        return {name: plain(getattr(value, name)) for name in names}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
 def canonical_chat(chat: ChatRequest) -> dict[str, Any]:
-    canonical = asdict(chat)
-    for name in NOT_IN_KEY:
-        canonical.pop(name, None)
+    canonical = {name: plain(getattr(chat, name)) for name in field_names(ChatRequest) if name not in NOT_IN_KEY}
     for name in FLOATS:
         if canonical.get(name) is not None:
             canonical[name] = float(canonical[name])

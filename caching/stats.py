@@ -1,13 +1,16 @@
 """What the cache did for a tenant, per UTC day (CacheDay): hits, misses and the money saved.
 
     count_lookup(tenant_id, hit=..., saved=...)   one lookup of a request the cache could answer
-                                                  (written by the ledger writer, nobody waiting)
+                                                  (added up in memory; the ledger writer writes
+                                                  what has gathered, one upsert per tenant-day,
+                                                  nobody waiting)
     cache_summary(tenant_id, days=30)             the window's hits, misses, hit rate and savings
 
 Bypasses are not counted here (they are on /metrics, caching/metrics.py): the hit rate is over
 the requests the cache was asked about.
 """
 
+import threading
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -26,13 +29,28 @@ ON CONFLICT (tenant_id, day) DO UPDATE SET hits = caching_cacheday.hits + exclud
 """
 
 
+# (tenant id, day) -> [hits, misses, saved] not written yet; a write is queued while it is not empty
+_gathered: dict[tuple[int, date], list] = {}
+_lock = threading.Lock()
+
+
 def count_lookup(tenant_id: int, *, hit: bool, saved: Decimal = ZERO) -> None:
-    writer.post(add_to_day, tenant_id, timezone.now().date(), int(hit), int(not hit), saved)
+    with _lock:
+        first = not _gathered
+        counts = _gathered.setdefault((tenant_id, timezone.now().date()), [0, 0, ZERO])
+        counts[0], counts[1], counts[2] = counts[0] + int(hit), counts[1] + int(not hit), counts[2] + saved
+    if first:  # one write carries everything gathered until it runs
+        writer.post(write_gathered)
 
 
-def add_to_day(tenant_id: int, day: date, hits: int, misses: int, saved: Decimal) -> None:
+def write_gathered() -> None:
+    """On the ledger writer: what has gathered, one upsert per tenant-day."""
+    with _lock:
+        gathered = dict(_gathered)
+        _gathered.clear()
     with connection.cursor() as cursor:
-        cursor.execute(ADD_TO_DAY, [tenant_id, connection.ops.adapt_datefield_value(day), hits, misses, saved])
+        for (tenant_id, day), (hits, misses, saved) in sorted(gathered.items()):
+            cursor.execute(ADD_TO_DAY, [tenant_id, connection.ops.adapt_datefield_value(day), hits, misses, saved])
 
 
 STATS_DAYS = 30  # what the dashboard and the management API summarise

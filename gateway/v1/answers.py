@@ -5,12 +5,13 @@ protocol's ``StreamEncoder`` (``stream_encoder(served model id, input token esti
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 
 from gateway.serving.call import Outcome
 from gateway.serving.streams import ChatStream, Closing, Failed, Settled
 from gateway.v1 import sse
 from gateway.v1.errors import GatewayError, as_gateway_error
+from gateway.v1.json_out import json_response
 from providers.errors import ProviderError
 from providers.types import ChatResult, Delta, Finish, Usage
 
@@ -32,7 +33,7 @@ def answer(outcome: Outcome, *, encode_answer: Callable[[ChatResult, str], dict[
            stream_encoder: Callable[[str, int], StreamEncoder]) -> HttpResponse:
     """The outcome of serve_chat in the client's protocol: JSON, or server-sent events."""
     if outcome.stream is None:
-        return JsonResponse(encode_answer(outcome.result, outcome.served_model))
+        return json_response(encode_answer(outcome.result, outcome.served_model))
     encoder = stream_encoder(outcome.served_model, outcome.meter.input_estimate)
     return StreamingHttpResponse(EncodedStream(outcome.stream, encoder), content_type="text/event-stream",
                                  headers=sse.HEADERS)

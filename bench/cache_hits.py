@@ -1,0 +1,116 @@
+"""What the gateway adds to a request its answer cache serves (issue 19: under a millisecond).
+
+Starts the fake OpenAI upstream and a gateway on a fresh install (as bench/cpu.py does), turns
+the bench tenant's answer cache on, then sends the same deterministic chat completion
+(temperature 0) one at a time: to the fake directly, and to the gateway, whose every request after
+the first is a hit (key, plan, rate limit, cache lookup, admission at the cache price, the answer,
+a usage record settled behind it; no provider call). Added = gateway p50 minus direct p50, at
+concurrency 1, in the same run.
+
+    python -m bench.cache_hits [--requests N] [--rounds R] [--output PATH]
+"""
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from bench import load
+from bench.cpu import ENABLE_CACHE
+from bench.provisioning import PROJECT_DIR, PYTHON, UPSTREAM_KEY, create_install, manage
+from bench.run import CHAT_PATH, PRIMARY, RESULTS_DIR, chat_probe, server_argv, stop_on_sigterm
+from bench.services import Probe, Service, ServiceSet, free_port
+
+TARGET_MS = 1.0
+
+
+async def latencies(url: str, headers: dict[str, str], body: bytes, count: int) -> tuple[list[float], str]:
+    """Milliseconds of each of ``count`` requests sent one after another; the last cache header."""
+    took, said = [], ""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count):
+            began = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{url} answered {response.status}")
+                said = response.headers.get("x-tollgate-cache", "")
+            took.append((time.perf_counter() - began) * 1000)
+    return took, said
+
+
+def p(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def measure(upstream_url: str, gateway_url: str, api_key: str, *, count: int, rounds: int) -> list[str]:
+    body = json.dumps({**json.loads(load.request_body(stream=False)), "temperature": 0}).encode()
+    json_headers = {"Content-Type": "application/json"}
+    rows = []
+    for number in range(1, rounds + 1):
+        direct, _ = asyncio.run(latencies(upstream_url + "/chat/completions",
+                                          {**json_headers, "Authorization": f"Bearer {UPSTREAM_KEY}"}, body, count))
+        hits, said = asyncio.run(latencies(gateway_url + CHAT_PATH,
+                                           {**json_headers, "Authorization": f"Bearer {api_key}"}, body, count + 1))
+        hits = hits[1:]  # the first may be the miss that fills the cache
+        if said != "hit":
+            raise RuntimeError(f"the gateway's answers were not cache hits (x-tollgate-cache: {said!r})")
+        added = statistics.median(hits) - statistics.median(direct)
+        rows.append(f"| {number} | {statistics.median(direct):.3f} | {statistics.median(hits):.3f} | "
+                    f"**{added:.3f}** | {p(direct, 0.99):.2f} | {p(hits, 0.99):.2f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "cache_hits.md")
+    args = parser.parse_args(argv)
+    stop_on_sigterm()
+    work_dir = Path(tempfile.mkdtemp(prefix="tollgate-bench-hits-"))
+    try:
+        with ServiceSet() as services:
+            upstream_port = free_port()
+            upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
+            upstream = services.start(Service(
+                name="openai_upstream", argv=[PYTHON, "-m", "tests.fakes.openai_upstream", "--port",
+                                              str(upstream_port)],
+                port=upstream_port, log_path=work_dir / "logs" / "upstream.log", cwd=PROJECT_DIR))
+            upstream.wait_ready(chat_probe(UPSTREAM_KEY))
+            install = create_install(work_dir / "install", upstream_url)
+            manage(install, "shell", "-c", ENABLE_CACHE)
+            server, transport = PRIMARY.split("+")
+            port = free_port()
+            gateway = services.start(Service(
+                name="gateway", argv=server_argv(server, port), port=port, cwd=PROJECT_DIR,
+                log_path=work_dir / "logs" / "gateway.log", env=install.env(HTTPX_TRANSPORT=transport)))
+            gateway.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}), timeout=60)
+            rows = measure(upstream_url, gateway.base_url, install.api_key, count=args.requests, rounds=args.rounds)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    text = "\n".join([
+        "# Answer-cache hits: what the gateway adds", "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. {args.requests} requests per round, one at a time, the same "
+        f"deterministic chat completion; gateway {PRIMARY}, one worker, SQLite, its request log on. Added = "
+        f"gateway p50 minus direct p50 (target under {TARGET_MS:g} ms).", "",
+        "| round | direct p50 ms | gateway hit p50 ms | added p50 ms | direct p99 ms | hit p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|", *rows, ""])
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

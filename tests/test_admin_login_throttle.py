@@ -3,7 +3,10 @@ and per username only for addresses that failed on it. Hammering someone's usern
 address throttles that address; the owner, from another, still logs in."""
 
 import re
+import time
+from types import SimpleNamespace
 
+import django_ratelimit.core
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -13,6 +16,14 @@ ATTACKER, VICTIM = "203.0.113.9", "198.51.100.7"
 # (login page, what Alice types as her username, where a login lands: the form's "next")
 SURFACES = {"admin": ("/admin/login/", "alice", "/admin/"),
             "dashboard": ("/accounts/login/", "alice@example.com", "/dashboard/")}
+
+
+@pytest.fixture(autouse=True)
+def frozen_windows(monkeypatch):
+    """django-ratelimit counts in fixed windows of the clock: one frozen at the test's start keeps
+    a window from ending between two of its attempts (which made the count start over)."""
+    now = time.time()
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: now))
 
 
 @pytest.fixture

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import load
-from bench.cpu import ENABLE_CACHE
-from bench.provisioning import PROJECT_DIR, PYTHON, UPSTREAM_KEY, create_install, manage
-from bench.run import CHAT_PATH, PRIMARY, RESULTS_DIR, chat_probe, server_argv, stop_on_sigterm
-from bench.services import Probe, Service, ServiceSet, free_port
+from bench import load, stack
+from bench.provisioning import UPSTREAM_KEY
+from bench.run import RESULTS_DIR, stop_on_sigterm
+from bench.services import ServiceSet
+from bench.stack import CHAT_PATH, PRIMARY
 
 TARGET_MS = 1.0
 
@@ -81,22 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="tollgate-bench-hits-"))
     try:
         with ServiceSet() as services:
-            upstream_port = free_port()
-            upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
-            upstream = services.start(Service(
-                name="openai_upstream", argv=[PYTHON, "-m", "tests.fakes.openai_upstream", "--port",
-                                              str(upstream_port)],
-                port=upstream_port, log_path=work_dir / "logs" / "upstream.log", cwd=PROJECT_DIR))
-            upstream.wait_ready(chat_probe(UPSTREAM_KEY))
-            install = create_install(work_dir / "install", upstream_url)
-            manage(install, "shell", "-c", ENABLE_CACHE)
-            server, transport = PRIMARY.split("+")
-            port = free_port()
-            gateway = services.start(Service(
-                name="gateway", argv=server_argv(server, port), port=port, cwd=PROJECT_DIR,
-                log_path=work_dir / "logs" / "gateway.log", env=install.env(HTTPX_TRANSPORT=transport)))
-            gateway.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}), timeout=60)
-            rows = measure(upstream_url, gateway.base_url, install.api_key, count=args.requests, rounds=args.rounds)
+            upstream, install, gateway = stack.start_primary(services, work_dir)
+            stack.enable_cache(install)
+            rows = measure(f"{upstream.base_url}/v1", gateway.base_url, install.api_key, count=args.requests,
+                           rounds=args.rounds)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     text = "\n".join([

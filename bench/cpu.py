@@ -27,37 +27,14 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import load
+from bench import load, stack
 from bench.load import Target
-from bench.provisioning import (
-    PROJECT_DIR,
-    PYTHON,
-    TENANT,
-    UPSTREAM_KEY,
-    Install,
-    create_install,
-    manage,
-)
-from bench.run import (
-    CHAT_PATH,
-    PRIMARY,
-    RESULTS_DIR,
-    chat_probe,
-    cpu_model,
-    run_async,
-    server_argv,
-    stop_on_sigterm,
-    wait_until,
-)
-from bench.services import Probe, Service, ServiceSet, free_port
+from bench.provisioning import Install
+from bench.run import RESULTS_DIR, cpu_model, run_async, stop_on_sigterm, wait_until
+from bench.services import Service, ServiceSet
+from bench.stack import CHAT_PATH, PRIMARY
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-ENABLE_CACHE = ("from gateway.cache_settings import update_cache_settings; from gateway.models import Tenant; "
-                f"update_cache_settings(Tenant.objects.get(slug='{TENANT}'), enabled=True)")
-
-
-def settings_refresh_seconds() -> float:
-    return float(os.environ.get("KEY_CACHE_SECONDS", 5)) + 1
 CPU_RATIO_TARGET = 3.0  # gateway CPU per request over the bare proxy's, each mode (the hot-path issue, 16)
 
 
@@ -182,29 +159,8 @@ def render(cells: list[CpuCell], *, requests: int, warmup: int, concurrency: int
 
 def start_services(services: ServiceSet, work_dir: Path) -> tuple[Install, Service, Service]:
     """The fake upstream, a fresh install, the bare proxy and the gateway, each answering."""
-    upstream_port = free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
-    upstream = services.start(Service(
-        name="openai_upstream", argv=[PYTHON, "-m", "tests.fakes.openai_upstream", "--port", str(upstream_port)],
-        port=upstream_port, log_path=work_dir / "logs" / "upstream.log", cwd=PROJECT_DIR))
-    upstream.wait_ready(chat_probe(UPSTREAM_KEY))
-    print(f"setting up a Tollgate install in {work_dir}", flush=True)
-    install: Install = create_install(work_dir / "install", upstream_url)
-
-    bare_port = free_port()
-    bare = services.start(Service(
-        name="bare proxy", port=bare_port, log_path=work_dir / "logs" / "bare_proxy.log", cwd=PROJECT_DIR,
-        argv=[PYTHON, "-m", "bench.bare_proxy", "--port", str(bare_port), "--upstream", upstream_url]))
-    bare.wait_ready(chat_probe("unused"))
-
-    server, transport = PRIMARY.split("+")
-    gateway_port = free_port()
-    gateway = services.start(Service(
-        name="gateway", argv=server_argv(server, gateway_port), port=gateway_port, cwd=PROJECT_DIR,
-        log_path=work_dir / "logs" / "gateway.log", env=install.env(HTTPX_TRANSPORT=transport)))
-    gateway.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}), timeout=60)
-    gateway.wait_ready(chat_probe(install.api_key))
-    return install, bare, gateway
+    upstream, install, gateway = stack.start_primary(services, work_dir)
+    return install, stack.start_bare_proxy(services, work_dir, upstream), gateway
 
 
 def measure_all(install: Install, bare: Service, gateway: Service, args: argparse.Namespace) -> tuple[list, str]:
@@ -224,8 +180,7 @@ def measure_all(install: Install, bare: Service, gateway: Service, args: argpars
         sent += args.warmup + args.requests
     # The same deterministic request again and again, with the tenant's answer cache on:
     # every one after the first is a hit (key, plan, cache lookup, a usage record; no provider).
-    manage(install, "shell", "-c", ENABLE_CACHE)
-    time.sleep(settings_refresh_seconds())  # the gateway re-reads the tenant's settings
+    stack.enable_cache(install)
     cells.append(measure(gateway, Target("gateway, cache hits", gateway_target.url, gateway_target.headers),
                          stream=False, recorded=install.count_usage_records, recorded_before=sent, cached=True,
                          **counts))

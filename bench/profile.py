@@ -25,19 +25,11 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import load
+from bench import load, stack
 from bench.load import CellResult, Target
-from bench.provisioning import PROJECT_DIR, PYTHON, UPSTREAM_KEY, create_install
-from bench.run import (
-    CHAT_PATH,
-    PRIMARY,
-    VENV_BIN,
-    chat_probe,
-    run_async,
-    server_argv,
-    stop_on_sigterm,
-)
-from bench.services import Probe, Service, ServiceSet, free_port
+from bench.run import run_async, stop_on_sigterm
+from bench.services import ServiceSet
+from bench.stack import CHAT_PATH, PRIMARY, VENV_BIN
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "profile.svg"
 
@@ -83,20 +75,7 @@ def top_frames(collapsed: Path, *, limit: int = 40) -> str:
 
 def profile(args: argparse.Namespace, work_dir: Path) -> list[CellResult]:
     with ServiceSet() as services:
-        upstream_port = free_port()
-        upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
-        upstream = services.start(Service(
-            name="openai_upstream", argv=[PYTHON, "-m", "tests.fakes.openai_upstream", "--port", str(upstream_port)],
-            port=upstream_port, log_path=work_dir / "logs" / "upstream.log", cwd=PROJECT_DIR))
-        upstream.wait_ready(chat_probe(UPSTREAM_KEY))
-        install = create_install(work_dir / "install", upstream_url)
-        server, transport = PRIMARY.split("+")
-        port = free_port()
-        gateway = services.start(Service(
-            name="gateway", argv=server_argv(server, port), port=port, cwd=PROJECT_DIR,
-            log_path=work_dir / "logs" / "gateway.log", env=install.env(HTTPX_TRANSPORT=transport)))
-        gateway.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}), timeout=60)
-        gateway.wait_ready(chat_probe(install.api_key))
+        _, install, gateway = stack.start_primary(services, work_dir)
         target = Target("gateway", gateway.base_url + CHAT_PATH,
                         {"Authorization": f"Bearer {install.api_key}", "Content-Type": "application/json"})
         print(f"warming up {PRIMARY} for {args.warmup:.0f} s", flush=True)

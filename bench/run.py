@@ -17,10 +17,8 @@ Server logs of the last run are kept in bench/results/logs/ for the report's hea
 
 import argparse
 import asyncio
-import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -35,15 +33,13 @@ from typing import Any, TypeVar
 
 import uvloop
 
-from bench import load, report
+from bench import load, report, stack
 from bench.load import CellResult, Target
-from bench.provisioning import PROJECT_DIR, PYTHON, UPSTREAM_KEY, Install, create_install
-from bench.services import Probe, Service, ServiceSet, free_port
+from bench.provisioning import PROJECT_DIR, UPSTREAM_KEY, Install, create_install
+from bench.services import Service, ServiceSet, free_port
+from bench.stack import CHAT_PATH, PRIMARY
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-VENV_BIN = Path(PYTHON).parent
-CHAT_PATH = "/v1/chat/completions"
-PRIMARY = "uvicorn+aiohttp"  # what `make run` serves with
 APP_DIRS = ("gateway", "providers", "billing", "usage")  # the code under test
 
 T = TypeVar("T")
@@ -98,27 +94,6 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
         return runner.run(coroutine)
 
 
-def chat_probe(key: str) -> Probe:
-    body = json.dumps({"model": load.MODEL, "messages": load.MESSAGES, "max_tokens": 8}).encode()
-    return Probe("POST", CHAT_PATH, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, body)
-
-
-def server_argv(server: str, port: int) -> list[str]:
-    app = "gateway.asgi:application"
-    if server == "granian":
-        return [str(VENV_BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
-                "--workers", "1", "--loop", "uvloop", app]
-    if server == "uvicorn":
-        # The flags `make run` uses.
-        return [str(VENV_BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio", "--no-access-log",
-                "--log-level", "warning"]
-    if server == "daphne":
-        # -v 0: no access log on stdout, like uvicorn's --no-access-log and granian's default.
-        return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
-    raise ValueError(f"unknown server {server!r}")
-
-
 class Bench:
     """One run: the services it started, the install it made, the report it fills."""
 
@@ -138,32 +113,15 @@ class Bench:
 
     # --- services ---------------------------------------------------------------------------
     def start_upstream(self, module: str = "tests.fakes.openai_upstream", *extra: str) -> Service:
-        service = self.services.start(Service(
-            name=module.rsplit(".", 1)[-1], argv=[PYTHON, "-m", module, "--port", str(self.upstream_port), *extra],
-            port=self.upstream_port, log_path=self.work_dir / "logs" / f"{module}.log", cwd=PROJECT_DIR))
-        service.wait_ready(chat_probe(UPSTREAM_KEY))
-        return service
+        return stack.start_upstream(self.services, self.work_dir, port=self.upstream_port, module=module, extra=extra)
 
     def start_bare_proxy(self) -> Service:
-        port = free_port()
-        service = self.services.start(Service(
-            name="bare proxy", port=port, log_path=self.work_dir / "logs" / "bare_proxy.log", cwd=PROJECT_DIR,
-            argv=[PYTHON, "-m", "bench.bare_proxy", "--port", str(port),
-                  "--upstream", f"http://127.0.0.1:{self.upstream_port}/v1"]))
-        service.wait_ready(chat_probe("unused"))
-        return service
+        assert self.upstream is not None, "prepare() first"
+        return stack.start_bare_proxy(self.services, self.work_dir, self.upstream)
 
     def start_gateway(self, variant: Variant, install: Install, *, label: str = "", **env: str) -> Service:
-        port = free_port()
-        name = f"gateway {variant.name}{label}"
-        log_name = re.sub(r"[^\w+.-]+", "-", name).strip("-")
-        service = self.services.start(Service(
-            name=name, argv=server_argv(variant.server, port), port=port, cwd=PROJECT_DIR,
-            log_path=self.work_dir / "logs" / f"{log_name}.log",
-            env=install.env(HTTPX_TRANSPORT=variant.transport, **env)))
-        service.wait_ready(Probe("GET", "/v1/models", {"Authorization": f"Bearer {install.api_key}"}), timeout=60)
-        service.wait_ready(chat_probe(install.api_key))  # the full path works before it is timed
-        return service
+        return stack.start_gateway(self.services, self.work_dir, install, variant=variant.name,
+                                   name=f"gateway {variant.name}{label}", **env)
 
     def fresh_install(self, name: str) -> Install:
         assert self.install is not None

@@ -50,7 +50,6 @@ RESEND_WITHIN = timedelta(hours=23)
 BELOW_THRESHOLD = F("top_up_threshold") + F("spent_undebited")
 # Statuses after which an off-session charge will not succeed without the customer.
 FAILED_PAYMENT_STATUSES = {"requires_payment_method", "requires_action", "canceled"}
-TOP_UP_KEY_PREFIX = "tollgate-top-up-"
 
 
 # --- the ledger ---------------------------------------------------------------------------
@@ -201,25 +200,13 @@ def claim_crossing(tenant_id: int) -> AutoTopUp | None:
     if not claimed:
         return None
     account = CreditAccount.objects.get(tenant_id=tenant_id)
+    # The card is the attempt's own, so every send of it charges the card the first send did
+    # (Stripe refuses a key sent again with other parameters), even after a new card is saved.
     return AutoTopUp.objects.create(
         tenant_id=tenant_id, crossing=account.top_up_crossings, amount=account.top_up_amount,
-        idempotency_key=idempotency_key_for(tenant_id, account.top_up_crossings, account.stripe_payment_method_id))
-
-
-def idempotency_key_for(tenant_id: int, crossing: int, payment_method_id: str) -> str:
-    # Random, so a key Stripe saw from another database (a reset test account) cannot replay; the
-    # card last, so that every send of the attempt charges the card the first send did (Stripe
-    # refuses a key sent again with other parameters), even after a new card is saved.
-    return f"{TOP_UP_KEY_PREFIX}{tenant_id}-{crossing}-{uuid.uuid4().hex[:12]}-{payment_method_id}"
-
-
-def payment_method_of(attempt: AutoTopUp) -> str:
-    """The card the attempt charges: the one its key names (an older key names none: the saved card)."""
-    parts = attempt.idempotency_key.removeprefix(TOP_UP_KEY_PREFIX).split("-", 3)
-    if len(parts) == 4 and parts[3]:
-        return parts[3]
-    return CreditAccount.objects.filter(tenant_id=attempt.tenant_id).values_list(
-        "stripe_payment_method_id", flat=True).first() or ""
+        stripe_payment_method_id=account.stripe_payment_method_id,
+        # Random as well: a key Stripe saw from another database (a reset test account) must not replay.
+        idempotency_key=f"tollgate-top-up-{tenant_id}-{account.top_up_crossings}-{uuid.uuid4().hex[:12]}")
 
 
 def charge(attempt: AutoTopUp) -> None:
@@ -228,7 +215,7 @@ def charge(attempt: AutoTopUp) -> None:
         "stripe_customer_id", flat=True).first() or ""
     try:
         payment = stripe_payments.charge_saved_card(
-            customer_id=customer_id, payment_method_id=payment_method_of(attempt), amount=attempt.amount,
+            customer_id=customer_id, payment_method_id=attempt.stripe_payment_method_id, amount=attempt.amount,
             metadata={"tenant_id": str(attempt.tenant_id), "purpose": "top_up", "crossing": str(attempt.crossing)},
             idempotency_key=attempt.idempotency_key)
     except CardDeclined as exc:

@@ -371,6 +371,7 @@ class AutoTopUp(models.Model):
     crossing = models.PositiveIntegerField()
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     idempotency_key = models.CharField(max_length=100, unique=True)
+    stripe_payment_method_id = models.CharField(max_length=100, blank=True, help_text="The card it charges.")
     status = models.CharField(max_length=16, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
     stripe_payment_intent_id = models.CharField(max_length=100, blank=True)
     failure = models.CharField(max_length=300, blank=True)

@@ -10,7 +10,14 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from billing import credit_debits, credit_grants, credits
-from billing.models import CreditAccount, CreditEntry, CreditEntryKind, Plan, PlanChangeReason, Subscription
+from billing.models import (
+    CreditAccount,
+    CreditEntry,
+    CreditEntryKind,
+    Plan,
+    PlanChangeReason,
+    Subscription,
+)
 from billing.subscriptions import change_plan
 from gateway.background import PERIODIC_JOBS, run_due
 from tests.conftest import wait_for

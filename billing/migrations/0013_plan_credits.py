@@ -16,6 +16,15 @@ def recreate_sqlite_trigger(apps, schema_editor):
         schema_editor.execute(TRIGGERS["sqlite"][0][0])
 
 
+def card_of_each_attempt(apps, schema_editor):
+    """Attempts made before the card was kept on them charged the tenant's saved card."""
+    attempt_model, account_model = apps.get_model("billing", "AutoTopUp"), apps.get_model("billing", "CreditAccount")
+    cards = dict(account_model.objects.values_list("tenant_id", "stripe_payment_method_id"))
+    for attempt in attempt_model.objects.filter(stripe_payment_method_id=""):
+        attempt.stripe_payment_method_id = cards.get(attempt.tenant_id, "")
+        attempt.save(update_fields=["stripe_payment_method_id"])
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -60,4 +69,10 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(condition=models.Q(('kind', 'grant')), fields=('tenant', 'period_start'), name='one_plan_grant_per_month'),
         ),
         migrations.RunPython(recreate_sqlite_trigger, migrations.RunPython.noop),
+        migrations.AddField(
+            model_name='autotopup',
+            name='stripe_payment_method_id',
+            field=models.CharField(blank=True, help_text='The card it charges.', max_length=100),
+        ),
+        migrations.RunPython(card_of_each_attempt, migrations.RunPython.noop),
     ]

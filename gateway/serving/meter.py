@@ -198,7 +198,7 @@ class Meter:
         the client's usage chunk and to the record."""
         usage = self.round_usage()
         if self.earlier is not None:  # summed once: the rounds are over when this is asked
-            self.settlement.model_cost = self.earlier_cost + cost_of(self.round_prices(), usage)
+            self.settlement.model_cost = self.loop_model_cost(usage)
             usage = self.settlement.usage = summed(self.earlier, usage)
             self.earlier = None
         usage.web_searches, usage.web_fetches, usage.code_seconds = (
@@ -213,6 +213,11 @@ class Meter:
     def round_prices(self) -> TokenPrices:
         """The prices of the model that made the model call under way (or just finished)."""
         return self.trace.model.prices if self.trace.model is not None else self.reservation.prices
+
+    def loop_model_cost(self, current: Usage) -> Decimal | None:
+        """A tool loop's model calls, each at the prices of the model that made it, ``current``
+        the one under way; None outside a loop (one call: its usage at the reservation's prices)."""
+        return None if self.earlier is None else self.earlier_cost + cost_of(self.round_prices(), current)
 
     async def __aenter__(self) -> "Meter":
         return self
@@ -294,11 +299,10 @@ def checkpoint_of(meter: Meter) -> Checkpoint:
     reported = meter.settlement.usage
     current = reported if reported != Usage() else Usage(
         input_tokens=meter.input_estimate, output_tokens=estimate_output_tokens(meter.produced_chars))
-    model_cost = None if meter.earlier is None else meter.earlier_cost + cost_of(meter.round_prices(), current)
     usage = dataclasses.replace(summed(meter.earlier or Usage(), current), web_searches=meter.web_searches,
                                 web_fetches=meter.web_fetches, code_seconds=meter.code_seconds)
     return Checkpoint(meter.reservation.request_id, usage.input_tokens, usage.output_tokens,
-                      meter.reservation.cost_of(usage, model_cost))
+                      meter.reservation.cost_of(usage, meter.loop_model_cost(current)))
 
 
 async def keep_checkpointing() -> None:

@@ -143,7 +143,11 @@ def number_in(payload: dict, name: str, low: float, high: float) -> float | None
     return float(value)
 
 
-def positive_int(payload: dict, name: str, *, least: int = 1) -> int | None:
+def positive_int(payload: dict, name: str) -> int | None:
+    return int_at_least(payload, name, 1)
+
+
+def int_at_least(payload: dict, name: str, least: int) -> int | None:
     value = payload.get(name)
     if value is None:
         return None

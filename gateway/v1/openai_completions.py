@@ -26,7 +26,7 @@ from typing import Any
 from gateway.v1 import sse
 from gateway.v1.chat_arguments import decode_logit_bias
 from gateway.v1.errors import GatewayError, bad_request, error_body
-from gateway.v1.json_body import decoder, expect, number_in, positive_int
+from gateway.v1.json_body import decoder, expect, int_at_least, number_in, positive_int
 from gateway.v1.openai_chat import (
     decode_fallbacks,
     decode_stop,
@@ -74,7 +74,7 @@ def decode(payload: dict[str, Any]) -> ChatRequest:
         expect(seed, int, "seed", "an integer")
     if user is not None:
         expect(user, str, "user", "a string")
-    max_tokens = positive_int(payload, "max_tokens", least=0)  # 0: score the prompt (echo with logprobs)
+    max_tokens = int_at_least(payload, "max_tokens", 0)  # 0: score the prompt (echo with logprobs)
     text_prompt = decode_text_options(payload, prompt, stream=stream)
     return ChatRequest(
         model=model,

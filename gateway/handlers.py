@@ -13,6 +13,9 @@ gateway spends on its own work:
   connection to close there.)
 - URL resolution: a fixed route (no argument in its path: /v1/chat/completions) is resolved once
   per path and remembered; the resolver's regexes cost more than the rest of the routing.
+- the view runs in the request's own task (respond_to), not a task of its own raced against a
+  disconnect listener with asyncio.wait: one task per request less (ClientWatch), and the
+  response leaves through gateway/asgi_responses.py (a stream's ready parts in one write).
 Pages and the admin keep Django's full handler and settings.MIDDLEWARE, behind BodyLimit.
 /healthz, /readyz and /metrics take this handler too (gateway/probes.py): a load balancer's probe
 needs no session, and /healthz no database.
@@ -27,13 +30,15 @@ import os
 import tempfile
 import time
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.core.handlers.exception import convert_exception_to_response
+from django.core.handlers.exception import response_for_exception
 from django.urls import set_script_prefix
 
 from caching import store as cache_store
+from gateway import asgi_responses
 from gateway.v1 import request_log
 from gateway.v1.admission import too_large
 from gateway.v1.errors import error_response
@@ -60,10 +65,11 @@ class ApiHandler(ASGIHandler):
         self.fixed_routes: dict[tuple[str, str], object] = {}  # (urlconf, path) -> its ResolverMatch
 
     def load_middleware(self, is_async=False):
+        """No middleware: respond_to calls the view itself."""
         self._view_middleware = []
         self._template_response_middleware = []
         self._exception_middleware = []
-        self._middleware_chain = convert_exception_to_response(self._get_response_async)
+        self._middleware_chain = None
 
     async def __call__(self, scope, receive, send):
         await self.handle(scope, receive, send)
@@ -85,11 +91,11 @@ class ApiHandler(ASGIHandler):
         for name, value in API_RESPONSE_HEADERS.items():
             response.headers.setdefault(name, value)
         if not response.streaming:
-            await super().send_response(response, send)
+            await asgi_responses.send_response(response, send, super().send_response)
             return
         OPEN_STREAMS.inc()
         try:
-            await super().send_response(response, send)
+            await asgi_responses.send_response(response, send, super().send_response)
         finally:
             OPEN_STREAMS.dec()
 
@@ -142,33 +148,82 @@ class ApiHandler(ASGIHandler):
             await self.send_response(refusal, send)
             refusal.close()
             return None, refusal.status_code
-        status = request_log.CLIENT_GONE
-
-        async def respond():
-            nonlocal status
-            response = await self.run_get_response(request)
-            status = response.status_code
+        with ClientWatch(receive) as watch:
+            status = request_log.CLIENT_GONE
             try:
-                await self.send_response(response, send)
-            finally:
-                response.close()
-
-        # As Django does: a client that disconnects cancels the view (or the stream), whose
-        # own cleanup settles the request.
-        listener = asyncio.create_task(self.listen_for_disconnect(receive))
-        responder = asyncio.create_task(respond())
-        try:
-            await asyncio.wait([listener, responder], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (listener, responder):
-                if not task.done():
-                    task.cancel()
+                response = await self.respond_to(request)
+                status = response.status_code
                 try:
-                    await task
-                except (asyncio.CancelledError, RequestAborted):
-                    pass
-            body_file.close()
+                    await self.send_response(response, send)
+                finally:
+                    watch.stop()
+                    response.close()
+            except asyncio.CancelledError:
+                if not watch.gone:
+                    raise
+                watch.absorb()
+            finally:
+                body_file.close()
+        await watch.settled()
         return request, status
+
+    async def respond_to(self, request):
+        """The view's response, as Django's BaseHandler would get it with no middleware: the
+        route, the view (every /v1 view is async), any exception it lets out as Django answers it."""
+        try:
+            match = self.resolve_request(request)
+            response = await match.func(request, *match.args, **match.kwargs)
+        except Exception as exc:
+            response = await sync_to_async(response_for_exception, thread_sensitive=False)(request, exc)
+        response._resource_closers.append(request.close)  # as Django's handler: uploaded files
+        return response
+
+
+class ClientWatch:
+    """A client that hangs up cancels the request's task (the view, or the stream it is sending),
+    whose own cleanup settles the request, as Django's handler does with a task of its own for
+    the view; here the view runs in the request's task and only the watch is a second one.
+
+    ``stop()`` once the answer is sent (no cancellation after it); a CancelledError caught while
+    ``gone`` is the watch's and ``absorb()`` takes it back; ``settled()`` takes back one sent
+    after the task's last await, before the task goes on."""
+
+    def __init__(self, receive):
+        self.receive = receive
+        self.task = asyncio.current_task()
+        self.gone = False
+        self.absorbed = False
+        self.watcher = None
+
+    def __enter__(self):
+        self.watcher = asyncio.create_task(self.watch())
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    async def watch(self) -> None:
+        try:
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+        except Exception:  # the server's receive failed: the connection is as good as gone
+            pass
+        self.gone = True
+        self.task.cancel()
+
+    def stop(self) -> None:
+        self.watcher.cancel()
+
+    def absorb(self) -> None:
+        self.absorbed = True
+        self.task.uncancel()
+
+    async def settled(self) -> None:
+        if self.gone and not self.absorbed:
+            try:
+                await asyncio.sleep(0)  # the cancellation is delivered here
+            except asyncio.CancelledError:
+                self.absorb()
 
 
 class BodyLimit:

@@ -80,13 +80,15 @@ class OpenJob(Job):
     __slots__ = ()
 
 
-def resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+def resolve_all(resolved: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    """On the waiting loop: each (future, result, error) of a batch, unless its caller gave up."""
+    for future, result, error in resolved:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 def start_afresh_if_stranded(connection) -> None:
@@ -260,12 +262,14 @@ class LedgerWriter:
             if len(batch) > 1:
                 connections["default"].close()
             outcomes = dict.fromkeys(batch, (None, error))
+        # One wake of each waiting event loop for the whole batch, not one per job.
+        waiting: dict[asyncio.AbstractEventLoop, list] = {}
         for job in batch:
-            if job.future is None:
-                continue
-            result, error = outcomes[job]
+            if job.future is not None:
+                waiting.setdefault(job.loop, []).append((job.future, *outcomes[job]))
+        for loop, resolved in waiting.items():
             try:
-                job.loop.call_soon_threadsafe(resolve, job.future, result, error)
+                loop.call_soon_threadsafe(resolve_all, resolved)
             except RuntimeError:
                 pass  # the caller's event loop is closed: nobody is waiting any more
 

@@ -12,7 +12,7 @@ import httpx
 
 from providers import errors
 from providers.adapters.answers import malformed
-from providers.http import get_client, send
+from providers.http import Prepared, ProviderResponse, get_client, send
 from providers.sse import decode_events, lines_of
 from providers.types import StreamEvent, Target
 
@@ -39,6 +39,12 @@ def json_request(method: str, url: str, target: Target, *, body: dict | None = N
     return httpx.Request(method, url, headers=headers, params=params,
                          content=json.dumps(body, ensure_ascii=ensure_ascii).encode() if body is not None else None,
                          extensions={"timeout": timeout_for(target).as_dict()})
+
+
+def post_json(url: str | httpx.URL, headers: dict[str, str], body: dict[str, Any], target: Target) -> Prepared:
+    """A JSON POST to a provider, with the target's timeouts: the hot calls' request (chat,
+    messages, embeddings), which providers.http.send hands to aiohttp without httpx.Request."""
+    return Prepared("POST", str(url), headers, json.dumps(body).encode(), timeout_for(target))
 
 
 def transport_error(exc: httpx.TransportError, target: Target) -> errors.ProviderError:
@@ -133,7 +139,7 @@ def job_error_mapper(map_error: ErrorMapper, job: str) -> ErrorMapper:
     return map_job_error
 
 
-async def fetch_json(prepared: httpx.Request, target: Target, map_error: ErrorMapper) -> dict[str, Any]:
+async def fetch_json(prepared: Prepared | httpx.Request, target: Target, map_error: ErrorMapper) -> dict[str, Any]:
     """Send a prepared request; its body, a JSON object, or a ProviderError for whatever went
     wrong (ProviderMalformed for a body that is not JSON, or JSON but not an object)."""
     try:
@@ -151,8 +157,8 @@ async def fetch_json(prepared: httpx.Request, target: Target, map_error: ErrorMa
 
 
 @asynccontextmanager
-async def streamed_response(prepared: httpx.Request, target: Target,
-                            map_error: ErrorMapper) -> AsyncIterator[httpx.Response]:
+async def streamed_response(prepared: Prepared | httpx.Request, target: Target,
+                            map_error: ErrorMapper) -> AsyncIterator[ProviderResponse | httpx.Response]:
     """The streamed response of a prepared request, already checked for an error status, and
     closed (its connection back to the pool) however the caller leaves."""
     try:
@@ -179,7 +185,7 @@ class StreamReader(Protocol):
         ...
 
 
-async def relay_stream(prepared: httpx.Request, target: Target, map_error: ErrorMapper, reader: StreamReader, *,
+async def relay_stream(prepared: Prepared | httpx.Request, target: Target, map_error: ErrorMapper, reader: StreamReader, *,
                        end: str) -> AsyncIterator[StreamEvent]:
     """The events ``reader`` makes of a streamed SSE answer, until it has ended (or ``[DONE]``).
     A dropped connection, an event that is not a JSON object (malformed), or a stream that stops

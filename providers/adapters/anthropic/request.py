@@ -15,7 +15,8 @@ import httpx
 
 from providers import errors
 from providers.adapters.anthropic.thinking import replayed_thinking
-from providers.adapters.http_calls import timeout_for
+from providers.adapters.http_calls import post_json
+from providers.http import Prepared
 from providers.types import (
     MIN_THINKING_BUDGET,
     ChatRequest,
@@ -47,7 +48,7 @@ def messages_url(base_url: str) -> httpx.URL:
     return httpx.URL(base + ("/messages" if base.endswith("/v1") else "/v1/messages"))
 
 
-def build_request(request: ChatRequest, target: Target, *, stream: bool) -> httpx.Request:
+def build_request(request: ChatRequest, target: Target, *, stream: bool) -> Prepared:
     headers = {
         "x-api-key": target.api_key,
         "anthropic-version": API_VERSION,
@@ -57,11 +58,7 @@ def build_request(request: ChatRequest, target: Target, *, stream: bool) -> http
     betas = forwarded_betas(request)
     if betas:
         headers["anthropic-beta"] = ",".join(betas)
-    return httpx.Request(
-        "POST", messages_url(target.base_url), headers=headers,
-        content=json.dumps(build_body(request, target, stream=stream)).encode(),
-        extensions={"timeout": timeout_for(target).as_dict()},
-    )
+    return post_json(messages_url(target.base_url), headers, build_body(request, target, stream=stream), target)
 
 
 def forwarded_betas(request: ChatRequest) -> list[str]:

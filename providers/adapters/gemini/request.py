@@ -37,7 +37,8 @@ import httpx
 from providers import errors
 from providers.adapters.gemini.answer import SIGNED, signed
 from providers.adapters.gemini.schema import calling_config, declaration
-from providers.adapters.http_calls import timeout_for
+from providers.adapters.http_calls import post_json
+from providers.http import Prepared
 from providers.types import ChatRequest, ImagePart, Message, Target, ToolCall
 
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576,
@@ -64,22 +65,16 @@ def api_headers(target: Target, *, accept: str = "application/json") -> dict[str
     return {"x-goog-api-key": target.api_key, "Content-Type": "application/json", "Accept": accept}
 
 
-def post(target: Target, verb: str, body: dict[str, Any]) -> httpx.Request:
+def post(target: Target, verb: str, body: dict[str, Any]) -> Prepared:
     """A JSON call to the target model's ``verb`` (the media endpoints' requests)."""
-    return httpx.Request(
-        "POST", model_url(target.base_url, target.upstream_model, verb), content=json.dumps(body).encode(),
-        headers=api_headers(target), extensions={"timeout": timeout_for(target).as_dict()},
-    )
+    return post_json(model_url(target.base_url, target.upstream_model, verb), api_headers(target), body, target)
 
 
-def build_request(request: ChatRequest, target: Target, *, stream: bool) -> httpx.Request:
+def build_request(request: ChatRequest, target: Target, *, stream: bool) -> Prepared:
     verb = "streamGenerateContent" if stream else "generateContent"
-    return httpx.Request(
-        "POST", model_url(target.base_url, target.upstream_model, verb),
-        headers=api_headers(target, accept="text/event-stream" if stream else "application/json"),
-        content=json.dumps(build_body(request, target)).encode(),
-        extensions={"timeout": timeout_for(target).as_dict()},
-    )
+    return post_json(model_url(target.base_url, target.upstream_model, verb),
+                     api_headers(target, accept="text/event-stream" if stream else "application/json"),
+                     build_body(request, target), target)
 
 
 def is_gemini_3(model: str) -> bool:

@@ -1,0 +1,90 @@
+"""A /v1 answer onto the wire: a Django HttpResponse sent as ASGI messages, a stream in as few
+writes as it can be.
+
+    await send_response(response, send)
+
+Django's own ASGIHandler.send_response passes a stream through four generators per part (the
+response's __aiter__, streaming_content's wrapper, aclosing, chunk_bytes) and sends each part
+alone: a chat stream's dozen events were a dozen socket writes. Here the parts a stream has
+ready when it is asked, those the provider's last read already held, leave as one write
+(``ready_chunks``); a part that has to be waited for goes out once it comes, never held back.
+A response whose body is a synchronous iterator (a file) keeps Django's way (``fallback``).
+"""
+
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from django.http import HttpResponseBase
+
+Send = Callable[[dict], Awaitable[None]]
+
+
+async def send_response(response: HttpResponseBase, send: Send,
+                        fallback: Callable[[HttpResponseBase, Send], Awaitable[None]]) -> None:
+    if response.streaming and not response.is_async:
+        await fallback(response, send)
+        return
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers_of(response)})
+    if not response.streaming:
+        await send({"type": "http.response.body", "body": response.content})
+        return
+    async for chunk in ready_chunks(response.streaming_content):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body"})
+
+
+def headers_of(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
+    """The response's headers as ASGI wants them (Django's encodings: names ASCII, values latin-1)."""
+    headers = [(name.encode("ascii"), value.encode("latin-1")) for name, value in response.items()]
+    for cookie in response.cookies.values():
+        headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
+    return headers
+
+
+async def ready_chunks(parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``parts`` joined into chunks: each chunk holds every part that was ready without waiting.
+
+    Each ``anext`` is stepped by hand: a step that finishes at once gives a ready part, kept for
+    the chunk; a step that suspends means the next part must be waited for, so the parts kept so
+    far leave first, then the step is awaited as ``await`` would have (``_resume``: the same
+    task, so timeouts and cancellation reach it unchanged)."""
+    pending: list[bytes] = []
+    try:
+        while True:
+            step = parts.__anext__()
+            try:
+                signal = step.send(None)
+            except StopIteration as ready:
+                pending.append(ready.value)
+                continue
+            if pending:
+                yield b"".join(pending)
+                pending.clear()
+            pending.append(await _resume(step, signal))
+    except StopAsyncIteration:
+        pass
+    except Exception:
+        if pending:  # what came before a failure still goes out before it
+            yield b"".join(pending)
+        raise
+    if pending:
+        yield b"".join(pending)
+
+
+@types.coroutine
+def _resume(step, signal):
+    """Go on with ``step``, suspended on ``signal``: yield what it yields to the event loop and
+    pass back what the loop sends or throws in (a cancellation) until it returns."""
+    while True:
+        try:
+            sent = yield signal
+        except BaseException as error:
+            try:
+                signal = step.throw(error)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                signal = step.send(sent)
+            except StopIteration as stop:
+                return stop.value

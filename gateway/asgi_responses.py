@@ -5,16 +5,18 @@ writes as it can be.
 
 Django's own ASGIHandler.send_response passes a stream through four generators per part (the
 response's __aiter__, streaming_content's wrapper, aclosing, chunk_bytes) and sends each part
-alone: a chat stream's dozen events were a dozen socket writes. Here the parts a stream has
-ready when it is asked, those the provider's last read already held, leave as one write
-(``ready_chunks``); a part that has to be waited for goes out once it comes, never held back.
+alone: a chat stream's dozen events were a dozen socket writes, and its end one more. Here the
+parts a stream has ready when it is asked, those the provider's last read already held, leave as
+one write, the last of them with the end (``body_messages``); a part that has to be waited for
+goes out once it comes, never held back.
 A response whose body is a synchronous iterator (a file) keeps Django's way (``fallback``).
 """
 
-import types
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from django.http import HttpResponseBase
+
+from providers.awaiting import resume
 
 Send = Callable[[dict], Awaitable[None]]
 
@@ -28,9 +30,8 @@ async def send_response(response: HttpResponseBase, send: Send,
     if not response.streaming:
         await send({"type": "http.response.body", "body": response.content})
         return
-    async for chunk in ready_chunks(response.streaming_content):
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body"})
+    async for message in body_messages(response.streaming_content):
+        await send(message)
 
 
 def headers_of(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
@@ -41,13 +42,13 @@ def headers_of(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-async def ready_chunks(parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """``parts`` joined into chunks: each chunk holds every part that was ready without waiting.
+async def body_messages(parts: AsyncIterator[bytes]) -> AsyncIterator[dict]:
+    """``parts`` as ASGI body messages: each holds every part that was ready without waiting, and
+    the last one (more_body false) the parts that came with the stream's end.
 
     Each ``anext`` is stepped by hand: a step that finishes at once gives a ready part, kept for
-    the chunk; a step that suspends means the next part must be waited for, so the parts kept so
-    far leave first, then the step is awaited as ``await`` would have (``_resume``: the same
-    task, so timeouts and cancellation reach it unchanged)."""
+    the message; a step that suspends means the next part must be waited for, so the parts kept
+    so far leave first, then the step is awaited as ``await`` would have (providers.awaiting)."""
     pending: list[bytes] = []
     try:
         while True:
@@ -58,33 +59,13 @@ async def ready_chunks(parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 pending.append(ready.value)
                 continue
             if pending:
-                yield b"".join(pending)
+                yield {"type": "http.response.body", "body": b"".join(pending), "more_body": True}
                 pending.clear()
-            pending.append(await _resume(step, signal))
+            pending.append(await resume(step, signal))
     except StopAsyncIteration:
         pass
     except Exception:
         if pending:  # what came before a failure still goes out before it
-            yield b"".join(pending)
+            yield {"type": "http.response.body", "body": b"".join(pending), "more_body": True}
         raise
-    if pending:
-        yield b"".join(pending)
-
-
-@types.coroutine
-def _resume(step, signal):
-    """Go on with ``step``, suspended on ``signal``: yield what it yields to the event loop and
-    pass back what the loop sends or throws in (a cancellation) until it returns."""
-    while True:
-        try:
-            sent = yield signal
-        except BaseException as error:
-            try:
-                signal = step.throw(error)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                signal = step.send(sent)
-            except StopIteration as stop:
-                return stop.value
+    yield {"type": "http.response.body", "body": b"".join(pending), "more_body": False}

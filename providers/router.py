@@ -35,6 +35,7 @@ from providers import breaker, errors
 from providers import metrics as provider_metrics
 from providers.adapters.answers import read_answer, read_event
 from providers.adapters.base import Adapter
+from providers.awaiting import resume
 from providers.catalog_snapshot import Catalog as Catalog
 from providers.catalog_snapshot import Deployment as Deployment
 from providers.catalog_snapshot import ModelInfo as ModelInfo
@@ -216,10 +217,13 @@ async def next_item(items: AsyncIterator[T], target: Target, output: Output[T], 
     phase = (target.first_byte_timeout if first else target.read_timeout) if output.streamed else math.inf
     left = max(0.0, deadline - time.monotonic())
     try:
+        step = read_event(items, target, produced=not first) if output.streamed else anext(items)
+        try:
+            signal = step.send(None)
+        except StopIteration as ready:  # already read (a stream's events come several to a read): no timer
+            return ready.value
         async with asyncio.timeout(min(phase, left)):
-            if output.streamed:
-                return await read_event(items, target, produced=not first)
-            return await anext(items)
+            return await resume(step, signal)
     except StopAsyncIteration:
         return END
     except TimeoutError as exc:

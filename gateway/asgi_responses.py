@@ -12,11 +12,14 @@ goes out once it comes, never held back.
 A response whose body is a synchronous iterator (a file) keeps Django's way (``fallback``).
 """
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from django.http import HttpResponseBase
 
 from providers.awaiting import resume
+
+log = logging.getLogger(__name__)
 
 Send = Callable[[dict], Awaitable[None]]
 
@@ -69,3 +72,18 @@ async def body_messages(parts: AsyncIterator[bytes]) -> AsyncIterator[dict]:
             yield {"type": "http.response.body", "body": b"".join(pending), "more_body": True}
         raise
     yield {"type": "http.response.body", "body": b"".join(pending), "more_body": False}
+
+
+def close(response: HttpResponseBase) -> None:
+    """HttpResponseBase.close less its request_finished signal: run the response's closers (a
+    stream's, which settles a request whose client left; the request's uploaded files). The
+    signal's receivers close the calling thread's database connections and caches, which the
+    event loop's thread never opens (/v1's writes go through usage.writer, its reads through
+    providers.blocking)."""
+    for closer in response._resource_closers:
+        try:
+            closer()
+        except Exception:
+            log.exception("closing a /v1 response failed")
+    response._resource_closers.clear()
+    response.closed = True

@@ -9,8 +9,8 @@ gateway spends on its own work:
   a hop to a thread created per request (ThreadSensitiveContext). /v1 never touches that
   connection: its writes go through usage.writer and its cache-miss reads run on the shared
   executor and close their own connection (providers.blocking), so neither is needed.
-  (response.close() still sends request_finished, on the event loop: its receivers find no
-  connection to close there.)
+  The response is closed without request_finished either (asgi_responses.close): its receivers
+  would find no connection to close on the event loop's thread.
 - URL resolution: a fixed route (no argument in its path: /v1/chat/completions) is resolved once
   per path and remembered; the resolver's regexes cost more than the rest of the routing.
 - the view runs in the request's own task (respond_to), not a task of its own raced against a
@@ -39,6 +39,7 @@ from django.urls import set_script_prefix
 
 from caching import store as cache_store
 from gateway import asgi_responses
+from gateway.api_requests import ApiRequest
 from gateway.v1 import request_log
 from gateway.v1.admission import too_large
 from gateway.v1.errors import error_response
@@ -60,6 +61,8 @@ class BodyTooLarge(Exception):
 
 
 class ApiHandler(ASGIHandler):
+    request_class = ApiRequest
+
     def __init__(self):
         super().__init__()
         self.fixed_routes: dict[tuple[str, str], object] = {}  # (urlconf, path) -> its ResolverMatch
@@ -157,7 +160,7 @@ class ApiHandler(ASGIHandler):
                     await self.send_response(response, send)
                 finally:
                     watch.stop()
-                    response.close()
+                    asgi_responses.close(response)
             except asyncio.CancelledError:
                 if not watch.gone:
                     raise

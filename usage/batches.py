@@ -123,10 +123,17 @@ class LedgerDelta:
         self.units = [before + more for before, more in zip(self.units, moved, strict=True)]
 
 
+# The model's fields in its own order: a record built positionally skips Model.__init__'s keyword
+# handling (20 -> 8 µs a record, on the ledger writer's thread).
+MODEL_FIELDS = [field.attname for field in UsageRecord._meta.concrete_fields]
+if set(MODEL_FIELDS) != {"id", *RECORD_FIELDS}:
+    raise RuntimeError("usage/batches.py: RECORD_FIELDS must name every UsageRecord column but its id")
+
+
 def record_of(reservation: Reservation, settlement: Settlement, now) -> UsageRecord:
     usage = settlement.usage
     failed = settlement.http_status >= 400
-    return UsageRecord(
+    values = dict(
         request_id=reservation.request_id, tenant_id=reservation.tenant_id, api_key_id=reservation.api_key_id,
         created_at=now, model=reservation.model, provider=reservation.provider,
         upstream_model=settlement.upstream_model, capability=reservation.capability, streamed=settlement.streamed,
@@ -141,6 +148,7 @@ def record_of(reservation: Reservation, settlement: Settlement, now) -> UsageRec
         ttft_ms=settlement.ttft_ms, outcome=Outcome.ERROR if failed else Outcome.OK,
         http_status=settlement.http_status, error_type=settlement.error_type, ending=settlement.ending,
     )
+    return UsageRecord(*[values.get(name) for name in MODEL_FIELDS])
 
 
 def settle_all(items: list[tuple[Reservation, Settlement]],

@@ -40,23 +40,39 @@ WRITER_COMMIT = Histogram("tollgate_ledger_writer_commit_seconds", "The ledger w
                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
 
 
+_children: dict[tuple, object] = {}
+CHILDREN_KEPT = 4096  # label sets are bounded (module docstring); this bounds the memo whatever happens
+
+
+def labelled(metric, *values: str):
+    """``metric.labels(*values)``, remembered: prometheus-client checks and converts the values and
+    takes a lock on each call, several times per request."""
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = metric.labels(*values)
+        if len(_children) < CHILDREN_KEPT:
+            _children[key] = child
+    return child
+
+
 def record_request(*, endpoint: str, model: str, provider: str, status: int, outcome: str, seconds: float,
                    first_token_seconds: float | None = None, overhead_seconds: float | None = None) -> None:
-    REQUESTS.labels(endpoint, model, provider, str(status), outcome).inc()
-    LATENCY.labels(endpoint).observe(seconds)
+    labelled(REQUESTS, endpoint, model, provider, str(status), outcome).inc()
+    labelled(LATENCY, endpoint).observe(seconds)
     if first_token_seconds is not None:
-        TIME_TO_FIRST_TOKEN.labels(model).observe(first_token_seconds)
+        labelled(TIME_TO_FIRST_TOKEN, model).observe(first_token_seconds)
     if overhead_seconds is not None:
-        OVERHEAD.labels(endpoint).observe(max(0.0, overhead_seconds))
+        labelled(OVERHEAD, endpoint).observe(max(0.0, overhead_seconds))
 
 
 def record_settled(record: UsageRecord) -> None:
     if record.input_tokens:
-        TOKENS.labels("input", record.provider, record.model).inc(record.input_tokens)
+        labelled(TOKENS, "input", record.provider, record.model).inc(record.input_tokens)
     if record.output_tokens:
-        TOKENS.labels("output", record.provider, record.model).inc(record.output_tokens)
+        labelled(TOKENS, "output", record.provider, record.model).inc(record.output_tokens)
     if record.cost:
-        COST.labels(record.provider, record.model).inc(float(record.cost))
+        labelled(COST, record.provider, record.model).inc(float(record.cost))
 
 
 def record_refusal(reason: str) -> None:

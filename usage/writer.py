@@ -123,7 +123,9 @@ class LedgerWriter:
         return future
 
     async def run(self, fn: Callable, *args) -> Any:
-        return await asyncio.wait_for(asyncio.shield(self.submit(fn, *args)), JOB_TIMEOUT_SECONDS)
+        future = self.submit(fn, *args)
+        async with asyncio.timeout(JOB_TIMEOUT_SECONDS):
+            return await future  # cancelled by the caller or the timeout, the job still runs; its result is dropped
 
     async def settle(self, reservation: Reservation, settlement: Settlement):
         """Record the request once: its UsageRecord when this call wrote it, None when it was
@@ -132,7 +134,8 @@ class LedgerWriter:
         if reservation.lease is not None:
             book.finish(reservation.lease, reservation.request_id)
         future = self._submit(SettleJob, None, (reservation, settlement))
-        return await asyncio.wait_for(asyncio.shield(future), JOB_TIMEOUT_SECONDS)
+        async with asyncio.timeout(JOB_TIMEOUT_SECONDS):
+            return await future
 
     def open_row(self, reservation: Reservation) -> None:
         self.start()

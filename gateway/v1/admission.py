@@ -39,11 +39,24 @@ def read_json(request) -> dict:
     return parse_json_object(read_body(request), request.content_type)
 
 
+_callers: dict[tuple[int, str], tuple[KeyContext, Caller]] = {}
+CALLERS_KEPT = 1024
+
+
 def caller_of(key: KeyContext, *, base_url: str) -> Caller:
-    return Caller(tenant_id=key.tenant_id, tenant_slug=key.tenant_slug, key_id=key.key_id, key_name=key.key_name,
-                  key_allowed_models=key.allowed_models, plan=key.plan, provider_keys=key.provider_keys,
-                  base_url=base_url, key_tokens_per_minute=key.tokens_per_minute,
-                  key_max_concurrent_requests=key.max_concurrent_requests)
+    """The key's Caller, built once per cached key context (a fresh context, after the key cache
+    reads the key again, gets a fresh Caller): both are immutable."""
+    kept = _callers.get((id(key), base_url))
+    if kept is not None and kept[0] is key:
+        return kept[1]
+    caller = Caller(tenant_id=key.tenant_id, tenant_slug=key.tenant_slug, key_id=key.key_id, key_name=key.key_name,
+                    key_allowed_models=key.allowed_models, plan=key.plan, provider_keys=key.provider_keys,
+                    base_url=base_url, key_tokens_per_minute=key.tokens_per_minute,
+                    key_max_concurrent_requests=key.max_concurrent_requests)
+    if len(_callers) >= CALLERS_KEPT:
+        _callers.clear()
+    _callers[(id(key), base_url)] = (key, caller)
+    return caller
 
 
 PROVIDER_KEY_HEADER = "x-provider-key"

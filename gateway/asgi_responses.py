@@ -1,23 +1,21 @@
-"""A /v1 answer onto the wire: a Django HttpResponse sent as ASGI messages, a stream in as few
-writes as it can be.
+"""A /v1 answer onto the wire: a Django HttpResponse sent as ASGI messages.
 
-    await send_response(response, send)
+    await send_response(response, send, fallback)
 
-Django's own ASGIHandler.send_response passes a stream through four generators per part (the
-response's __aiter__, streaming_content's wrapper, aclosing, chunk_bytes) and sends each part
-alone: a chat stream's dozen events were a dozen socket writes, and its end one more. Here the
-parts a stream has ready when it is asked, those the provider's last read already held, leave as
-one write, the last of them with the end (``body_messages``); a part that has to be waited for
-goes out once it comes, never held back.
+Django's own ASGIHandler.send_response passes each part of a stream through four generators (the
+response's __aiter__, streaming_content's wrapper, aclosing, chunk_bytes); here through one.
 A response whose body is a synchronous iterator (a file) keeps Django's way (``fallback``).
+
+Joining the parts a stream has ready into one write was tried (each ``anext`` stepped by hand) and
+taken out: a write that waits for a slow client then waited with the stream's next read already
+started, its timeout running against the request's task (bench/RESULTS.md).
 """
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 
 from django.http import HttpResponseBase
-
-from providers.awaiting import resume
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +31,13 @@ async def send_response(response: HttpResponseBase, send: Send,
     if not response.streaming:
         await send({"type": "http.response.body", "body": response.content})
         return
-    async for message in body_messages(response.streaming_content):
-        await send(message)
+    # Each part is sent once the stream has given it and before the stream is asked for the next:
+    # a part is never held back, and nothing the stream started (a provider read under its
+    # timeout) is left waiting while the client is slow to take a write. Closed however this ends.
+    async with aclosing(response.streaming_content) as parts:
+        async for part in parts:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body"})
 
 
 def headers_of(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
@@ -43,35 +46,6 @@ def headers_of(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
     for cookie in response.cookies.values():
         headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
     return headers
-
-
-async def body_messages(parts: AsyncIterator[bytes]) -> AsyncIterator[dict]:
-    """``parts`` as ASGI body messages: each holds every part that was ready without waiting, and
-    the last one (more_body false) the parts that came with the stream's end.
-
-    Each ``anext`` is stepped by hand: a step that finishes at once gives a ready part, kept for
-    the message; a step that suspends means the next part must be waited for, so the parts kept
-    so far leave first, then the step is awaited as ``await`` would have (providers.awaiting)."""
-    pending: list[bytes] = []
-    try:
-        while True:
-            step = parts.__anext__()
-            try:
-                signal = step.send(None)
-            except StopIteration as ready:
-                pending.append(ready.value)
-                continue
-            if pending:
-                yield {"type": "http.response.body", "body": b"".join(pending), "more_body": True}
-                pending.clear()
-            pending.append(await resume(step, signal))
-    except StopAsyncIteration:
-        pass
-    except Exception:
-        if pending:  # what came before a failure still goes out before it
-            yield {"type": "http.response.body", "body": b"".join(pending), "more_body": True}
-        raise
-    yield {"type": "http.response.body", "body": b"".join(pending), "more_body": False}
 
 
 def close(response: HttpResponseBase) -> None:

@@ -15,7 +15,7 @@ gateway spends on its own work:
   per path and remembered; the resolver's regexes cost more than the rest of the routing.
 - the view runs in the request's own task (respond_to), not a task of its own raced against a
   disconnect listener with asyncio.wait: one task per request less (ClientWatch), and the
-  response leaves through gateway/asgi_responses.py (a stream's ready parts in one write).
+  response leaves through gateway/asgi_responses.py (one generator per stream part, not four).
 Pages and the admin keep Django's full handler and settings.MIDDLEWARE, behind BodyLimit.
 /healthz, /readyz and /metrics take this handler too (gateway/probes.py): a load balancer's probe
 needs no session, and /healthz no database.

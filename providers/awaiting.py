@@ -10,8 +10,8 @@ awaiting it only when it is not.
         value = await resume(step, signal)   as ``await step`` would have, from where it stopped
 
 A stream's events mostly arrive several to a read, so most of them are ready when asked for: the
-router then arms no timer for them (providers.router.next_item) and the response writer joins
-them into one write (gateway.asgi_responses).
+router then arms no timer for them (providers.router.next_item). A step left suspended must be
+awaited next, before anything else: a timeout it entered runs against the awaiting task.
 """
 
 import types

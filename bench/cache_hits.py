@@ -13,7 +13,6 @@ concurrency 1, in the same run.
 import argparse
 import asyncio
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -78,15 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "cache_hits.md")
     args = parser.parse_args(argv)
     stop_on_sigterm()
-    work_dir = Path(tempfile.mkdtemp(prefix="tollgate-bench-hits-"))
-    try:
-        with ServiceSet() as services:
-            upstream, install, gateway = stack.start_primary(services, work_dir)
-            stack.enable_cache(install)
-            rows = measure(f"{upstream.base_url}/v1", gateway.base_url, install.api_key, count=args.requests,
-                           rounds=args.rounds)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="tollgate-bench-hits-", ignore_cleanup_errors=True) as scratch, \
+            ServiceSet() as services:
+        upstream, install, gateway = stack.start_primary(services, Path(scratch))
+        stack.enable_cache(install)
+        rows = measure(f"{upstream.base_url}/v1", gateway.base_url, install.api_key, count=args.requests,
+                       rounds=args.rounds)
     text = "\n".join([
         "# Answer-cache hits: what the gateway adds", "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. {args.requests} requests per round, one at a time, the same "

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -222,12 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "cpu.md")
     args = parser.parse_args(argv)
     stop_on_sigterm()
-    work_dir = Path(tempfile.mkdtemp(prefix="tollgate-bench-cpu-"))
-    try:
-        with ServiceSet() as services:
-            cells, usage_note = measure_all(*start_services(services, work_dir), args)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="tollgate-bench-cpu-", ignore_cleanup_errors=True) as scratch, \
+            ServiceSet() as services:
+        cells, usage_note = measure_all(*start_services(services, Path(scratch)), args)
     machine = {"nproc": str(os.cpu_count()), "CPU": cpu_model()}
     text = render(cells, requests=args.requests, warmup=args.warmup, concurrency=args.concurrency,
                   rounds=args.rounds, machine=machine, usage_note=usage_note)

@@ -15,7 +15,6 @@ collapsed stacks (one ``frame;frame;... count`` line per stack), which ``--top``
 
 import argparse
 import asyncio
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,11 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", action="store_true", help="With --format raw: print the hottest frames.")
     args = parser.parse_args(argv)
     stop_on_sigterm()
-    work_dir = Path(tempfile.mkdtemp(prefix="tollgate-profile-"))
-    try:
-        results = profile(args, work_dir)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="tollgate-profile-", ignore_cleanup_errors=True) as scratch:
+        results = profile(args, Path(scratch))
     for result in results:
         errors = f", errors {dict(result.errors)}" if result.errors else ""
         print(f"  {'stream' if result.stream else 'json':<6} {result.ok} answered{errors}")

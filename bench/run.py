@@ -293,23 +293,20 @@ def main(argv: list[str] | None = None) -> int:
     schedule = make_schedule(args)
     stop_on_sigterm()
     started = time.monotonic()
-    work_dir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
     failure: Exception | None = None
-    try:
-        with ServiceSet() as services:
-            bench = Bench(schedule, services, work_dir)
-            try:
-                bench.prepare()
-                if "matrix" in schedule.parts:
-                    bench.run_matrix()
-                if "memory" in schedule.parts:
-                    bench.run_memory()
-            except Exception as error:  # still write what was measured, with the failure in it
-                failure = error
-                first_line = str(error).splitlines()[0] if str(error) else ""
-                bench.report.notes.append(f"**The run failed**: {type(error).__name__}: {first_line}")
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="tollgate-bench-", ignore_cleanup_errors=True) as scratch, \
+            ServiceSet() as services:
+        bench = Bench(schedule, services, Path(scratch))
+        try:
+            bench.prepare()
+            if "matrix" in schedule.parts:
+                bench.run_matrix()
+            if "memory" in schedule.parts:
+                bench.run_memory()
+        except Exception as error:  # still write what was measured, with the failure in it
+            failure = error
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            bench.report.notes.append(f"**The run failed**: {type(error).__name__}: {first_line}")
     text = report.render(bench.report)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)

@@ -109,16 +109,10 @@ async def send(request: Prepared | httpx.Request, *, stream: bool = False):
     redirects (the client follows none), no cookies, no event hooks."""
     client = get_client()
     session = aiohttp_session(client) if isinstance(request, Prepared) else None
-    if session is None:
-        if isinstance(request, Prepared):
-            request = request.as_httpx()
-        return await send_through_httpx(client, request, stream=stream)
-    timeout = request.timeout
-    with map_aiohttp_exceptions():
-        raw = await session.request(request.method, request.url, headers=request.headers,
-                                    data=request.content or None, allow_redirects=False, compress=False,
-                                    timeout=aiohttp_timeout(timeout.connect, timeout.read, timeout.pool))
-    response = ProviderResponse(raw)
+    if session is not None:
+        response = ProviderResponse(await open_on_aiohttp(session, request))
+    else:
+        response = await open_through_httpx(client, request.as_httpx() if isinstance(request, Prepared) else request)
     if not stream:
         try:
             await response.aread()
@@ -127,15 +121,18 @@ async def send(request: Prepared | httpx.Request, *, stream: bool = False):
     return response
 
 
-async def send_through_httpx(client: httpx.AsyncClient, request: httpx.Request, *, stream: bool) -> httpx.Response:
+async def open_on_aiohttp(session: aiohttp.ClientSession, request: Prepared) -> aiohttp.ClientResponse:
+    timeout = request.timeout
+    with map_aiohttp_exceptions():
+        return await session.request(request.method, request.url, headers=request.headers,
+                                     data=request.content or None, allow_redirects=False, compress=False,
+                                     timeout=aiohttp_timeout(timeout.connect, timeout.read, timeout.pool))
+
+
+async def open_through_httpx(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
     transport = client._transport_for_url(request.url)  # httpx 0.28's own lookup (pinned)
     response = await transport.handle_async_request(request)
     response.request = request
-    if not stream:
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
     return response
 
 

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from providers.sse import decode_events, lines_of
+from providers.sse import decode_events, events_of, lines_of
 
 
 class Chunks:
@@ -26,8 +26,11 @@ def lines(*pieces: bytes) -> list[str]:
 
 
 def events(*pieces: bytes) -> list[str]:
+    """The events' data, read as the adapters read them (events_of) and, the same, from lines."""
     async def read():
-        return [event.data async for event in decode_events(lines_of(Chunks(*pieces)))]
+        direct = [event.data async for event in events_of(Chunks(*pieces))]
+        assert [event.data async for event in decode_events(lines_of(Chunks(*pieces)))] == direct
+        return direct
     return asyncio.run(read())
 
 
@@ -54,3 +57,10 @@ def test_unicode_line_separators_inside_json_do_not_split_an_event():
 
 def test_a_last_line_without_newline_still_counts():
     assert lines(b"data: one\n", b"data: tw", b"o") == ["data: one", "data: two"]
+
+
+def test_events_keep_their_names_and_join_their_data_lines_across_chunks():
+    async def read():
+        return [(event.event, event.data) async for event in events_of(
+            Chunks(b": keep-alive\n\nevent: delta\nda", b"ta: one\ndata: two\n\n", b"data: last"))]
+    assert asyncio.run(read()) == [("delta", "one\ntwo"), ("message", "last")]

@@ -10,10 +10,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from providers import errors
+from providers import errors, json_wire
 from providers.adapters.answers import malformed
 from providers.http import Prepared, ProviderResponse, get_client, send
-from providers.sse import decode_events, lines_of
+from providers.sse import events_of
 from providers.types import StreamEvent, Target
 
 # An adapter's mapping of a vendor error response (status, headers, body) to our error tree.
@@ -44,7 +44,7 @@ def json_request(method: str, url: str, target: Target, *, body: dict | None = N
 def post_json(url: str | httpx.URL, headers: dict[str, str], body: dict[str, Any], target: Target) -> Prepared:
     """A JSON POST to a provider, with the target's timeouts: the hot calls' request (chat,
     messages, embeddings), which providers.http.send hands to aiohttp without httpx.Request."""
-    return Prepared("POST", str(url), headers, json.dumps(body).encode(), timeout_for(target))
+    return Prepared("POST", str(url), headers, json_wire.dumps(body), timeout_for(target))
 
 
 def transport_error(exc: httpx.TransportError, target: Target) -> errors.ProviderError:
@@ -146,7 +146,7 @@ async def fetch_json(prepared: Prepared | httpx.Request, target: Target, map_err
         response = await send(prepared)
         if response.status_code >= 400:
             raise map_error(response.status_code, response.headers, response.content, target)
-        payload = json.loads(response.content)  # JSON is UTF-8: no charset sniffing (httpx's .json())
+        payload = json_wire.loads(response.content)  # JSON is UTF-8: no charset sniffing (httpx's .json())
     except httpx.TransportError as exc:
         raise transport_error(exc, target) from exc
     except ValueError as exc:
@@ -194,10 +194,10 @@ async def relay_stream(prepared: Prepared | httpx.Request, target: Target, map_e
     with it."""
     try:
         async with streamed_response(prepared, target, map_error) as response:
-            async for sse in decode_events(lines_of(response)):
+            async for sse in events_of(response):
                 if sse.data.startswith("[DONE]"):
                     break
-                data = json.loads(sse.data)
+                data = json_wire.loads(sse.data)
                 if not isinstance(data, dict):
                     raise malformed("a stream event that is not a JSON object", target, produced=reader.produced)
                 for event in reader.read(sse.event, data):

@@ -8,10 +8,10 @@ With the ``think_tags`` quirk, ``<think>...</think>`` in the content is split ou
 Finish reasons other providers spell differently map to OpenAI's (FINISH_SYNONYMS).
 """
 
-import json
 import uuid
 from typing import Any
 
+from providers import json_wire
 from providers.adapters.answers import malformed, token_count, usage_reader
 from providers.adapters.openai.reasoning import ThinkTagSplitter, split_content
 from providers.types import ChatResult, Delta, Target, ToolCall, ToolCallDelta, Usage
@@ -36,7 +36,7 @@ def parse_usage(payload: dict[str, Any]) -> Usage | None:
 def read_chunk(data: str, target: Target, *, produced: bool) -> dict[str, Any]:
     """One stream event: a chunk object with its ``choices`` list (the last may be empty), or an error."""
     try:
-        chunk = json.loads(data)
+        chunk = json_wire.loads(data)
     except ValueError:
         chunk = None
     if not isinstance(chunk, dict) or not (chunk.get("error") or isinstance(chunk.get("choices"), list)):

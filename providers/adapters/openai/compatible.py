@@ -71,7 +71,7 @@ from providers.media_types import (
     VideoJobState,
     VideoRequest,
 )
-from providers.sse import decode_events, lines_of
+from providers.sse import events_of
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -120,7 +120,7 @@ class OpenAICompatibleAdapter(Adapter):
             async with streamed_response(prepared, target, self.error_from_response) as response:
                 splitter = ThinkTagSplitter() if target.quirks.get("think_tags") else None
                 cited = False
-                async for sse in decode_events(lines_of(response)):
+                async for sse in events_of(response):
                     if sse.data.startswith("[DONE]"):
                         break
                     chunk = read_chunk(sse.data, target, produced=produced)

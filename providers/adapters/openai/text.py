@@ -27,7 +27,7 @@ from providers.adapters.http_calls import (
     streamed_response,
 )
 from providers.adapters.openai.answer import finish_reason, parse_usage, read_chunk
-from providers.sse import decode_events, lines_of
+from providers.sse import events_of
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -91,7 +91,7 @@ async def stream_answer(adapter, request: ChatRequest, target: Target) -> AsyncI
     prepared = adapter.post_json(target, "completions", build_body(request, target, stream=True))
     try:
         async with streamed_response(prepared, target, adapter.error_from_response) as response:
-            async for sse in decode_events(lines_of(response)):
+            async for sse in events_of(response):
                 if sse.data.startswith("[DONE]"):
                     break
                 chunk = read_chunk(sse.data, target, produced=produced)

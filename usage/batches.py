@@ -36,6 +36,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from usage import leases
+from usage.direct_sql import direct_cursor
 from usage.metrics import record_settled
 from usage.models import Outcome, UsageRecord
 from usage.recording import MEDIA_UNITS, Reservation, Settlement, units_from, units_of
@@ -156,7 +157,7 @@ def settle_all(items: list[tuple[Reservation, Settlement]],
     """Record each item once, in the caller's transaction (module docstring)."""
     settling = {reservation.request_id for reservation, _ in items}
     unwritten = {reservation.request_id for reservation in opens} & settling  # never needs its open row
-    with connection.cursor() as cursor:
+    with direct_cursor() as cursor:
         insert_open_rows(cursor, [reservation for reservation in opens if reservation.request_id not in settling])
         if not items:
             return []

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from usage.direct_sql import direct_cursor
 from usage.recording import GIVE_BACK, OPEN_MONTH
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ def grant(lease: Lease, need: Decimal, cap: Decimal | None) -> Decimal | None:
         return None  # on its way out: the waiting admissions start over on a new lease
     ops = connection.ops
     month = ops.adapt_datefield_value(lease.month)
-    with connection.cursor() as cursor:
+    with direct_cursor() as cursor:
         headroom = book.headroom_hint(lease)
         if headroom is None and cap is not None:
             headroom = read_headroom(cursor, lease.tenant_id, month, cap)
@@ -363,7 +364,7 @@ def close_one(cursor, lease: Lease) -> Decimal:
 def close(leases: list[Lease]) -> None:
     """Give back what the leases have left (each: its row's amount off the month's reserved)."""
     ops = connection.ops
-    with connection.cursor() as cursor:
+    with direct_cursor() as cursor:
         for lease in sorted(leases, key=lambda lease: (lease.tenant_id, lease.token)):
             amount = close_one(cursor, lease)
             if amount:

@@ -22,9 +22,10 @@ ORM queries: compiling an ORM update or a 22-field insert costs more than the da
 The tables and columns are the models' own (usage/models.py).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import TYPE_CHECKING, Protocol
 
 from django.db import connection, transaction
@@ -106,6 +107,17 @@ class Settlement:
     error_type: str = ""
     ending: str = Ending.COMPLETED
     model_cost: Decimal | None = None  # a tool loop's model calls, each at its model's prices (Reservation.cost_of)
+
+    def snapshot(self) -> "Settlement":
+        """A copy, its usage copied too: what the meter hands the writer thread. Positional, from
+        the fields in order (a fifth of dataclasses.replace's CPU, twice a request)."""
+        copied = Settlement(*SETTLEMENT_FIELDS(self))
+        copied.usage = Usage(*USAGE_FIELDS(self.usage))
+        return copied
+
+
+SETTLEMENT_FIELDS = attrgetter(*(item.name for item in fields(Settlement)))
+USAGE_FIELDS = attrgetter(*(item.name for item in fields(Usage)))
 
 
 def month_of(day: date) -> date:

@@ -241,7 +241,7 @@ class Meter:
             usage = self.final_usage()
             settle_rates(self.reservation.rate_hold, tokens=usage.input_tokens + usage.output_tokens)
             self.settlement.latency_ms = int((time.monotonic() - self.started) * 1000)
-            snapshot = dataclasses.replace(self.settlement, usage=dataclasses.replace(self.settlement.usage))
+            snapshot = self.settlement.snapshot()
             self.settling = asyncio.ensure_future(self._settle(snapshot))
             SETTLING.add(self.settling)
             self.settling.add_done_callback(SETTLING.discard)

@@ -207,14 +207,17 @@ def insert_open_rows(cursor, reservations: list[Reservation]) -> None:
 
 def insert_records(cursor, records: list[UsageRecord]) -> set[str]:
     """INSERT the records; the request ids actually written (those not settled before)."""
-    ops = connection.ops
+    adapted = {}  # a batch's records share their created_at: adapted once
     written: set[str] = set()
     for chunk in chunks(sorted(records, key=lambda record: record.request_id)):
         params = []
         for record in chunk:
             values = [getattr(record, name) for name in RECORD_FIELDS]
-            values[CREATED_AT] = ops.adapt_datetimefield_value(record.created_at)
-            values[TAGS] = json.dumps(record.tags or {})
+            created_at = record.created_at
+            if created_at not in adapted:
+                adapted[created_at] = connection.ops.adapt_datetimefield_value(created_at)
+            values[CREATED_AT] = adapted[created_at]
+            values[TAGS] = json.dumps(record.tags) if record.tags else "{}"
             params += values
         cursor.execute(insert_records_sql(len(chunk)), params)
         written.update(row[0] for row in cursor.fetchall())

@@ -19,6 +19,7 @@ waits for it before it is asked for its next part: nothing is read while the cli
 
 import asyncio
 import logging
+import types
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
@@ -96,15 +97,16 @@ class Coalescer:
         if self.closed or not self.queued or self.behind is not None or self.failure is not None:
             return
         body, self.queued = b"".join(self.queued), []
-        step = self.send({"type": "http.response.body", "body": body, "more_body": True})
+        # Stepped as ``await`` steps it: uvicorn's send is a coroutine, granian's a Rust awaitable.
+        waiting = self.send({"type": "http.response.body", "body": body, "more_body": True}).__await__()
         try:
-            signal = step.send(None)
+            signal = next(waiting)
         except StopIteration:
             return
         except BaseException as error:
             self.failure = error
             return
-        self.behind = self.loop.create_task(finish(step, signal))
+        self.behind = self.loop.create_task(finish(waiting, signal))
 
     def close(self) -> None:
         self.closed = True
@@ -113,8 +115,18 @@ class Coalescer:
             self.behind.cancel()
 
 
-async def finish(step, signal) -> None:
-    await resume(step, signal)
+async def finish(waiting, signal) -> None:
+    """The rest of a write stepped once, in the task that waits for the client."""
+    if hasattr(waiting, "throw"):  # a coroutine's: cancellation reaches it
+        await resume(waiting, signal)
+    else:
+        await rest_of(waiting, signal)
+
+
+@types.coroutine
+def rest_of(waiting, signal):
+    yield signal
+    yield from waiting
 
 
 def headers_of(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:

@@ -7,7 +7,8 @@ where it can: every event of every stream is parsed here (bench/RESULTS.md).
                    raises its JSONDecodeError (a ValueError) as before. One difference remains: an
                    integer past 64 bits reads as the nearest float.
     dumps(value)   compact UTF-8 JSON bytes, at about a tenth of json.dumps' CPU; what orjson does
-                   not take (an integer past 64 bits) is encoded by Python's json
+                   not take (an integer past 64 bits, a lone surrogate a provider sent inside a
+                   tool call's arguments) is Python's json, ASCII with escapes, as it always was
 """
 
 import json
@@ -27,4 +28,4 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(value, separators=(",", ":")).encode()

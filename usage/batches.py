@@ -165,7 +165,7 @@ def settle_all(items: list[tuple[Reservation, Settlement]],
         records: dict[str, UsageRecord] = {}
         for reservation, settlement in items:
             records.setdefault(reservation.request_id, record_of(reservation, settlement, now))
-        written = insert_records(cursor, list(records.values()))
+        written = insert_records(cursor, list(records.values()), connection.ops.adapt_datetimefield_value(now))
         kept = []
         for reservation, settlement in items:  # a request settled twice in one batch: its first counts
             if reservation.request_id in written:
@@ -205,18 +205,15 @@ def insert_open_rows(cursor, reservations: list[Reservation]) -> None:
         cursor.execute(insert_open_rows_sql(len(chunk)), params)
 
 
-def insert_records(cursor, records: list[UsageRecord]) -> set[str]:
-    """INSERT the records; the request ids actually written (those not settled before)."""
-    adapted = {}  # a batch's records share their created_at: adapted once
+def insert_records(cursor, records: list[UsageRecord], created_at) -> set[str]:
+    """INSERT the records, created at ``created_at`` (the batch's, adapted for the database once);
+    the request ids actually written (those not settled before)."""
     written: set[str] = set()
     for chunk in chunks(sorted(records, key=lambda record: record.request_id)):
         params = []
         for record in chunk:
             values = [getattr(record, name) for name in RECORD_FIELDS]
-            created_at = record.created_at
-            if created_at not in adapted:
-                adapted[created_at] = connection.ops.adapt_datetimefield_value(created_at)
-            values[CREATED_AT] = adapted[created_at]
+            values[CREATED_AT] = created_at
             values[TAGS] = json.dumps(record.tags) if record.tags else "{}"
             params += values
         cursor.execute(insert_records_sql(len(chunk)), params)

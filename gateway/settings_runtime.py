@@ -63,15 +63,16 @@ RESERVATION_SWEEP_SECONDS = env.float("RESERVATION_SWEEP_SECONDS", default=60.0)
 # tenant's remaining monthly budget, taken with one conditional UPDATE. A slice is at most
 # BUDGET_LEASE_SLICE (USD) and a tenth of what the cap has left (one request's worth near it).
 # A lease not renewed (every RESERVATION_SWEEP_SECONDS) for BUDGET_LEASE_TTL_SECONDS belongs to a
-# dead process and is given back by the sweeper; keep it well above the sweep interval. 0 idle
-# seconds: a lease is given back as soon as its last request settles (more: kept that long for
-# the next request, which then makes no database round trip, while the ledger shows it reserved).
+# dead process and is given back by the sweeper; keep it well above the sweep interval. A lease far
+# from the cap (its last grant a full slice) is kept BUDGET_LEASE_IDLE_SECONDS after its last
+# request settles, for the next one, which then makes no database round trip (the ledger shows it
+# reserved meanwhile); near the cap, or with 0, it is given back as the last request settles.
 try:
     BUDGET_LEASE_SLICE = Decimal(env.str("BUDGET_LEASE_SLICE", default="1.00"))
 except InvalidOperation:
     raise ImproperlyConfigured("BUDGET_LEASE_SLICE must be an amount of USD, e.g. 1.00.") from None
 BUDGET_LEASE_TTL_SECONDS = env.int("BUDGET_LEASE_TTL_SECONDS", default=RESERVATION_TTL_SECONDS)
-BUDGET_LEASE_IDLE_SECONDS = env.float("BUDGET_LEASE_IDLE_SECONDS", default=0.0)
+BUDGET_LEASE_IDLE_SECONDS = env.float("BUDGET_LEASE_IDLE_SECONDS", default=5.0)
 if not BUDGET_LEASE_SLICE > 0 or BUDGET_LEASE_IDLE_SECONDS < 0:
     raise ImproperlyConfigured("BUDGET_LEASE_SLICE must be a positive amount of USD (e.g. 1.00), and "
                                "BUDGET_LEASE_IDLE_SECONDS 0 or more.")

@@ -5,6 +5,7 @@ Every tenant-data test has an outsider: ``other_tenant`` (Charlie's) must never 
 """
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -38,6 +39,9 @@ from providers.types import Target
 from tests.fakes import anthropic_upstream
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+
+# Gateway processes a test starts give their leases back at once too (leases_given_back_at_once).
+os.environ.setdefault("BUDGET_LEASE_IDLE_SECONDS", "0")
 from tests.fakes.stripe_api import FakeStripe, use_fake_stripe
 from usage.writer import writer
 
@@ -311,6 +315,14 @@ def outbound_test_hosts(settings):
     """example.com stands for a public host in tests, where nothing resolves: the outbound-fetch
     policy is told to trust it (as an operator lists its own media bucket)."""
     settings.OUTBOUND_ALLOWED_HOSTS = ["example.com"]
+
+
+@pytest.fixture(autouse=True)
+def leases_given_back_at_once(settings):
+    """A budget lease goes back as its last request settles, so a test's ledger reads reserved 0
+    whenever nothing is in flight (gateway processes it starts inherit the same: see below).
+    Tests of the idle lease (the default, BUDGET_LEASE_IDLE_SECONDS) set their own."""
+    settings.BUDGET_LEASE_IDLE_SECONDS = 0
 
 
 @pytest.fixture(autouse=True)

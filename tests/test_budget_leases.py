@@ -80,6 +80,33 @@ def test_near_the_cap_a_lease_holds_exactly_the_requests_reservations(client, te
         "0.035")
 
 
+def test_with_idle_leases_on_only_a_lease_far_from_the_cap_is_kept(client, tenant, other_tenant, fake_openai,
+                                                                    settings):
+    """BUDGET_LEASE_IDLE_SECONDS (5 by default) keeps a full slice for the next request; near the
+    cap the lease held a request's worth another process may need, and goes back with its last
+    settlement all the same."""
+    settings.BUDGET_LEASE_IDLE_SECONDS = 60
+    Plan.objects.filter(slug="pro").update(monthly_spend_limit=Decimal("0.035"), requests_per_minute=1000)
+    assert ask(client).usage.completion_tokens
+    ledger = MonthlySpend.objects.get(tenant=tenant)
+    assert ledger.reserved == 0 and not BudgetLease.objects.exists()  # near the cap: given back
+
+    Plan.objects.filter(slug="pro").update(monthly_spend_limit=Decimal("100"))
+    api_keys_forgotten()
+    assert ask(client).usage.completion_tokens
+    lease = BudgetLease.objects.get(tenant=tenant)  # far from it: kept for the next request
+    ledger.refresh_from_db()
+    assert lease.amount == ledger.reserved > 0
+    assert ledger.settled == sum(record.cost for record in UsageRecord.objects.filter(tenant=tenant))
+
+
+def api_keys_forgotten() -> None:
+    """The plan's new cap is read at once, not after KEY_CACHE_SECONDS."""
+    from gateway import api_keys
+
+    api_keys.forget_keys()
+
+
 def reservation(tenant, request_id: str, amount: str = "0.01") -> Reservation:
     return Reservation(request_id=request_id, tenant_id=tenant.pk, api_key_id=None, model="demo/echo",
                        provider="demo", capability="chat", prices=PRICES, amount=Decimal(amount), month=None)
@@ -168,10 +195,10 @@ def test_an_idle_lease_is_given_back_before_a_changed_cap_takes_a_new_one(tenant
     second = reservation(tenant, "req_second")
     assert reserve(second, cap="0.5")  # the old slice alone is more than the new cap
     assert second.lease is not first.lease
+    assert second.lease.last_slice <= Decimal("0.05")  # a tenth of what the new cap leaves
     assert settle(second, Usage(input_tokens=1000)) is not None
-    leases = BudgetLease.objects.all()
-    assert [lease.token for lease in leases] == [second.lease.token]
-    assert MonthlySpend.objects.get(tenant=tenant).reserved == leases[0].amount <= Decimal("0.05")
+    # Near the new cap, the second lease does not idle: it went back with its settlement.
+    assert MonthlySpend.objects.get(tenant=tenant).reserved == 0 and not BudgetLease.objects.exists()
 
 
 def test_a_request_that_exactly_reaches_the_cap_is_reserved(tenant, other_tenant):

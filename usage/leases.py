@@ -235,10 +235,12 @@ class LeaseBook:
         return self._settle_down(lease)
 
     def _settle_down(self, lease: Lease) -> bool:
-        """Close a lease nobody uses any more, unless it may idle; True if its row needs closing."""
+        """Close a lease nobody uses any more, unless it may idle; True if its row needs closing.
+        Only a lease far from the cap idles (its last grant was a full slice): near it, what a
+        lease holds is a request's worth another process may need, and goes back at once."""
         if lease.closing or lease.in_use():
             return False
-        if settings.BUDGET_LEASE_IDLE_SECONDS > 0 and not lease.retired:
+        if settings.BUDGET_LEASE_IDLE_SECONDS > 0 and not lease.retired and lease.last_slice >= slice_size():
             lease.idle_since = time.monotonic()
             return False
         lease.closing = True

@@ -251,20 +251,31 @@ class LedgerWriter:
         if connection.errors_occurred and connection.connection is not None and not connection.is_usable():
             connection.close()  # the server went away: reconnect for this batch
         start_afresh_if_stranded(connection)
+        # Settlements and open rows only (the common batch): together with no savepoint, which
+        # would cost two statements (round trips on PostgreSQL) a batch; should that fail, each
+        # job is retried in a transaction of its own.
+        together = len(batch) > 1 and all(isinstance(job, GROUPED) for job in batch)
         try:
             with transaction.atomic():
                 if len(batch) == 1:  # alone, the transaction is the job's own
                     outcomes = {batch[0]: (run_alone(batch[0]), None)}
+                elif together:
+                    outcomes = settle_together(batch)
                 else:
                     outcomes = settle_grouped([job for job in batch if isinstance(job, GROUPED)])
                     for job in batch:
                         if not isinstance(job, GROUPED):
                             outcomes[job] = run_in_savepoint(job)
         except Exception as error:  # a lone job failed, or the commit did: nothing of it is durable
-            log.exception("ledger writer: a batch of %d failed", len(batch))
-            if len(batch) > 1:
-                connections["default"].close()
-            outcomes = dict.fromkeys(batch, (None, error))
+            if together:
+                log.exception("ledger writer: %d settlements failed together; settling them one at a time",
+                              len(batch))
+                outcomes = {job: run_in_transaction(job) for job in opens_first(batch)}
+            else:
+                log.exception("ledger writer: a batch of %d failed", len(batch))
+                if len(batch) > 1:
+                    connections["default"].close()
+                outcomes = dict.fromkeys(batch, (None, error))
         # One wake of each waiting event loop for the whole batch, not one per job.
         waiting: dict[asyncio.AbstractEventLoop, list] = {}
         for job in batch:
@@ -289,8 +300,9 @@ def run_alone(job: Job) -> Any:
 
 
 def run_in_savepoint(job: Job) -> tuple[Any, BaseException | None]:
+    """In the batch's transaction: a failing job rolls back alone."""
     try:
-        with transaction.atomic():  # a failing job rolls back alone
+        with transaction.atomic():
             return run_alone(job), None
     except Exception as error:
         if job.future is None:
@@ -298,23 +310,41 @@ def run_in_savepoint(job: Job) -> tuple[Any, BaseException | None]:
         return None, error
 
 
+def run_in_transaction(job: Job) -> tuple[Any, BaseException | None]:
+    """After its batch failed: the job in a transaction of its own."""
+    connection = connections["default"]
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()  # the server went away: reconnect
+    start_afresh_if_stranded(connection)
+    return run_in_savepoint(job)
+
+
+def opens_first(jobs: list[Job]) -> list[Job]:
+    """A request's open row before any settlement (which closes it)."""
+    return [job for job in jobs if isinstance(job, OpenJob)] + [job for job in jobs if not isinstance(job, OpenJob)]
+
+
+def settle_together(jobs: list[Job]) -> dict[Job, tuple[Any, BaseException | None]]:
+    """The settlements and open rows in one go (raises if the database refuses any)."""
+    settles = [job for job in jobs if isinstance(job, SettleJob)]
+    results = settle_all([job.args for job in settles], [job.args[0] for job in jobs if isinstance(job, OpenJob)])
+    outcomes = dict.fromkeys(jobs, (None, None))
+    outcomes.update((job, (result, None)) for job, result in zip(settles, results, strict=True))
+    return outcomes
+
+
 def settle_grouped(jobs: list[Job]) -> dict[Job, tuple[Any, BaseException | None]]:
-    """The batch's settlements and open rows in one go; if that fails, one at a time (each in its
-    savepoint, the open rows first), so a settlement the database refuses fails alone."""
+    """In a batch with other jobs: the settlements and open rows in one savepoint; if that fails,
+    one at a time (each in its savepoint, the open rows first), so a settlement the database
+    refuses fails alone."""
     if not jobs:
         return {}
-    settles = [job for job in jobs if isinstance(job, SettleJob)]
-    opens = [job.args[0] for job in jobs if isinstance(job, OpenJob)]
     try:
         with transaction.atomic():
-            results = settle_all([job.args for job in settles], opens)
-        outcomes = dict.fromkeys(jobs, (None, None))
-        outcomes.update((job, (result, None)) for job, result in zip(settles, results, strict=True))
-        return outcomes
+            return settle_together(jobs)
     except Exception:
         log.exception("ledger writer: %d settlements failed together; settling them one at a time", len(jobs))
-        ordered = [job for job in jobs if isinstance(job, OpenJob)] + settles
-        return {job: run_in_savepoint(job) for job in ordered}
+        return {job: run_in_savepoint(job) for job in opens_first(jobs)}
 
 
 writer = LedgerWriter(housekeeping=keep_house)

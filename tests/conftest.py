@@ -39,11 +39,12 @@ from providers.types import Target
 from tests.fakes import anthropic_upstream
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import API_KEY, FakeOpenAI
+from tests.fakes.stripe_api import FakeStripe, use_fake_stripe
+from usage.leases import book
+from usage.writer import writer
 
 # Gateway processes a test starts give their leases back at once too (leases_given_back_at_once).
 os.environ.setdefault("BUDGET_LEASE_IDLE_SECONDS", "0")
-from tests.fakes.stripe_api import FakeStripe, use_fake_stripe
-from usage.writer import writer
 
 pytest_plugins = [
     "tests.gateway_processes",  # the processes fixture: gateway processes of their own
@@ -138,6 +139,7 @@ def fresh_process_state(fake_openai):
     cache.clear()
     caching_store.forget_local_copies()
     semantic.forget_all()
+    book.forget()  # a lease a test left idle: its row went with that test's database
     fake_openai.reset()
     yield
     api_keys.forget_keys()

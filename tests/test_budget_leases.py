@@ -11,6 +11,7 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from billing.models import Plan
+from gateway import api_keys
 from providers.pricing import TokenPrices
 from providers.types import Usage
 from tests.conftest import wait_for
@@ -92,19 +93,12 @@ def test_with_idle_leases_on_only_a_lease_far_from_the_cap_is_kept(client, tenan
     assert ledger.reserved == 0 and not BudgetLease.objects.exists()  # near the cap: given back
 
     Plan.objects.filter(slug="pro").update(monthly_spend_limit=Decimal("100"))
-    api_keys_forgotten()
+    api_keys.forget_keys()  # the new cap is read at once, not after KEY_CACHE_SECONDS
     assert ask(client).usage.completion_tokens
     lease = BudgetLease.objects.get(tenant=tenant)  # far from it: kept for the next request
     ledger.refresh_from_db()
     assert lease.amount == ledger.reserved > 0
     assert ledger.settled == sum(record.cost for record in UsageRecord.objects.filter(tenant=tenant))
-
-
-def api_keys_forgotten() -> None:
-    """The plan's new cap is read at once, not after KEY_CACHE_SECONDS."""
-    from gateway import api_keys
-
-    api_keys.forget_keys()
 
 
 def reservation(tenant, request_id: str, amount: str = "0.01") -> Reservation:

@@ -265,7 +265,7 @@ class LedgerWriter:
                     outcomes = settle_grouped([job for job in batch if isinstance(job, GROUPED)])
                     for job in batch:
                         if not isinstance(job, GROUPED):
-                            outcomes[job] = run_in_savepoint(job)
+                            outcomes[job] = run_apart(job)
         except Exception as error:  # a lone job failed, or the commit did: nothing of it is durable
             if together:
                 log.exception("ledger writer: %d settlements failed together; settling them one at a time",
@@ -299,8 +299,9 @@ def run_alone(job: Job) -> Any:
     return job.fn(*job.args)
 
 
-def run_in_savepoint(job: Job) -> tuple[Any, BaseException | None]:
-    """In the batch's transaction: a failing job rolls back alone."""
+def run_apart(job: Job) -> tuple[Any, BaseException | None]:
+    """In an atomic block of its own (a savepoint in the batch's transaction, or after a failed
+    batch a transaction): a failing job rolls back alone."""
     try:
         with transaction.atomic():
             return run_alone(job), None
@@ -316,7 +317,7 @@ def run_in_transaction(job: Job) -> tuple[Any, BaseException | None]:
     if connection.connection is not None and not connection.is_usable():
         connection.close()  # the server went away: reconnect
     start_afresh_if_stranded(connection)
-    return run_in_savepoint(job)
+    return run_apart(job)
 
 
 def opens_first(jobs: list[Job]) -> list[Job]:
@@ -344,7 +345,7 @@ def settle_grouped(jobs: list[Job]) -> dict[Job, tuple[Any, BaseException | None
             return settle_together(jobs)
     except Exception:
         log.exception("ledger writer: %d settlements failed together; settling them one at a time", len(jobs))
-        return {job: run_in_savepoint(job) for job in opens_first(jobs)}
+        return {job: run_apart(job) for job in opens_first(jobs)}
 
 
 writer = LedgerWriter(housekeeping=keep_house)

@@ -5,7 +5,6 @@
                                         the adapter, where lines then events stacked two, and the
                                         lines generator yielded twice an event
     lines_of(response)                  its lines, for a wire format that is not SSE (Gemini's)
-    decode_events(lines)                the events of lines read elsewhere
 """
 
 import codecs
@@ -97,13 +96,3 @@ async def lines_of(response: ByteStream) -> AsyncIterator[str]:
             yield line
     for line in splitter.close():
         yield line
-
-
-async def decode_events(lines: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
-    """The events of ``lines`` (EventDecoder)."""
-    decoder = EventDecoder()
-    async for line in lines:
-        for event in decoder.feed((line,)):
-            yield event
-    for event in decoder.close():
-        yield event

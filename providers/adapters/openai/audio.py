@@ -54,7 +54,7 @@ from providers.media_types import (
     TranscriptionRequest,
     TranscriptionResult,
 )
-from providers.sse import decode_events
+from providers.sse import events_of
 from providers.types import Target, Usage
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ async def read_speech_events(response: httpx.Response, usage: Usage, target: Tar
                              api: "OpenAICompatibleAdapter") -> bytes:
     """The audio of a ``stream_format: sse`` answer; its usage goes into ``usage``."""
     pieces, done = [], False
-    async for sse in decode_events(response.aiter_lines()):
+    async for sse in events_of(response):
         try:
             event = json.loads(sse.data)
             if event.get("error"):

@@ -22,7 +22,6 @@ changed applies to the next hold everywhere.
 
 import asyncio
 import math
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -35,7 +34,7 @@ from billing.alert_models import BudgetPeriod, BudgetScope
 from billing.budget_models import SpendBudget
 from billing.refusals import DO_NOT_RETRY
 from billing.spend_holds import CREDITS, Exceeded, HoldRequest
-from providers.blocking import run_blocking
+from providers.read_ahead import ReadAhead
 from usage.recording import Reservation
 from usage.writer import JOB_TIMEOUT_SECONDS, writer
 
@@ -70,37 +69,34 @@ class OverLimit(Exception):
 class TenantBudgets:
     key_ids: frozenset[int]  # the keys with a budget
     end_users: bool  # any end user has one
-    expires: float  # time.monotonic()
-
-
-_snapshots: dict[int, TenantBudgets] = {}
 
 
 def load_budgets(tenant_id: int) -> TenantBudgets:
     budgets = SpendBudget.objects.filter(tenant_id=tenant_id)
     key_ids = frozenset(budgets.filter(scope=BudgetScope.KEY).values_list("api_key_id", flat=True))
     end_users = budgets.filter(scope=BudgetScope.END_USER).exists()
-    return TenantBudgets(key_ids, end_users, time.monotonic() + settings.KEY_CACHE_SECONDS)
+    return TenantBudgets(key_ids, end_users)
+
+
+# Requests that miss a tenant's snapshot at once share one read, and a tenant in steady use has
+# it read again before it expires (providers/read_ahead.py): no request waits for the database.
+_snapshots: ReadAhead[int, TenantBudgets] = ReadAhead(
+    "spend budgets of tenant", load_budgets, seconds=lambda: settings.KEY_CACHE_SECONDS, max_entries=SNAPSHOTS_MAX)
 
 
 async def is_limited(caller: "Caller", end_user: str) -> bool:
     if caller.plan.prepaid:
         return True
-    budgets = _snapshots.get(caller.tenant_id)
-    if budgets is None or budgets.expires <= time.monotonic():
-        budgets = await run_blocking(load_budgets, caller.tenant_id)
-        if len(_snapshots) >= SNAPSHOTS_MAX:
-            _snapshots.clear()
-        _snapshots[caller.tenant_id] = budgets
+    budgets = await _snapshots.get(caller.tenant_id)
     return caller.key_id in budgets.key_ids or (bool(end_user) and budgets.end_users)
 
 
 def forget_limits(tenant_id: int) -> None:
-    _snapshots.pop(tenant_id, None)
+    _snapshots.forget(tenant_id)
 
 
 def forget() -> None:
-    _snapshots.clear()
+    _snapshots.forget_all()
 
 
 # --- holding -------------------------------------------------------------------------------

@@ -6,17 +6,13 @@ only in the answer to whoever created it.
 
 Authentication serves a key's tenant and plan from process memory for KEY_CACHE_SECONDS, so
 the hot path costs no query after warm-up: requests that miss at once share one read, and a key
-in use is read again in the background before its entry expires (key_context). A key revoked
+in use is read again in the background before its entry expires (providers/read_ahead.py). A key revoked
 through revoke_api_key() stops working at once in this process and within KEY_CACHE_SECONDS in
 every other worker.
 """
 
-import asyncio
 import hmac
-import logging
 import secrets
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,13 +25,10 @@ from billing.models import Plan, Subscription, SubscriptionStatus
 from caching.policy import OFF, CachePolicy, policy_of
 from gateway.models import ApiKey, Tenant, TenantProviderKey, default_key_scopes
 from gateway.proxies import public_base_url
-from providers.blocking import run_blocking
-
-log = logging.getLogger(__name__)
+from providers.read_ahead import ReadAhead
 
 KEY_PREFIX = "tg"
 CACHE_MAX_ENTRIES = 10_000
-REFRESH_AHEAD = 0.25  # of KEY_CACHE_SECONDS: an entry in use this close to expiry is read again in the background
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -163,71 +156,18 @@ def revoke_keys_of_deleted_user(sender, instance, **kwargs) -> None:
     forget_keys_on_commit([key.prefix for key in keys])
 
 
-# prefix -> (monotonic expiry, context, or None for a prefix that matches no key); LRU-bounded
-# so random prefixes cannot grow it. Remembering misses keeps a flood of made-up keys from
-# costing a query each.
-_cache: OrderedDict[str, tuple[float, KeyContext | None]] = OrderedDict()
-_loads: dict[str, asyncio.Task] = {}  # prefix -> its read under way
-_forgotten = 0  # counts forgets: a read begun before one is not kept (it may be the row as it was)
-
-
 def forget_key(prefix: str) -> None:
-    global _forgotten
-    _forgotten += 1
-    _cache.pop(prefix, None)
+    _contexts.forget(prefix)
 
 
 def forget_keys() -> None:
     """Drop every cached key, so the next request of each reads its key, tenant and plan anew."""
-    global _forgotten
-    _forgotten += 1
-    _cache.clear()
+    _contexts.forget_all()
 
 
 async def key_context(prefix: str) -> KeyContext | None:
-    """The key's context from memory (None: no such key), read once by requests that miss at the
-    same moment; an entry in use is read again in the background before it expires, so a key
-    in steady use never makes a request wait for the database."""
-    now = time.monotonic()
-    cached = _cache.get(prefix)
-    if cached is not None and cached[0] > now:
-        _cache.move_to_end(prefix)
-        if cached[0] - now < settings.KEY_CACHE_SECONDS * REFRESH_AHEAD:
-            reading(prefix)
-        return cached[1]
-    return await asyncio.shield(reading(prefix))  # one request leaving must not cancel the others' read
-
-
-def reading(prefix: str) -> asyncio.Task:
-    """The read of ``prefix`` under way on this event loop, or a new one."""
-    task = _loads.get(prefix)
-    if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
-        task = _loads[prefix] = asyncio.ensure_future(read_key_context(prefix))
-        task.add_done_callback(lambda done: read_done(prefix, done))
-    return task
-
-
-async def read_key_context(prefix: str) -> KeyContext | None:
-    """Read and cache; a forget while reading (a revocation, say) means read again, so what is
-    cached is never older than the forget."""
-    for _ in range(3):
-        began, forgotten = time.monotonic(), _forgotten
-        context = await run_blocking(load_key_context, prefix)
-        if forgotten == _forgotten:
-            _cache[prefix] = (began + settings.KEY_CACHE_SECONDS, context)
-            _cache.move_to_end(prefix)
-            if len(_cache) > CACHE_MAX_ENTRIES:
-                _cache.popitem(last=False)
-            break
-    return context
-
-
-def read_done(prefix: str, task: asyncio.Task) -> None:
-    if _loads.get(prefix) is task:
-        del _loads[prefix]
-    if not task.cancelled() and task.exception() is not None:
-        # The requests waiting for it get the error; a read ahead of expiry is tried again later.
-        log.warning("reading API key %s failed: %s", prefix, task.exception())
+    """The key's context from memory (None: no such key); see providers/read_ahead.py."""
+    return await _contexts.get(prefix)
 
 
 def load_key_context(prefix: str) -> KeyContext | None:
@@ -250,6 +190,12 @@ def load_key_context(prefix: str) -> KeyContext | None:
         cache=policy_of(getattr(row.tenant, "cache_settings", None), getattr(row, "cache_setting", None)),
         tokens_per_minute=row.tokens_per_minute, max_concurrent_requests=row.max_concurrent_requests,
     )
+
+
+# prefix -> its context, or None for a prefix that matches no key: remembering misses keeps a
+# flood of made-up keys from costing a query each.
+_contexts: ReadAhead[str, KeyContext | None] = ReadAhead(
+    "API key", load_key_context, seconds=lambda: settings.KEY_CACHE_SECONDS, max_entries=CACHE_MAX_ENTRIES)
 
 
 def parse_bearer(request) -> str:
@@ -293,14 +239,16 @@ async def authenticate(request) -> KeyContext:
     return context
 
 
-def is_last_used_due(context: KeyContext) -> bool:
-    """last_used_at is written at most once a minute per key per process: a write per request
-    would cost more than the answer is worth."""
-    last = context.last_used_at
-    return last is None or timezone.now() - last >= LAST_USED_RESOLUTION
-
-
-def touch_last_used(context: KeyContext) -> None:
-    now = timezone.now()
+def claim_last_used(context: KeyContext) -> datetime | None:
+    """The time this request writes as the key's last_used_at, or None: it is written at most once
+    a minute per key per process (a write per request would cost more than the answer is worth),
+    by the first request due, not by every request beside it."""
+    now, last = timezone.now(), context.last_used_at
+    if last is not None and now - last < LAST_USED_RESOLUTION:
+        return None
     context.last_used_at = now
+    return now
+
+
+def touch_last_used(context: KeyContext, now: datetime) -> None:
     ApiKey.objects.filter(pk=context.key_id).update(last_used_at=now)

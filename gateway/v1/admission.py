@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
 from billing.entitlements import Caller
-from gateway.api_keys import KeyContext, authenticate, is_last_used_due, touch_last_used
+from gateway.api_keys import KeyContext, authenticate, claim_last_used, touch_last_used
 from gateway.proxies import public_base_url
 from gateway.serving.call import Call
 from gateway.v1.cache_headers import cache_directives
@@ -82,8 +82,8 @@ async def authenticated_call(request, *, method: str) -> Call:
                            f"{', '.join(key.scopes) or 'none'}, and /v1 needs 'inference'. Use a key with the "
                            "'inference' scope, or create one in the dashboard.", type="permission_error",
                            code="missing_scope")
-    if is_last_used_due(key):
-        await run_blocking(touch_last_used, key)
+    if (used_at := claim_last_used(key)) is not None:
+        await run_blocking(touch_last_used, key, used_at)
     headers = request.headers
     request.call = Call(caller_of(key, base_url=public_base_url(request)), request.request_id,
                         provider_key=headers.get(PROVIDER_KEY_HEADER, "").strip(),

@@ -10,8 +10,9 @@ lines now leave together.
 A line logged on the loop's thread is formatted at once and written when the loop's current turn
 ends (``loop.call_soon``), or at once when MAX_PENDING are waiting. A line logged on any other
 thread, or with no loop running, is written at once, after any lines still waiting, so lines
-keep the order they were logged in. ``flush()`` and ``close()`` (logging.shutdown, at exit)
-write what is waiting.
+keep the order they were logged in. A flush left scheduled on a loop that closed before its turn
+ended does not hold back the lines of another loop (each schedules its own); ``flush()`` and
+``close()`` (logging.shutdown, at exit) write what is waiting.
 """
 
 import asyncio
@@ -24,7 +25,7 @@ class StreamHandler(logging.StreamHandler):
     def __init__(self, stream=None):
         super().__init__(stream)
         self.pending: list[str] = []
-        self.scheduled = False
+        self.flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
 
     def emit(self, record: logging.LogRecord) -> None:
         """Called by ``handle`` under the handler's lock."""
@@ -40,13 +41,13 @@ class StreamHandler(logging.StreamHandler):
         self.pending.append(line)
         if loop is None or len(self.pending) >= MAX_PENDING:
             self.flush()
-        elif not self.scheduled:
-            self.scheduled = True
+        elif self.flush_on is not loop:  # (one scheduled on another loop, which may have closed, is not enough)
+            self.flush_on = loop
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
         with self.lock:
-            self.scheduled = False
+            self.flush_on = None
             if not self.pending:
                 return super().flush()
             text, self.pending = "".join(self.pending), []

@@ -85,3 +85,24 @@ def test_close_writes_what_is_waiting_and_so_does_a_full_buffer():
     lines = stream.getvalue().splitlines()
     assert len(lines) == MAX_PENDING + 1 and lines[-1] == "INFO the last"
     assert stream.writes == 2
+
+
+def test_lines_of_a_loop_are_written_even_when_a_flush_was_left_scheduled_on_a_loop_now_closed():
+    stream = Stream()
+    log, _ = logger_to(stream, "two_loops")
+    closed = asyncio.new_event_loop()
+
+    async def log_once():
+        asyncio.get_running_loop().stop()  # this turn is its last
+        log.info("on a loop that closes before its turn ends")
+
+    closed.run_until_complete(log_once())
+    assert stream.getvalue() == ""  # its flush was scheduled, and will never run
+    closed.close()
+
+    async def run():
+        log.info("on the next loop")
+        await asyncio.sleep(0)
+
+    asyncio.run(run())
+    assert stream.getvalue() == "INFO on a loop that closes before its turn ends\nINFO on the next loop\n"

@@ -91,6 +91,15 @@ def resolve_all(resolved: list[tuple[asyncio.Future, Any, BaseException | None]]
             future.set_result(result)
 
 
+def ready_connection() -> None:
+    """The writer's connection, ready for a transaction: reconnected when a failed statement found
+    the server gone, started afresh when stranded outside autocommit."""
+    connection = connections["default"]
+    if connection.errors_occurred and connection.connection is not None and not connection.is_usable():
+        connection.close()  # the server went away: reconnect
+    start_afresh_if_stranded(connection)
+
+
 def start_afresh_if_stranded(connection) -> None:
     """A transaction whose last step failed after its COMMIT (turning autocommit back on, say, when
     the connection could not be reached just then) leaves Django's autocommit off outside any atomic
@@ -228,7 +237,7 @@ class LedgerWriter:
             self._commit(batch)
 
     def _close_idle_leases(self) -> None:
-        start_afresh_if_stranded(connections["default"])
+        ready_connection()
         try:
             with transaction.atomic():
                 leases.close(book.to_close())
@@ -239,7 +248,7 @@ class LedgerWriter:
         self._last_housekeeping = time.monotonic()
         if self.housekeeping is None:
             return
-        start_afresh_if_stranded(connections["default"])
+        ready_connection()
         try:
             with transaction.atomic():
                 self.housekeeping()
@@ -247,10 +256,7 @@ class LedgerWriter:
             log.exception("ledger writer: housekeeping failed")
 
     def _commit(self, batch: list[Job]) -> None:
-        connection = connections["default"]
-        if connection.errors_occurred and connection.connection is not None and not connection.is_usable():
-            connection.close()  # the server went away: reconnect for this batch
-        start_afresh_if_stranded(connection)
+        ready_connection()
         # Settlements and open rows only (the common batch): together with no savepoint, which
         # would cost two statements (round trips on PostgreSQL) a batch; should that fail, each
         # job is retried in a transaction of its own.
@@ -268,9 +274,7 @@ class LedgerWriter:
                             outcomes[job] = run_apart(job)
         except Exception as error:  # a lone job failed, or the commit did: nothing of it is durable
             if together:
-                log.exception("ledger writer: %d settlements failed together; settling them one at a time",
-                              len(batch))
-                outcomes = {job: run_in_transaction(job) for job in opens_first(batch)}
+                outcomes = one_by_one(batch, run_in_transaction)
             else:
                 log.exception("ledger writer: a batch of %d failed", len(batch))
                 if len(batch) > 1:
@@ -313,16 +317,17 @@ def run_apart(job: Job) -> tuple[Any, BaseException | None]:
 
 def run_in_transaction(job: Job) -> tuple[Any, BaseException | None]:
     """After its batch failed: the job in a transaction of its own."""
-    connection = connections["default"]
-    if connection.connection is not None and not connection.is_usable():
-        connection.close()  # the server went away: reconnect
-    start_afresh_if_stranded(connection)
+    ready_connection()
     return run_apart(job)
 
 
-def opens_first(jobs: list[Job]) -> list[Job]:
-    """A request's open row before any settlement (which closes it)."""
-    return [job for job in jobs if isinstance(job, OpenJob)] + [job for job in jobs if not isinstance(job, OpenJob)]
+def one_by_one(jobs: list[Job], run: Callable[[Job], tuple[Any, BaseException | None]]) -> dict:
+    """Settlements and open rows that failed together, again one at a time, each as ``run`` runs
+    it: a request's open row before any settlement (which closes it), so a settlement the
+    database refuses fails alone."""
+    log.exception("ledger writer: %d settlements failed together; settling them one at a time", len(jobs))
+    ordered = [job for job in jobs if isinstance(job, OpenJob)] + [job for job in jobs if not isinstance(job, OpenJob)]
+    return {job: run(job) for job in ordered}
 
 
 def settle_together(jobs: list[Job]) -> dict[Job, tuple[Any, BaseException | None]]:
@@ -344,8 +349,7 @@ def settle_grouped(jobs: list[Job]) -> dict[Job, tuple[Any, BaseException | None
         with transaction.atomic():
             return settle_together(jobs)
     except Exception:
-        log.exception("ledger writer: %d settlements failed together; settling them one at a time", len(jobs))
-        return {job: run_apart(job) for job in opens_first(jobs)}
+        return one_by_one(jobs, run_apart)
 
 
 writer = LedgerWriter(housekeeping=keep_house)

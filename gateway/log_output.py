@@ -17,8 +17,28 @@ ended does not hold back the lines of another loop (each schedules its own); ``f
 
 import asyncio
 import logging
+import time
 
 MAX_PENDING = 256
+
+
+class Formatter(logging.Formatter):
+    """logging's, with the time of day formatted once a second, not once a line (the default date
+    format's finest field is the second; the milliseconds are added per line, as logging adds them)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None or self.default_msec_format is None:
+            return super().formatTime(record, datefmt)
+        whole = int(record.created)
+        second, text = self.second
+        if second != whole:
+            text = time.strftime(self.default_time_format, self.converter(whole))
+            self.second = (whole, text)
+        return self.default_msec_format % (text, record.msecs)
 
 
 class StreamHandler(logging.StreamHandler):

@@ -11,6 +11,7 @@ Written in three files, read as this one:
     gateway/settings_env.py       the typed env helpers both use
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -202,7 +203,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
-FORMATTERS = {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}}
+FORMATTERS = {"plain": {"class": "gateway.log_output.Formatter",
+                        "format": "%(asctime)s %(levelname)s %(name)s %(message)s"}}
 if LOG_FORMAT == "json":
     from pythonjsonlogger.core import RESERVED_ATTRS
 
@@ -210,6 +212,10 @@ if LOG_FORMAT == "json":
                            "fmt": "%(levelname)s %(name)s %(message)s",
                            "rename_fields": {"levelname": "level", "name": "logger"},
                            "reserved_attrs": [*RESERVED_ATTRS, "color_message"]}}  # uvicorn's, with ANSI codes
+# Neither format shows a thread, a process or a source line: logging need not look them up for each
+# line (Python's logging HOWTO, "Optimization"), which it does for every request's line otherwise.
+logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+logging._srcfile = None
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -29,9 +29,24 @@ BREAKER_OPENED = Counter("tollgate_breaker_opened", "Times a deployment's circui
 
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 
+_children: dict[tuple, object] = {}
+CHILDREN_KEPT = 4096  # label sets are bounded (module docstring); this bounds the memo whatever happens
+
+
+def labelled(metric, *values: str):
+    """``metric.labels(*values)``, remembered: prometheus-client checks and converts the values and
+    takes a lock on each call, several times per request (usage/metrics.py records through it too)."""
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = metric.labels(*values)
+        if len(_children) < CHILDREN_KEPT:
+            _children[key] = child
+    return child
+
 
 def record_attempt(target: Target, kind: str) -> None:
-    ATTEMPTS.labels(target.provider, target.upstream_model, kind if kind in ("ok", "cancelled") else "error").inc()
+    labelled(ATTEMPTS, target.provider, target.upstream_model, kind if kind in ("ok", "cancelled") else "error").inc()
     if kind not in ("ok", "cancelled"):
         ERRORS.labels(target.provider, kind).inc()
 

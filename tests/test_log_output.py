@@ -6,7 +6,7 @@ import io
 import logging
 import threading
 
-from gateway.log_output import MAX_PENDING, StreamHandler
+from gateway.log_output import MAX_PENDING, Formatter, StreamHandler
 
 
 class Stream(io.StringIO):
@@ -106,3 +106,15 @@ def test_lines_of_a_loop_are_written_even_when_a_flush_was_left_scheduled_on_a_l
 
     asyncio.run(run())
     assert stream.getvalue() == "INFO on a loop that closes before its turn ends\nINFO on the next loop\n"
+
+
+def test_the_time_of_each_line_reads_as_loggings_own_across_seconds():
+    """The console formatter formats each second once; every line's time still reads as logging's."""
+    ours, logging_own = Formatter("%(asctime)s %(message)s"), logging.Formatter("%(asctime)s %(message)s")
+    for created in (1_765_000_000.0, 1_765_000_000.25, 1_765_000_000.999, 1_765_000_001.004, 1_765_000_000.5,
+                    1_765_003_600.123):
+        record = logging.makeLogRecord({"msg": "served", "created": created, "msecs": (created % 1) * 1000})
+        assert ours.format(record) == logging_own.format(record)
+    dated = Formatter("%(asctime)s %(message)s", datefmt="%H:%M")
+    record = logging.makeLogRecord({"msg": "served", "created": 1_765_000_000.0})
+    assert dated.format(record) == logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M").format(record)

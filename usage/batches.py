@@ -45,12 +45,12 @@ log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 
-RECORD_FIELDS = [
+RECORD_FIELDS = [  # UsageRecord's columns but its id, in the model's order (checked below)
     "request_id", "tenant_id", "api_key_id", "created_at", "model", "provider", "upstream_model", "capability",
     "streamed", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cache_write_tokens",
     "images", "video_seconds", "characters", "audio_seconds", "media_detail", "web_searches", "web_fetches",
-    "code_seconds", "search_units", "end_user", "tags", "byok",
-    "usage_estimated", "cost", "reserved", "latency_ms", "ttft_ms", "outcome", "http_status", "error_type", "ending",
+    "search_units", "code_seconds", "byok", "usage_estimated", "cost", "reserved", "latency_ms", "ttft_ms",
+    "outcome", "http_status", "error_type", "ending", "end_user", "tags",
 ]
 CREATED_AT = RECORD_FIELDS.index("created_at")
 TAGS = RECORD_FIELDS.index("tags")
@@ -124,32 +124,26 @@ class LedgerDelta:
         self.units = [before + more for before, more in zip(self.units, moved, strict=True)]
 
 
-# The model's fields in its own order: a record built positionally skips Model.__init__'s keyword
-# handling (20 -> 8 µs a record, on the ledger writer's thread).
-MODEL_FIELDS = [field.attname for field in UsageRecord._meta.concrete_fields]
-if set(MODEL_FIELDS) != {"id", *RECORD_FIELDS}:
-    raise RuntimeError("usage/batches.py: RECORD_FIELDS must name every UsageRecord column but its id")
+# A record is built positionally (record_values), which skips Model.__init__'s keyword handling
+# (20 -> 8 µs a record, on the ledger writer's thread), and its INSERT takes the same values.
+if [field.attname for field in UsageRecord._meta.concrete_fields] != ["id", *RECORD_FIELDS]:
+    raise RuntimeError("usage/batches.py: RECORD_FIELDS must name UsageRecord's columns but its id, in its order")
 
 
-def record_of(reservation: Reservation, settlement: Settlement, now) -> UsageRecord:
+def record_values(reservation: Reservation, settlement: Settlement, now) -> list:
+    """The record's column values, in RECORD_FIELDS' order."""
     usage = settlement.usage
-    failed = settlement.http_status >= 400
-    values = dict(
-        request_id=reservation.request_id, tenant_id=reservation.tenant_id, api_key_id=reservation.api_key_id,
-        created_at=now, model=reservation.model, provider=reservation.provider,
-        upstream_model=settlement.upstream_model, capability=reservation.capability, streamed=settlement.streamed,
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
-        cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
-        images=usage.images, video_seconds=usage.video_seconds, characters=usage.characters,
-        audio_seconds=usage.audio_seconds, media_detail=usage.media_detail, web_searches=usage.web_searches,
-        web_fetches=usage.web_fetches, code_seconds=usage.code_seconds, search_units=usage.search_units,
-        end_user=reservation.end_user, tags=reservation.tags,
-        byok=reservation.flat_cost is not None, usage_estimated=settlement.usage_estimated,
-        cost=reservation.cost_of(usage, settlement.model_cost), reserved=reservation.amount, latency_ms=settlement.latency_ms,
-        ttft_ms=settlement.ttft_ms, outcome=Outcome.ERROR if failed else Outcome.OK,
-        http_status=settlement.http_status, error_type=settlement.error_type, ending=settlement.ending,
-    )
-    return UsageRecord(*[values.get(name) for name in MODEL_FIELDS])
+    return [
+        reservation.request_id, reservation.tenant_id, reservation.api_key_id, now, reservation.model,
+        reservation.provider, settlement.upstream_model, reservation.capability, settlement.streamed,
+        usage.input_tokens, usage.output_tokens, usage.reasoning_tokens, usage.cached_tokens, usage.cache_write_tokens,
+        usage.images, usage.video_seconds, usage.characters, usage.audio_seconds, usage.media_detail,
+        usage.web_searches, usage.web_fetches, usage.search_units, usage.code_seconds,
+        reservation.flat_cost is not None, settlement.usage_estimated,
+        reservation.cost_of(usage, settlement.model_cost), reservation.amount, settlement.latency_ms,
+        settlement.ttft_ms, Outcome.ERROR if settlement.http_status >= 400 else Outcome.OK, settlement.http_status,
+        settlement.error_type, settlement.ending, reservation.end_user, reservation.tags,
+    ]
 
 
 def settle_all(items: list[tuple[Reservation, Settlement]],
@@ -162,15 +156,16 @@ def settle_all(items: list[tuple[Reservation, Settlement]],
         if not items:
             return []
         now = timezone.now()
-        records: dict[str, UsageRecord] = {}
+        rows: dict[str, list] = {}
         for reservation, settlement in items:
-            records.setdefault(reservation.request_id, record_of(reservation, settlement, now))
-        written = insert_records(cursor, list(records.values()), connection.ops.adapt_datetimefield_value(now))
+            if reservation.request_id not in rows:
+                rows[reservation.request_id] = record_values(reservation, settlement, now)
+        written = insert_records(cursor, list(rows.values()), connection.ops.adapt_datetimefield_value(now))
         kept = []
         for reservation, settlement in items:  # a request settled twice in one batch: its first counts
             if reservation.request_id in written:
                 written.discard(reservation.request_id)
-                kept.append((reservation, settlement, records[reservation.request_id]))
+                kept.append((reservation, settlement, UsageRecord(None, *rows[reservation.request_id])))
             else:
                 log.warning("request %s was already settled; not counted twice", reservation.request_id)
         move_ledgers(cursor, kept, unwritten, closing={reservation.lease for reservation, _ in items
@@ -205,17 +200,19 @@ def insert_open_rows(cursor, reservations: list[Reservation]) -> None:
         cursor.execute(insert_open_rows_sql(len(chunk)), params)
 
 
-def insert_records(cursor, records: list[UsageRecord], created_at) -> set[str]:
-    """INSERT the records, created at ``created_at`` (the batch's, adapted for the database once);
-    the request ids actually written (those not settled before)."""
+def insert_records(cursor, rows: list[list], created_at) -> set[str]:
+    """INSERT the records (their record_values), created at ``created_at`` (the batch's, adapted
+    for the database once); the request ids actually written (those not settled before)."""
     written: set[str] = set()
-    for chunk in chunks(sorted(records, key=lambda record: record.request_id)):
+    for chunk in chunks(sorted(rows, key=lambda row: row[0])):
         params = []
-        for record in chunk:
-            values = [getattr(record, name) for name in RECORD_FIELDS]
-            values[CREATED_AT] = created_at
-            values[TAGS] = json.dumps(record.tags) if record.tags else "{}"
-            params += values
+        for row in chunk:
+            tags = row[TAGS]
+            params += row[:CREATED_AT]
+            params.append(created_at)
+            params += row[CREATED_AT + 1:TAGS]
+            params.append(json.dumps(tags) if tags else "{}")
+            params += row[TAGS + 1:]
         cursor.execute(insert_records_sql(len(chunk)), params)
         written.update(row[0] for row in cursor.fetchall())
     return written

@@ -14,6 +14,7 @@ outcomes and refusal codes fixed sets. Never a tenant, a key or a request id.
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from providers.metrics import labelled
 from usage.models import UsageRecord
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -38,22 +39,6 @@ WRITER_QUEUE = Gauge("tollgate_ledger_writer_queue_depth", "Jobs waiting for the
                      multiprocess_mode="livesum")
 WRITER_COMMIT = Histogram("tollgate_ledger_writer_commit_seconds", "The ledger writer's commits (one batch each).",
                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
-
-
-_children: dict[tuple, object] = {}
-CHILDREN_KEPT = 4096  # label sets are bounded (module docstring); this bounds the memo whatever happens
-
-
-def labelled(metric, *values: str):
-    """``metric.labels(*values)``, remembered: prometheus-client checks and converts the values and
-    takes a lock on each call, several times per request."""
-    key = (metric, values)
-    child = _children.get(key)
-    if child is None:
-        child = metric.labels(*values)
-        if len(_children) < CHILDREN_KEPT:
-            _children[key] = child
-    return child
 
 
 def record_request(*, endpoint: str, model: str, provider: str, status: int, outcome: str, seconds: float,

@@ -26,6 +26,7 @@ of counters (gateway/v1/request_log.py), written once its answer has been sent.
 
 import asyncio
 import gc
+import io
 import json
 import os
 import tempfile
@@ -105,22 +106,29 @@ class ApiHandler(ASGIHandler):
 
     async def read_body(self, receive):
         """Django's, but it stops at API_MAX_BODY_BYTES instead of spooling any size to disk
-        before the view could refuse it."""
+        before the view could refuse it; a body that came in one message is read from memory."""
         limit = settings.API_MAX_BODY_BYTES
-        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+        body_file = None
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                body_file.close()
+                if body_file is not None:
+                    body_file.close()
                 raise RequestAborted()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                body_file.close()
+                if body_file is not None:
+                    body_file.close()
                 raise BodyTooLarge()
+            more = message.get("more_body", False)
+            if body_file is None:
+                if not more:  # the whole body, as most requests send theirs
+                    return io.BytesIO(chunk)
+                body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
             body_file.write(chunk)
-            if not message.get("more_body", False):
+            if not more:
                 break
         body_file.seek(0)
         return body_file

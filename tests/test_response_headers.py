@@ -4,8 +4,11 @@ key stands in its rate window."""
 from decimal import Decimal
 
 import httpx
+import pytest
+from django.http import BadHeaderError, HttpResponse
 
 from billing.models import Plan
+from gateway.v1.headers import add_headers
 from tests.fakes.openai_upstream import Reply
 from usage.models import UsageRecord
 
@@ -61,3 +64,17 @@ def test_rate_limited_answer_carries_the_window(gateway_url, api_key, other_api_
     assert refused.headers["x-ratelimit-limit-requests"] == "1"
     assert "x-tollgate-provider" not in refused.headers  # nothing was called
     assert post(gateway_url, other_api_key).headers["x-ratelimit-remaining-requests"] == "0"  # its own window
+
+
+def test_headers_outside_printable_ascii_are_set_as_django_sets_them():
+    """The fast way of setting a /v1 answer's headers (printable ASCII as it is) leaves anything else
+    to Django: encoded as Django encodes it, refused when it holds a newline."""
+    ours, djangos = HttpResponse(), HttpResponse()
+    values = {"x-tollgate-model": "modèle-ü", "x-tollgate-served-model": "gpt-4o", "x-tollgate-cost": "0.0001"}
+    add_headers(ours, values)
+    for name, value in values.items():
+        djangos[name] = value
+    assert list(ours.items()) == list(djangos.items())
+    assert ours["X-Tollgate-Served-Model"] == "gpt-4o"
+    with pytest.raises(BadHeaderError):
+        add_headers(HttpResponse(), {"x-tollgate-model": "a\nSet-Cookie: b"})

@@ -93,6 +93,7 @@ class Meter:
         self.earlier_cost = Decimal(0)  # and what they cost, each at the prices of the model that served it
         self.settlement = Settlement(streamed=streamed)
         self.settling: asyncio.Future | None = None
+        self.settled_cost: Decimal | None = None  # cost(), once settling began (it no longer changes)
         self.trace = Trace()  # the router's: who served, and the gateway's overhead (request_log)
         self.loop = asyncio.get_running_loop()
         # The answer may leave before its record commits: a cache hit (nothing was called, and its
@@ -207,8 +208,13 @@ class Meter:
 
     def cost(self) -> Decimal:
         """What this request costs, from the usage settled (or about to be)."""
+        if self.settled_cost is not None:
+            return self.settled_cost
         usage = self.final_usage()
-        return self.reservation.cost_of(usage, self.settlement.model_cost)
+        cost = self.reservation.cost_of(usage, self.settlement.model_cost)
+        if self.settling is not None:
+            self.settled_cost = cost
+        return cost
 
     def round_prices(self) -> TokenPrices:
         """The prices of the model that made the model call under way (or just finished)."""

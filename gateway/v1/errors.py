@@ -17,7 +17,7 @@ from django.http import JsonResponse
 from billing.entitlements import Refusal
 from billing.refusals import DO_NOT_RETRY
 from gateway.serving.errors import GatewayError, bad_request, log_provider_error  # noqa: F401 (the edge's names)
-from gateway.v1.headers import outcome_headers
+from gateway.v1.headers import add_headers, outcome_headers
 from providers.errors import ProviderError
 from usage.metrics import record_refusal
 
@@ -114,11 +114,10 @@ def api_view(view=None, *, envelope: Envelope = openai_envelope):
         if failure is not None:
             request.failure = failure  # its type is the request's outcome (request_log)
             response = error_response(failure, envelope=envelope, request_id=request.request_id)
-        if request.call is not None:
-            for name, value in outcome_headers(request.call.outcome).items():
-                response[name] = value
-        response["x-request-id"] = client_request_id(request) or request.request_id
-        response["x-tollgate-request-id"] = request.request_id
+        headers = outcome_headers(request.call.outcome) if request.call is not None else {}
+        headers["x-request-id"] = client_request_id(request) or request.request_id
+        headers["x-tollgate-request-id"] = request.request_id
+        add_headers(response, headers)
         return response
 
     wrapper.csrf_exempt = True

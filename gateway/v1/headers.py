@@ -32,3 +32,17 @@ def outcome_headers(outcome: Outcome) -> dict[str, str]:
     if cost is not None:
         headers["x-tollgate-cost"] = str(cost)
     return headers
+
+
+def add_headers(response, headers: dict[str, str]) -> None:
+    """``response[name] = value`` for each, less Django's conversion of each name and value when the
+    value is printable ASCII (as the gateway's own headers are): that conversion leaves such a
+    value as it is, and costs more than the rest of setting it. Any other value takes Django's way
+    (encoded, or refused when it holds a newline)."""
+    store = response.headers._store  # Django's ResponseHeaders: lower-cased name -> (name, value)
+    for name, value in headers.items():
+        if type(value) is str and value.isascii() and value.isprintable():
+            store[name.lower()] = (name, value)
+        else:
+            response[name] = value
+

@@ -1,10 +1,12 @@
-"""Prometheus counters of the answer cache (the usage/metrics.py pattern).
+"""Prometheus counters of the answer cache (the usage/metrics.py pattern: children remembered).
 
 Labels are bounded: the kind is chat or embedding, the result hit, miss or bypass, the reason a
 bypass reason (caching.policy.BYPASS_REASONS) or a hit's match (exact, semantic). Never a tenant.
 """
 
 from prometheus_client import Counter
+
+from providers.metrics import labelled
 
 LOOKUPS = Counter("tollgate_cache_requests", "Requests the answer cache could serve, by what it did: hit, miss or "
                   "bypass (reason: why it was not read; for a hit, exact or semantic).", ["kind", "result", "reason"])
@@ -16,7 +18,7 @@ SEMANTIC_COST = Counter("tollgate_cache_embedding_cost_usd", "What the semantic 
 
 
 def record_lookup(kind: str, result: str, reason: str = "") -> None:
-    LOOKUPS.labels(kind, result, reason).inc()
+    labelled(LOOKUPS, kind, result, reason).inc()
 
 
 def record_saved(amount) -> None:
@@ -25,6 +27,6 @@ def record_saved(amount) -> None:
 
 
 def record_embedding(model: str, tokens: int, cost) -> None:
-    SEMANTIC_EMBEDDINGS.labels(model).inc(tokens)
+    labelled(SEMANTIC_EMBEDDINGS, model).inc(tokens)
     if cost:
-        SEMANTIC_COST.labels(model).inc(float(cost))
+        labelled(SEMANTIC_COST, model).inc(float(cost))

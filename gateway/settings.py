@@ -116,6 +116,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # A thread keeps its connection (the executor's, for cache-miss reads: providers/blocking.py)
+    # for this long instead of opening one per read: a new SQLite connection runs the PRAGMAs and
+    # parses the whole schema again at its first statement. Idle, it holds no lock (WAL).
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("SQLITE_CONN_MAX_AGE", default=300)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # A file, not the in-memory default: tests serve the gateway over real HTTP from other
     # threads, which must all see the same database.
     # One per test process: two suites running at once must not share it.

@@ -1,8 +1,9 @@
 """Blocking work (ORM reads on a cache miss) run off the event loop, on the shared executor.
 
 /v1 skips Django's per-request connection handling (gateway/handlers.py), so a function run
-here closes the connection it opened, as request_finished would have: cache misses are rare,
-and a connection left open in an executor thread would outlive its use.
+here releases the connection it used, as request_finished would have: to PostgreSQL's pool
+(settings: psycopg_pool), or, on SQLite, kept by its executor thread for CONN_MAX_AGE (a new
+connection parses the schema again); closed at once if it failed or outlived that.
 """
 
 from collections.abc import Callable

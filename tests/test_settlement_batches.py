@@ -87,3 +87,34 @@ def test_a_batch_sums_each_tenants_ledger_and_rollups_apart(tenant, other_tenant
         assert DailyUsage.objects.get(tenant=owner).requests == count
         assert UsageRecord.objects.filter(tenant=owner).count() == count
     assert not OpenReservation.objects.exists()
+
+
+def test_a_batch_writes_every_column_of_the_record_from_its_settlement(tenant):
+    """The record's columns come positionally from the reservation and settlement (usage/batches.py):
+    each one, given a value no other has, is read back where it belongs, from the database and in
+    the record the settlement returns."""
+    reservation = reservation_for(tenant, "req_columns")
+    reservation.end_user, reservation.tags = "user-7", {"team": "search"}
+    usage = Usage(input_tokens=1001, output_tokens=502, reasoning_tokens=3, cached_tokens=4, cache_write_tokens=5,
+                  images=6, video_seconds=Decimal("7.5"), characters=8, audio_seconds=Decimal("9.25"),
+                  media_detail="1024x1024/hd", web_searches=10, search_units=11, web_fetches=12,
+                  code_seconds=Decimal("13.5"))
+    settlement = Settlement(upstream_model="gpt-4o-mini-2024", streamed=True, usage=usage, usage_estimated=True,
+                            latency_ms=1400, ttft_ms=150, http_status=200, error_type="", ending="completed")
+    expected = {
+        "request_id": "req_columns", "tenant_id": tenant.pk, "api_key_id": None, "model": "demo/echo",
+        "provider": "demo", "upstream_model": "gpt-4o-mini-2024", "capability": "chat", "streamed": True,
+        "input_tokens": 1001, "output_tokens": 502, "reasoning_tokens": 3, "cached_tokens": 4,
+        "cache_write_tokens": 5, "images": 6, "video_seconds": Decimal("7.5"), "characters": 8,
+        "audio_seconds": Decimal("9.25"), "media_detail": "1024x1024/hd", "web_searches": 10, "web_fetches": 12,
+        "search_units": 11, "code_seconds": Decimal("13.5"), "byok": False, "usage_estimated": True,
+        "cost": reservation.cost_of(usage, None), "reserved": AMOUNT, "latency_ms": 1400, "ttft_ms": 150,
+        "outcome": "ok", "http_status": 200, "error_type": "", "ending": "completed", "end_user": "user-7",
+        "tags": {"team": "search"},
+    }
+
+    [returned] = async_to_sync(settle_in_one_batch)([(reservation, settlement)])
+
+    stored = UsageRecord.objects.get(request_id="req_columns")
+    for record in (returned, stored):
+        assert {name: getattr(record, name) for name in expected} == expected

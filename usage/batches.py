@@ -52,6 +52,7 @@ RECORD_FIELDS = [  # UsageRecord's columns but its id, in the model's order (che
     "search_units", "code_seconds", "byok", "usage_estimated", "cost", "reserved", "latency_ms", "ttft_ms",
     "outcome", "http_status", "error_type", "ending", "end_user", "tags",
 ]
+REQUEST_ID = RECORD_FIELDS.index("request_id")
 CREATED_AT = RECORD_FIELDS.index("created_at")
 TAGS = RECORD_FIELDS.index("tags")
 # Money is CAST: SQLite receives Decimals as text, and text compares greater than any number there.
@@ -204,7 +205,7 @@ def insert_records(cursor, rows: list[list], created_at) -> set[str]:
     """INSERT the records (their record_values), created at ``created_at`` (the batch's, adapted
     for the database once); the request ids actually written (those not settled before)."""
     written: set[str] = set()
-    for chunk in chunks(sorted(rows, key=lambda row: row[0])):
+    for chunk in chunks(sorted(rows, key=lambda row: row[REQUEST_ID])):
         params = []
         for row in chunk:
             tags = row[TAGS]

@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.inner:
         drive_in_process(args)
         return 0
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("bench.instructions needs valgrind's callgrind: apt-get install valgrind")
     mode = f"{'streamed' if args.stream else 'whole'} answers, {args.requests} requests after {args.warmup}, " \
            f"concurrency {args.concurrency}"
     current = count(PROJECT_DIR, args)

@@ -45,4 +45,3 @@ def add_headers(response, headers: dict[str, str]) -> None:
             store[name.lower()] = (name, value)
         else:
             response[name] = value
-

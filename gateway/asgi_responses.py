@@ -72,7 +72,8 @@ class Coalescer:
         self.closed = False
 
     async def put(self, part: bytes) -> None:
-        await self.caught_up()
+        if self.behind is not None or self.failure is not None:
+            await self.caught_up()
         self.queued.append(part)
         if not self.scheduled:
             self.scheduled = True
@@ -130,8 +131,10 @@ def rest_of(waiting, signal):
 
 
 def headers_of(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
-    """The response's headers as ASGI wants them (Django's encodings: names ASCII, values latin-1)."""
-    headers = [(name.encode("ascii"), value.encode("latin-1")) for name, value in response.items()]
+    """The response's headers as ASGI wants them (Django's encodings: names ASCII, values latin-1),
+    read from Django's store of them (lower-cased name -> (name, value)), not through its
+    case-insensitive mapping: a lookup by name for each header."""
+    headers = [(name.encode("ascii"), value.encode("latin-1")) for name, value in response.headers._store.values()]
     for cookie in response.cookies.values():
         headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
     return headers

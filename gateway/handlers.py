@@ -45,6 +45,7 @@ from gateway.api_requests import ApiRequest
 from gateway.v1 import request_log
 from gateway.v1.admission import too_large
 from gateway.v1.errors import error_response
+from gateway.v1.headers import add_missing_headers
 from providers import breaker, tracing
 from providers.http import close_client
 from usage.metrics import OPEN_STREAMS
@@ -93,8 +94,7 @@ class ApiHandler(ASGIHandler):
 
     async def send_response(self, response, send):
         """Every /v1 answer leaves through here: views', refusals and the 413 alike."""
-        for name, value in API_RESPONSE_HEADERS.items():
-            response.headers.setdefault(name, value)
+        add_missing_headers(response, API_RESPONSE_HEADERS)
         if not response.streaming:
             await asgi_responses.send_response(response, send, super().send_response)
             return

@@ -33,9 +33,8 @@ from django.conf import settings
 
 from providers import breaker, errors
 from providers import metrics as provider_metrics
-from providers.adapters.answers import read_answer, read_event
+from providers.adapters.answers import UNREADABLE, checked_event, read_answer, unreadable
 from providers.adapters.base import Adapter
-from providers.awaiting import resume
 from providers.catalog_snapshot import Catalog as Catalog
 from providers.catalog_snapshot import Deployment as Deployment
 from providers.catalog_snapshot import ModelInfo as ModelInfo
@@ -44,6 +43,7 @@ from providers.catalog_snapshot import get_catalog as get_catalog
 from providers.catalog_snapshot import load_catalog as load_catalog
 from providers.catalog_snapshot import media_prices_of as media_prices_of
 from providers.catalog_snapshot import model_features as model_features
+from providers.silence import SilenceLimit
 from providers.types import ChatRequest, ChatResult, StreamEvent, Target
 
 T = TypeVar("T")
@@ -185,7 +185,7 @@ def upstream_of(deployment: Deployment) -> Upstream:
 class Output(Generic[T]):
     """How one attempt produces its output on a target: its items, an answer given whole being a
     stream of exactly one. A stream's items come under the provider's first-byte and between-chunk
-    limits and are checked one by one (answers.read_event); a whole answer only under the total."""
+    limits and are checked one by one (answers.checked_event); a whole answer only under the total."""
 
     open: Callable[[Target], AsyncIterator[T]]
     streamed: bool = False
@@ -209,30 +209,33 @@ def events_of(request: ChatRequest, deployment: Deployment) -> Output[StreamEven
 END: Any = object()  # after an attempt's last item
 
 
-async def next_item(items: AsyncIterator[T], target: Target, output: Output[T], *, first: bool, deadline: float,
-                    named: str = "") -> T:
+async def next_item(items: AsyncIterator[T], target: Target, output: Output[T], limit: SilenceLimit, *,
+                    first: bool, deadline: float, named: str = "") -> T:
     """The attempt's next item, or END after its last. A provider silent past the call's deadline,
     or in a stream past the first-byte limit (before its first event) or the between-chunks limit
-    (after it), is timed out."""
+    (after it), is timed out (``limit``, the attempt's: one timer for all its reads)."""
     phase = (target.first_byte_timeout if first else target.read_timeout) if output.streamed else math.inf
-    left = max(0.0, deadline - time.monotonic())
+    now = time.monotonic()
+    left = max(0.0, deadline - now)
+    limit.start(now + min(phase, left))
     try:
-        step = read_event(items, target, produced=not first) if output.streamed else anext(items)
-        try:
-            signal = step.send(None)
-        except StopIteration as ready:  # already read (a stream's events come several to a read): no timer
-            return ready.value
-        async with asyncio.timeout(min(phase, left)):
-            return await resume(step, signal)
+        item = await anext(items)
     except StopAsyncIteration:
         return END
-    except TimeoutError as exc:
+    except asyncio.CancelledError as exc:
+        if not limit.expired():
+            raise
         if left < phase:
             message = f"{named}{target.provider} took longer than {target.total_timeout:g}s."
         else:
             message = (f"{named}{target.provider} was silent for over {phase:g}s "
                        f"{'to start its answer' if first else 'between two chunks'}.")
         raise errors.ProviderTimeout(message, provider=target.provider) from exc
+    except UNREADABLE as exc:
+        raise unreadable(exc, target, produced=not first) from exc
+    finally:
+        limit.stop()
+    return checked_event(item, target, produced=not first) if output.streamed else item
 
 
 def retry_delay(attempt: int, error: errors.ProviderError, deadline: float) -> float | None:
@@ -260,8 +263,9 @@ async def attempts(upstream: Upstream, output: Output[T], trace: Trace) -> Async
         produced = False
         verdict = breaker.Verdict(upstream.breaker_key, target)
         items = output.open(target)
+        limit = SilenceLimit()
         try:
-            while (item := await next_item(items, target, output, first=not produced, deadline=deadline,
+            while (item := await next_item(items, target, output, limit, first=not produced, deadline=deadline,
                                            named=upstream.named)) is not END:
                 trace.answered = trace.answered if produced else time.monotonic()
                 produced = True
@@ -276,6 +280,7 @@ async def attempts(upstream: Upstream, output: Output[T], trace: Trace) -> Async
             provider_metrics.record_retry(error.provider)
             await asyncio.sleep(delay)
         finally:
+            limit.close()
             await verdict.close()
             await items.aclose()
 

@@ -95,9 +95,11 @@ class ChatStream:
     def __aiter__(self) -> "ChatStream":
         return self
 
-    async def __anext__(self) -> ChatEvent:
+    def __anext__(self) -> Awaitable[ChatEvent]:
+        """The events' own next step (no coroutine of its own per event); from the first on, the
+        events own the scope."""
         self.scope = None
-        return await anext(self.events)
+        return anext(self.events)
 
     async def aclose(self) -> None:
         scope, self.scope = self.scope, None

@@ -45,3 +45,9 @@ def add_headers(response, headers: dict[str, str]) -> None:
             store[name.lower()] = (name, value)
         else:
             response[name] = value
+
+
+def add_missing_headers(response, headers: dict[str, str]) -> None:
+    """add_headers for the names the response does not carry yet (``setdefault``)."""
+    store = response.headers._store
+    add_headers(response, {name: value for name, value in headers.items() if name.lower() not in store})

@@ -2,16 +2,17 @@
 never the gateway's own 500, and unreadable usage never fails or zero-bills an answer.
 
     malformed(what, target)      ProviderMalformed (retryable) before output, ProviderStreamBroken after
-    read_answer / read_event     the router's last line of defence around every adapter call and
-                                 stream event: a KeyError, TypeError, ... raised reading the answer,
-                                 or IR fields of the wrong type, become malformed (the traceback logged)
+    read_answer, checked_event   the router's last line of defence around every adapter call and
+                                 stream event: a KeyError, TypeError, ... raised reading the answer
+                                 (``unreadable``), or IR fields of the wrong type, become malformed
+                                 (the traceback logged)
     token_count, usage_reader    a usage count that is not a whole number makes the usage unreadable:
                                  None, as if never reported, so the meter bills the estimate
 """
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from providers import errors
@@ -52,29 +53,30 @@ async def read_answer(answer: Awaitable[T], target: Target) -> T:
     return result
 
 
-async def read_event(events: AsyncIterator[StreamEvent], target: Target, *, produced: bool) -> StreamEvent:
-    """The next event of an adapter's stream (StopAsyncIteration at its end), checked as
-    read_answer checks a whole answer."""
-    try:
-        event = await anext(events)
-    except UNREADABLE as exc:
-        raise unreadable(exc, target, produced=produced) from exc
+def checked_event(event: StreamEvent, target: Target, *, produced: bool) -> StreamEvent:
+    """A stream's event, checked as read_answer checks a whole answer (the router reads the event
+    and makes a failure reading it ``unreadable``)."""
     if isinstance(event, Delta) and (problem := answer_problem(event)):
         raise malformed(problem, target, produced=produced)
     return event
 
 
+TEXT_FIELDS = ("content", "reasoning", "reasoning_signature")
+
+
 def answer_problem(answer: ChatResult | Delta) -> str | None:
     """What in an adapter's output is not of the IR's types (a vendor's field of the wrong type
     passed through), said as what the provider sent; None when all is well."""
-    for name in ("content", "reasoning", "reasoning_signature"):
-        if not is_text(getattr(answer, name)):
+    for name in TEXT_FIELDS:
+        value = getattr(answer, name)
+        if value is not None and not isinstance(value, str):
             return f"a {name} that is not text"
     for call in answer.tool_calls or ():
         if not (is_text(call.id) and is_text(call.name) and isinstance(call.arguments, str)
                 and (isinstance(call, ToolCall) or type(call.index) is int)):
             return "a tool call that is not of its documented shape"
-    if not all(isinstance(item, str) for item in (*(answer.images or ()), *(answer.citations or ()))):
+    if (answer.images or answer.citations) and not all(
+            isinstance(item, str) for item in (*(answer.images or ()), *(answer.citations or ()))):
         return "an image or citation that is not text"
     return None
 

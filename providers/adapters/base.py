@@ -4,7 +4,7 @@ An adapter translates and speaks HTTP, nothing else. It must NOT look at tenants
 prices, the database or Django requests, and must NOT retry (the router does). Every vendor
 failure leaves it as a providers.errors.ProviderError; an answer not in the vendor's wire format
 as ProviderMalformed (providers.adapters.answers, which also reads usage leniently; should an
-adapter still fail reading an answer, the router's read_answer / read_event make it malformed).
+adapter still fail reading an answer, the router's read_answer / checked_event make it malformed).
 """
 
 from collections.abc import AsyncIterator

@@ -51,3 +51,16 @@ def test_a_slow_non_streamed_answer_within_the_first_byte_limit_is_fine(client, 
     threading.Timer(0.3, fake_openai.release).start()  # answers after longer than read_timeout
     answer = client.chat.completions.create(model="openai/gpt-4o-mini", messages=HELLO)
     assert answer.choices[0].message.content == "worth the wait"
+
+
+def test_a_stream_longer_than_the_between_chunks_limit_is_fine_while_each_chunk_is_in_time(
+        client, fake_openai, impatient, tenant):
+    """The limit is per gap, not per stream: one timer serves all of an attempt's reads
+    (providers/silence.py) and must move with each chunk."""
+    impatient(first_byte_timeout=0.5, read_timeout=0.25)
+    fake_openai.enqueue(Reply(text="one two three four five six", chunk_delay=0.1))  # 0.6 s in all
+    received = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+        model="openai/gpt-4o-mini", messages=HELLO, stream=True) if chunk.choices)
+    assert received == "one two three four five six"
+    record = UsageRecord.objects.get(tenant=tenant)
+    assert (record.ending, record.http_status) == ("completed", 200)

@@ -7,8 +7,10 @@ PORT ?= 8000
 # The ASGI server the bench measured fastest with working WebSockets (README, "Performance").
 SERVER ?= uvicorn
 ifeq ($(SERVER),uvicorn)
+# As `manage.py serve` runs it: the app reads X-Forwarded-* itself (gateway/proxies.py), so uvicorn's
+# own rewriting of the client's address from them is off, and no Server header.
 SERVE = $(VENV)/bin/uvicorn gateway.asgi:application --host 127.0.0.1 --port $(PORT) --workers 1 \
-	--loop uvloop --http httptools --ws websockets-sansio --no-access-log
+	--loop uvloop --http httptools --ws websockets-sansio --no-access-log --no-proxy-headers --no-server-header
 else ifeq ($(SERVER),granian)
 SERVE = $(VENV)/bin/granian --interface asgi --host 127.0.0.1 --port $(PORT) --workers 1 --loop uvloop --ws \
 	gateway.asgi:application

@@ -40,7 +40,7 @@ def server_argv(server: str, port: int) -> list[str]:
         # The flags `make run` uses.
         return [str(VENV_BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                 "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio", "--no-access-log",
-                "--log-level", "warning"]
+                "--no-proxy-headers", "--no-server-header", "--log-level", "warning"]
     if server == "daphne":
         # -v 0: no access log on stdout, like uvicorn's --no-access-log and granian's default.
         return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]

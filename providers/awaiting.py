@@ -1,16 +1,16 @@
 """Awaiting by hand: step an awaitable once to see whether its result is ready, and go on
 awaiting it only when it is not.
 
-    step = anext(items)
+    waiting = send(message).__await__()
     try:
-        signal = step.send(None)
-    except StopIteration as ready:
-        ...  ready.value, without a suspension (nothing to time out, nothing to flush)
+        signal = next(waiting)
+    except StopIteration:
+        ...  done at once, without a suspension
     else:
-        value = await resume(step, signal)   as ``await step`` would have, from where it stopped
+        await resume(waiting, signal)   as ``await`` would have, from where it stopped
 
-A stream's events mostly arrive several to a read, so most of them are ready when asked for: the
-router then arms no timer for them (providers.router.next_item). A step left suspended must be
+gateway/asgi_responses.py writes a stream's parts this way: a client that keeps up takes a write
+at once; only one that is behind gets a task to finish it in. A step left suspended must be
 awaited next, before anything else: a timeout it entered runs against the awaiting task.
 """
 

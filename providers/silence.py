@@ -13,9 +13,9 @@
         limit.stop()
     limit.close()                   once the attempt is over
 
-``asyncio.timeout`` around each read arms a timer and cancels it again: a handle in the loop's
-heap, under uvloop a libuv timer started and closed, about 6 µs a read, nine times in a streamed
-answer of nine events. Here a read only moves the deadline the timer checks. The timer stays armed
+``asyncio.timeout`` around each read that has to wait arms a timer and cancels it again: a handle
+in the loop's heap, under uvloop a libuv timer started and closed, about 6 µs a read, up to once
+an event in a stream. Here a read only moves the deadline the timer checks. The timer stays armed
 from read to read; when it fires before the deadline it re-arms for the rest, and when it fires
 between two reads it lapses until the next read arms it. It never fires later than a read's
 deadline: a read whose deadline is earlier than the armed timer re-arms it.

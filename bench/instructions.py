@@ -9,14 +9,17 @@ under valgrind's callgrind, counting only the measured requests, in all of the a
 event loop, the ledger writer, the executor.
 
     python -m bench.instructions [--requests N] [--warmup W] [--concurrency C] [--stream] [--base REV]
+                                 [--repeat K]
 
-``--base REV`` counts a checkout of REV (a temporary git worktree) the same way first, and prints
-the change. Read it as a comparison of two trees, not as an absolute cost:
+``--base REV`` counts a checkout of REV (a temporary git worktree) the same way, and prints the
+change. Read it as a comparison of two trees, not as an absolute cost:
 - everything runs about 50 times slower under callgrind, so work done per second rather than per
   request (the key cache's refreshes, the writer's housekeeping) weighs about 50 times more per
   request than in a real run;
-- batch sizes follow timing, so two counts of the same code differ by up to about 5 %.
-Needs valgrind (Debian's ``valgrind``); each count takes a few minutes.
+- batch sizes follow timing, so two counts of the same code differ by up to about 6 %: each tree
+  is counted ``--repeat`` times (3), the two trees in turn, and the medians are compared. One
+  pair of counts once showed -9 % for a change that three pairs put near -2 %.
+Needs valgrind (Debian's ``valgrind``); each count takes one to two minutes.
 """
 
 import argparse
@@ -25,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--stream", action="store_true", help="Streamed chat completions (default: whole answers).")
-    parser.add_argument("--base", help="A git revision to count first and compare with.")
+    parser.add_argument("--base", help="A git revision to count too, and compare with.")
+    parser.add_argument("--repeat", type=int, default=3, help="Counts of each tree; their medians are compared.")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)  # the process callgrind runs
     args = parser.parse_args(argv)
     if args.inner:
@@ -69,18 +74,27 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("bench.instructions needs valgrind's callgrind: apt-get install valgrind")
     mode = f"{'streamed' if args.stream else 'whole'} answers, {args.requests} requests after {args.warmup}, " \
            f"concurrency {args.concurrency}"
-    current = count(PROJECT_DIR, args)
     if args.base is None:
-        print(f"{current:,} instructions a request ({mode})")
+        current = [count(PROJECT_DIR, args) for _ in range(args.repeat)]
+        print(f"{statistics.median(current):,.0f} instructions a request (median of {counts(current)}; {mode})")
         return 0
+    current, base = [], []
     with tempfile.TemporaryDirectory(prefix="tollgate-base-") as base_dir:
         subprocess.run(["git", "worktree", "add", "--detach", "-q", base_dir, args.base], cwd=PROJECT_DIR, check=True)
         try:
-            base = count(Path(base_dir), args)
+            for _ in range(args.repeat):  # in turn: a slower stretch of the machine's weighs on both
+                base.append(count(Path(base_dir), args))
+                current.append(count(PROJECT_DIR, args))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", base_dir], cwd=PROJECT_DIR, check=False)
-    print(f"{args.base}: {base:,}; this tree: {current:,} instructions a request ({current / base - 1:+.1%}; {mode})")
+    base_median, current_median = statistics.median(base), statistics.median(current)
+    print(f"{args.base}: {base_median:,.0f} ({counts(base)}); this tree: {current_median:,.0f} ({counts(current)}) "
+          f"instructions a request, medians ({current_median / base_median - 1:+.1%}; {mode})")
     return 0
+
+
+def counts(values: list[int]) -> str:
+    return ", ".join(f"{value / 1e6:.2f} M" for value in values)
 
 
 def drive_in_process(args: argparse.Namespace) -> None:

@@ -17,8 +17,8 @@ change. Read it as a comparison of two trees, not as an absolute cost:
   request (the key cache's refreshes, the writer's housekeeping) weighs about 50 times more per
   request than in a real run;
 - batch sizes follow timing, so two counts of the same code differ by up to about 6 %: each tree
-  is counted ``--repeat`` times (3), the two trees in turn, and the medians are compared. One
-  pair of counts once showed -9 % for a change that three pairs put near -2 %.
+  is counted ``--repeat`` times (3), the two trees in turn, and the medians are compared. Three
+  single pairs of counts of one change once read -9.0 %, -2.7 % and +1.8 %.
 Needs valgrind (Debian's ``valgrind``); each count takes one to two minutes.
 """
 

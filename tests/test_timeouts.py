@@ -57,10 +57,11 @@ def test_a_stream_longer_than_the_between_chunks_limit_is_fine_while_each_chunk_
         client, fake_openai, impatient, tenant):
     """The limit is per gap, not per stream: one timer serves all of an attempt's reads
     (providers/silence.py) and must move with each chunk."""
-    impatient(first_byte_timeout=0.5, read_timeout=0.25)
-    fake_openai.enqueue(Reply(text="one two three four five six", chunk_delay=0.1))  # 0.6 s in all
+    impatient(first_byte_timeout=1.0, read_timeout=0.5)
+    text = "one two three four five six seven eight"
+    fake_openai.enqueue(Reply(text=text, chunk_delay=0.15))  # 1.2 s in all, past both limits
     received = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
         model="openai/gpt-4o-mini", messages=HELLO, stream=True) if chunk.choices)
-    assert received == "one two three four five six"
+    assert received == text
     record = UsageRecord.objects.get(tenant=tenant)
     assert (record.ending, record.http_status) == ("completed", 200)

@@ -48,7 +48,7 @@ def labelled(metric, *values: str):
 def record_attempt(target: Target, kind: str) -> None:
     labelled(ATTEMPTS, target.provider, target.upstream_model, kind if kind in ("ok", "cancelled") else "error").inc()
     if kind not in ("ok", "cancelled"):
-        ERRORS.labels(target.provider, kind).inc()
+        labelled(ERRORS, target.provider, kind).inc()
 
 
 def record_retry(provider: str) -> None:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
+from django.db.models.signals import post_init
 
 from providers.pricing import TokenPrices
 from providers.types import Usage
@@ -118,3 +119,19 @@ def test_a_batch_writes_every_column_of_the_record_from_its_settlement(tenant):
     stored = UsageRecord.objects.get(request_id="req_columns")
     for record in (returned, stored):
         assert {name: getattr(record, name) for name in expected} == expected
+
+
+def test_a_records_init_receivers_still_see_the_records_a_batch_returns(tenant):
+    """A written record's model instance skips Model.__init__ (usage/batches.py, record_builder),
+    but not while UsageRecord has init-signal receivers: they see each record, as Django sends it."""
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=UsageRecord)
+    try:
+        [returned] = async_to_sync(settle_in_one_batch)([(reservation_for(tenant, "req_signalled"), Settlement())])
+    finally:
+        post_init.disconnect(receiver, sender=UsageRecord)
+    assert returned.request_id == "req_signalled" and any(instance is returned for instance in seen)
